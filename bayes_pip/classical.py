@@ -1,0 +1,191 @@
+"""The classical reference analysis of one outcome: effect sizes, DL pooling, the review's result.
+
+Stage order: data (validated rows) -> effects (y, v) -> dl (pooled) -> this record -> CLI/report.
+The record is inert: printing and reporting read it and never refit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayes_pip import dl as dlcore
+from bayes_pip.data import Dataset, Outcome, Published
+from bayes_pip.effects import EffectSizes, effect_sizes, to_natural
+from bayes_pip.errors import InputError
+
+METHODS = ("DL", "MH-random", "IV-fixed", "MH-fixed")
+LEVELS = ("auto", "study", "summary")
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """What an outcome has: study rows (k, participants), a published result, the level to use."""
+
+    k_studies: int
+    participants: int
+    published_k: int | None
+    level: str | None  # "study", "summary" or None (nothing to analyse)
+    description: str
+
+
+def data_status(dataset: Dataset, outcome_id: str) -> DataStatus:
+    """Decide which level an outcome is analysed at.
+
+    Study level when the study rows cover all the studies the review pooled (or there is no
+    published result); otherwise the published pooled estimate (summary level); otherwise nothing.
+    """
+    rows = dataset.study_rows(outcome_id)
+    published = dataset.published_result(outcome_id)
+    k = len(rows)
+    participants = int(rows["n_pip"].sum() + rows["n_ctrl"].sum()) if k else 0
+    if k and (published is None or k >= published.k):
+        return DataStatus(k, participants, published.k if published else None, "study",
+                          f"study data, k = {k}")
+    if published is not None:
+        what = (f"study data for {k} of {published.k} studies; published pooled result used"
+                if k else "published pooled result only")
+        return DataStatus(k, participants, published.k, "summary", what)
+    return DataStatus(0, 0, None, None, "no data yet")
+
+
+def resolve_level(dataset: Dataset, outcome_id: str, level: str) -> str:
+    """The level actually used for ``--level`` (auto/study/summary), or a clear InputError."""
+    status = data_status(dataset, outcome_id)
+    if level == "auto":
+        if status.level is None:
+            raise InputError(f"outcome '{outcome_id}' has neither study rows nor a published "
+                             "result to analyse", file=str(dataset.directory / "studies.csv"))
+        return status.level
+    if level == "study" and status.k_studies == 0:
+        raise InputError(f"outcome '{outcome_id}' has no study rows (try --level summary)",
+                         file=str(dataset.directory / "studies.csv"))
+    if level == "summary" and dataset.published_result(outcome_id) is None:
+        raise InputError(f"outcome '{outcome_id}' has no published pooled result",
+                         file=str(dataset.directory / "published.csv"))
+    return level
+
+
+@dataclass(frozen=True)
+class ClassicalAnalysis:
+    """DL (or M-H) analysis of one outcome with the per-study effects it pooled."""
+
+    outcome: Outcome
+    effects: EffectSizes
+    pooled: dlcore.PooledResult
+    prediction: tuple[float, float]
+    published: Published | None
+    provenance: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        """The `dl --json` object: natural-scale estimate beside analysis-scale mu, se, tau2."""
+        m = self.outcome.measure
+        p = self.pooled
+        est = to_natural(float(p.mu), m)
+        d = {
+            "outcome": self.outcome.outcome,
+            "measure": m,
+            "method": p.method,
+            "k": int(p.k),
+            "participants": self.effects.participants,
+            "estimate": est,
+            "ci_low": float(to_natural(float(p.ci_low), m)),
+            "ci_high": float(to_natural(float(p.ci_high), m)),
+            "mu": float(p.mu),
+            "se": float(p.se),
+            "z": float(p.z),
+            "p": float(p.p),
+            "tau2": float(p.tau2),
+            "tau": math.sqrt(float(p.tau2)),
+            "q": float(p.q),
+            "df": int(p.df),
+            "i2": float(p.i2),
+            "prediction": None if math.isnan(self.prediction[0]) else {
+                "ci_low": float(to_natural(self.prediction[0], m)),
+                "ci_high": float(to_natural(self.prediction[1], m))},
+            "excluded": list(self.effects.excluded),
+            "studies": [
+                {"study": s, "estimate": float(to_natural(y, m)),
+                 "ci_low": float(to_natural(y - dlcore.Z_975 * math.sqrt(v), m)),
+                 "ci_high": float(to_natural(y + dlcore.Z_975 * math.sqrt(v), m)),
+                 "y": float(y), "se": math.sqrt(v), "weight": float(w),
+                 "corrected": bool(c), "provenance": prov}
+                for s, y, v, w, c, prov in zip(self.effects.study, self.effects.y,
+                                                self.effects.v, self.weights(),
+                                                self.effects.corrected, self.provenance)],
+            "published": None,
+        }
+        if self.published is not None:
+            d["published"] = published_agreement(self.published, d)
+        return d
+
+    def weights(self) -> np.ndarray:
+        """Percentage weights of each study in the pooled estimate (as RevMan prints them)."""
+        w = 1.0 / (self.effects.v + float(self.pooled.tau2))
+        return 100 * w / w.sum()
+
+
+def printed_decimals(*values: float) -> int:
+    """Decimals a published value was printed with (e.g. 0.74 -> 2, 63.7 -> 1)."""
+    best = 0
+    for x in values:
+        text = repr(float(x))
+        if "e" not in text and "." in text:
+            best = max(best, len(text.split(".")[1].rstrip("0")))
+    return best
+
+
+def published_agreement(published: Published, dl: dict) -> dict:
+    """Compare the DL result with the review's printed one, to the printed precision."""
+    places = printed_decimals(published.estimate, published.ci_low, published.ci_high)
+    ours = [round(dl[key], places) for key in ("estimate", "ci_low", "ci_high")]
+    theirs = [published.estimate, published.ci_low, published.ci_high]
+    reproduced = all(abs(a - b) < 0.5 * 10 ** -places + 1e-12 for a, b in zip(ours, theirs))
+    if reproduced:
+        verdict = f"reproduces the published result to {places} decimals"
+    elif dl["k"] < published.k:
+        verdict = (f"does not reproduce the published result: {dl['k']} of the {published.k} "
+                   "studies the review pooled have study-level data here")
+    else:
+        verdict = ("does not reproduce the published result with the same number of studies: "
+                   "check the extracted data and the review's analysis method")
+    return {"estimate": published.estimate, "ci_low": published.ci_low,
+            "ci_high": published.ci_high, "k": published.k, "participants": published.participants,
+            "model": published.model, "grade": published.grade, "source": published.source,
+            "reproduced": reproduced, "agreement": verdict}
+
+
+def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL") -> ClassicalAnalysis:
+    """Effect sizes and pooled result of one outcome's study rows."""
+    outcome = dataset.outcome(outcome_id)
+    rows = dataset.study_rows(outcome_id)
+    if rows.empty:
+        raise InputError(f"outcome '{outcome_id}' has no study rows to pool",
+                         file=str(dataset.directory / "studies.csv"))
+    es = effect_sizes(rows, outcome.measure)
+    if es.k == 0:
+        raise InputError(f"outcome '{outcome_id}': every study has no events (or only events) "
+                         f"in both arms, nothing to pool ({', '.join(es.excluded)})",
+                         file=str(dataset.directory / "studies.csv"))
+    if method in ("MH-fixed", "MH-random") and outcome.measure not in ("RR", "OR"):
+        raise InputError(f"--method {method} needs an RR or OR outcome, "
+                         f"'{outcome_id}' is {outcome.measure}")
+    if method == "DL":
+        pooled = dlcore.dersimonian_laird(es.y, es.v)
+    elif method == "IV-fixed":
+        pooled = dlcore.inverse_variance_fixed(es.y, es.v)
+    elif method == "MH-fixed":
+        pooled = dlcore.mantel_haenszel(es.events_pip, es.n_pip, es.events_ctrl, es.n_ctrl,
+                                        outcome.measure, es.y, es.v)
+    elif method == "MH-random":
+        pooled = dlcore.mantel_haenszel_random(es.events_pip, es.n_pip, es.events_ctrl,
+                                               es.n_ctrl, outcome.measure, es.y, es.v)
+    else:
+        raise InputError(f"unknown method '{method}' (allowed: {', '.join(METHODS)})")
+    low, high = dlcore.prediction_interval(pooled)
+    keep = ~rows["study"].isin(es.excluded)
+    provenance = tuple(str(p) for p in rows.loc[keep, "provenance"])
+    return ClassicalAnalysis(outcome, es, pooled, (float(low), float(high)),
+                             dataset.published_result(outcome_id), provenance)

@@ -1,0 +1,156 @@
+"""Command-line interface: parse arguments, call the library, print, map errors to exit codes.
+
+No statistics here. Exit codes: 0 ok; 2 bad input or usage; 3 MCMC convergence failure;
+1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+
+from bayes_pip import __version__
+from bayes_pip.errors import ConvergenceError, InputError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONVERGENCE = 0, 1, 2, 3
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_INPUT, f"bayes_pip: error: {message} (see `python -m bayes_pip "
+                              f"{self.prog.split()[-1] if ' ' in self.prog else ''} --help`)\n")
+
+
+def print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def fmt(x: float | None, digits: int = 2) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# list
+# ---------------------------------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    """List the outcomes of a data directory with their data status.
+
+    Example: python -m bayes_pip list
+    """
+    from bayes_pip.data import load_dataset
+    from bayes_pip.summarise import outcome_listing
+
+    dataset = load_dataset(args.data)
+    rows = outcome_listing(dataset)
+    if args.json:
+        print_json(rows)
+        return EXIT_OK
+    print(f"Outcomes in {dataset.directory}")
+    header = f"{'outcome':44s} {'measure':7s} {'k':>2s} {'N':>5s} {'benefit':8s} data"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        k = str(r["k"]) if r["k"] else "-"
+        n = str(r["participants"]) if r["participants"] else "-"
+        print(f"{r['outcome']:44s} {r['measure']:7s} {k:>2s} {n:>5s} {r['benefit']:8s} "
+              f"{r['data']}")
+    print("\nk and N: studies and participants the analysis uses (study rows, or the published "
+          "pooled result).\nbenefit: which direction of the PIP-vs-control effect is good.")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# dl
+# ---------------------------------------------------------------------------------------------
+
+def cmd_dl(args) -> int:
+    """Classical random-effects meta-analysis (DerSimonian-Laird) of one outcome's study rows.
+
+    Example: python -m bayes_pip dl parent_reported_depression --json
+    """
+    from bayes_pip.classical import classical_analysis
+    from bayes_pip.data import load_dataset
+    from bayes_pip.summarise import dl_text
+
+    dataset = load_dataset(args.data)
+    analysis = classical_analysis(dataset, args.outcome, method=args.method)
+    if args.json:
+        print_json(analysis.to_dict())
+    else:
+        print(dl_text(analysis.to_dict(), analysis.outcome))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------------------------
+
+def add_data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="data directory with outcomes.csv, studies.csv, published.csv "
+                        "(default: the bundled PIP review data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bayes_pip.classical import METHODS
+
+    parser = ArgumentParser(
+        prog="bayes_pip",
+        description="Bayesian re-analysis of systematic reviews (bundled: Barlow et al. 2015, "
+                    "parent-infant psychotherapy, Cochrane CD010534.pub2).",
+        epilog="Exit codes: 0 ok, 2 bad input or usage, 3 MCMC did not converge, 1 internal error.")
+    parser.add_argument("--version", action="version", version=f"bayes_pip {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+
+    p = sub.add_parser("list", help="outcomes, measure, k, direction of benefit, data status",
+                       description=cmd_list.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_option(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("dl", help="DerSimonian-Laird analysis of one outcome",
+                       description=cmd_dl.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("outcome", help="outcome id (see `list`)")
+    add_data_option(p)
+    p.add_argument("--method", choices=METHODS, default="DL",
+                   help="pooling method: DL (default, as metafor rma method='DL'), MH-random "
+                        "(RevMan 'M-H, Random'), IV-fixed, MH-fixed")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_dl)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return args.func(args)
+    except InputError as exc:
+        sys.stderr.write(f"bayes_pip: error: {exc}\n")
+        return EXIT_INPUT
+    except ConvergenceError as exc:
+        sys.stderr.write(f"bayes_pip: convergence failure: {exc}\n")
+        return EXIT_CONVERGENCE
+    except KeyboardInterrupt:
+        sys.stderr.write("bayes_pip: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:  # noqa: BLE001 - the last line of defence: exit 1 with a pointer
+        traceback.print_exc()
+        sys.stderr.write("bayes_pip: internal error (exit 1). This is a bug in bayes_pip, not in "
+                         "your data: please report it with the command you ran and the output "
+                         "above.\n")
+        return EXIT_INTERNAL

@@ -1,0 +1,382 @@
+"""Read and validate a review's data directory.
+
+A data directory holds (see README, "Data schema"):
+
+- ``outcomes.csv``  one row per outcome: outcome, label, comparison, measure, benefit, timepoint, mcid
+- ``studies.csv``   one row per study x outcome (arm-level counts or means/SDs), with its source
+- ``trials.csv``    optional, one row per trial (design, population, risk of bias, source)
+- ``published.csv`` optional, pooled results as the review printed them
+
+Everything is validated once, here, at load time. Any problem raises :class:`InputError` naming the
+file, the row (as a spreadsheet shows it: the header is row 1) and the column. Extra columns are kept.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayes_pip.errors import InputError
+
+MEASURES = ("RR", "OR", "SMD", "MD")
+RATIO_MEASURES = ("RR", "OR")
+BENEFITS = ("lower", "higher")
+
+OUTCOME_COLUMNS = ("outcome", "label", "comparison", "measure", "benefit")
+STUDY_COLUMNS = ("outcome", "study", "n_pip", "n_ctrl", "source")
+PUBLISHED_COLUMNS = ("outcome", "measure", "estimate", "ci_low", "ci_high", "k", "source")
+TRIAL_COLUMNS = ("study", "source")
+COUNT_COLUMNS = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
+CONTINUOUS_COLUMNS = ("mean_pip", "sd_pip", "mean_ctrl", "sd_ctrl")
+
+
+def bundled_data_dir() -> Path:
+    """Directory of the bundled PIP review data (Barlow et al. 2015, CD010534.pub2)."""
+    return Path(str(resources.files("bayes_pip") / "datasets" / "pip"))
+
+
+# ---------------------------------------------------------------------------------------------
+# records
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """One outcome definition (a row of outcomes.csv)."""
+
+    outcome: str
+    label: str
+    comparison: str
+    measure: str
+    benefit: str
+    timepoint: str
+    mcid: float | None
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.measure in RATIO_MEASURES
+
+    @property
+    def is_dichotomous(self) -> bool:
+        return self.measure in RATIO_MEASURES
+
+
+@dataclass(frozen=True)
+class Published:
+    """A pooled result as the review printed it (a row of published.csv)."""
+
+    outcome: str
+    measure: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    k: int
+    participants: int | None
+    model: str
+    grade: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A validated data directory: frames keep every column the user gave, in file order."""
+
+    directory: Path
+    outcomes: pd.DataFrame
+    studies: pd.DataFrame
+    trials: pd.DataFrame | None
+    published: pd.DataFrame | None
+
+    def outcome_ids(self) -> list[str]:
+        return list(self.outcomes["outcome"])
+
+    def outcome(self, outcome_id: str) -> Outcome:
+        """The outcome definition, or an InputError that suggests close names."""
+        rows = self.outcomes[self.outcomes["outcome"] == outcome_id]
+        if rows.empty:
+            close = difflib.get_close_matches(outcome_id, self.outcome_ids(), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; run `python -m bayes_pip list`"
+            raise InputError(f"unknown outcome '{outcome_id}'{hint}",
+                             file=str(self.directory / "outcomes.csv"))
+        r = rows.iloc[0]
+        mcid = r.get("mcid")
+        return Outcome(outcome=r["outcome"], label=r["label"], comparison=r["comparison"],
+                       measure=r["measure"], benefit=r["benefit"],
+                       timepoint=str(r.get("timepoint", "") or ""),
+                       mcid=None if mcid is None or pd.isna(mcid) else float(mcid))
+
+    def study_rows(self, outcome_id: str) -> pd.DataFrame:
+        return self.studies[self.studies["outcome"] == outcome_id].reset_index(drop=True)
+
+    def published_result(self, outcome_id: str) -> Published | None:
+        if self.published is None:
+            return None
+        rows = self.published[self.published["outcome"] == outcome_id]
+        if rows.empty:
+            return None
+        r = rows.iloc[0]
+        participants = r.get("participants")
+        return Published(
+            outcome=r["outcome"], measure=r["measure"], estimate=float(r["estimate"]),
+            ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]), k=int(r["k"]),
+            participants=None if participants is None or pd.isna(participants) else int(participants),
+            model=str(r.get("model", "") or ""), grade=str(r.get("grade", "") or ""),
+            source=str(r["source"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+
+def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    """Read one CSV as strings, refusing empty, binary or undecodable files and missing columns.
+
+    A UTF-8 byte-order mark and CRLF line ends (as in Cochrane exports) are accepted; ISO-8859-1
+    files are decoded as such when they are not valid UTF-8.
+    """
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a CSV file", file=name) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror})", file=name) from None
+    if not raw.strip():
+        raise InputError("file is empty (expected a header row and data rows)", file=name)
+    if b"\x00" in raw:
+        raise InputError("file is binary, not a CSV text file", file=name)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        if any(0x80 <= ord(ch) < 0xA0 for ch in text):
+            raise InputError("cannot decode file as UTF-8 or ISO-8859-1 text", file=name) from None
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                            skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"not a readable CSV file ({str(exc).strip().splitlines()[0]})",
+                         file=name) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(f"missing required column(s) {', '.join(missing)} "
+                         f"(required: {', '.join(required)})", file=name, column=missing[0])
+    frame = frame.apply(lambda col: col.str.strip())
+    return frame
+
+
+def csv_row(index: int) -> int:
+    """Row number as a spreadsheet shows it: the header is row 1, the first data row is row 2."""
+    return int(index) + 2
+
+
+def parse_number(frame: pd.DataFrame, column: str, file: str, *, required: bool,
+                 integer: bool = False, minimum: float | None = None,
+                 strictly_positive: bool = False) -> pd.Series:
+    """Parse a column of strings into floats, with one clear error for the first bad cell."""
+    values = []
+    for i, text in enumerate(frame[column] if column in frame.columns else [""] * len(frame)):
+        if text == "":
+            if required:
+                raise InputError("value is missing (a number is required here)", file=file,
+                                 row=csv_row(i), column=column)
+            values.append(math.nan)
+            continue
+        try:
+            x = float(text)
+        except ValueError:
+            raise InputError(f"'{text}' is not a number", file=file, row=csv_row(i),
+                             column=column) from None
+        if not math.isfinite(x):
+            raise InputError(f"'{text}' is not a finite number", file=file, row=csv_row(i),
+                             column=column)
+        if integer and x != round(x):
+            raise InputError(f"'{text}' is not a whole number (counts must be whole)", file=file,
+                             row=csv_row(i), column=column)
+        if strictly_positive and x <= 0:
+            raise InputError(f"{text} must be greater than 0", file=file, row=csv_row(i),
+                             column=column)
+        if minimum is not None and x < minimum:
+            raise InputError(f"{text} must be at least {minimum:g}", file=file, row=csv_row(i),
+                             column=column)
+        values.append(x)
+    return pd.Series(values, index=frame.index, dtype=float)
+
+
+def check_choice(frame: pd.DataFrame, column: str, allowed: tuple[str, ...], file: str) -> None:
+    for i, value in enumerate(frame[column]):
+        if value not in allowed:
+            raise InputError(f"'{value}' is not allowed (allowed: {', '.join(allowed)})",
+                             file=file, row=csv_row(i), column=column)
+
+
+def check_nonempty(frame: pd.DataFrame, column: str, file: str) -> None:
+    for i, value in enumerate(frame[column]):
+        if value == "":
+            raise InputError("value is missing", file=file, row=csv_row(i), column=column)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation, one file at a time
+# ---------------------------------------------------------------------------------------------
+
+def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
+    if frame.empty:
+        raise InputError("no outcome rows (expected at least one outcome)", file=file)
+    for column in ("outcome", "label", "comparison"):
+        check_nonempty(frame, column, file)
+    check_choice(frame, "measure", MEASURES, file)
+    check_choice(frame, "benefit", BENEFITS, file)
+    duplicated = frame["outcome"].duplicated()
+    if duplicated.any():
+        i = int(np.flatnonzero(duplicated)[0])
+        raise InputError(f"outcome '{frame['outcome'].iloc[i]}' is defined twice", file=file,
+                         row=csv_row(i), column="outcome")
+    frame = frame.copy()
+    if "timepoint" not in frame.columns:
+        frame["timepoint"] = ""
+    mcid = parse_number(frame, "mcid", file, required=False)
+    for i, (m, measure) in enumerate(zip(mcid, frame["measure"])):
+        if measure in RATIO_MEASURES and not math.isnan(m) and m <= 0:
+            raise InputError(f"mcid {m:g} must be a ratio greater than 0 for {measure}",
+                             file=file, row=csv_row(i), column="mcid")
+    frame["mcid"] = mcid
+    return frame
+
+
+def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in ("outcome", "study", "source"):
+        check_nonempty(frame, column, file)
+    measures = dict(zip(outcomes["outcome"], outcomes["measure"]))
+    for i, outcome in enumerate(frame["outcome"]):
+        if outcome not in measures:
+            close = difflib.get_close_matches(outcome, list(measures), n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise InputError(f"outcome '{outcome}' is not defined in outcomes.csv{hint}",
+                             file=file, row=csv_row(i), column="outcome")
+    duplicated = frame.duplicated(subset=["outcome", "study"])
+    if duplicated.any():
+        i = int(np.flatnonzero(duplicated)[0])
+        raise InputError(f"study '{frame['study'].iloc[i]}' appears twice for outcome "
+                         f"'{frame['outcome'].iloc[i]}'", file=file, row=csv_row(i), column="study")
+    measure = frame["outcome"].map(measures)
+    dichotomous = measure.isin(RATIO_MEASURES).to_numpy()
+    # arm sizes: always required
+    for column in ("n_pip", "n_ctrl"):
+        frame[column] = parse_number(frame, column, file, required=True, integer=True,
+                                     strictly_positive=True)
+    # event counts: required for RR/OR rows
+    for column in ("events_pip", "events_ctrl"):
+        if dichotomous.any() and column not in frame.columns:
+            raise InputError(f"missing required column {column} (needed for RR/OR outcomes)",
+                             file=file, column=column)
+        values = parse_number(frame, column, file, required=False, integer=True, minimum=0)
+        for i in np.flatnonzero(dichotomous & values.isna().to_numpy()):
+            raise InputError("value is missing (event counts are required for RR/OR outcomes)",
+                             file=file, row=csv_row(i), column=column)
+        frame[column] = values
+    for events, n in (("events_pip", "n_pip"), ("events_ctrl", "n_ctrl")):
+        too_many = (frame[events] > frame[n]).to_numpy()
+        if too_many.any():
+            i = int(np.flatnonzero(too_many)[0])
+            raise InputError(f"{frame[events].iloc[i]:g} events is more than {n} = "
+                             f"{frame[n].iloc[i]:g}", file=file, row=csv_row(i), column=events)
+    # means and SDs: required for SMD/MD rows
+    for column in CONTINUOUS_COLUMNS:
+        if (~dichotomous).any() and column not in frame.columns:
+            raise InputError(f"missing required column {column} (needed for SMD/MD outcomes)",
+                             file=file, column=column)
+        values = parse_number(frame, column, file, required=False)
+        for i in np.flatnonzero(~dichotomous & values.isna().to_numpy()):
+            raise InputError("value is missing (means and SDs are required for SMD/MD outcomes)",
+                             file=file, row=csv_row(i), column=column)
+        if column.startswith("sd"):
+            bad = ~dichotomous & (values <= 0).to_numpy()
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InputError(f"SD {values.iloc[i]:g} must be greater than 0", file=file,
+                                 row=csv_row(i), column=column)
+        frame[column] = values
+    for column in ("n_pip", "n_ctrl"):
+        small = (~dichotomous) & (frame[column] < 2).to_numpy()
+        if small.any():
+            i = int(np.flatnonzero(small)[0])
+            raise InputError("an arm with a mean and SD needs at least 2 participants",
+                             file=file, row=csv_row(i), column=column)
+    if "provenance" not in frame.columns:
+        frame["provenance"] = ""
+    return frame
+
+
+def validate_published(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
+    frame = frame.copy()
+    measures = dict(zip(outcomes["outcome"], outcomes["measure"]))
+    check_nonempty(frame, "source", file)
+    for i, (outcome, measure) in enumerate(zip(frame["outcome"], frame["measure"])):
+        if outcome not in measures:
+            raise InputError(f"outcome '{outcome}' is not defined in outcomes.csv", file=file,
+                             row=csv_row(i), column="outcome")
+        if measure != measures[outcome]:
+            raise InputError(f"measure {measure} differs from outcomes.csv ({measures[outcome]})",
+                             file=file, row=csv_row(i), column="measure")
+    if frame["outcome"].duplicated().any():
+        i = int(np.flatnonzero(frame["outcome"].duplicated())[0])
+        raise InputError(f"outcome '{frame['outcome'].iloc[i]}' has two published results",
+                         file=file, row=csv_row(i), column="outcome")
+    for column in ("estimate", "ci_low", "ci_high"):
+        frame[column] = parse_number(frame, column, file, required=True)
+    frame["k"] = parse_number(frame, "k", file, required=True, integer=True, strictly_positive=True)
+    frame["participants"] = parse_number(frame, "participants", file, required=False,
+                                         integer=True, strictly_positive=True)
+    for i, r in enumerate(frame.itertuples(index=False)):
+        if r.measure in RATIO_MEASURES:
+            for column in ("estimate", "ci_low", "ci_high"):
+                if getattr(r, column) <= 0:
+                    raise InputError(f"a {r.measure} must be greater than 0", file=file,
+                                     row=csv_row(i), column=column)
+        if not r.ci_low < r.estimate < r.ci_high:
+            raise InputError(f"estimate {r.estimate:g} is not inside its CI "
+                             f"[{r.ci_low:g}, {r.ci_high:g}]", file=file, row=csv_row(i),
+                             column="estimate")
+    for column in ("model", "grade"):
+        if column not in frame.columns:
+            frame[column] = ""
+    return frame
+
+
+def load_dataset(directory: str | Path | None = None) -> Dataset:
+    """Read and validate a data directory (default: the bundled PIP review data)."""
+    directory = bundled_data_dir() if directory is None else Path(directory)
+    if not directory.exists():
+        raise InputError("data directory does not exist", file=str(directory))
+    if not directory.is_dir():
+        raise InputError("is not a directory (--data expects a directory with outcomes.csv "
+                         "and studies.csv)", file=str(directory))
+    outcomes_path = directory / "outcomes.csv"
+    if not outcomes_path.exists():
+        raise InputError("missing file (a data directory needs outcomes.csv)", file=str(outcomes_path))
+    outcomes = validate_outcomes(read_table(outcomes_path, OUTCOME_COLUMNS), str(outcomes_path))
+
+    studies_path = directory / "studies.csv"
+    if studies_path.exists():
+        studies = validate_studies(read_table(studies_path, STUDY_COLUMNS), outcomes,
+                                   str(studies_path))
+    else:
+        studies = pd.DataFrame(columns=list(STUDY_COLUMNS) + list(COUNT_COLUMNS)
+                               + list(CONTINUOUS_COLUMNS) + ["provenance"])
+    published_path = directory / "published.csv"
+    published = (validate_published(read_table(published_path, PUBLISHED_COLUMNS), outcomes,
+                                    str(published_path))
+                 if published_path.exists() else None)
+    trials_path = directory / "trials.csv"
+    trials = read_table(trials_path, TRIAL_COLUMNS) if trials_path.exists() else None
+    return Dataset(directory=directory, outcomes=outcomes, studies=studies, trials=trials,
+                   published=published)

@@ -1,0 +1,37 @@
+"""Typed errors shared by every stage.
+
+The CLI maps them onto exit codes: InputError -> 2, ConvergenceError -> 3. Anything else is an
+internal failure (exit 1).
+"""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """A problem with what the user gave us: a file, a row, a column, an option.
+
+    The message is one line: ``file, row N, column 'c': what is wrong (what is allowed)``.
+    """
+
+    def __init__(self, message: str, file: str | None = None, row: int | None = None,
+                 column: str | None = None):
+        self.message = message
+        self.file = file
+        self.row = row
+        self.column = column
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(str(self.file))
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class ConvergenceError(Exception):
+    """MCMC output that fails the convergence checks; never summarised silently."""

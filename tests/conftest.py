@@ -1,0 +1,32 @@
+"""Shared test helpers: reference values, tolerances and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+REFERENCE = HERE / "reference"
+
+# One table of tolerances, named by what they compare (metafor's habit).
+TOL = {
+    "metafor": 1e-10,       # our NumPy vs metafor 3.8-1 printed with 15 significant digits
+    "printed4": 5e-5,       # a value printed to 4 decimals
+    "vectorised": 1e-12,    # vectorised vs looped NumPy
+}
+
+
+@pytest.fixture(scope="session")
+def metafor_cases() -> dict:
+    """Cases printed by tests/reference/metafor_reference.R (R 4.2.2, metafor 3.8-1)."""
+    return json.loads((REFERENCE / "metafor_values.json").read_text())["cases"]
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600):
+    """Run `python -m bayes_pip ARGS` as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "bayes_pip", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
