@@ -57,6 +57,7 @@ class Outcome:
     benefit: str
     timepoint: str
     mcid: float | None
+    outcome_type: str = ""
 
     @property
     def is_ratio(self) -> bool:
@@ -109,7 +110,8 @@ class Dataset:
         return Outcome(outcome=r["outcome"], label=r["label"], comparison=r["comparison"],
                        measure=r["measure"], benefit=r["benefit"],
                        timepoint=str(r.get("timepoint", "") or ""),
-                       mcid=None if mcid is None or pd.isna(mcid) else float(mcid))
+                       mcid=None if mcid is None or pd.isna(mcid) else float(mcid),
+                       outcome_type=str(r.get("outcome_type", "") or ""))
 
     def study_rows(self, outcome_id: str) -> pd.DataFrame:
         return self.studies[self.studies["outcome"] == outcome_id].reset_index(drop=True)
@@ -240,8 +242,9 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
         raise InputError(f"outcome '{frame['outcome'].iloc[i]}' is defined twice", file=file,
                          row=csv_row(i), column="outcome")
     frame = frame.copy()
-    if "timepoint" not in frame.columns:
-        frame["timepoint"] = ""
+    for optional in ("timepoint", "outcome_type"):
+        if optional not in frame.columns:
+            frame[optional] = ""
     mcid = parse_number(frame, "mcid", file, required=False)
     for i, (m, measure) in enumerate(zip(mcid, frame["measure"])):
         if measure in RATIO_MEASURES and not math.isnan(m) and m <= 0:

@@ -1,0 +1,415 @@
+"""Priors as values: load ``models/*.toml`` into prior objects every engine can use.
+
+A prior set names a prior on the pooled effect ``mu`` (analysis scale: log RR, log OR, SMD, MD) and
+on the between-study standard deviation ``tau``, each with its source. Each distribution object
+knows its log-density, CDF and quantiles (for the exact engine and for plots) and can build its
+PyMC variable.
+
+Parametrisations (as in R bayesmeta 3.4, ``TurnerEtAlPrior`` / ``RhodesEtAlPrior``):
+
+- ``lognormal_tau2``: log(tau^2) ~ Normal(mu, sigma^2)  <=>  log(tau) ~ Normal(mu/2, (sigma/2)^2)
+- ``logt_tau2``:      log(tau^2) ~ t_df(location, scale)  <=>  log(tau) ~ t_df(location/2, scale/2)
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from bayes_pip.data import Outcome
+from bayes_pip.errors import InputError
+
+Z_95 = stats.norm.ppf(0.95)  # one-sided 5% tail, for sceptical/enthusiastic priors
+
+
+def models_dir() -> Path:
+    return Path(str(resources.files("bayes_pip") / "models"))
+
+
+# ---------------------------------------------------------------------------------------------
+# distributions for tau (support tau >= 0)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HalfNormal:
+    """tau ~ half-normal(scale): p(tau) = 2/scale * phi(tau/scale), tau >= 0."""
+
+    scale: float
+    family: str = field(default="halfnormal", init=False)
+
+    def logpdf(self, tau):
+        tau = np.asarray(tau, float)
+        return np.where(tau >= 0, stats.halfnorm.logpdf(tau, scale=self.scale), -np.inf)
+
+    def cdf(self, tau):
+        return stats.halfnorm.cdf(tau, scale=self.scale)
+
+    def ppf(self, q):
+        return stats.halfnorm.ppf(q, scale=self.scale)
+
+    def params(self) -> dict:
+        return {"scale": self.scale}
+
+    def describe(self) -> str:
+        return f"tau ~ half-normal(scale {self.scale:g})"
+
+    def pymc(self, name: str):
+        import pymc as pm
+        return pm.HalfNormal(name, sigma=self.scale)
+
+
+@dataclass(frozen=True)
+class HalfCauchy:
+    """tau ~ half-Cauchy(scale): p(tau) = 2 / (pi scale (1 + (tau/scale)^2)), tau >= 0."""
+
+    scale: float
+    family: str = field(default="halfcauchy", init=False)
+
+    def logpdf(self, tau):
+        tau = np.asarray(tau, float)
+        return np.where(tau >= 0, stats.halfcauchy.logpdf(tau, scale=self.scale), -np.inf)
+
+    def cdf(self, tau):
+        return stats.halfcauchy.cdf(tau, scale=self.scale)
+
+    def ppf(self, q):
+        return stats.halfcauchy.ppf(q, scale=self.scale)
+
+    def params(self) -> dict:
+        return {"scale": self.scale}
+
+    def describe(self) -> str:
+        return f"tau ~ half-Cauchy(scale {self.scale:g})"
+
+    def pymc(self, name: str):
+        import pymc as pm
+        return pm.HalfCauchy(name, beta=self.scale)
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """tau ~ Uniform(0, upper); ``upper = inf`` is the improper uniform prior (exact engine only)."""
+
+    upper: float
+    family: str = field(default="uniform", init=False)
+
+    @property
+    def proper(self) -> bool:
+        return math.isfinite(self.upper)
+
+    def logpdf(self, tau):
+        tau = np.asarray(tau, float)
+        inside = (tau >= 0) & (tau <= self.upper)
+        value = -math.log(self.upper) if self.proper else 0.0
+        return np.where(inside, value, -np.inf)
+
+    def cdf(self, tau):
+        if not self.proper:
+            raise ValueError("the improper uniform prior has no CDF")
+        return np.clip(np.asarray(tau, float) / self.upper, 0, 1)
+
+    def ppf(self, q):
+        if not self.proper:
+            raise ValueError("the improper uniform prior has no quantiles")
+        return np.asarray(q, float) * self.upper
+
+    def params(self) -> dict:
+        return {"lower": 0.0, "upper": self.upper if self.proper else None}
+
+    def describe(self) -> str:
+        return f"tau ~ Uniform(0, {self.upper:g})"
+
+    def pymc(self, name: str):
+        import pymc as pm
+        if not self.proper:
+            raise InputError("the PyMC engine needs a proper prior on tau (use --engine exact)")
+        return pm.Uniform(name, lower=0.0, upper=self.upper)
+
+
+@dataclass(frozen=True)
+class LogNormalTau2:
+    """log(tau^2) ~ Normal(mu, sigma^2) (Turner et al. 2015); so log(tau) ~ Normal(mu/2, sigma/2)."""
+
+    mu: float
+    sigma: float
+    family: str = field(default="lognormal_tau2", init=False)
+
+    def dist(self):
+        return stats.lognorm(s=self.sigma / 2, scale=math.exp(self.mu / 2))
+
+    def logpdf(self, tau):
+        tau = np.asarray(tau, float)
+        with np.errstate(divide="ignore"):
+            return np.where(tau > 0, self.dist().logpdf(np.where(tau > 0, tau, 1.0)), -np.inf)
+
+    def cdf(self, tau):
+        return self.dist().cdf(tau)
+
+    def ppf(self, q):
+        return self.dist().ppf(q)
+
+    def params(self) -> dict:
+        return {"mu": self.mu, "sigma": self.sigma}
+
+    def describe(self) -> str:
+        return f"tau^2 ~ log-normal({self.mu:g}, {self.sigma:g}^2)"
+
+    def pymc(self, name: str):
+        import pymc as pm
+        return pm.LogNormal(name, mu=self.mu / 2, sigma=self.sigma / 2)
+
+
+@dataclass(frozen=True)
+class LogTTau2:
+    """log(tau^2) ~ t_df(location, scale) (Rhodes et al. 2015); so log(tau) ~ t_df(loc/2, scale/2)."""
+
+    location: float
+    scale: float
+    df: float = 5.0
+    family: str = field(default="logt_tau2", init=False)
+
+    def dist(self):
+        return stats.t(df=self.df, loc=self.location / 2, scale=self.scale / 2)
+
+    def logpdf(self, tau):
+        tau = np.asarray(tau, float)
+        safe = np.where(tau > 0, tau, 1.0)
+        with np.errstate(divide="ignore"):
+            return np.where(tau > 0, self.dist().logpdf(np.log(safe)) - np.log(safe), -np.inf)
+
+    def cdf(self, tau):
+        tau = np.asarray(tau, float)
+        with np.errstate(divide="ignore"):
+            return np.where(tau > 0, self.dist().cdf(np.log(np.where(tau > 0, tau, 1.0))), 0.0)
+
+    def ppf(self, q):
+        return np.exp(self.dist().ppf(q))
+
+    def params(self) -> dict:
+        return {"location": self.location, "scale": self.scale, "df": self.df}
+
+    def describe(self) -> str:
+        return f"log(tau^2) ~ t{self.df:g}({self.location:g}, {self.scale:g})"
+
+    def pymc(self, name: str):
+        import pymc as pm
+        log_tau = pm.StudentT(f"log_{name}", nu=self.df, mu=self.location / 2,
+                              sigma=self.scale / 2)
+        return pm.Deterministic(name, pm.math.exp(log_tau))
+
+
+# ---------------------------------------------------------------------------------------------
+# distributions for mu
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Normal:
+    """mu ~ Normal(mean, sd^2); ``sd = inf`` is the improper flat prior (exact engine only)."""
+
+    mean: float
+    sd: float
+    family: str = field(default="normal", init=False)
+
+    @property
+    def proper(self) -> bool:
+        return math.isfinite(self.sd)
+
+    def logpdf(self, x):
+        if not self.proper:
+            return np.zeros_like(np.asarray(x, float))
+        return stats.norm.logpdf(x, self.mean, self.sd)
+
+    def cdf(self, x):
+        return stats.norm.cdf(x, self.mean, self.sd)
+
+    def ppf(self, q):
+        return stats.norm.ppf(q, self.mean, self.sd)
+
+    def params(self) -> dict:
+        return {"mean": self.mean, "sd": self.sd if self.proper else None}
+
+    def describe(self) -> str:
+        return f"mu ~ Normal({self.mean:g}, {self.sd:g}^2)" if self.proper else "mu ~ flat"
+
+    def pymc(self, name: str):
+        import pymc as pm
+        if not self.proper:
+            raise InputError("the PyMC engine needs a proper prior on mu (use --engine exact)")
+        return pm.Normal(name, mu=self.mean, sigma=self.sd)
+
+
+TAU_FAMILIES = {
+    "halfnormal": (HalfNormal, ("scale",)),
+    "halfcauchy": (HalfCauchy, ("scale",)),
+    "uniform": (Uniform, ("upper",)),
+    "lognormal_tau2": (LogNormalTau2, ("mu", "sigma")),
+    "logt_tau2": (LogTTau2, ("location", "scale", "df")),
+}
+MU_FAMILIES = ("normal", "sceptical", "enthusiastic")
+
+
+# ---------------------------------------------------------------------------------------------
+# prior sets (models/*.toml)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PriorSet:
+    """A prior set as written in its TOML file, before it is applied to an outcome."""
+
+    name: str
+    title: str
+    source: str
+    applies_to: tuple[str, ...]
+    mu: dict
+    tau: dict
+    path: Path
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class ResolvedPrior:
+    """A prior set applied to one outcome: concrete distributions for mu and tau, with sources."""
+
+    name: str
+    title: str
+    source: str
+    mu: Normal
+    tau: object
+    mu_source: str
+    tau_source: str
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "title": self.title, "source": self.source,
+            "mu": {"family": self.mu.family, **self.mu.params(), "source": self.mu_source},
+            "tau": {"family": self.tau.family, **self.tau.params(), "source": self.tau_source},
+            "notes": list(self.notes),
+        }
+
+    def describe(self) -> str:
+        return f"{self.mu.describe()}; {self.tau.describe()}"
+
+
+def read_prior_set(path: Path) -> PriorSet:
+    """Parse one models/*.toml file, with a clear error for a malformed one."""
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"not a readable TOML prior file ({exc})", file=str(path)) from None
+    for key in ("name", "title", "source", "applies_to", "mu", "tau"):
+        if key not in spec:
+            raise InputError(f"missing key '{key}'", file=str(path), column=key)
+    if spec["mu"].get("family") not in MU_FAMILIES:
+        raise InputError(f"unknown mu family {spec['mu'].get('family')!r} "
+                         f"(allowed: {', '.join(MU_FAMILIES)})", file=str(path), column="mu.family")
+    if spec["tau"].get("family") not in TAU_FAMILIES:
+        raise InputError(f"unknown tau family {spec['tau'].get('family')!r} "
+                         f"(allowed: {', '.join(TAU_FAMILIES)})", file=str(path),
+                         column="tau.family")
+    return PriorSet(name=spec["name"], title=spec["title"], source=spec["source"],
+                    applies_to=tuple(spec["applies_to"]), mu=spec["mu"], tau=spec["tau"],
+                    path=path, notes=spec.get("notes", ""))
+
+
+def load_prior_sets(directory: Path | None = None) -> dict[str, PriorSet]:
+    """All prior sets in models/, by name, in file-name order."""
+    directory = models_dir() if directory is None else Path(directory)
+    sets = {}
+    for path in sorted(directory.glob("*.toml")):
+        p = read_prior_set(path)
+        sets[p.name] = p
+    return sets
+
+
+def default_prior_name(measure: str) -> str:
+    """Default prior: half-normal(0.5) on tau (Friede et al. 2017) for RR/OR/SMD; vague for MD."""
+    return "vague" if measure == "MD" else "halfnormal-0.5"
+
+
+def applicable_priors(outcome: Outcome, sets: dict[str, PriorSet] | None = None) -> list[str]:
+    """Names of the prior sets that apply to an outcome's measure (and, if needed, its mcid)."""
+    sets = load_prior_sets() if sets is None else sets
+    names = []
+    for name, p in sets.items():
+        if outcome.measure not in p.applies_to:
+            continue
+        if p.mu["family"] in ("sceptical", "enthusiastic") and outcome.mcid is None:
+            continue
+        names.append(name)
+    return names
+
+
+def mcid_on_analysis_scale(outcome: Outcome) -> float:
+    """The outcome's MCID on the analysis scale (log for ratios), signed in the benefit direction."""
+    if outcome.mcid is None:
+        raise InputError(f"outcome '{outcome.outcome}' has no mcid in outcomes.csv; the "
+                         "sceptical and enthusiastic priors are defined from it")
+    return math.log(outcome.mcid) if outcome.is_ratio else outcome.mcid
+
+
+def resolve_mu(spec: dict, outcome: Outcome, file: str) -> Normal:
+    """Build the mu prior; sceptical/enthusiastic priors are anchored at the outcome's MCID.
+
+    Notes
+    -----
+    Spiegelhalter, Freedman & Parmar 1994 (JRSS A 157:357-416): the sceptical prior is centred on
+    no effect with probability ``tail`` of an effect beyond the MCID (delta) in the direction of
+    benefit: Normal(0, (|delta| / z_{1-tail})^2). The enthusiastic prior is centred on the MCID
+    with probability ``tail`` of harm (an effect beyond no effect in the other direction):
+    Normal(delta, (|delta| / z_{1-tail})^2).
+    """
+    family = spec["family"]
+    if family == "normal":
+        return Normal(float(spec["mean"]), float(spec["sd"]))
+    tail = float(spec.get("tail_probability", 0.05))
+    delta = mcid_on_analysis_scale(outcome)
+    sd = abs(delta) / stats.norm.ppf(1 - tail)
+    return Normal(0.0 if family == "sceptical" else delta, sd)
+
+
+def resolve_tau(spec: dict, outcome: Outcome, file: str) -> tuple[object, str, tuple[str, ...]]:
+    """Build the tau prior; an outcome-type table (Turner, Rhodes) picks the outcome's cell."""
+    cls, names = TAU_FAMILIES[spec["family"]]
+    notes: tuple[str, ...] = ()
+    params = spec
+    source = spec.get("source", "")
+    if "by_outcome_type" in spec:
+        table = spec["by_outcome_type"]
+        wanted = outcome.outcome_type or spec["default_outcome_type"]
+        if wanted not in table:
+            raise InputError(f"outcome type '{wanted}' of outcome '{outcome.outcome}' has no "
+                             f"cell in this prior (available: {', '.join(table)})", file=file,
+                             column="outcome_type")
+        params = table[wanted]
+        source = f"{source}; cell: {wanted}"
+        if not outcome.outcome_type:
+            notes = (f"outcome type not given in outcomes.csv: used '{wanted}'",)
+    kwargs = {n: float(params[n]) for n in names if n in params}
+    return cls(**kwargs), source, notes
+
+
+def resolve_prior(name: str, outcome: Outcome, sets: dict[str, PriorSet] | None = None
+                  ) -> ResolvedPrior:
+    """Apply a named prior set to an outcome."""
+    sets = load_prior_sets() if sets is None else sets
+    if name not in sets:
+        raise InputError(f"unknown prior '{name}' (available: {', '.join(sets)})")
+    p = sets[name]
+    if outcome.measure not in p.applies_to:
+        raise InputError(f"prior '{name}' is for {', '.join(p.applies_to)} outcomes, "
+                         f"'{outcome.outcome}' is {outcome.measure}", file=str(p.path))
+    mu = resolve_mu(p.mu, outcome, str(p.path))
+    tau, tau_source, notes = resolve_tau(p.tau, outcome, str(p.path))
+    mu_source = p.mu.get("source", "")
+    if p.mu["family"] in ("sceptical", "enthusiastic"):
+        mu_source = (f"{mu_source}; anchored at the outcome's mcid {outcome.mcid:g} "
+                     f"({outcome.measure}, natural scale)")
+    return ResolvedPrior(name=p.name, title=p.title, source=p.source, mu=mu, tau=tau,
+                         mu_source=mu_source, tau_source=tau_source, notes=notes)

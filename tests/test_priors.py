@@ -1,0 +1,100 @@
+"""Prior parametrisations against published quantiles and the closed-form densities they state."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from bayes_pip.data import Outcome, load_dataset
+from bayes_pip.errors import InputError
+from bayes_pip.priors import (HalfNormal, LogNormalTau2, LogTTau2, applicable_priors,
+                              load_prior_sets, resolve_prior)
+
+
+def test_turner_quantiles_match_bayesmeta():
+    # TurnerEtAlPrior("surgical", "pharmacological", "placebo / control")$qprior(c(.025,.5,.975))
+    # = 0.06233896 0.34300852 1.88734045 (Roever 2020 JSS p.31); cell LN(-2.14, 1.74^2)
+    q = LogNormalTau2(-2.14, 1.74).ppf([0.025, 0.5, 0.975])
+    np.testing.assert_allclose(q, [0.06233896, 0.34300852, 1.88734045], rtol=1e-7)
+
+
+def test_halfnormal_quantiles_match_roever_2020():
+    # JSS p.20: HN(0.5) confines tau <= 0.98 with 95% probability
+    assert float(HalfNormal(0.5).ppf(0.95)) == pytest.approx(0.98, abs=0.005)
+
+
+@pytest.mark.parametrize("scale, printed", [(0.5, 1.092287), (1.0, 2.184573)])
+def test_halfnormal_prior_predictive_matches_bayesmeta(scale, printed):
+    # JSS p.30, normalmixture(): 97.5% quantile of theta_i ~ N(0, tau^2), tau ~ HN(scale).
+    # normalmixture() itself discretises the mixture (1% KL bound), hence rel 2e-3.
+    prior = HalfNormal(scale)
+    cdf = lambda x: integrate.quad(lambda t: stats.norm.cdf(x / t) * math.exp(prior.logpdf(t)),
+                                   0, np.inf)[0]
+    from scipy.optimize import brentq
+    assert brentq(lambda x: cdf(x) - 0.975, 0.1, 10) == pytest.approx(printed, rel=2e-3)
+
+
+def test_rhodes_density_matches_bayesmeta_formula():
+    # RhodesEtAlPrior density for tau^2: dt((log(x)-loc)/scale, df=5)/scale/x ; for tau: *2 tau
+    prior = LogTTau2(-3.85, 1.93)
+    tau = np.array([0.01, 0.1, 0.146, 0.5, 2.0])
+    x = tau**2
+    dens_tau2 = stats.t.pdf((np.log(x) + 3.85) / 1.93, df=5) / 1.93 / x
+    np.testing.assert_allclose(np.exp(prior.logpdf(tau)), dens_tau2 * 2 * tau, rtol=1e-12)
+    # reference notes 2b (arithmetic): median tau 0.146, central 95% 0.012-1.74
+    assert float(prior.ppf(0.5)) == pytest.approx(0.146, abs=0.0005)
+    assert float(prior.ppf(0.025)) == pytest.approx(0.012, abs=0.0005)
+    assert float(prior.ppf(0.975)) == pytest.approx(1.74, abs=0.005)
+
+
+def test_turner_density_matches_lognormal_tau2_formula():
+    prior = LogNormalTau2(-2.34, 1.72)
+    tau = np.array([0.05, 0.31, 1.0])
+    dens_tau2 = stats.lognorm.pdf(tau**2, s=1.72, scale=math.exp(-2.34))
+    np.testing.assert_allclose(np.exp(prior.logpdf(tau)), dens_tau2 * 2 * tau, rtol=1e-12)
+    # reference notes 2a (arithmetic): mental health, non-pharm vs control: median tau 0.31,
+    # central 95% 0.058-1.67
+    np.testing.assert_allclose(prior.ppf([0.025, 0.5, 0.975]), [0.058, 0.31, 1.67], atol=0.005)
+
+
+def test_every_prior_file_loads_with_sources():
+    sets = load_prior_sets()
+    for name in ("halfnormal-0.5", "halfnormal-1.0", "turner", "rhodes", "vague", "sceptical",
+                 "enthusiastic"):
+        assert name in sets
+        assert sets[name].source and sets[name].mu and sets[name].tau
+
+
+def test_turner_cell_is_chosen_by_outcome_type():
+    ds = load_dataset()
+    prior = resolve_prior("turner", ds.outcome("secure_attachment_post"))
+    assert (prior.tau.mu, prior.tau.sigma) == (-2.34, 1.72)  # Turner Table IV mental health col 3
+    prior = resolve_prior("rhodes", ds.outcome("parent_reported_depression"))
+    assert (prior.tau.location, prior.tau.scale) == (-3.85, 1.93)
+
+
+def test_sceptical_and_enthusiastic_priors_put_5_percent_beyond_the_mcid():
+    ds = load_dataset()
+    for outcome_id in ("secure_attachment_post", "parent_reported_depression"):
+        o = ds.outcome(outcome_id)
+        delta = math.log(o.mcid) if o.is_ratio else o.mcid
+        sceptical = resolve_prior("sceptical", o).mu
+        enthusiastic = resolve_prior("enthusiastic", o).mu
+        beyond = stats.norm.sf if delta > 0 else stats.norm.cdf
+        harm = stats.norm.cdf if delta > 0 else stats.norm.sf
+        assert beyond(delta, sceptical.mean, sceptical.sd) == pytest.approx(0.05, abs=1e-12)
+        assert sceptical.mean == 0
+        assert enthusiastic.mean == pytest.approx(delta)
+        assert harm(0, enthusiastic.mean, enthusiastic.sd) == pytest.approx(0.05, abs=1e-12)
+
+
+def test_priors_apply_by_measure():
+    ds = load_dataset()
+    assert "turner" in applicable_priors(ds.outcome("secure_attachment_post"))
+    assert "rhodes" not in applicable_priors(ds.outcome("secure_attachment_post"))
+    assert "rhodes" in applicable_priors(ds.outcome("parent_reported_depression"))
+    with pytest.raises(InputError, match="is for RR, OR"):
+        resolve_prior("turner", ds.outcome("parent_reported_depression"))
