@@ -225,3 +225,63 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
     return ExactPosterior(y=y, v=v, mu_prior=mu_prior, tau_prior=tau_prior, edges=edges,
                           cum_edges=cum_edges, log_shift=shift, total=total, tau=tau,
                           weight=mass / total, mu_mean=m, mu_var=var)
+
+
+# ---------------------------------------------------------------------------------------------
+# summary level: the published pooled estimate as the likelihood (closed form)
+# ---------------------------------------------------------------------------------------------
+
+Z_975 = 1.959963984540054
+
+
+def se_from_ci(ci_low: float, ci_high: float) -> float:
+    """SE on the analysis scale recovered from a 95% CI on that scale: (high - low) / (2 z_0.975)."""
+    return (ci_high - ci_low) / (2 * Z_975)
+
+
+@dataclass(frozen=True)
+class NormalPosterior:
+    """Conjugate posterior of mu given one normal estimate y (SE s) and a Normal(m0, s0^2) prior.
+
+    Notes
+    -----
+    precision = 1/s^2 + 1/s0^2, mean = (y/s^2 + m0/s0^2) / precision, sd = precision^(-1/2)
+    (flat prior: mean = y, sd = s). Only the target "mu" exists: a pooled estimate carries no
+    information on tau, so there is no prediction interval and no shrinkage.
+    """
+
+    post_mean: float
+    post_sd: float
+
+    def check(self, target):
+        if target != "mu":
+            raise ValueError("a summary-level posterior has only mu")
+
+    def cdf(self, target, x):
+        self.check(target)
+        return float(special.ndtr((x - self.post_mean) / self.post_sd))
+
+    def sf(self, target, x):
+        self.check(target)
+        return float(special.ndtr((self.post_mean - x) / self.post_sd))
+
+    def quantile(self, target, q):
+        self.check(target)
+        return float(self.post_mean + self.post_sd * special.ndtri(q))
+
+    def mean(self, target):
+        self.check(target)
+        return self.post_mean
+
+    def sd(self, target):
+        self.check(target)
+        return self.post_sd
+
+
+def summary_posterior(y: float, se: float, mu_prior) -> NormalPosterior:
+    """Posterior of the pooled effect from a published estimate ``y`` with standard error ``se``."""
+    if not getattr(mu_prior, "proper", True):
+        return NormalPosterior(float(y), float(se))
+    precision = 1 / se**2 + 1 / mu_prior.sd**2
+    mean = (y / se**2 + mu_prior.mean / mu_prior.sd**2) / precision
+    return NormalPosterior(float(mean), float(math.sqrt(1 / precision)))

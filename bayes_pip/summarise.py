@@ -5,8 +5,11 @@ Reads records (dicts from ``to_dict``), never refits.
 
 from __future__ import annotations
 
+import numpy as np
+
 from bayes_pip.classical import data_status
 from bayes_pip.data import Dataset, Outcome
+from bayes_pip.effects import to_analysis, to_natural
 
 
 def outcome_listing(dataset: Dataset) -> list[dict]:
@@ -89,4 +92,184 @@ def dl_text(d: dict, outcome: Outcome) -> str:
                   f"[{pub['ci_low']:g}, {pub['ci_high']:g}], k = {pub['k']}, "
                   f"GRADE {pub['grade'] or 'not given'}",
                   f"This analysis {pub['agreement']}."]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# posterior summaries (one grammar for the exact, conjugate and MCMC engines)
+# ---------------------------------------------------------------------------------------------
+
+CRI = (0.025, 0.975)
+
+
+class DrawsPosterior:
+    """Posterior draws with the same query grammar as the exact engine.
+
+    Targets: "mu", "tau", "predict" (a new study's theta) and ("study", i) (shrunken theta_i).
+    """
+
+    def __init__(self, idata):
+        post = idata.posterior
+        self.draws = {
+            "mu": post["mu"].values.ravel(),
+            "tau": post["tau"].values.ravel(),
+            "predict": post["theta_new"].values.ravel(),
+        }
+        self.theta = post["theta"].values.reshape(-1, post.sizes["study"])
+
+    def values(self, target):
+        if isinstance(target, tuple):
+            return self.theta[:, target[1]]
+        return self.draws[target]
+
+    def quantile(self, target, q):
+        return float(np.quantile(self.values(target), q))
+
+    def cdf(self, target, x):
+        return float(np.mean(self.values(target) <= x))
+
+    def sf(self, target, x):
+        return float(np.mean(self.values(target) > x))
+
+    def mean(self, target):
+        return float(np.mean(self.values(target)))
+
+    def sd(self, target):
+        return float(np.std(self.values(target), ddof=1))
+
+
+def interval(post, target, measure: str | None = None) -> dict:
+    """Median and central 95% interval of a target, on the natural scale if ``measure`` given."""
+    values = [post.quantile(target, q) for q in (0.5, *CRI)]
+    if measure is not None:
+        values = [float(to_natural(x, measure)) for x in values]
+    return dict(zip(("median", "ci_low", "ci_high"), values))
+
+
+def benefit_probability(post, outcome: Outcome, threshold: float) -> float:
+    """P(mu beyond ``threshold`` in the outcome's direction of benefit | data)."""
+    return post.cdf("mu", threshold) if outcome.benefit == "lower" else post.sf("mu", threshold)
+
+
+def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_tau=True) -> dict:
+    """The posterior part of `fit --json`: mu, effect, tau, prediction, probabilities, studies."""
+    m = outcome.measure
+    d = {
+        "mu": {"mean": post.mean("mu"), "sd": post.sd("mu"), **interval(post, "mu")},
+        "effect": interval(post, "mu", m),
+        "tau": None,
+        "prediction": None,
+        "p_benefit": benefit_probability(post, outcome, 0.0),
+        "p_mcid": None,
+        "mcid": outcome.mcid,
+        "studies": [],
+    }
+    if outcome.mcid is not None:
+        d["p_mcid"] = benefit_probability(post, outcome, float(to_analysis(outcome.mcid, m)))
+    if with_tau:
+        d["tau"] = {"mean": post.mean("tau"), **interval(post, "tau")}
+        d["prediction"] = interval(post, "predict", m)
+        d["p_benefit_new_study"] = benefit_probability_new(post, outcome)
+        for i, name in enumerate(study_names):
+            row = {"study": name, **interval(post, ("study", i), m)}
+            if observed is not None:
+                row["observed"] = float(to_natural(observed[i], m))
+            d["studies"].append(row)
+    return d
+
+
+def benefit_probability_new(post, outcome: Outcome) -> float:
+    """P(a new study's true effect lies in the direction of benefit | data)."""
+    return post.cdf("predict", 0.0) if outcome.benefit == "lower" else post.sf("predict", 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# text for the terminal and for reports
+# ---------------------------------------------------------------------------------------------
+
+def benefit_words(s: dict) -> str:
+    """'P(RR > 1: PIP increases infant secure attachment)' style label from a fit summary."""
+    null = 1 if s["measure"] in ("RR", "OR") else 0
+    sign = ">" if s["benefit"] == "higher" else "<"
+    who = "PIP" if s["comparison"].startswith("pip_") else "the intervention"
+    verb = "increases" if s["benefit"] == "higher" else "reduces"
+    return f"{s['measure']} {sign} {null}: {who} {verb} {s['label'][0].lower() + s['label'][1:]}"
+
+
+def mcid_words(s: dict) -> str:
+    sign = ">" if s["benefit"] == "higher" else "<"
+    return f"{s['measure']} {sign} {s['mcid']:g} (MCID)"
+
+
+def ci_text(d: dict, digits: int = 2) -> str:
+    return f"{d['median']:.{digits}f} [{d['ci_low']:.{digits}f}, {d['ci_high']:.{digits}f}]"
+
+
+def level_text(s: dict) -> str:
+    if s["level"] == "summary":
+        return (f"published pooled result (k = {s['k']}, N = {s['participants']}); a re-analysis "
+                "of the published pooled estimate, which cannot re-estimate heterogeneity")
+    return f"study-level data (k = {s['k']}, N = {s['participants']})"
+
+
+def engine_text(s: dict) -> str:
+    if s["engine"] == "conjugate":
+        return "closed-form normal-normal (conjugate) posterior"
+    if s["engine"] == "exact":
+        return "exact normal-normal posterior (quadrature over tau, no Monte Carlo error)"
+    d = s["diagnostics"]
+    model = "normal-normal" if s["engine"] == "pymc" else "binomial-normal (arm counts)"
+    return (f"PyMC {model}, NUTS {d['chains']} chains x {d['draws']} draws, seed "
+            f"{s['settings']['seed']}; R-hat {d['rhat_max']:.3f}, ESS bulk "
+            f"{d['ess_bulk_min']:.0f} / tail {d['ess_tail_min']:.0f}, "
+            f"{d['divergences']} divergences: converged")
+
+
+def prob_text(p: float) -> str:
+    """A probability to 3 decimals, without rounding to a certainty the data do not give."""
+    if p > 0.999:
+        return "> 0.999"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}"
+
+
+def fit_text(s: dict) -> str:
+    """A short table a researcher can paste."""
+    m = s["measure"]
+    prior = s["prior"]
+    lines = [
+        f"{s['label']} ({s['outcome']}), {m}",
+        f"Data:   {level_text(s)}",
+        f"Prior:  {prior['name']}: {prior['title']}",
+        f"Engine: {engine_text(s)}",
+        "",
+        f"{'':34s} {'median':>8s}  95% credible interval",
+        f"{'Pooled ' + m:34s} {s['effect']['median']:8.2f}  "
+        f"[{s['effect']['ci_low']:.2f}, {s['effect']['ci_high']:.2f}]",
+    ]
+    if s["tau"]:
+        lines.append(f"{'Heterogeneity tau':34s} {s['tau']['median']:8.2f}  "
+                     f"[{s['tau']['ci_low']:.2f}, {s['tau']['ci_high']:.2f}]")
+        lines.append(f"{'Prediction (new study) ' + m:34s} {s['prediction']['median']:8.2f}  "
+                     f"[{s['prediction']['ci_low']:.2f}, {s['prediction']['ci_high']:.2f}]")
+    lines += ["", f"P({benefit_words(s)}) = {prob_text(s['p_benefit'])}"]
+    if s["p_mcid"] is not None:
+        lines.append(f"P({mcid_words(s)}) = {prob_text(s['p_mcid'])}")
+    if s["studies"]:
+        lines += ["", f"{'Study':28s} {'observed':>9s}  {'shrunken median [95% CrI]':>28s}"]
+        for st in s["studies"]:
+            lines.append(f"{st['study']:28s} {st.get('observed', float('nan')):9.2f}  "
+                         f"{ci_text(st):>28s}")
+    if s["dl"]:
+        d = s["dl"]
+        lines += ["", f"DerSimonian-Laird reference: {m} {d['estimate']:.2f} "
+                      f"[{d['ci_low']:.2f}, {d['ci_high']:.2f}], tau^2 = {d['tau2']:.3f}, "
+                      f"I^2 = {d['i2']:.0f}%"]
+    if s.get("published"):
+        p = s["published"]
+        lines.append(f"Published (review): {m} {p['estimate']:g} [{p['ci_low']:g}, "
+                     f"{p['ci_high']:g}], k = {p['k']}, GRADE {p['grade'] or 'not given'}")
+    for note in s["notes"]:
+        lines.append(f"Note: {note}")
     return "\n".join(lines)

@@ -94,7 +94,19 @@ cases$single_rr <- binary_case("Crins 2014, Heffron only", crins$study[1], crins
 cases$two_or <- binary_case("Crins 2014, Heffron and Spada", crins$study[c(1, 5)], crins$ai[c(1, 5)],
                             crins$n1i[c(1, 5)], crins$ci[c(1, 5)], crins$n2i[c(1, 5)], "OR")
 
+# 9. Binomial-normal GLMM (frequentist counterpart of the binomial-normal engine):
+#    rma.glmm(measure="OR", model="UM.FS", method="ML") (needs lme4)
+glmm <- function(name, ai, n1i, ci, n2i) {
+  r <- rma.glmm(measure = "OR", ai = ai, n1i = n1i, ci = ci, n2i = n2i, model = "UM.FS", method = "ML")
+  list(name = name, call = 'rma.glmm(measure="OR", model="UM.FS", method="ML")',
+       ai = ai, n1i = n1i, ci = ci, n2i = n2i,
+       mu = num(r$beta), se = num(r$se), tau2 = num(r$tau2))
+}
+glmm_cases <- list(
+  crins_or = glmm("Crins 2014", crins$ai, crins$n1i, crins$ci, crins$n2i),
+  bcg_or = glmm("dat.bcg", b$tpos, b$tpos + b$tneg, b$cpos, b$cpos + b$cneg))
+
 out <- list(software = list(R = R.version.string, metafor = as.character(packageVersion("metafor"))),
-            cases = cases)
+            cases = cases, glmm = glmm_cases)
 cat(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"))
 cat("\n")

@@ -1,0 +1,170 @@
+"""PyMC engines against independent references.
+
+- normal-normal (marginal) NUTS vs the exact quadrature engine: |difference| < 4 MCSE for the mu
+  median and 95% CrI ends, the tau median and P(benefit), on three real data sets including k = 2.
+- binomial-normal vs metafor ``rma.glmm(measure="OR", model="UM.FS", method="ML")`` (R 4.2.2,
+  metafor 3.8-1, tests/reference/metafor_reference.R): the frequentist GLMM counterpart; with
+  13 large trials (BCG) the posterior median must lie within 0.25 ML standard errors of the ML
+  estimate and the posterior SD within 25% of the ML SE.
+"""
+
+from __future__ import annotations
+
+import math
+
+import arviz as az
+import numpy as np
+import pytest
+
+from bayes_pip.effects import EffectSizes, log_odds_ratio, log_risk_ratio
+from bayes_pip.exact import exact_posterior
+from bayes_pip.priors import HalfNormal, LogNormalTau2, Normal, ResolvedPrior
+from bayes_pip.pymc_models import (SamplerSettings, diagnostics, sample_binomial_normal,
+                                   sample_normal_normal)
+
+SETTINGS = SamplerSettings()
+CRINS = ([14, 16, 3, 9, 4, 0], [61, 28, 18, 54, 36, 50], [15, 19, 8, 29, 11, 3], [20, 28, 12, 54, 36, 34])
+SCHOOLS_Y = np.array([28.39, 7.94, -2.75, 6.82, -0.64, 0.63, 18.01, 12.16])
+SCHOOLS_SE = np.array([14.9, 10.2, 16.3, 11.0, 9.4, 11.4, 10.4, 17.6])
+
+
+def prior(mu, tau, name="test"):
+    return ResolvedPrior(name=name, title=name, source="test", mu=mu, tau=tau, mu_source="",
+                         tau_source="")
+
+
+def crins_effects(rows=slice(None)):
+    y, v = log_odds_ratio(*CRINS)
+    return y[rows], v[rows]
+
+
+CASES = {
+    # name: (y, v, prior, benefit direction: P(mu < 0) or P(mu > 0))
+    "crins_k6_halfnormal": (*crins_effects(), prior(Normal(0, 4), HalfNormal(0.5)), "lower"),
+    "crins_k2_turner": (*crins_effects([0, 4]), prior(Normal(0, 4), LogNormalTau2(-2.34, 1.72)), "lower"),
+    "eight_schools": (SCHOOLS_Y, SCHOOLS_SE**2, prior(Normal(0, 50), HalfNormal(25)), "higher"),
+}
+
+
+def mcse_quantile(draws_2d, q):
+    return float(az.mcse(draws_2d, method="quantile", prob=q))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_normal_normal_agrees_with_exact_engine_within_mcse(case):
+    y, v, pr, benefit = CASES[case]
+    idata = sample_normal_normal(y, v, pr, seed=7, settings=SETTINGS,
+                                 study_names=[f"s{i}" for i in range(len(y))])
+    d = diagnostics(idata)
+    assert d["converged"], d
+    exact = exact_posterior(y, v, pr.mu, pr.tau)
+    mu = idata.posterior["mu"].values
+    tau = idata.posterior["tau"].values
+    for q in (0.025, 0.5, 0.975):
+        diff = abs(np.quantile(mu, q) - exact.quantile("mu", q))
+        assert diff < 4 * mcse_quantile(mu, q), (case, "mu", q, diff)
+    diff = abs(np.median(tau) - exact.quantile("tau", 0.5))
+    assert diff < 4 * mcse_quantile(tau, 0.5), (case, "tau", diff)
+    p_exact = exact.cdf("mu", 0.0) if benefit == "lower" else exact.sf("mu", 0.0)
+    p_mcmc = float(np.mean(mu < 0)) if benefit == "lower" else float(np.mean(mu > 0))
+    ess = float(az.ess(mu))
+    mcse_p = math.sqrt(max(p_exact * (1 - p_exact), 1.0 / ess) / ess)
+    assert abs(p_mcmc - p_exact) < 4 * mcse_p, (case, p_mcmc, p_exact)
+
+
+def test_shrinkage_and_prediction_draws_match_exact_engine():
+    y, v, pr, _ = CASES["crins_k6_halfnormal"]
+    idata = sample_normal_normal(y, v, pr, seed=11, settings=SETTINGS,
+                                 study_names=[f"s{i}" for i in range(len(y))])
+    exact = exact_posterior(y, v, pr.mu, pr.tau)
+    new = idata.posterior["theta_new"].values
+    assert abs(np.median(new) - exact.quantile("predict", 0.5)) < 4 * mcse_quantile(new, 0.5)
+    for i in range(len(y)):
+        th = idata.posterior["theta"].values[..., i]
+        assert abs(np.median(th) - exact.quantile(("study", i), 0.5)) < 4 * mcse_quantile(th, 0.5)
+
+
+def test_same_seed_same_draws_different_seed_different_draws():
+    y, v, pr, _ = CASES["crins_k2_turner"]
+    a = sample_normal_normal(y, v, pr, seed=3, settings=SETTINGS, study_names=["a", "b"])
+    b = sample_normal_normal(y, v, pr, seed=3, settings=SETTINGS, study_names=["a", "b"])
+    c = sample_normal_normal(y, v, pr, seed=4, settings=SETTINGS, study_names=["a", "b"])
+    np.testing.assert_array_equal(a.posterior["mu"].values, b.posterior["mu"].values)
+    np.testing.assert_array_equal(a.posterior["theta"].values, b.posterior["theta"].values)
+    assert not np.array_equal(a.posterior["mu"].values, c.posterior["mu"].values)
+
+
+def effects_from_counts(study, a, n1, c, n2, measure):
+    f = log_odds_ratio if measure == "OR" else log_risk_ratio
+    y, v = f(a, n1, c, n2)
+    arr = lambda x: np.asarray(x, float)
+    return EffectSizes(measure, tuple(study), y, v, arr(n1), arr(n2), arr(a), arr(c),
+                       (False,) * len(study), ())
+
+
+BCG = dict(tpos=np.array([4, 6, 3, 62, 33, 180, 8, 505, 29, 17, 186, 5, 27]),
+           tneg=np.array([119, 300, 228, 13536, 5036, 1361, 2537, 87886, 7470, 1699, 50448, 2493, 16886]),
+           cpos=np.array([11, 29, 11, 248, 47, 372, 10, 499, 45, 65, 141, 3, 29]),
+           cneg=np.array([128, 274, 209, 12619, 5761, 1079, 619, 87892, 7232, 1600, 27197, 2338, 17825]))
+
+
+def bcg_effects(measure):
+    b = BCG
+    return effects_from_counts([f"t{i}" for i in range(13)], b["tpos"], b["tpos"] + b["tneg"],
+                               b["cpos"], b["cpos"] + b["cneg"], measure)
+
+
+def test_binomial_normal_or_is_close_to_metafor_glmm():
+    """Sanity bound against the frequentist counterpart (ML, not Bayesian): with 13 trials the
+    posterior median of mu lies within 0.5 ML standard errors of the ML estimate and the posterior
+    SD within 25% of the ML SE. The Monte-Carlo-exact check is the slow centred long run below."""
+    import json
+    from conftest import REFERENCE
+
+    ref = json.loads((REFERENCE / "metafor_values.json").read_text())["glmm"]["bcg_or"]
+    es = bcg_effects("OR")
+    np.testing.assert_array_equal(es.events_pip, ref["ai"])
+    idata = sample_binomial_normal(es, prior(Normal(0, 4), HalfNormal(1.0)), seed=5,
+                                   settings=SETTINGS)
+    d = diagnostics(idata)
+    assert d["converged"], d
+    mu = idata.posterior["mu"].values
+    assert abs(np.median(mu) - ref["mu"]) < 0.5 * ref["se"]
+    assert np.std(mu) == pytest.approx(ref["se"], rel=0.25)
+
+
+def centred_binomial_long_run(es, link, seed):
+    """Reference: the same binomial-normal model, centred (theta_i ~ N(mu, tau^2)), sampled by
+    PyMC's own NUTS (pytensor backend, not nutpie) for 4 x 4000 draws."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    with pm.Model():
+        mu = pm.Normal("mu", 0, 4)
+        tau = pm.HalfNormal("tau", 1.0)
+        theta = pm.Normal("theta", mu, tau, shape=es.k)
+        base = pm.Normal("baseline", 0, 2, shape=es.k)
+        if link == "logit":
+            p0, p1 = pm.math.invlogit(base), pm.math.invlogit(base + theta)
+        else:
+            log_p0 = pt.minimum(0.0, -theta) - pt.softplus(-base)
+            p0, p1 = pt.exp(log_p0), pt.exp(log_p0 + theta)
+        pm.Binomial("e0", n=es.n_ctrl, p=p0, observed=es.events_ctrl)
+        pm.Binomial("e1", n=es.n_pip, p=p1, observed=es.events_pip)
+        return pm.sample(4000, tune=2000, chains=4, cores=2, random_seed=seed,
+                         target_accept=0.95, progressbar=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("measure, link", [("OR", "logit"), ("RR", "log")])
+def test_binomial_normal_matches_centred_long_run(measure, link):
+    es = bcg_effects(measure)
+    ours = sample_binomial_normal(es, prior(Normal(0, 4), HalfNormal(1.0)), seed=21,
+                                  settings=SETTINGS)
+    ref = centred_binomial_long_run(es, link, seed=22)
+    assert diagnostics(ours)["converged"]
+    for name in ("mu", "tau"):
+        a, b = ours.posterior[name].values, ref.posterior[name].values
+        for q in (0.025, 0.5, 0.975):
+            tol = 4 * math.hypot(mcse_quantile(a, q), mcse_quantile(b, q))
+            assert abs(np.quantile(a, q) - np.quantile(b, q)) < tol, (measure, name, q)
