@@ -160,3 +160,46 @@ def priors_for(dataset: Dataset, outcome_id: str, level: str) -> list[str]:
             seen.add(key)
             keep.append(name)
     return keep
+
+
+def compare_priors(dataset: Dataset, outcome_id: str, prior_names: list[str] | None = None,
+                   engine: str = "pymc", level: str = "auto", seed: int = DEFAULT_SEED,
+                   settings=None, progress=None) -> list[dict]:
+    """`fit` summaries of one outcome under several prior sets (default: all that apply).
+
+    A fit that fails the convergence checks raises ConvergenceError: a comparison never mixes
+    converged and unconverged rows.
+    """
+    used_level = resolve_level(dataset, outcome_id, level)
+    names = prior_names or priors_for(dataset, outcome_id, used_level)
+    rows = []
+    for i, name in enumerate(names):
+        if progress:
+            progress(i, len(names), f"{outcome_id}: {name}")
+        rows.append(fit_outcome(dataset, outcome_id, name, engine, used_level, seed,
+                                settings).summary)
+    return rows
+
+
+def outcomes_with_data(dataset: Dataset) -> list[str]:
+    return [o for o in dataset.outcome_ids() if data_status(dataset, o).level is not None]
+
+
+def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = "pymc",
+          seed: int = DEFAULT_SEED, settings=None, progress=None) -> list[dict]:
+    """Every outcome with data x every applicable prior (or the given priors, where they apply)."""
+    jobs = []
+    for outcome_id in outcomes_with_data(dataset):
+        level = data_status(dataset, outcome_id).level
+        names = priors_for(dataset, outcome_id, level)
+        if prior_names:
+            names = [n for n in prior_names if n in applicable_priors(dataset.outcome(outcome_id))]
+        jobs += [(outcome_id, name) for name in names]
+    rows = []
+    for i, (outcome_id, name) in enumerate(jobs):
+        if progress:
+            progress(i, len(jobs), f"{outcome_id}: {name}")
+        rows.append(fit_outcome(dataset, outcome_id, name, engine, "auto", seed, settings).summary)
+    if progress:
+        progress(len(jobs), len(jobs), "done")
+    return rows

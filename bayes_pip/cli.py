@@ -151,6 +151,66 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# compare-priors and sweep
+# ---------------------------------------------------------------------------------------------
+
+def progress_printer(enabled: bool):
+    """A one-line progress display on stderr when it is a terminal."""
+    if not enabled:
+        return None
+
+    def show(i, n, what):
+        sys.stderr.write(f"\r[{i}/{n}] {what[:70]:70s}")
+        if i == n:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def cmd_compare_priors(args) -> int:
+    """Fit one outcome under every applicable prior (or --priors a,b,...) beside the DL result.
+
+    Example: python -m bayes_pip compare-priors secure_attachment_post
+    """
+    from bayes_pip.analysis import compare_priors
+    from bayes_pip.data import load_dataset
+    from bayes_pip.summarise import comparison_text
+
+    dataset = load_dataset(args.data)
+    names = [n.strip() for n in args.priors.split(",") if n.strip()] if args.priors else None
+    rows = compare_priors(dataset, args.outcome, names, args.engine, args.level, args.seed,
+                          sampler_settings(args),
+                          progress_printer(sys.stderr.isatty() and not args.json))
+    if args.json:
+        print_json(rows)
+    else:
+        print(comparison_text(rows))
+    return EXIT_OK
+
+
+def cmd_sweep(args) -> int:
+    """Fit every outcome with data under every applicable prior (a prior-sensitivity sweep).
+
+    The PyMC model is compiled once and reused for every fit.
+
+    Example: python -m bayes_pip sweep --json > sweep.json
+    """
+    from bayes_pip.analysis import sweep
+    from bayes_pip.data import load_dataset
+    from bayes_pip.summarise import sweep_text
+
+    dataset = load_dataset(args.data)
+    names = [n.strip() for n in args.priors.split(",") if n.strip()] if args.priors else None
+    rows = sweep(dataset, names, args.engine, args.seed, sampler_settings(args),
+                 progress_printer(sys.stderr.isatty()))
+    if args.json:
+        print_json(rows)
+    else:
+        print(sweep_text(rows))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
 # parser
 # ---------------------------------------------------------------------------------------------
 
@@ -197,6 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default=None,
                    help="also write the JSON summary (and netCDF draws for MCMC) to DIR")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("compare-priors", help="one outcome under every applicable prior",
+                       description=cmd_compare_priors.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("outcome", help="outcome id (see `list`)")
+    p.add_argument("--priors", default=None, metavar="A,B,...",
+                   help="comma-separated prior sets (default: every prior that applies)")
+    add_fit_options(p, prior=False)
+    p.set_defaults(func=cmd_compare_priors)
+
+    p = sub.add_parser("sweep", help="every outcome x every applicable prior",
+                       description=cmd_sweep.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--priors", default=None, metavar="A,B,...",
+                   help="comma-separated prior sets (default: every prior that applies)")
+    add_fit_options(p, prior=False)
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -270,6 +270,7 @@ class PriorSet:
     tau: dict
     path: Path
     notes: str = ""
+    order: int = 100
 
 
 @dataclass(frozen=True)
@@ -315,17 +316,14 @@ def read_prior_set(path: Path) -> PriorSet:
                          column="tau.family")
     return PriorSet(name=spec["name"], title=spec["title"], source=spec["source"],
                     applies_to=tuple(spec["applies_to"]), mu=spec["mu"], tau=spec["tau"],
-                    path=path, notes=spec.get("notes", ""))
+                    path=path, notes=spec.get("notes", ""), order=int(spec.get("order", 100)))
 
 
 def load_prior_sets(directory: Path | None = None) -> dict[str, PriorSet]:
-    """All prior sets in models/, by name, in file-name order."""
+    """All prior sets in models/, by name, in their stated order (then by name)."""
     directory = models_dir() if directory is None else Path(directory)
-    sets = {}
-    for path in sorted(directory.glob("*.toml")):
-        p = read_prior_set(path)
-        sets[p.name] = p
-    return sets
+    found = [read_prior_set(path) for path in sorted(directory.glob("*.toml"))]
+    return {p.name: p for p in sorted(found, key=lambda p: (p.order, p.name))}
 
 
 def default_prior_name(measure: str) -> str:
@@ -341,6 +339,9 @@ def applicable_priors(outcome: Outcome, sets: dict[str, PriorSet] | None = None)
         if outcome.measure not in p.applies_to:
             continue
         if p.mu["family"] in ("sceptical", "enthusiastic") and outcome.mcid is None:
+            continue
+        table = p.tau.get("by_outcome_type")
+        if table is not None and (outcome.outcome_type or p.tau["default_outcome_type"]) not in table:
             continue
         names.append(name)
     return names

@@ -97,8 +97,19 @@ def tau_prior_block(family, a, b, c):
 
 
 def normal_normal_model(y, v, prior: ResolvedPrior):
-    """Marginal normal-normal model: mu ~ N(m0, s0^2), tau ~ prior, y_i ~ N(mu, v_i + tau^2)."""
+    """Marginal normal-normal model, sampled as (tau, mu | tau) with an exact whitening of mu.
+
+    Notes
+    -----
+    The posterior is p(tau | y) p(mu | tau, y). With w_i = 1/(v_i + tau^2), w_0 = 1/s0^2:
+    W = w_0 + sum w_i, m = (w_0 m0 + sum w_i y_i)/W, and p(mu | tau, y) = N(m, 1/W). So the sampler
+    draws u (tau = g(u)) under log p(y | tau) + log p(tau) + log|g'(u)| and a standard normal z,
+    and sets mu = m(tau) + z / sqrt(W(tau)). The target is exactly the posterior of
+    mu ~ N(m0, s0^2), tau ~ p(tau), y_i ~ N(mu, v_i + tau^2), but mu and tau are independent in
+    (z, u): no funnel whatever k is (k = 1 included).
+    """
     import pymc as pm
+    import pytensor.tensor as pt
 
     d = prior_data(prior)
     with pm.Model() as model:
@@ -108,11 +119,18 @@ def normal_normal_model(y, v, prior: ResolvedPrior):
         mu_mean, mu_sd = pm.Data("mu_mean", d["mu_mean"]), pm.Data("mu_sd", d["mu_sd"])
         family = pm.Data("tau_family", d["tau_family"])
         a, b, c = pm.Data("tau_a", d["tau_a"]), pm.Data("tau_b", d["tau_b"]), pm.Data("tau_c", d["tau_c"])
-        # priors
-        mu = pm.Normal("mu", mu=mu_mean, sigma=mu_sd)
+        # tau prior, and the likelihood with theta_i and mu integrated out: log p(y | tau)
         tau = tau_prior_block(family, a, b, c)
-        # likelihood with theta_i integrated out
-        pm.Normal("y_like", mu=mu, sigma=pm.math.sqrt(v_obs + tau**2), observed=y_obs)
+        w = 1.0 / (v_obs + tau**2)
+        w0 = 1.0 / mu_sd**2
+        big_w = w0 + pt.sum(w)
+        m = (w0 * mu_mean + pt.sum(w * y_obs)) / big_w
+        resid = pt.sum(w * (y_obs - m) ** 2) + w0 * (mu_mean - m) ** 2
+        pm.Potential("marginal_likelihood",
+                     -0.5 * pt.sum(pt.log(v_obs + tau**2)) - 0.5 * pt.log(big_w) - 0.5 * resid)
+        # mu | tau, y ~ N(m, 1/W), whitened
+        z = pm.Normal("z_mu", 0.0, 1.0)
+        pm.Deterministic("mu", m + z / pt.sqrt(big_w))
     return model
 
 

@@ -273,3 +273,56 @@ def fit_text(s: dict) -> str:
     for note in s["notes"]:
         lines.append(f"Note: {note}")
     return "\n".join(lines)
+
+
+def comparison_text(rows: list[dict]) -> str:
+    """One row per prior, plus the DL reference: the sensitivity table for a discussion section."""
+    s = rows[0]
+    m = s["measure"]
+    lines = [f"{s['label']} ({s['outcome']}), {m}: sensitivity to the prior",
+             f"Data: {level_text(s)}", f"Engine: {s['engine']}", "",
+             f"{'prior':16s} {m + ' median [95% CrI]':>26s} {'tau':>6s} "
+             f"{'prediction [95%]':>18s} {'P(benefit)':>10s} {'P(>MCID)':>9s}"]
+    for r in rows:
+        tau = f"{r['tau']['median']:.2f}" if r["tau"] else "-"
+        pred = (f"[{r['prediction']['ci_low']:.2f}, {r['prediction']['ci_high']:.2f}]"
+                if r["prediction"] else "-")
+        pm = prob_text(r["p_mcid"]) if r["p_mcid"] is not None else "-"
+        lines.append(f"{r['prior']['name']:16s} {ci_text(r['effect']):>26s} {tau:>6s} "
+                     f"{pred:>18s} {prob_text(r['p_benefit']):>10s} {pm:>9s}")
+    d = s.get("dl")
+    if d:
+        pred = (f"[{d['prediction']['ci_low']:.2f}, {d['prediction']['ci_high']:.2f}]"
+                if d["prediction"] else "-")
+        ci = f"{d['estimate']:.2f} [{d['ci_low']:.2f}, {d['ci_high']:.2f}]"
+        lines.append(f"{'DL (classical)':16s} {ci:>26s} {d['tau']:6.2f} {pred:>18s} "
+                     f"{'-':>10s} {'-':>9s}")
+    p = s.get("published")
+    if p:
+        ci = f"{p['estimate']:g} [{p['ci_low']:g}, {p['ci_high']:g}]"
+        lines.append(f"{'published':16s} {ci:>26s}")
+    lines += ["", f"P(benefit) = P({benefit_words(s)})."]
+    if s["p_mcid"] is not None:
+        lines.append(f"P(>MCID) = P({mcid_words(s)}).")
+    for r in rows:
+        lines.append(f"{r['prior']['name']}: {r['prior']['title']}")
+    if s["level"] == "summary":
+        lines.append("Note: " + summary_level_note_short())
+    return "\n".join(lines)
+
+
+def summary_level_note_short() -> str:
+    return ("summary level: only the prior on the pooled effect matters; priors on tau are not "
+            "used, so prior sets that differ only in tau are shown once.")
+
+
+def sweep_text(rows: list[dict]) -> str:
+    """Outcome x prior table: effect, P(benefit), P(>MCID), convergence."""
+    lines = [f"{'outcome':42s} {'level':7s} {'prior':16s} {'effect [95% CrI]':>24s} "
+             f"{'P(benefit)':>10s} {'P(>MCID)':>9s}"]
+    for r in rows:
+        pm = prob_text(r["p_mcid"]) if r["p_mcid"] is not None else "-"
+        lines.append(f"{r['outcome']:42s} {r['level']:7s} {r['prior']['name']:16s} "
+                     f"{r['measure'] + ' ' + ci_text(r['effect']):>24s} "
+                     f"{prob_text(r['p_benefit']):>10s} {pm:>9s}")
+    return "\n".join(lines)
