@@ -36,8 +36,9 @@ from bayes_pip.errors import InputError
 SCOUT_POINTS = 4001    # coarse pass that finds where p(log tau | y) lives
 CELLS = 1500           # composite Gauss-Legendre cells over that range
 NODES_PER_CELL = 5     # 5-point Gauss-Legendre: exact for polynomials of degree 9 in each cell
-LOG_TAU_BELOW = 40.0   # the scouting range: log(s) - 40 ... log(s) + 16 around a data scale s
-LOG_TAU_ABOVE = 16.0
+LOG_TAU_BELOW = 40.0   # the scouting range: log(s) - 40 ... log(s) + 30 around a data scale s
+LOG_TAU_ABOVE = 30.0
+UPPER_TAIL_MAX = 1e-10 # largest posterior mass allowed above the range (bounded, then ignored)
 NEGLIGIBLE = 1e-16     # density (relative to its maximum) treated as zero when trimming the range
 GL_X, GL_W = np.polynomial.legendre.leggauss(NODES_PER_CELL)
 
@@ -201,10 +202,20 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
         raise InputError("the prior on tau gives zero density everywhere the data allow")
     shift = float(np.max(scout_logd))
     alive = np.flatnonzero(scout_logd - shift > math.log(NEGLIGIBLE))
+    lo, hi = scout[max(alive[0] - 1, 0)], scout[min(alive[-1] + 1, len(scout) - 1)]
     if alive[-1] == len(scout) - 1:
-        raise InputError("the posterior of tau is not contained in the quadrature range; the "
-                         "prior on tau is probably too vague for this number of studies")
-    lo, hi = scout[max(alive[0] - 1, 0)], scout[alive[-1] + 1]
+        # heavy-tailed prior with few studies: bound the mass above the range by
+        # p(y | tau_hi) P_prior(tau > tau_hi) (p(y | tau) decreases for large tau)
+        log_lik_hi = conditional_moments(y, v, np.exp([hi]), mu_prior)[2][0]
+        try:
+            upper = math.exp(log_lik_hi - shift) * float(1 - tau_prior.cdf(math.exp(hi)))
+        except ValueError:
+            upper = math.inf
+        scale_mass = float(np.sum(np.exp(scout_logd - shift)) * (scout[1] - scout[0]))
+        if not upper / scale_mass < UPPER_TAIL_MAX:
+            raise InputError("the posterior of tau is not contained in the quadrature range; "
+                             "the prior on tau is probably too vague (or improper) for this "
+                             "number of studies")
     # ---- below lo, p(y | tau) = p(y | 0) to within 1e-30: the tail is L(0) * P_prior(tau < e^lo)
     tail_mass = 0.0
     if alive[0] == 0:
