@@ -30,6 +30,8 @@ class FitResult:
 
     summary: dict
     idata: object = field(default=None, compare=False, repr=False)
+    posterior: object = field(default=None, compare=False, repr=False)
+    prior: object = field(default=None, compare=False, repr=False)
 
 
 def versions(engine: str) -> dict:
@@ -92,7 +94,7 @@ def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
         if engine != "exact" and engine != "pymc":
             summary["notes"].append(f"--engine {engine} does not apply at summary level; the "
                                     "closed-form normal-normal posterior was used")
-        return FitResult(summary)
+        return FitResult(summary, None, post, prior)
 
     classical = classical_analysis(dataset, outcome_id)
     es = classical.effects
@@ -136,7 +138,7 @@ def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
                "diagnostics": diagnostics, "dl": classical.to_dict(),
                "published": published_dict(published) if published else None,
                "notes": notes, "settings": settings_dict}
-    return FitResult(summary, idata)
+    return FitResult(summary, idata, post, prior)
 
 
 def published_dict(p) -> dict:
@@ -149,11 +151,12 @@ def priors_for(dataset: Dataset, outcome_id: str, level: str) -> list[str]:
     """Prior sets compared by default: all that apply; at summary level one per distinct mu prior."""
     outcome = dataset.outcome(outcome_id)
     names = applicable_priors(outcome)
+    default = default_prior_name(outcome.measure)
+    names = [default] + [n for n in names if n != default] if default in names else names
     if level != "summary":
         return names
     seen, keep = set(), []
-    default = default_prior_name(outcome.measure)
-    for name in [default] + [n for n in names if n != default]:
+    for name in names:
         mu = resolve_prior(name, outcome).mu
         key = (round(mu.mean, 12), round(mu.sd, 12) if math.isfinite(mu.sd) else None)
         if key not in seen:
@@ -164,8 +167,8 @@ def priors_for(dataset: Dataset, outcome_id: str, level: str) -> list[str]:
 
 def compare_priors(dataset: Dataset, outcome_id: str, prior_names: list[str] | None = None,
                    engine: str = "pymc", level: str = "auto", seed: int = DEFAULT_SEED,
-                   settings=None, progress=None) -> list[dict]:
-    """`fit` summaries of one outcome under several prior sets (default: all that apply).
+                   settings=None, progress=None) -> list[FitResult]:
+    """Fits of one outcome under several prior sets (default: all that apply).
 
     A fit that fails the convergence checks raises ConvergenceError: a comparison never mixes
     converged and unconverged rows.
@@ -176,8 +179,7 @@ def compare_priors(dataset: Dataset, outcome_id: str, prior_names: list[str] | N
     for i, name in enumerate(names):
         if progress:
             progress(i, len(names), f"{outcome_id}: {name}")
-        rows.append(fit_outcome(dataset, outcome_id, name, engine, used_level, seed,
-                                settings).summary)
+        rows.append(fit_outcome(dataset, outcome_id, name, engine, used_level, seed, settings))
     return rows
 
 

@@ -178,9 +178,10 @@ def cmd_compare_priors(args) -> int:
 
     dataset = load_dataset(args.data)
     names = [n.strip() for n in args.priors.split(",") if n.strip()] if args.priors else None
-    rows = compare_priors(dataset, args.outcome, names, args.engine, args.level, args.seed,
+    fits = compare_priors(dataset, args.outcome, names, args.engine, args.level, args.seed,
                           sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json))
+    rows = [f.summary for f in fits]
     if args.json:
         print_json(rows)
     else:
@@ -207,6 +208,57 @@ def cmd_sweep(args) -> int:
         print_json(rows)
     else:
         print(sweep_text(rows))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------
+
+def cmd_report(args) -> int:
+    """Write reports: per outcome a Markdown file, a self-contained HTML file, PNG figures (forest
+    plot, prior vs posterior, sensitivity) and the fits as JSON; with --all also a
+    summary-of-findings table (Markdown, HTML, CSV) across outcomes.
+
+    Example: python -m bayes_pip report --all --out reports
+    """
+    from bayes_pip.analysis import compare_priors, outcomes_with_data
+    from bayes_pip.data import bundled_data_dir, load_dataset
+    from bayes_pip.report import (LIMITS_PIP, outcome_report, summary_of_findings,
+                                  write_report_files)
+
+    if bool(args.outcome) == bool(args.all):
+        raise InputError("give one OUTCOME or --all")
+    dataset = load_dataset(args.data)
+    bundled = dataset.directory.resolve() == bundled_data_dir().resolve()
+    provenance = (LIMITS_PIP if bundled else
+                  f"Study data from {dataset.directory}; each row's source is in studies.csv.")
+    outcome_ids = outcomes_with_data(dataset) if args.all else [args.outcome]
+    if not args.all:
+        dataset.outcome(args.outcome)
+    show = progress_printer(sys.stderr.isatty())
+    files, all_fits = {}, {}
+    for i, outcome_id in enumerate(outcome_ids):
+        if show:
+            show(i, len(outcome_ids), outcome_id)
+        fits = compare_priors(dataset, outcome_id, None, args.engine, args.level, args.seed,
+                              sampler_settings(args))
+        all_fits[outcome_id] = fits
+        files.update(outcome_report(fits, provenance))
+    if show:
+        show(len(outcome_ids), len(outcome_ids), "writing files")
+    if args.all:
+        skipped = [o for o in dataset.outcome_ids() if o not in all_fits]
+        files.update(summary_of_findings(all_fits, skipped, str(dataset.directory), provenance))
+    written = write_report_files(args.out, files)
+    main_file = (f"{args.out}/summary_of_findings.md" if args.all
+                 else f"{args.out}/{args.outcome}.md")
+    print(f"Wrote {len(written)} files to {args.out}/ (start with {main_file}).")
+    if args.all:
+        from bayes_pip.report import sof_rows
+        for r in sof_rows(all_fits):
+            print(f"  {r['outcome']:42s} {r['level']:7s} {r['measure']} {r['bayes']:>22s}  "
+                  f"P(benefit) {r['p_benefit']} ({r['p_benefit_min']} to {r['p_benefit_max']})")
     return EXIT_OK
 
 
@@ -274,6 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated prior sets (default: every prior that applies)")
     add_fit_options(p, prior=False)
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="Markdown/HTML/PNG reports for one outcome or --all",
+                       description=cmd_report.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("outcome", nargs="?", help="outcome id (see `list`)")
+    p.add_argument("--all", action="store_true", help="every outcome with data, plus a "
+                   "summary-of-findings table")
+    p.add_argument("--out", metavar="DIR", default="reports", help="output directory "
+                   "(default: reports)")
+    add_fit_options(p, prior=False)
+    p.set_defaults(func=cmd_report)
     return parser
 
 

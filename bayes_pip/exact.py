@@ -89,6 +89,20 @@ class ExactPosterior:
         m, var = self.components(target)
         return float(np.sum(self.weight * special.ndtr((m - x) / np.sqrt(var))))
 
+    def density(self, target, x) -> np.ndarray:
+        """Posterior density of a target at points x (tau: exact; others: the normal mixture)."""
+        x = np.atleast_1d(np.asarray(x, float))
+        if target == "tau":
+            out = np.zeros_like(x)
+            pos = x > 0
+            out[pos] = self.density_log_tau(np.log(x[pos])) / x[pos]
+            return out
+        m, var = self.components(target)
+        sd = np.sqrt(var)
+        z = (x[:, None] - m[None, :]) / sd[None, :]
+        return np.sum(self.weight[None, :] * np.exp(-0.5 * z**2) / (sd * math.sqrt(2 * math.pi)),
+                      axis=1)
+
     def mean(self, target) -> float:
         if target == "tau":
             return float(np.sum(self.weight * self.tau))
@@ -115,10 +129,14 @@ class ExactPosterior:
 
     # ----- tau: exact density, integrated by Gauss-Legendre inside a cell -----
 
-    def density(self, log_tau) -> np.ndarray:
+    def unnormalised(self, log_tau) -> np.ndarray:
         """Unnormalised posterior density of log tau at arbitrary points."""
         x = np.atleast_1d(np.asarray(log_tau, float))
         return np.exp(log_density(self.y, self.v, x, self.mu_prior, self.tau_prior) - self.log_shift)
+
+    def density_log_tau(self, log_tau) -> np.ndarray:
+        """Normalised posterior density of log tau."""
+        return self.unnormalised(log_tau) / self.total
 
     def tau_cdf(self, t: float) -> float:
         if t <= 0:
@@ -132,7 +150,7 @@ class ExactPosterior:
         j = int(np.searchsorted(self.edges, lt) - 1)
         a = self.edges[j]
         half = 0.5 * (lt - a)
-        partial = half * np.sum(GL_W * self.density(a + half * (GL_X + 1)))
+        partial = half * np.sum(GL_W * self.unnormalised(a + half * (GL_X + 1)))
         return float(min(max(self.cum_edges[j] + partial / self.total, 0.0), 1.0))
 
     def tau_quantile(self, q: float) -> float:
@@ -287,6 +305,11 @@ class NormalPosterior:
     def sd(self, target):
         self.check(target)
         return self.post_sd
+
+    def density(self, target, x):
+        self.check(target)
+        z = (np.asarray(x, float) - self.post_mean) / self.post_sd
+        return np.exp(-0.5 * z**2) / (self.post_sd * math.sqrt(2 * math.pi))
 
 
 def summary_posterior(y: float, se: float, mu_prior) -> NormalPosterior:

@@ -71,3 +71,252 @@ def write_fit(out_dir: Path, result) -> list[Path]:
             result.idata.to_netcdf(str(stage / f"{stem}.nc"), engine="h5netcdf")
             written.append(Path(out_dir) / f"{stem}.nc")
     return written
+
+
+# ---------------------------------------------------------------------------------------------
+# per-outcome reports and the summary of findings
+# ---------------------------------------------------------------------------------------------
+
+import base64  # noqa: E402
+import csv  # noqa: E402
+import html  # noqa: E402
+import io  # noqa: E402
+
+from bayes_pip import figures  # noqa: E402
+from bayes_pip.summarise import (discussion_sentences, engine_text, level_text,  # noqa: E402
+                                 prob_text)
+
+LIMITS_PIP = (
+    "The bundled PIP data hold the pooled results printed in the review's abstract, the eight "
+    "trials' characteristics and three study-level rows (one of them derived from a printed "
+    "percentage with an inferred denominator). The review's own forest-plot tables were not "
+    "available. Summary-level re-analyses inherit the review's analysis choices (RevMan "
+    "random effects) and cannot re-estimate heterogeneity; with two to four trials per outcome, "
+    "heterogeneity is poorly estimated in any case.")
+
+
+def fmt(x, digits=2):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def interval_text(d: dict | None, lo="ci_low", hi="ci_high", mid="median") -> str:
+    if not d:
+        return "-"
+    return f"{fmt(d[mid])} [{fmt(d[lo])}, {fmt(d[hi])}]"
+
+
+def published_text(p: dict | None) -> str:
+    return "-" if not p else f"{p['estimate']:g} [{p['ci_low']:g}, {p['ci_high']:g}]"
+
+
+def dl_text_short(d: dict | None) -> str:
+    return "-" if not d else f"{fmt(d['estimate'])} [{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]"
+
+
+def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = ["prior", f"{rows[0]['measure']} median [95% CrI]", "tau median",
+              "95% prediction interval", "P(benefit)", "P(beyond MCID)"]
+    body = []
+    for r in rows:
+        pred = ("-" if not r["prediction"] else
+                f"[{fmt(r['prediction']['ci_low'])}, {fmt(r['prediction']['ci_high'])}]")
+        body.append([r["prior"]["name"], interval_text(r["effect"]),
+                     fmt(r["tau"]["median"]) if r["tau"] else "-", pred,
+                     prob_text(r["p_benefit"]),
+                     prob_text(r["p_mcid"]) if r["p_mcid"] is not None else "-"])
+    s = rows[0]
+    if s.get("dl"):
+        d = s["dl"]
+        pred = ("-" if not d["prediction"] else
+                f"[{fmt(d['prediction']['ci_low'])}, {fmt(d['prediction']['ci_high'])}]")
+        body.append(["DerSimonian-Laird", dl_text_short(d), fmt(d["tau"]), pred, "-", "-"])
+    if s.get("published"):
+        body.append(["published (review)", published_text(s["published"]), "-", "-", "-", "-"])
+    return header, body
+
+
+def study_table(main: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["study", f"observed {main['measure']} [95% CI]", "shrunken median [95% CrI]",
+              "provenance"]
+    body = []
+    for st in main["studies"]:
+        obs = next(s for s in main["dl"]["studies"] if s["study"] == st["study"])
+        body.append([st["study"], dl_text_short(obs), interval_text(st), obs["provenance"]])
+    return header, body
+
+
+def md_table(header, body) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def html_table(header, body) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+HTML_STYLE = """body{font-family:Georgia,serif;max-width:60em;margin:2em auto;padding:0 1em;
+line-height:1.45;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:0.92em}
+td,th{border:1px solid #bbb;padding:0.25em 0.6em;text-align:left}th{background:#eee}
+img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}.note{color:#555;font-size:0.92em}
+blockquote{border-left:4px solid #1f77b4;margin:1em 0;padding:0.2em 1em;background:#f5f8fc}"""
+
+
+def html_page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def img_tag(png: bytes, alt: str) -> str:
+    return (f"<img alt=\"{html.escape(alt)}\" "
+            f"src=\"data:image/png;base64,{base64.b64encode(png).decode('ascii')}\">")
+
+
+def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
+    """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit."""
+    main = fits[0].summary
+    rows = [f.summary for f in fits]
+    o = main["outcome"]
+    pngs = {f"{o}_forest.png": figures.forest_plot(main),
+            f"{o}_prior_posterior_mu.png": figures.prior_posterior_plot(fits[0], "mu"),
+            f"{o}_sensitivity.png": figures.sensitivity_plot(rows)}
+    if main["tau"]:
+        pngs[f"{o}_prior_posterior_tau.png"] = figures.prior_posterior_plot(fits[0], "tau")
+    sentences = discussion_sentences(main, rows)
+    sens_h, sens_b = sensitivity_table(rows)
+    st_h, st_b = study_table(main) if main["studies"] else (None, None)
+    facts = [("Data", level_text(main)), ("Engine", engine_text(main)),
+             ("Main prior", f"{main['prior']['name']}: {main['prior']['title']}"),
+             ("Direction of benefit", f"{main['measure']} "
+              f"{'>' if main['benefit'] == 'higher' else '<'} "
+              f"{1 if main['measure'] in ('RR', 'OR') else 0}"),
+             ("Seed and versions", (f"seed {main['settings']['seed']}" if main["settings"].get(
+                 "seed") is not None else "closed form, no random numbers") + "; " + ", ".join(
+                 f"{k} {v}" for k, v in main["settings"]["versions"].items()))]
+    if main.get("published"):
+        p = main["published"]
+        facts.append(("Published result", f"{main['measure']} {published_text(p)}, k = {p['k']}, "
+                      f"N = {p['participants']}, GRADE {p['grade'] or 'not given'} "
+                      f"({p['source']})"))
+    if main.get("dl") and main["dl"].get("published"):
+        facts.append(("Agreement with the review", main["dl"]["published"]["agreement"]))
+    notes = list(dict.fromkeys(n for r in rows for n in r["notes"]))
+
+    md = [f"# {main['label']}", "", f"Outcome `{o}` ({main['comparison']}).", ""]
+    md += [f"- **{k}:** {v}" for k, v in facts]
+    md += ["", "## For the discussion section", "", "> " + " ".join(sentences), "",
+           "## Sensitivity to the prior", "", md_table(sens_h, sens_b), "",
+           f"P(benefit): posterior probability that the pooled effect favours PIP "
+           f"({main['measure']} {'>' if main['benefit'] == 'higher' else '<'} "
+           f"{1 if main['measure'] in ('RR', 'OR') else 0}); P(beyond MCID): beyond "
+           f"{main['measure']} {main['mcid']:g}." if main["mcid"] is not None else "", ""]
+    if st_h:
+        md += ["## Studies", "", md_table(st_h, st_b), ""]
+    md += ["## Figures", ""] + [f"![{name}]({name})" for name in pngs] + [""]
+    md += ["## Provenance and limits", "", provenance, ""] + [f"- {n}" for n in notes] + [""]
+    md += ["## Priors", ""] + [f"- **{r['prior']['name']}** ({r['prior']['title']}): "
+                               f"{r['prior']['source']}" for r in rows] + [""]
+
+    body = [f"<h1>{html.escape(main['label'])}</h1>",
+            f"<p>Outcome <code>{html.escape(o)}</code> ({html.escape(main['comparison'])}).</p>",
+            "<ul>" + "".join(f"<li><b>{html.escape(k)}:</b> {html.escape(str(v))}</li>"
+                             for k, v in facts) + "</ul>",
+            "<h2>For the discussion section</h2>",
+            f"<blockquote>{html.escape(' '.join(sentences))}</blockquote>",
+            "<h2>Sensitivity to the prior</h2>", html_table(sens_h, sens_b)]
+    if st_h:
+        body += ["<h2>Studies</h2>", html_table(st_h, st_b)]
+    body += ["<h2>Figures</h2>"] + [img_tag(png, name) for name, png in pngs.items()]
+    body += ["<h2>Provenance and limits</h2>", f"<p>{html.escape(provenance)}</p>",
+             "<ul>" + "".join(f"<li class=\"note\">{html.escape(n)}</li>" for n in notes)
+             + "</ul>", "<h2>Priors</h2>",
+             "<ul>" + "".join(f"<li><b>{html.escape(r['prior']['name'])}</b> "
+                              f"({html.escape(r['prior']['title'])}): "
+                              f"{html.escape(r['prior']['source'])}</li>" for r in rows) + "</ul>"]
+    files: dict[str, bytes | str] = dict(pngs)
+    files[f"{o}.md"] = "\n".join(md)
+    files[f"{o}.html"] = html_page(main["label"], "\n".join(body))
+    files[f"{o}.json"] = json_text({"main": main, "priors": rows})
+    return files
+
+
+SOF_COLUMNS = ["outcome", "label", "measure", "level", "k", "participants", "published",
+               "grade", "dl", "bayes_prior", "bayes", "p_benefit", "p_benefit_min",
+               "p_benefit_max", "prediction"]
+
+
+def sof_rows(all_fits: dict[str, list]) -> list[dict]:
+    """One summary-of-findings row per outcome (numbers straight from the fit records)."""
+    out = []
+    for outcome_id, fits in all_fits.items():
+        main = fits[0].summary
+        ps = [f.summary["p_benefit"] for f in fits]
+        out.append({
+            "outcome": outcome_id, "label": main["label"], "measure": main["measure"],
+            "level": main["level"], "k": main["k"], "participants": main["participants"],
+            "published": published_text(main.get("published")),
+            "grade": (main.get("published") or {}).get("grade", "") or "-",
+            "dl": dl_text_short(main.get("dl")),
+            "bayes_prior": main["prior"]["name"], "bayes": interval_text(main["effect"]),
+            "p_benefit": prob_text(main["p_benefit"]),
+            "p_benefit_min": prob_text(min(ps)), "p_benefit_max": prob_text(max(ps)),
+            "prediction": ("-" if not main["prediction"] else
+                           f"[{fmt(main['prediction']['ci_low'])}, "
+                           f"{fmt(main['prediction']['ci_high'])}]"),
+        })
+    return out
+
+
+SOF_HEADER = ["Outcome", "Measure", "Level", "k", "N", "Published [95% CI]", "GRADE",
+              "DL [95% CI]", "Prior", "Bayesian median [95% CrI]", "P(benefit)",
+              "P(benefit) across priors", "95% prediction interval"]
+
+
+def sof_table_rows(rows: list[dict]) -> list[list[str]]:
+    return [[r["label"], r["measure"], r["level"], r["k"], r["participants"], r["published"],
+             r["grade"], r["dl"], r["bayes_prior"], r["bayes"], r["p_benefit"],
+             f"{r['p_benefit_min']} to {r['p_benefit_max']}", r["prediction"]] for r in rows]
+
+
+def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_dir: str,
+                        provenance: str) -> dict[str, str]:
+    rows = sof_rows(all_fits)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SOF_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    table = sof_table_rows(rows)
+    title = "Summary of findings: Bayesian re-analysis"
+    intro = (f"Data: {dataset_dir}. One row per outcome with data; P(benefit) is the posterior "
+             "probability that the pooled effect favours PIP under the main prior; the range "
+             "runs over every prior that applies (see each outcome's report).")
+    links = [f"[{o}]({o}.html)" for o in all_fits]
+    md = [f"# {title}", "", intro, "", md_table(SOF_HEADER, table), "",
+          "Reports: " + ", ".join(links), ""]
+    if skipped:
+        md += [f"Outcomes without data (not analysed): {', '.join(skipped)}.", ""]
+    md += ["## Provenance and limits", "", provenance, ""]
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>",
+            html_table(SOF_HEADER, table),
+            "<p>Reports: " + ", ".join(f"<a href=\"{html.escape(o)}.html\">{html.escape(o)}</a>"
+                                       for o in all_fits) + "</p>"]
+    if skipped:
+        body.append(f"<p class=\"note\">Outcomes without data (not analysed): "
+                    f"{html.escape(', '.join(skipped))}.</p>")
+    body += ["<h2>Provenance and limits</h2>", f"<p>{html.escape(provenance)}</p>"]
+    return {"summary_of_findings.csv": buf.getvalue(),
+            "summary_of_findings.md": "\n".join(md),
+            "summary_of_findings.html": html_page(title, "\n".join(body))}
+
+
+def write_report_files(out_dir: Path, files: dict[str, bytes | str]) -> list[Path]:
+    """Stage every file, then move them into ``out_dir``: all of them or none."""
+    with staged_directory(Path(out_dir)) as stage:
+        for name, content in files.items():
+            raw = content.encode("utf-8") if isinstance(content, str) else content
+            (stage / name).write_bytes(raw)
+    return [Path(out_dir) / name for name in files]

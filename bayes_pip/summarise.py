@@ -137,6 +137,17 @@ class DrawsPosterior:
     def sd(self, target):
         return float(np.std(self.values(target), ddof=1))
 
+    def density(self, target, x):
+        """Kernel density estimate from the draws (tau: reflected at 0)."""
+        from scipy.stats import gaussian_kde
+
+        draws = self.values(target)
+        x = np.asarray(x, float)
+        if target == "tau":
+            kde = gaussian_kde(np.concatenate([draws, -draws]))
+            return np.where(x >= 0, 2 * kde(x), 0.0)
+        return gaussian_kde(draws)(x)
+
 
 def interval(post, target, measure: str | None = None) -> dict:
     """Median and central 95% interval of a target, on the natural scale if ``measure`` given."""
@@ -326,3 +337,72 @@ def sweep_text(rows: list[dict]) -> str:
                      f"{r['measure'] + ' ' + ci_text(r['effect']):>24s} "
                      f"{prob_text(r['p_benefit']):>10s} {pm:>9s}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# sentences for a discussion section
+# ---------------------------------------------------------------------------------------------
+
+def fmt_num(x: float) -> str:
+    """Two significant decimals for effects (0.74, 8.93, -0.22)."""
+    return f"{x:.2f}"
+
+
+def effect_phrase(s: dict) -> str:
+    e = s["effect"]
+    return (f"{s['measure']} {fmt_num(e['median'])} (95% CrI {fmt_num(e['ci_low'])} to "
+            f"{fmt_num(e['ci_high'])})")
+
+
+def prior_phrase(s: dict) -> str:
+    """'halfnormal-0.5 prior (...)'; at summary level only the prior on the pooled effect counts."""
+    p = s["prior"]
+    if s["level"] == "summary":
+        mu = p["mu"]
+        scale = f"log {s['measure']}" if s["measure"] in ("RR", "OR") else s["measure"]
+        return (f"{p['name']} prior on the pooled effect (Normal({mu['mean']:.3g}, "
+                f"{mu['sd']:.3g}^2) on the {scale} scale)")
+    return f"{p['name']} prior ({p['title'][0].lower() + p['title'][1:]})"
+
+
+def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
+    """Ready-to-paste sentences; every number comes from the fit records given."""
+    who = "PIP" if main["comparison"].startswith("pip_") else "the intervention"
+    if main["comparison"] == "pip_vs_alternative":
+        who = "PIP (compared with the alternative treatment)"
+    verb = "increases" if main["benefit"] == "higher" else "reduces"
+    what = main["label"][0].lower() + main["label"][1:]
+    out = []
+    if main["level"] == "summary":
+        p = main["published"]
+        out.append(
+            f"Re-analysing the review's published pooled estimate ({main['measure']} "
+            f"{p['estimate']:g}, 95% CI {p['ci_low']:g} to {p['ci_high']:g}; {p['k']} studies, "
+            f"{p['participants']} participants) with a Bayesian normal model, which cannot "
+            "re-estimate between-study heterogeneity:")
+    else:
+        out.append(f"In a Bayesian random-effects meta-analysis of {main['k']} "
+                   f"{'study' if main['k'] == 1 else 'studies'} ({main['participants']} "
+                   "participants):")
+    e = main["effect"]
+    out.append(f"Under the {prior_phrase(main)} the posterior median {main['measure']} was "
+               f"{fmt_num(e['median'])} (95% CrI {fmt_num(e['ci_low'])} to "
+               f"{fmt_num(e['ci_high'])}); the probability that {who} {verb} {what} was "
+               f"{prob_text(main['p_benefit'])}.")
+    if main["p_mcid"] is not None:
+        out.append(f"The probability of an effect beyond the minimal clinically important "
+                   f"difference ({main['measure']} {main['mcid']:g}) was "
+                   f"{prob_text(main['p_mcid'])}.")
+    if main["prediction"]:
+        pr = main["prediction"]
+        out.append(f"The 95% prediction interval for the effect in a new study was "
+                   f"{fmt_num(pr['ci_low'])} to {fmt_num(pr['ci_high'])} (between-study SD tau, "
+                   f"median {fmt_num(main['tau']['median'])}).")
+    if len(rows) > 1:
+        lo = min(rows, key=lambda r: r["p_benefit"])
+        hi = max(rows, key=lambda r: r["p_benefit"])
+        out.append(f"Across the {len(rows)} priors considered, the probability that {who} "
+                   f"{verb} {what} ranged from {prob_text(lo['p_benefit'])} "
+                   f"({lo['prior']['name']} prior) to {prob_text(hi['p_benefit'])} "
+                   f"({hi['prior']['name']} prior).")
+    return out

@@ -1,0 +1,150 @@
+"""The command line as a researcher uses it: output, exit codes, reproducibility, reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bayes_pip.data import bundled_data_dir
+from conftest import run_cli
+
+CRINS = str(bundled_data_dir().parent / "crins2014")
+
+
+def test_list_shows_every_outcome_with_its_status():
+    r = run_cli("list", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {x["outcome"]: x for x in json.loads(r.stdout)}
+    assert len(rows) == 10
+    assert rows["maternal_sensitivity_post"]["data"] == "no data yet"
+    assert rows["secure_attachment_post"]["level"] == "summary"
+    assert rows["secure_attachment_post"]["k"] == 2  # Barlow 2015 abstract: 2 studies, 168
+    assert rows["secure_attachment_post"]["participants"] == 168
+    assert rows["parent_reported_depression_vs_alternative"]["level"] == "study"
+    text = run_cli("list").stdout
+    assert "parental_depression_incidence" in text and "no data yet" in text
+
+
+@pytest.mark.parametrize("outcome", ["parent_reported_depression", "secure_attachment_post",
+                                     "parent_reported_depression_vs_alternative"])
+def test_dl_runs_on_every_bundled_outcome_with_study_rows(outcome):
+    r = run_cli("dl", outcome, "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for key in ("outcome", "measure", "k", "estimate", "ci_low", "ci_high", "mu", "se", "tau2",
+                "q", "i2", "p", "excluded"):
+        assert key in d
+    assert run_cli("dl", outcome).returncode == 0
+
+
+def test_dl_reports_disagreement_with_published_result():
+    d = json.loads(run_cli("dl", "parent_reported_depression", "--json").stdout)
+    assert d["published"]["reproduced"] is False
+    assert "1 of the 4 studies" in d["published"]["agreement"]
+
+
+def test_dl_crins_matches_metafor(metafor_cases):
+    d = json.loads(run_cli("dl", "acute_rejection", "--data", CRINS, "--json").stdout)
+    ref = metafor_cases["crins_or"]["dl"]
+    assert d["mu"] == pytest.approx(ref["mu"], rel=1e-10)
+    assert d["tau2"] == pytest.approx(ref["tau2"], rel=1e-10)
+    assert d["i2"] == pytest.approx(ref["i2"], rel=1e-10)
+
+
+def test_unknown_outcome_is_a_clear_one_line_error():
+    r = run_cli("fit", "secure_attachment")
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "unknown outcome 'secure_attachment'" in r.stderr
+    assert "secure_attachment_post" in r.stderr  # suggestion
+
+
+def test_outcome_without_data_is_refused():
+    r = run_cli("fit", "maternal_sensitivity_post", "--engine", "exact")
+    assert r.returncode == 2
+    assert "neither study rows nor a published result" in r.stderr
+
+
+def test_fit_exact_json_has_the_documented_keys():
+    r = run_cli("fit", "acute_rejection", "--data", CRINS, "--engine", "exact", "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    for key in ("outcome", "measure", "engine", "prior", "mu", "effect", "tau", "prediction",
+                "p_benefit", "p_mcid", "studies", "diagnostics", "dl", "level", "settings"):
+        assert key in s, key
+    assert set(s["prior"]["mu"]) >= {"family", "mean", "sd"}
+    assert s["prior"]["tau"]["family"] == "halfnormal" and s["prior"]["tau"]["scale"] == 0.5
+    assert set(s["mu"]) == {"mean", "sd", "median", "ci_low", "ci_high"}
+    assert s["diagnostics"] is None and s["level"] == "study"
+    assert len(s["studies"]) == 6
+
+
+def test_fit_pymc_same_seed_gives_byte_identical_json(tmp_path):
+    args = ("fit", "acute_rejection", "--data", CRINS, "--json", "--seed", "123")
+    a, b = run_cli(*args), run_cli(*args)
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout
+    s = json.loads(a.stdout)
+    assert s["settings"]["seed"] == 123 and s["settings"]["versions"]["pymc"]
+    d = s["diagnostics"]
+    assert d["rhat_max"] <= 1.01 and d["ess_bulk_min"] >= 400 and d["divergences"] == 0
+
+
+def test_convergence_failure_exits_3_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("fit", "acute_rejection", "--data", CRINS, "--draws", "20", "--tune", "20",
+                "--out", str(out))
+    assert r.returncode == 3, r.stderr
+    assert "ESS" in r.stderr and "Try more draws" in r.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_report_numbers_equal_the_fit_records(tmp_path):
+    out = tmp_path / "reports"
+    r = run_cli("report", "--all", "--out", str(out), "--engine", "exact")
+    assert r.returncode == 0, r.stderr
+    sof = list(csv.DictReader((out / "summary_of_findings.csv").open()))
+    assert len(sof) == 7
+    md_sof = (out / "summary_of_findings.md").read_text()
+    for row in sof:
+        fits = json.loads((out / f"{row['outcome']}.json").read_text())
+        main = fits["main"]
+        e = main["effect"]
+        assert row["bayes"] == f"{e['median']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]"
+        assert row["level"] == main["level"] and int(row["k"]) == main["k"]
+        ps = [f["p_benefit"] for f in fits["priors"]]
+        assert row["p_benefit"] == fmt_p(main["p_benefit"])
+        assert row["p_benefit_min"] == fmt_p(min(ps)) and row["p_benefit_max"] == fmt_p(max(ps))
+        assert row["bayes"] in md_sof
+        md = (out / f"{row['outcome']}.md").read_text()
+        html = (out / f"{row['outcome']}.html").read_text()
+        sentence = (f"the posterior median {main['measure']} was {e['median']:.2f} (95% CrI "
+                    f"{e['ci_low']:.2f} to {e['ci_high']:.2f})")
+        assert sentence in md and sentence in html
+        for f in fits["priors"]:
+            assert f"| {f['prior']['name']} | {f['effect']['median']:.2f} [" in md
+            assert fmt_p(f["p_benefit"]) in md
+        assert "src=\"data:image/png;base64," in html and "http" not in html.split("<body>")[1].split("Priors")[0]
+        for png in out.glob(f"{row['outcome']}_*.png"):
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            import matplotlib.image
+            assert matplotlib.image.imread(png).shape[0] > 100
+    assert not list(out.glob(".*"))  # no staging leftovers
+
+
+def fmt_p(p):
+    return "> 0.999" if p > 0.999 else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def test_every_command_has_help():
+    r = run_cli("--help")
+    commands = re.findall(r"^    (\S+)\s", r.stdout, flags=re.M)
+    assert {"list", "dl", "fit", "compare-priors", "sweep", "report"} <= set(commands)
+    for c in commands:
+        h = run_cli(c, "--help")
+        assert h.returncode == 0 and "Example" in h.stdout, c
