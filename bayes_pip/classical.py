@@ -122,8 +122,20 @@ class ClassicalAnalysis:
         return d
 
     def weights(self) -> np.ndarray:
-        """Percentage weights of each study in the pooled estimate (as RevMan prints them)."""
-        w = 1.0 / (self.effects.v + float(self.pooled.tau2))
+        """Percentage weights of each study in the pooled estimate (as RevMan prints them).
+
+        Mantel-Haenszel fixed effect: OR w_i = b_i c_i / N_i, RR w_i = c_i n1_i / N_i (Deeks &
+        Higgins 2010); otherwise inverse-variance weights 1/(v_i + tau^2).
+        """
+        es = self.effects
+        if self.pooled.method == "MH-fixed":
+            total = es.n_pip + es.n_ctrl
+            if es.measure == "OR":
+                w = (es.n_pip - es.events_pip) * es.events_ctrl / total
+            else:
+                w = es.events_ctrl * es.n_pip / total
+        else:
+            w = 1.0 / (es.v + float(self.pooled.tau2))
         return 100 * w / w.sum()
 
 
@@ -139,7 +151,7 @@ def printed_decimals(*values: float) -> int:
 
 def published_agreement(published: Published, dl: dict) -> dict:
     """Compare the DL result with the review's printed one, to the printed precision."""
-    places = printed_decimals(published.estimate, published.ci_low, published.ci_high)
+    places = min(printed_decimals(published.estimate, published.ci_low, published.ci_high), 10)
     ours = [round(dl[key], places) for key in ("estimate", "ci_low", "ci_high")]
     theirs = [published.estimate, published.ci_low, published.ci_high]
     reproduced = all(abs(a - b) < 0.5 * 10 ** -places + 1e-12 for a, b in zip(ours, theirs))
@@ -157,9 +169,26 @@ def published_agreement(published: Published, dl: dict) -> dict:
             "reproduced": reproduced, "agreement": verdict}
 
 
+def method_from_file(outcome: Outcome) -> str:
+    """The pooling method an imported RevMan file names: M-H or inverse variance, fixed or random
+    (RevMan's inverse-variance random effects is DerSimonian-Laird)."""
+    method, model = outcome.method.upper(), outcome.model.lower()
+    if not method:
+        raise InputError(f"outcome '{outcome.outcome}' names no analysis method (the method and "
+                         "model columns of outcomes.csv); choose --method")
+    table = {("MH", "fixed"): "MH-fixed", ("MH", "random"): "MH-random",
+             ("IV", "fixed"): "IV-fixed", ("IV", "random"): "DL"}
+    if (method, model) not in table:
+        raise InputError(f"outcome '{outcome.outcome}': method {method} {model} is not "
+                         "supported (supported: MH or IV, fixed or random)")
+    return table[(method, model)]
+
+
 def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL") -> ClassicalAnalysis:
     """Effect sizes and pooled result of one outcome's study rows."""
     outcome = dataset.outcome(outcome_id)
+    if method == "file":
+        method = method_from_file(outcome)
     rows = dataset.study_rows(outcome_id)
     if rows.empty:
         raise InputError(f"outcome '{outcome_id}' has no study rows to pool",
@@ -185,6 +214,8 @@ def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL") ->
     else:
         raise InputError(f"unknown method '{method}' (allowed: {', '.join(METHODS)})")
     low, high = dlcore.prediction_interval(pooled)
+    if pooled.method in ("IV-fixed", "MH-fixed"):  # no heterogeneity, no prediction interval
+        low = high = math.nan
     keep = ~rows["study"].isin(es.excluded)
     provenance = tuple(str(p) for p in rows.loc[keep, "provenance"])
     return ClassicalAnalysis(outcome, es, pooled, (float(low), float(high)),

@@ -249,7 +249,9 @@ def cmd_report(args) -> int:
         show(len(outcome_ids), len(outcome_ids), "writing files")
     if args.all:
         skipped = [o for o in dataset.outcome_ids() if o not in all_fits]
-        files.update(summary_of_findings(all_fits, skipped, str(dataset.directory), provenance))
+        label = ("the bundled parent-infant psychotherapy review data (Barlow et al. 2015, "
+                 "Cochrane CD010534.pub2)" if bundled else str(args.data))
+        files.update(summary_of_findings(all_fits, skipped, label, provenance))
     written = write_report_files(args.out, files)
     main_file = (f"{args.out}/summary_of_findings.md" if args.all
                  else f"{args.out}/{args.outcome}.md")
@@ -259,6 +261,43 @@ def cmd_report(args) -> int:
         for r in sof_rows(all_fits):
             print(f"  {r['outcome']:42s} {r['level']:7s} {r['measure']} {r['bayes']:>22s}  "
                   f"P(benefit) {r['p_benefit']} ({r['p_benefit_min']} to {r['p_benefit_max']})")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# import
+# ---------------------------------------------------------------------------------------------
+
+def cmd_import(args) -> int:
+    """Convert a RevMan 5 file (.rm5), a RevMan 5 CSV export or a RevMan Web data package
+    (directory) into a bayes_pip data directory (outcomes.csv, studies.csv, trials.csv with
+    risk-of-bias judgements, published.csv with the estimates RevMan stored).
+
+    The direction of benefit cannot be read from the data: give --benefit lower|higher, or
+    --benefit from-labels to take it from RevMan's "Favours ..." labels; otherwise the benefit
+    column is left empty for you to fill, and the labels are printed as a hint.
+
+    Example: python -m bayes_pip import review.rm5 --out data/myreview --benefit from-labels
+    """
+    from bayes_pip.data import load_dataset
+    from bayes_pip.report import write_report_files
+    from bayes_pip.revman import read_review, review_files
+
+    review = read_review(args.source)
+    if not review.outcomes:
+        raise InputError("no outcome with data that bayes_pip can analyse (RR, OR, SMD, MD)",
+                         file=args.source)
+    files, hints = review_files(review, args.benefit)
+    write_report_files(args.out, files)
+    print(f"Imported {len(review.outcomes)} outcomes, {len(review.studies)} study rows and "
+          f"{len(review.trials)} trials from {args.source} into {args.out}/")
+    for s in review.skipped:
+        print(f"  skipped: {s}")
+    for h in hints:
+        print(f"  to do: {h}")
+    if not hints:
+        load_dataset(args.out)  # the result must load: fail loudly here, not later
+        print(f"Next: python -m bayes_pip list --data {args.out}")
     return EXIT_OK
 
 
@@ -295,9 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
-    p.add_argument("--method", choices=METHODS, default="DL",
+    p.add_argument("--method", choices=METHODS + ("file",), default="DL",
                    help="pooling method: DL (default, as metafor rma method='DL'), MH-random "
-                        "(RevMan 'M-H, Random'), IV-fixed, MH-fixed")
+                        "(RevMan 'M-H, Random'), IV-fixed, MH-fixed, or file: the method and "
+                        "model an imported RevMan file names")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_dl)
 
@@ -337,6 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: reports)")
     add_fit_options(p, prior=False)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("import", help="convert RevMan 5 / RevMan Web files into a data directory",
+                       description=cmd_import.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help=".rm5 file, RevMan 5 CSV export, or RevMan Web data package "
+                   "directory")
+    p.add_argument("--out", metavar="DIR", required=True, help="data directory to write")
+    p.add_argument("--benefit", choices=("lower", "higher", "from-labels"), default=None,
+                   help="direction of benefit for every outcome (default: leave for you to fill)")
+    p.set_defaults(func=cmd_import)
     return parser
 
 

@@ -30,7 +30,7 @@ RATIO_MEASURES = ("RR", "OR")
 BENEFITS = ("lower", "higher")
 
 OUTCOME_COLUMNS = ("outcome", "label", "comparison", "measure", "benefit")
-STUDY_COLUMNS = ("outcome", "study", "n_pip", "n_ctrl", "source")
+STUDY_COLUMNS = ("outcome", "study", "source")
 PUBLISHED_COLUMNS = ("outcome", "measure", "estimate", "ci_low", "ci_high", "k", "source")
 TRIAL_COLUMNS = ("study", "source")
 COUNT_COLUMNS = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
@@ -58,6 +58,8 @@ class Outcome:
     timepoint: str
     mcid: float | None
     outcome_type: str = ""
+    method: str = ""   # analysis method a RevMan file names (MH, IV, Peto), if any
+    model: str = ""    # fixed or random, if the source names it
 
     @property
     def is_ratio(self) -> bool:
@@ -111,7 +113,8 @@ class Dataset:
                        measure=r["measure"], benefit=r["benefit"],
                        timepoint=str(r.get("timepoint", "") or ""),
                        mcid=None if mcid is None or pd.isna(mcid) else float(mcid),
-                       outcome_type=str(r.get("outcome_type", "") or ""))
+                       outcome_type=str(r.get("outcome_type", "") or ""),
+                       method=str(r.get("method", "") or ""), model=str(r.get("model", "") or ""))
 
     def study_rows(self, outcome_id: str) -> pd.DataFrame:
         return self.studies[self.studies["outcome"] == outcome_id].reset_index(drop=True)
@@ -256,6 +259,12 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
 
 def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
     frame = frame.copy()
+    if not {"yi", "sei"} <= set(frame.columns):
+        missing = [c for c in ("n_pip", "n_ctrl") if c not in frame.columns]
+        if missing:
+            raise InputError(f"missing required column(s) {', '.join(missing)} (required: "
+                             "outcome, study, n_pip, n_ctrl, source; or yi and sei for generic "
+                             "inverse variance)", file=file, column=missing[0])
     for column in ("outcome", "study", "source"):
         check_nonempty(frame, column, file)
     measures = dict(zip(outcomes["outcome"], outcomes["measure"]))
@@ -271,11 +280,28 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
         raise InputError(f"study '{frame['study'].iloc[i]}' appears twice for outcome "
                          f"'{frame['outcome'].iloc[i]}'", file=file, row=csv_row(i), column="study")
     measure = frame["outcome"].map(measures)
-    dichotomous = measure.isin(RATIO_MEASURES).to_numpy()
-    # arm sizes: always required
+    # generic inverse variance rows give the effect (analysis scale) and its SE directly
+    for column in ("yi", "sei"):
+        frame[column] = parse_number(frame, column, file, required=False,
+                                     strictly_positive=column == "sei")
+    giv = (frame["yi"].notna() & frame["sei"].notna()).to_numpy()
+    half = (frame["yi"].notna() ^ frame["sei"].notna()).to_numpy()
+    if half.any():
+        i = int(np.flatnonzero(half)[0])
+        raise InputError("yi and sei must be given together (generic inverse variance)",
+                         file=file, row=csv_row(i), column="sei" if frame["yi"].notna().iloc[i] else "yi")
+    dichotomous = measure.isin(RATIO_MEASURES).to_numpy() & ~giv
+    continuous = ~measure.isin(RATIO_MEASURES).to_numpy() & ~giv
+    # arm sizes: required unless the row gives yi and sei
     for column in ("n_pip", "n_ctrl"):
-        frame[column] = parse_number(frame, column, file, required=True, integer=True,
-                                     strictly_positive=True)
+        values = parse_number(frame, column, file, required=False, integer=True, minimum=0)
+        for i in np.flatnonzero(~giv & ~(values > 0).to_numpy()):
+            if math.isnan(values.iloc[i]):
+                raise InputError("value is missing (a number is required here)", file=file,
+                                 row=csv_row(i), column=column)
+            raise InputError(f"{values.iloc[i]:g} must be greater than 0", file=file,
+                             row=csv_row(i), column=column)
+        frame[column] = values.fillna(0.0)
     # event counts: required for RR/OR rows
     for column in ("events_pip", "events_ctrl"):
         if dichotomous.any() and column not in frame.columns:
@@ -287,29 +313,29 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
                              file=file, row=csv_row(i), column=column)
         frame[column] = values
     for events, n in (("events_pip", "n_pip"), ("events_ctrl", "n_ctrl")):
-        too_many = (frame[events] > frame[n]).to_numpy()
+        too_many = (dichotomous & (frame[events] > frame[n]).to_numpy())
         if too_many.any():
             i = int(np.flatnonzero(too_many)[0])
             raise InputError(f"{frame[events].iloc[i]:g} events is more than {n} = "
                              f"{frame[n].iloc[i]:g}", file=file, row=csv_row(i), column=events)
     # means and SDs: required for SMD/MD rows
     for column in CONTINUOUS_COLUMNS:
-        if (~dichotomous).any() and column not in frame.columns:
+        if continuous.any() and column not in frame.columns:
             raise InputError(f"missing required column {column} (needed for SMD/MD outcomes)",
                              file=file, column=column)
         values = parse_number(frame, column, file, required=False)
-        for i in np.flatnonzero(~dichotomous & values.isna().to_numpy()):
+        for i in np.flatnonzero(continuous & values.isna().to_numpy()):
             raise InputError("value is missing (means and SDs are required for SMD/MD outcomes)",
                              file=file, row=csv_row(i), column=column)
         if column.startswith("sd"):
-            bad = ~dichotomous & (values <= 0).to_numpy()
+            bad = continuous & (values <= 0).to_numpy()
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise InputError(f"SD {values.iloc[i]:g} must be greater than 0", file=file,
                                  row=csv_row(i), column=column)
         frame[column] = values
     for column in ("n_pip", "n_ctrl"):
-        small = (~dichotomous) & (frame[column] < 2).to_numpy()
+        small = continuous & (frame[column] < 2).to_numpy()
         if small.any():
             i = int(np.flatnonzero(small)[0])
             raise InputError("an arm with a mean and SD needs at least 2 participants",

@@ -126,6 +126,11 @@ def effect_sizes(rows: pd.DataFrame, measure: str) -> EffectSizes:
     study = rows["study"].to_numpy(dtype=object)
     n1 = rows["n_pip"].to_numpy(dtype=float)
     n2 = rows["n_ctrl"].to_numpy(dtype=float)
+    if "yi" in rows.columns and rows["yi"].notna().all() and len(rows):
+        # generic inverse variance: the effect and its SE as given (RevMan "GIV")
+        return EffectSizes(measure, tuple(study), rows["yi"].to_numpy(float),
+                           rows["sei"].to_numpy(float) ** 2, n1, n2, None, None,
+                           (False,) * len(study), ())
     if measure in RATIO_MEASURES:
         a = rows["events_pip"].to_numpy(dtype=float)
         c = rows["events_ctrl"].to_numpy(dtype=float)

@@ -111,7 +111,9 @@ def prior_posterior_plot(fit, target: str) -> bytes:
         label = "log " + s["measure"] if s["measure"] in RATIO else s["measure"]
         ax.set_xlabel(f"pooled effect mu ({label})")
         if s["measure"] in RATIO:
-            nice = np.array([0.001, 0.01, 0.1, 0.25, 0.5, 1, 2, 4, 10, 100, 1000])
+            fine = x[-1] - x[0] < 4  # narrow range: halves and doubles; wide range: decades
+            nice = np.array([0.1, 0.25, 0.5, 1, 2, 4, 10] if fine else
+                            [0.0001, 0.001, 0.01, 0.1, 1, 10, 100, 1000, 10000])
             logs = np.log(nice)
             keep = (logs >= x[0]) & (logs <= x[-1])
             ax.set_xticks(logs[keep], [f"{v:g}" for v in nice[keep]])

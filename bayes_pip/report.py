@@ -162,13 +162,15 @@ HTML_STYLE = """body{font-family:Georgia,serif;max-width:60em;margin:2em auto;pa
 line-height:1.45;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:0.92em}
 td,th{border:1px solid #bbb;padding:0.25em 0.6em;text-align:left}th{background:#eee}
 img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}.note{color:#555;font-size:0.92em}
-blockquote{border-left:4px solid #1f77b4;margin:1em 0;padding:0.2em 1em;background:#f5f8fc}"""
+blockquote{border-left:4px solid #1f77b4;margin:1em 0;padding:0.2em 1em;background:#f5f8fc}
+body.wide{max-width:98em}td{white-space:nowrap}td:first-child{white-space:normal}"""
 
 
-def html_page(title: str, body: str) -> str:
+def html_page(title: str, body: str, wide: bool = False) -> str:
+    cls = ' class="wide"' if wide else ""
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head>"
-            f"<body>\n{body}\n</body></html>\n")
+            f"<body{cls}>\n{body}\n</body></html>\n")
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -282,7 +284,7 @@ def sof_table_rows(rows: list[dict]) -> list[list[str]]:
              f"{r['p_benefit_min']} to {r['p_benefit_max']}", r["prediction"]] for r in rows]
 
 
-def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_dir: str,
+def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_label: str,
                         provenance: str) -> dict[str, str]:
     rows = sof_rows(all_fits)
     buf = io.StringIO()
@@ -291,7 +293,7 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_d
     writer.writerows(rows)
     table = sof_table_rows(rows)
     title = "Summary of findings: Bayesian re-analysis"
-    intro = (f"Data: {dataset_dir}. One row per outcome with data; P(benefit) is the posterior "
+    intro = (f"Data: {dataset_label}. One row per outcome with data; P(benefit) is the posterior "
              "probability that the pooled effect favours PIP under the main prior; the range "
              "runs over every prior that applies (see each outcome's report).")
     links = [f"[{o}]({o}.html)" for o in all_fits]
@@ -310,7 +312,7 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_d
     body += ["<h2>Provenance and limits</h2>", f"<p>{html.escape(provenance)}</p>"]
     return {"summary_of_findings.csv": buf.getvalue(),
             "summary_of_findings.md": "\n".join(md),
-            "summary_of_findings.html": html_page(title, "\n".join(body))}
+            "summary_of_findings.html": html_page(title, "\n".join(body), wide=True)}
 
 
 def write_report_files(out_dir: Path, files: dict[str, bytes | str]) -> list[Path]:

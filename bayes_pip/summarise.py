@@ -202,9 +202,10 @@ def benefit_words(s: dict) -> str:
     """'P(RR > 1: PIP increases infant secure attachment)' style label from a fit summary."""
     null = 1 if s["measure"] in ("RR", "OR") else 0
     sign = ">" if s["benefit"] == "higher" else "<"
-    who = "PIP" if s["comparison"].startswith("pip_") else "the intervention"
+    if not s["comparison"].startswith("pip_"):
+        return f"{s['measure']} {sign} {null}: favours the intervention"
     verb = "increases" if s["benefit"] == "higher" else "reduces"
-    return f"{s['measure']} {sign} {null}: {who} {verb} {s['label'][0].lower() + s['label'][1:]}"
+    return f"{s['measure']} {sign} {null}: PIP {verb} {s['label'][0].lower() + s['label'][1:]}"
 
 
 def mcid_words(s: dict) -> str:
