@@ -13,6 +13,7 @@ Parametrisations (as in R bayesmeta 3.4, ``TurnerEtAlPrior`` / ``RhodesEtAlPrior
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -321,9 +322,13 @@ def read_prior_set(path: Path) -> PriorSet:
 
 def load_prior_sets(directory: Path | None = None) -> dict[str, PriorSet]:
     """All prior sets in models/, by name, in their stated order (then by name)."""
-    directory = models_dir() if directory is None else Path(directory)
+    return dict(read_prior_sets(models_dir() if directory is None else Path(directory)))
+
+
+@functools.lru_cache(maxsize=8)
+def read_prior_sets(directory: Path) -> tuple[tuple[str, PriorSet], ...]:
     found = [read_prior_set(path) for path in sorted(directory.glob("*.toml"))]
-    return {p.name: p for p in sorted(found, key=lambda p: (p.order, p.name))}
+    return tuple((p.name, p) for p in sorted(found, key=lambda p: (p.order, p.name)))
 
 
 def default_prior_name(measure: str) -> str:

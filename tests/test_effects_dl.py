@@ -177,3 +177,19 @@ def test_vectorised_equals_loop_on_200000_meta_analyses():
             a, b = float(getattr(r, key)[i]), float(getattr(one, key))
             assert a == pytest.approx(b, rel=TOL["vectorised"], abs=TOL["vectorised"]), key
     assert np.all(np.isfinite(r.mu)) and np.all(r.tau2 >= 0)
+
+
+def test_fused_kernel_equals_numpy_core():
+    from bayes_pip.dl_fused import dersimonian_laird_fused
+
+    rng = np.random.default_rng(7)
+    n, k_max = 50_000, 9
+    k = rng.integers(1, k_max + 1, size=n)
+    mask = np.arange(k_max)[None, :] < k[:, None]
+    v = rng.uniform(0.01, 1.0, size=(n, k_max))
+    y = rng.normal(0, np.sqrt(v + rng.uniform(0, 0.5, size=(n, 1))))
+    a = dl.dersimonian_laird(y, v, mask)
+    b = dersimonian_laird_fused(np.where(mask, y, 0), np.where(mask, v, 1), k)
+    for key in ("mu", "se", "tau2", "q", "i2", "p", "ci_low", "ci_high"):
+        np.testing.assert_allclose(getattr(b, key), getattr(a, key), rtol=TOL["vectorised"],
+                                   atol=TOL["vectorised"], err_msg=key)
