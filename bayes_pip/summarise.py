@@ -287,6 +287,12 @@ def fit_text(s: dict) -> str:
     return "\n".join(lines)
 
 
+def short(x: float) -> str:
+    """A published number as printed (0.74, 63.7), or to 4 decimals when stored at full precision."""
+    text = f"{x:g}"
+    return f"{x:.4f}" if len(text.split(".")[-1]) > 4 else text
+
+
 def comparison_text(rows: list[dict]) -> str:
     """One row per prior, plus the DL reference: the sensitivity table for a discussion section."""
     s = rows[0]
@@ -311,13 +317,16 @@ def comparison_text(rows: list[dict]) -> str:
                      f"{'-':>10s} {'-':>9s}")
     p = s.get("published")
     if p:
-        ci = f"{p['estimate']:g} [{p['ci_low']:g}, {p['ci_high']:g}]"
-        lines.append(f"{'published':16s} {ci:>26s}")
+        ci = f"{short(p['estimate'])} [{short(p['ci_low'])}, {short(p['ci_high'])}]"
+        lines.append(f"{'published':16s} {ci:>26s}   ({p['model'] or 'model not given'}, "
+                     f"k = {p['k']})")
     lines += ["", f"P(benefit) = P({benefit_words(s)})."]
     if s["p_mcid"] is not None:
         lines.append(f"P(>MCID) = P({mcid_words(s)}).")
     for r in rows:
         lines.append(f"{r['prior']['name']}: {r['prior']['title']}")
+    for note in dict.fromkeys(n for r in rows for n in r["prior"]["notes"]):
+        lines.append(f"Note: {note}")
     if s["level"] == "summary":
         lines.append("Note: " + summary_level_note_short())
     return "\n".join(lines)
