@@ -167,6 +167,16 @@ def progress_printer(enabled: bool):
     return show
 
 
+def prior_list(args) -> list[str] | None:
+    """--priors a,b,c as a list (None: every prior that applies)."""
+    return [n.strip() for n in args.priors.split(",") if n.strip()] if args.priors else None
+
+
+def emit(rows, as_json: bool, as_text) -> int:
+    print_json(rows) if as_json else print(as_text(rows))
+    return EXIT_OK
+
+
 def cmd_compare_priors(args) -> int:
     """Fit one outcome under every applicable prior (or --priors a,b,...) beside the DL result.
 
@@ -177,16 +187,10 @@ def cmd_compare_priors(args) -> int:
     from bayes_pip.summarise import comparison_text
 
     dataset = load_dataset(args.data)
-    names = [n.strip() for n in args.priors.split(",") if n.strip()] if args.priors else None
-    fits = compare_priors(dataset, args.outcome, names, args.engine, args.level, args.seed,
-                          sampler_settings(args),
+    fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
+                          args.seed, sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json))
-    rows = [f.summary for f in fits]
-    if args.json:
-        print_json(rows)
-    else:
-        print(comparison_text(rows))
-    return EXIT_OK
+    return emit([f.summary for f in fits], args.json, comparison_text)
 
 
 def cmd_sweep(args) -> int:
@@ -201,14 +205,9 @@ def cmd_sweep(args) -> int:
     from bayes_pip.summarise import sweep_text
 
     dataset = load_dataset(args.data)
-    names = [n.strip() for n in args.priors.split(",") if n.strip()] if args.priors else None
-    rows = sweep(dataset, names, args.engine, args.seed, sampler_settings(args),
+    rows = sweep(dataset, prior_list(args), args.engine, args.seed, sampler_settings(args),
                  progress_printer(sys.stderr.isatty()))
-    if args.json:
-        print_json(rows)
-    else:
-        print(sweep_text(rows))
-    return EXIT_OK
+    return emit(rows, args.json, sweep_text)
 
 
 # ---------------------------------------------------------------------------------------------

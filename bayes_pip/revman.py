@@ -85,9 +85,44 @@ def model_name(method: str, model: str) -> str:
     return f"{method} {model}".strip()
 
 
+STORED_FIELDS = ("estimate", "ci_low", "ci_high", "n1", "n2", "q", "i2", "tau2")
+
+
+def stored_estimate(get, fields: dict, file, where, oid, measure, method, model, source):
+    """The pooled result RevMan stored for an outcome, as a published.csv row (None if absent).
+
+    ``fields`` maps estimate, ci_low, ci_high, n1, n2, q, i2, tau2 to the format's own names.
+    """
+    value = {key: number(get(fields[key]), file, where, fields[key], key in ("n1", "n2"))
+             for key in STORED_FIELDS}
+    est, lo, hi = value["estimate"], value["ci_low"], value["ci_high"]
+    if est is None or lo is None or hi is None or not lo < est < hi:
+        return None
+    return {"outcome": oid, "measure": measure, "estimate": est, "ci_low": lo, "ci_high": hi,
+            "k": None, "participants": (value["n1"] or 0) + (value["n2"] or 0),
+            "model": model_name(method, model), "grade": "", "source": source,
+            "q": value["q"], "i2": value["i2"], "tau2": value["tau2"]}
+
+
+def count_studies(published: list[dict], studies: list[dict]) -> list[dict]:
+    """Fill each stored estimate's k with the number of study rows of its outcome."""
+    for p in published:
+        p["k"] = sum(1 for s in studies if s["outcome"] == p["outcome"])
+    return [p for p in published if p is not None]
+
+
 # ---------------------------------------------------------------------------------------------
 # RevMan 5 .rm5 (XML)
 # ---------------------------------------------------------------------------------------------
+
+RM5_STORED = dict(estimate="EFFECT_SIZE", ci_low="CI_START", ci_high="CI_END", n1="TOTAL_1",
+                  n2="TOTAL_2", q="CHI2", i2="I2", tau2="TAU2")
+CSV_STORED = dict(estimate="Effect Estimate", ci_low="CI Start", ci_high="CI End", n1="Total 1",
+                  n2="Total 2", q="Q", i2="I²(Q)", tau2="Tau²")
+PACKAGE_STORED = dict(estimate="Mean", ci_low="CI start", ci_high="CI end", n1="Experimental N",
+                      n2="Control N", q="Heterogeneity Chi²", i2="Heterogeneity I²",
+                      tau2="Heterogeneity Tau²")
+
 
 def read_rm5(path: Path) -> ImportedReview:
     name = str(path)
@@ -155,23 +190,14 @@ def read_rm5(path: Path) -> ImportedReview:
                            "source": f"{path.name}: comparison {c_no}, outcome {o_no}"}
                     row.update(study_values(kind, d.get, name, where))
                     rows.append(row)
-                estimate = number(group.get("EFFECT_SIZE"), name, None, "EFFECT_SIZE")
-                if estimate is not None and group.get("CI_START"):
-                    published.append({
-                        "outcome": oid, "measure": measure, "estimate": estimate,
-                        "ci_low": number(group.get("CI_START"), name, None, "CI_START"),
-                        "ci_high": number(group.get("CI_END"), name, None, "CI_END"),
-                        "k": sum(1 for _ in group.iter(data_tag)),
-                        "participants": (number(group.get("TOTAL_1"), name, None, "TOTAL_1", True) or 0)
-                        + (number(group.get("TOTAL_2"), name, None, "TOTAL_2", True) or 0),
-                        "model": model_name(method, model), "grade": "",
-                        "source": f"RevMan 5 stored estimate, {path.name}",
-                        "q": number(group.get("CHI2"), name, None, "CHI2"),
-                        "i2": number(group.get("I2"), name, None, "I2"),
-                        "tau2": number(group.get("TAU2"), name, None, "TAU2")})
+                stored = stored_estimate(
+                    group.get, RM5_STORED, name, f"<{out_el.tag} NO=\"{o_no}\">", oid, measure,
+                    method, model, f"RevMan 5 stored estimate, {path.name}")
+                if stored:
+                    published.append(stored)
     trials = [{"study": nm, "year": yr, "source": f"{path.name}", **rob_items.get(sid, {})}
               for sid, (nm, yr) in studies.items()]
-    return ImportedReview(name, outcomes, rows, trials, published, skipped)
+    return ImportedReview(name, outcomes, rows, trials, count_studies(published, rows), skipped)
 
 
 def study_values(kind: str, get, file, where) -> dict:
@@ -245,19 +271,11 @@ def read_revman_csv(path: Path) -> ImportedReview:
                              "favours_left": r.get("Left Graph Label", "").strip(),
                              "favours_right": r.get("Right Graph Label", "").strip(),
                              "data_type": kind}
-            est = number(r["Effect Estimate"], name, i, "Effect Estimate")
-            lo = number(r["CI Start"], name, i, "CI Start")
-            hi = number(r["CI End"], name, i, "CI End")
-            if est is not None and lo is not None and hi is not None and lo < est < hi:
-                published.append({
-                    "outcome": oid, "measure": measure, "estimate": est, "ci_low": lo,
-                    "ci_high": hi, "k": None,
-                    "participants": (number(r["Total 1"], name, i, "Total 1", True) or 0)
-                    + (number(r["Total 2"], name, i, "Total 2", True) or 0),
-                    "model": model_name(method, model), "grade": "",
-                    "source": f"RevMan 5 stored estimate, {path.name}",
-                    "q": number(r.get("Q"), name, i, "Q"), "i2": number(r.get("I²(Q)"), name, i, "I²(Q)"),
-                    "tau2": number(r.get("Tau²"), name, i, "Tau²")})
+            stored = stored_estimate(lambda key: r.get(key, ""), CSV_STORED, name, i, oid,
+                                     measure, method, model,
+                                     f"RevMan 5 stored estimate, {path.name}")
+            if stored:
+                published.append(stored)
             continue
         if current is None:
             continue
@@ -269,11 +287,10 @@ def read_revman_csv(path: Path) -> ImportedReview:
                "source": f"{path.name}: comparison {c_no}, outcome {o_no}"}
         row.update(study_values(kind, lambda key: r.get(field[key], ""), name, i))
         studies.append(row)
-    for p in published:
-        p["k"] = sum(1 for s in studies if s["outcome"] == p["outcome"])
     trials = [{"study": s, "year": "", "source": path.name}
               for s in sorted({r["study"] for r in studies})]
-    return ImportedReview(name, list(outcomes.values()), studies, trials, published, skipped)
+    return ImportedReview(name, list(outcomes.values()), studies, trials,
+                          count_studies(published, studies), skipped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,18 +333,11 @@ def read_data_package(directory: Path) -> ImportedReview:
                          "comparison": s.get("Analysis group name", "").strip(),
                          "measure": measure, "method": method, "model": model,
                          "favours_left": "", "favours_right": "", "data_type": kind}
-        est = number(s["Mean"], name_s, i, "Mean")
-        lo, hi = number(s["CI start"], name_s, i, "CI start"), number(s["CI end"], name_s, i, "CI end")
-        if est is not None and lo is not None and hi is not None and lo < est < hi:
-            published.append({
-                "outcome": oid, "measure": measure, "estimate": est, "ci_low": lo, "ci_high": hi,
-                "k": None, "participants": (number(s.get("Experimental N"), name_s, i, "Experimental N", True) or 0)
-                + (number(s.get("Control N"), name_s, i, "Control N", True) or 0),
-                "model": model_name(method, model), "grade": "",
-                "source": f"RevMan Web stored estimate, {settings_path.name}",
-                "q": number(s.get("Heterogeneity Chi²"), name_s, i, "Heterogeneity Chi²"),
-                "i2": number(s.get("Heterogeneity I²"), name_s, i, "Heterogeneity I²"),
-                "tau2": number(s.get("Heterogeneity Tau²"), name_s, i, "Heterogeneity Tau²")})
+        stored = stored_estimate(lambda key: s.get(key, ""), PACKAGE_STORED, name_s, i, oid,
+                                 measure, method, model,
+                                 f"RevMan Web stored estimate, {settings_path.name}")
+        if stored:
+            published.append(stored)
     studies = []
     field = {"EVENTS_1": "Experimental cases", "TOTAL_1": "Experimental N",
              "EVENTS_2": "Control cases", "TOTAL_2": "Control N", "MEAN_1": "Experimental mean",
@@ -343,8 +353,7 @@ def read_data_package(directory: Path) -> ImportedReview:
                "source": f"{data_path.name}: analysis {key[0]}.{key[1]}"}
         row.update(study_values(kind, lambda k: r.get(field[k], ""), name_d, i))
         studies.append(row)
-    for p in published:
-        p["k"] = sum(1 for s in studies if s["outcome"] == p["outcome"])
+    published = count_studies(published, studies)
     trials = {}
     info = sorted(directory.rglob("*study-information.csv"))
     for r in (read_csv_rows(info[0], ("Study",)) if info else []):

@@ -213,8 +213,13 @@ def mcid_words(s: dict) -> str:
     return f"{s['measure']} {sign} {s['mcid']:g} (MCID)"
 
 
+def num2(x: float, digits: int = 2) -> str:
+    """Fixed decimals, or 3 significant digits for values of 1000 and more (vague-prior tails)."""
+    return f"{x:.3g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
+
+
 def ci_text(d: dict, digits: int = 2) -> str:
-    return f"{d['median']:.{digits}f} [{d['ci_low']:.{digits}f}, {d['ci_high']:.{digits}f}]"
+    return f"{num2(d['median'], digits)} [{num2(d['ci_low'], digits)}, {num2(d['ci_high'], digits)}]"
 
 
 def level_text(s: dict) -> str:
@@ -303,7 +308,7 @@ def comparison_text(rows: list[dict]) -> str:
              f"{'prediction [95%]':>18s} {'P(benefit)':>10s} {'P(>MCID)':>9s}"]
     for r in rows:
         tau = f"{r['tau']['median']:.2f}" if r["tau"] else "-"
-        pred = (f"[{r['prediction']['ci_low']:.2f}, {r['prediction']['ci_high']:.2f}]"
+        pred = (f"[{num2(r['prediction']['ci_low'])}, {num2(r['prediction']['ci_high'])}]"
                 if r["prediction"] else "-")
         pm = prob_text(r["p_mcid"]) if r["p_mcid"] is not None else "-"
         lines.append(f"{r['prior']['name']:16s} {ci_text(r['effect']):>26s} {tau:>6s} "
