@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bayes_pip.data import bundled_data_dir
@@ -148,3 +149,21 @@ def test_every_command_has_help():
     for c in commands:
         h = run_cli(c, "--help")
         assert h.returncode == 0 and "Example" in h.stdout, c
+
+
+def test_fit_out_writes_json_and_netcdf_with_seed_and_prior(tmp_path):
+    import arviz as az
+
+    out = tmp_path / "fits"
+    r = run_cli("fit", "acute_rejection", "--data", CRINS, "--prior", "turner", "--seed", "9",
+                "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    stem = out / "acute_rejection__turner__pymc"
+    summary = json.loads(stem.with_suffix(".json").read_text())
+    idata = az.from_netcdf(str(stem.with_suffix(".nc")))
+    assert idata.posterior.attrs["seed"] == 9
+    assert "lognormal_tau2" in idata.posterior.attrs["prior"]
+    mu = idata.posterior["mu"].values
+    assert float(np.median(mu)) == pytest.approx(summary["mu"]["median"], rel=1e-12)
+    assert idata.posterior["theta"].sizes["study"] == 6
+    assert sorted(p.name for p in out.iterdir()) == [stem.name + ".json", stem.name + ".nc"]
