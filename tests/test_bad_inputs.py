@@ -62,3 +62,24 @@ def test_prior_for_the_wrong_measure_is_refused():
     r = run_cli("fit", "score", "--data", str(CORPUS / "tau_zero"), "--prior", "turner",
                 "--engine", "exact")
     assert r.returncode == 2 and "prior 'turner' is for RR, OR outcomes, 'score' is SMD" in r.stderr
+
+
+def test_two_concurrent_reports_into_one_directory_do_not_corrupt_it(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "bayes_pip", "report", "--all", "--engine", "exact", "--out",
+           str(out)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    files = sorted(out.iterdir())
+    assert not [f for f in files if f.name.startswith(".")]  # no staging or temporary leftovers
+    for f in files:
+        if f.suffix == ".json":
+            json.loads(f.read_text())
+        elif f.suffix == ".png":
+            assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        elif f.suffix == ".html":
+            assert f.read_text().rstrip().endswith("</html>")
