@@ -7,6 +7,7 @@ No statistics here. Exit codes: 0 ok; 2 bad input or usage; 3 MCMC convergence f
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import traceback
@@ -99,7 +100,7 @@ def cmd_fit(args) -> int:
     prediction interval for a new study, each study's shrunken estimate, the probability that PIP
     beats control (and beats the MCID), beside the DerSimonian-Laird reference.
 
-    Example: python -m bayes_pip fit secure_attachment_post --prior turner
+    Example: python -m bayes_pip fit secure_attachment_post --prior sceptical
     """
     from bayes_pip.analysis import fit_outcome
     from bayes_pip.data import load_dataset
@@ -322,14 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     p = sub.add_parser("list", help="outcomes, measure, k, direction of benefit, data status",
-                       description=cmd_list.__doc__,
+                       description=inspect.cleandoc(cmd_list.__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_option(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("dl", help="DerSimonian-Laird analysis of one outcome",
-                       description=cmd_dl.__doc__,
+                       description=inspect.cleandoc(cmd_dl.__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
@@ -341,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dl)
 
     p = sub.add_parser("fit", help="Bayesian fit of one outcome: posterior, P(PIP beats control)",
-                       description=cmd_fit.__doc__,
+                       description=inspect.cleandoc(cmd_fit.__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_fit_options(p)
@@ -350,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("compare-priors", help="one outcome under every applicable prior",
-                       description=cmd_compare_priors.__doc__,
+                       description=inspect.cleandoc(cmd_compare_priors.__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("outcome", help="outcome id (see `list`)")
     p.add_argument("--priors", default=None, metavar="A,B,...",
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare_priors)
 
     p = sub.add_parser("sweep", help="every outcome x every applicable prior",
-                       description=cmd_sweep.__doc__,
+                       description=inspect.cleandoc(cmd_sweep.__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--priors", default=None, metavar="A,B,...",
                    help="comma-separated prior sets (default: every prior that applies)")
@@ -367,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="Markdown/HTML/PNG reports for one outcome or --all",
-                       description=cmd_report.__doc__,
+                       description=inspect.cleandoc(cmd_report.__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("outcome", nargs="?", help="outcome id (see `list`)")
     p.add_argument("--all", action="store_true", help="every outcome with data, plus a "
@@ -378,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("import", help="convert RevMan 5 / RevMan Web files into a data directory",
-                       description=cmd_import.__doc__,
+                       description=inspect.cleandoc(cmd_import.__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help=".rm5 file, RevMan 5 CSV export, or RevMan Web data package "
                    "directory")
