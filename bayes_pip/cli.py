@@ -311,6 +311,14 @@ def add_data_option(p: argparse.ArgumentParser) -> None:
                         "(default: the bundled PIP review data)")
 
 
+def add_command(sub, name: str, summary: str, func) -> argparse.ArgumentParser:
+    """A subcommand whose --help is its function's docstring (with an example)."""
+    p = sub.add_parser(name, help=summary, description=inspect.cleandoc(func.__doc__),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bayes_pip.classical import METHODS
 
@@ -322,16 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bayes_pip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
-    p = sub.add_parser("list", help="outcomes, measure, k, direction of benefit, data status",
-                       description=inspect.cleandoc(cmd_list.__doc__),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "list", "outcomes, measure, k, direction of benefit, data status",
+                    cmd_list)
     add_data_option(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
-    p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("dl", help="DerSimonian-Laird analysis of one outcome",
-                       description=inspect.cleandoc(cmd_dl.__doc__),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "dl", "DerSimonian-Laird analysis of one outcome",
+                    cmd_dl)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
     p.add_argument("--method", choices=METHODS + ("file",), default="DL",
@@ -339,54 +344,43 @@ def build_parser() -> argparse.ArgumentParser:
                         "(RevMan 'M-H, Random'), IV-fixed, MH-fixed, or file: the method and "
                         "model an imported RevMan file names")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_dl)
 
-    p = sub.add_parser("fit", help="Bayesian fit of one outcome: posterior, P(PIP beats control)",
-                       description=inspect.cleandoc(cmd_fit.__doc__),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "fit", "Bayesian fit of one outcome: posterior, P(PIP beats control)",
+                    cmd_fit)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_fit_options(p)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="also write the JSON summary (and netCDF draws for MCMC) to DIR")
-    p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("compare-priors", help="one outcome under every applicable prior",
-                       description=inspect.cleandoc(cmd_compare_priors.__doc__),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "compare-priors", "one outcome under every applicable prior",
+                    cmd_compare_priors)
     p.add_argument("outcome", help="outcome id (see `list`)")
     p.add_argument("--priors", default=None, metavar="A,B,...",
                    help="comma-separated prior sets (default: every prior that applies)")
     add_fit_options(p, prior=False)
-    p.set_defaults(func=cmd_compare_priors)
 
-    p = sub.add_parser("sweep", help="every outcome x every applicable prior",
-                       description=inspect.cleandoc(cmd_sweep.__doc__),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "sweep", "every outcome x every applicable prior",
+                    cmd_sweep)
     p.add_argument("--priors", default=None, metavar="A,B,...",
                    help="comma-separated prior sets (default: every prior that applies)")
     add_fit_options(p, prior=False)
-    p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="Markdown/HTML/PNG reports for one outcome or --all",
-                       description=inspect.cleandoc(cmd_report.__doc__),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "report", "Markdown/HTML/PNG reports for one outcome or --all",
+                    cmd_report)
     p.add_argument("outcome", nargs="?", help="outcome id (see `list`)")
     p.add_argument("--all", action="store_true", help="every outcome with data, plus a "
                    "summary-of-findings table")
     p.add_argument("--out", metavar="DIR", default="reports", help="output directory "
                    "(default: reports)")
     add_fit_options(p, prior=False)
-    p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("import", help="convert RevMan 5 / RevMan Web files into a data directory",
-                       description=inspect.cleandoc(cmd_import.__doc__),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "import", "convert RevMan 5 / RevMan Web files into a data directory",
+                    cmd_import)
     p.add_argument("source", help=".rm5 file, RevMan 5 CSV export, or RevMan Web data package "
                    "directory")
     p.add_argument("--out", metavar="DIR", required=True, help="data directory to write")
     p.add_argument("--benefit", choices=("lower", "higher", "from-labels"), default=None,
                    help="direction of benefit for every outcome (default: leave for you to fill)")
-    p.set_defaults(func=cmd_import)
     return parser
 
 

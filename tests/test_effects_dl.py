@@ -160,13 +160,19 @@ def test_fleiss_aspirin_mh_fixed_matches_revman():
         assert_stored_digits(got, stored)
 
 
-def test_vectorised_equals_loop_on_200000_meta_analyses():
-    rng = np.random.default_rng(20151006)
-    n_meta, k_max = 200_000, 12
+def simulated_meta_analyses(seed, n_meta, k_max):
+    """Padded (n_meta, k_max) effects and variances with 1..k_max real studies per row."""
+    rng = np.random.default_rng(seed)
     k = rng.integers(1, k_max + 1, size=n_meta)
     mask = np.arange(k_max)[None, :] < k[:, None]
     v = rng.uniform(0.01, 1.0, size=(n_meta, k_max))
     y = rng.normal(0, np.sqrt(v + rng.uniform(0, 0.5, size=(n_meta, 1))))
+    return y, v, k, mask, rng
+
+
+def test_vectorised_equals_loop_on_200000_meta_analyses():
+    n_meta = 200_000
+    y, v, k, mask, rng = simulated_meta_analyses(20151006, n_meta, 12)
     y[~mask] = np.nan  # padding must never leak into results
     v[~mask] = np.nan
     r = dl.dersimonian_laird(y, v, mask)
@@ -182,14 +188,24 @@ def test_vectorised_equals_loop_on_200000_meta_analyses():
 def test_fused_kernel_equals_numpy_core():
     from bayes_pip.dl_fused import dersimonian_laird_fused
 
-    rng = np.random.default_rng(7)
-    n, k_max = 50_000, 9
-    k = rng.integers(1, k_max + 1, size=n)
-    mask = np.arange(k_max)[None, :] < k[:, None]
-    v = rng.uniform(0.01, 1.0, size=(n, k_max))
-    y = rng.normal(0, np.sqrt(v + rng.uniform(0, 0.5, size=(n, 1))))
+    y, v, k, mask, _ = simulated_meta_analyses(7, 50_000, 9)
     a = dl.dersimonian_laird(y, v, mask)
     b = dersimonian_laird_fused(np.where(mask, y, 0), np.where(mask, v, 1), k)
     for key in ("mu", "se", "tau2", "q", "i2", "p", "ci_low", "ci_high"):
         np.testing.assert_allclose(getattr(b, key), getattr(a, key), rtol=TOL["vectorised"],
                                    atol=TOL["vectorised"], err_msg=key)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_prediction_interval_matches_higgins_2009_computed_in_r(metafor_cases, name):
+    """t_{k-2} interval (Higgins, Thompson & Spiegelhalter 2009), evaluated in R from metafor's
+    rma() fit (metafor_reference.R, pi_t); NaN below 3 studies."""
+    case = metafor_cases[name]
+    r = dl.dersimonian_laird(np.atleast_1d(case["yi"]), np.atleast_1d(case["vi"]))
+    low, high = dl.prediction_interval(r)
+    ref = case["dl"]["pi_t"]
+    if ref[0] is None:
+        assert np.isnan(low) and np.isnan(high)
+    else:
+        assert float(low) == pytest.approx(ref[0], rel=TOL["metafor"])
+        assert float(high) == pytest.approx(ref[1], rel=TOL["metafor"])

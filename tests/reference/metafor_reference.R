@@ -7,10 +7,15 @@
 suppressPackageStartupMessages({library(metafor); library(jsonlite)})
 
 num <- function(x) as.numeric(x)
+# prediction interval: Higgins, Thompson & Spiegelhalter 2009 (t with k - 2 df), as RevMan 5.4 and
+# the Cochrane Handbook; metafor 3.8's predict() gives the z-based interval, printed beside it
+pi_t <- function(res) if (res$k < 3) c(NA, NA) else
+  num(res$beta) + c(-1, 1) * qt(0.975, res$k - 2) * sqrt(res$tau2 + num(res$se)^2)
 dl_record <- function(res) list(
   mu = num(res$beta), se = num(res$se), ci_low = num(res$ci.lb), ci_high = num(res$ci.ub),
   z = num(res$zval), p = num(res$pval), tau2 = num(res$tau2), q = num(res$QE),
-  i2 = num(res$I2), k = res$k)
+  i2 = num(res$I2), k = res$k, pi_t = pi_t(res),
+  pi_z = c(num(predict(res)$pi.lb), num(predict(res)$pi.ub)))
 fixed_record <- function(res) list(
   mu = num(res$beta), se = num(res$se), ci_low = num(res$ci.lb), ci_high = num(res$ci.ub),
   z = num(res$zval), p = num(res$pval), q = num(res$QE), i2 = num(res$I2), k = res$k)
