@@ -111,7 +111,8 @@ def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
     else:
         from bayes_pip import pymc_models as pmm
 
-        settings = settings or pmm.SamplerSettings()
+        settings = settings or pmm.SamplerSettings(
+            target_accept=pmm.SamplerSettings.default_target_accept(engine))
         if engine == "binomial":
             if not outcome.is_ratio:
                 raise InputError(f"--engine binomial needs an RR or OR outcome; '{outcome_id}' "

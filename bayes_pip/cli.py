@@ -126,7 +126,8 @@ def sampler_settings(args):
         return None
     from bayes_pip.pymc_models import SamplerSettings
 
-    return SamplerSettings(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
+    target = args.target_accept or SamplerSettings.default_target_accept(args.engine)
+    return SamplerSettings(draws=args.draws, tune=args.tune, target_accept=target)
 
 
 def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
@@ -146,8 +147,8 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default %(default)s)")
     p.add_argument("--draws", type=int, default=2000, help="draws per chain (default %(default)s)")
     p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default %(default)s)")
-    p.add_argument("--target-accept", type=float, default=0.95,
-                   help="NUTS target acceptance (default %(default)s)")
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance (default 0.95 for pymc, 0.99 for binomial)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -44,6 +44,12 @@ class SamplerSettings:
     cores: int = 2
     target_accept: float = 0.95
 
+    @staticmethod
+    def default_target_accept(engine: str) -> float:
+        """0.95 for the whitened normal-normal model; 0.99 for the binomial-normal model, whose
+        non-centred study effects are weakly identified with one or two studies."""
+        return 0.99 if engine == "binomial" else 0.95
+
     def to_dict(self) -> dict:
         return {"draws": self.draws, "tune": self.tune, "chains": self.chains,
                 "cores": self.cores, "target_accept": self.target_accept, "sampler": "nutpie NUTS"}
