@@ -80,14 +80,14 @@ class ExactPosterior:
         if target == "tau":
             return self.tau_cdf(x)
         m, var = self.components(target)
-        return float(np.sum(self.weight * special.ndtr((x - m) / np.sqrt(var))))
+        return float(np.clip(np.sum(self.weight * special.ndtr((x - m) / np.sqrt(var))), 0, 1))
 
     def sf(self, target, x: float) -> float:
         """P(target > x | y), accurate in the far upper tail."""
         if target == "tau":
             return 1.0 - self.tau_cdf(x)
         m, var = self.components(target)
-        return float(np.sum(self.weight * special.ndtr((m - x) / np.sqrt(var))))
+        return float(np.clip(np.sum(self.weight * special.ndtr((m - x) / np.sqrt(var))), 0, 1))
 
     def density(self, target, x) -> np.ndarray:
         """Posterior density of a target at points x (tau: exact; others: the normal mixture)."""

@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# reproducible property tests: the same examples on every run (CI must not flake)
+settings.register_profile("bayes_pip", derandomize=True, max_examples=200, deadline=None)
+settings.load_profile("bayes_pip")
 
 HERE = Path(__file__).parent
 REFERENCE = HERE / "reference"

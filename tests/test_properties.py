@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bayes_pip import dl, effects
@@ -76,6 +76,7 @@ def test_swapping_arms_negates_smd_and_md(x):
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(finite, variance), min_size=1, max_size=6),
        st.sampled_from([HalfNormal(0.5), HalfNormal(1.0), LogNormalTau2(-2.34, 1.72)]))
+@example(rows=[(0.0, 1.0), (0.0, 1.0), (0.0, 2.0), (0.0, 0.25)], tau_prior=HalfNormal(0.5))  # once gave 1 + 2e-16
 def test_exact_cdfs_monotone_within_unit_interval(rows, tau_prior):
     y, v = map(np.array, zip(*rows))
     post = exact_posterior(y, v, Normal(0, 4), tau_prior)
