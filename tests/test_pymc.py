@@ -18,7 +18,8 @@ import pytest
 
 from bayes_pip.effects import EffectSizes, log_odds_ratio, log_risk_ratio
 from bayes_pip.exact import exact_posterior
-from bayes_pip.priors import HalfNormal, LogNormalTau2, Normal, ResolvedPrior
+from bayes_pip.priors import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
+                              ResolvedPrior, Uniform)
 from bayes_pip.pymc_models import (SamplerSettings, diagnostics, sample_binomial_normal,
                                    sample_normal_normal)
 
@@ -168,3 +169,29 @@ def test_binomial_normal_matches_centred_long_run(measure, link):
         for q in (0.025, 0.5, 0.975):
             tol = 4 * math.hypot(mcse_quantile(a, q), mcse_quantile(b, q))
             assert abs(np.quantile(a, q) - np.quantile(b, q)) < tol, (measure, name, q)
+
+
+@pytest.mark.parametrize("tau_prior", [HalfNormal(0.5), HalfCauchy(1.0), LogNormalTau2(-2.34, 1.72),
+                                       LogTTau2(-3.85, 1.93), Uniform(10.0)])
+def test_fast_normal_callback_equals_the_pymc_model(tau_prior):
+    """bayes_pip.fast_normal's hand-written log density and gradient equal the PyMC model's own
+    (normal_normal_model compiled by pytensor) at random points, for every tau prior family."""
+    import pymc as pm
+
+    from bayes_pip.fast_normal import log_density_at
+    from bayes_pip.pymc_models import normal_normal_model, prior_data
+
+    y, v = crins_effects()
+    pr = prior(Normal(-0.5, 2.0), tau_prior)
+    model = normal_normal_model(y, v, pr)
+    logp = model.compile_logp()
+    dlogp = model.compile_dlogp()
+    order = [rv.name for rv in model.value_vars]
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        point = {"u": rng.uniform(-6, 3), "z_mu": rng.normal()}
+        lp, du, dz, mu, tau = log_density_at(point["u"], point["z_mu"], y, v, prior_data(pr))
+        assert lp == pytest.approx(float(logp(point)), rel=1e-10, abs=1e-10)
+        grad = dict(zip(order, dlogp(point)))
+        assert du == pytest.approx(float(grad["u"]), rel=1e-9, abs=1e-10)
+        assert dz == pytest.approx(float(grad["z_mu"]), rel=1e-9, abs=1e-10)
