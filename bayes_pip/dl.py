@@ -203,10 +203,8 @@ def prediction_interval(result: PooledResult):
     -----
     mu +/- t_{k-2, 0.975} sqrt(tau^2 + SE^2); undefined (NaN) for k < 3.
     """
-    from scipy import stats
-
     df = np.asarray(result.k) - 2
     with np.errstate(invalid="ignore"):
-        t = np.where(df >= 1, stats.t.ppf(0.975, np.maximum(df, 1)), np.nan)
+        t = np.where(df >= 1, special.stdtrit(np.maximum(df, 1), 0.975), np.nan)
     half = t * np.sqrt(result.tau2 + result.se**2)
     return result.mu - half, result.mu + half

@@ -21,12 +21,25 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from bayes_pip.data import Outcome
 from bayes_pip.errors import InputError
 
-Z_95 = stats.norm.ppf(0.95)  # one-sided 5% tail, for sceptical/enthusiastic priors
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+# Densities and quantiles are written with scipy.special (scipy.stats costs ~0.5 s of start-up);
+# tests/test_priors.py checks each against scipy.stats and the R formulas.
+
+
+def normal_logpdf(z):
+    return -0.5 * np.asarray(z, float) ** 2 - LOG_SQRT_2PI
+
+
+def t_logpdf(z, df):
+    z = np.asarray(z, float)
+    return (special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * math.log(df * math.pi)
+            - (df + 1) / 2 * np.log1p(z * z / df))
 
 
 def models_dir() -> Path:
@@ -46,13 +59,15 @@ class HalfNormal:
 
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
-        return np.where(tau >= 0, stats.halfnorm.logpdf(tau, scale=self.scale), -np.inf)
+        return np.where(tau >= 0, math.log(2 / self.scale) + normal_logpdf(tau / self.scale),
+                        -np.inf)
 
     def cdf(self, tau):
-        return stats.halfnorm.cdf(tau, scale=self.scale)
+        return np.where(np.asarray(tau) > 0, special.erf(np.asarray(tau, float)
+                                                        / (self.scale * math.sqrt(2))), 0.0)
 
     def ppf(self, q):
-        return stats.halfnorm.ppf(q, scale=self.scale)
+        return self.scale * special.ndtri((1 + np.asarray(q, float)) / 2)
 
     def params(self) -> dict:
         return {"scale": self.scale}
@@ -74,13 +89,15 @@ class HalfCauchy:
 
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
-        return np.where(tau >= 0, stats.halfcauchy.logpdf(tau, scale=self.scale), -np.inf)
+        return np.where(tau >= 0, math.log(2 / (math.pi * self.scale))
+                        - np.log1p((tau / self.scale) ** 2), -np.inf)
 
     def cdf(self, tau):
-        return stats.halfcauchy.cdf(tau, scale=self.scale)
+        return np.where(np.asarray(tau) > 0, 2 / math.pi * np.arctan(np.asarray(tau, float)
+                                                                    / self.scale), 0.0)
 
     def ppf(self, q):
-        return stats.halfcauchy.ppf(q, scale=self.scale)
+        return self.scale * np.tan(math.pi * np.asarray(q, float) / 2)
 
     def params(self) -> dict:
         return {"scale": self.scale}
@@ -141,19 +158,20 @@ class LogNormalTau2:
     sigma: float
     family: str = field(default="lognormal_tau2", init=False)
 
-    def dist(self):
-        return stats.lognorm(s=self.sigma / 2, scale=math.exp(self.mu / 2))
-
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
-        with np.errstate(divide="ignore"):
-            return np.where(tau > 0, self.dist().logpdf(np.where(tau > 0, tau, 1.0)), -np.inf)
+        m, sd = self.mu / 2, self.sigma / 2
+        safe = np.where(tau > 0, tau, 1.0)
+        value = normal_logpdf((np.log(safe) - m) / sd) - math.log(sd) - np.log(safe)
+        return np.where(tau > 0, value, -np.inf)
 
     def cdf(self, tau):
-        return self.dist().cdf(tau)
+        tau = np.asarray(tau, float)
+        safe = np.where(tau > 0, tau, 1.0)
+        return np.where(tau > 0, special.ndtr((np.log(safe) - self.mu / 2) / (self.sigma / 2)), 0.0)
 
     def ppf(self, q):
-        return self.dist().ppf(q)
+        return np.exp(self.mu / 2 + self.sigma / 2 * special.ndtri(np.asarray(q, float)))
 
     def params(self) -> dict:
         return {"mu": self.mu, "sigma": self.sigma}
@@ -175,22 +193,22 @@ class LogTTau2:
     df: float = 5.0
     family: str = field(default="logt_tau2", init=False)
 
-    def dist(self):
-        return stats.t(df=self.df, loc=self.location / 2, scale=self.scale / 2)
-
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
+        loc, sc = self.location / 2, self.scale / 2
         safe = np.where(tau > 0, tau, 1.0)
-        with np.errstate(divide="ignore"):
-            return np.where(tau > 0, self.dist().logpdf(np.log(safe)) - np.log(safe), -np.inf)
+        value = t_logpdf((np.log(safe) - loc) / sc, self.df) - math.log(sc) - np.log(safe)
+        return np.where(tau > 0, value, -np.inf)
 
     def cdf(self, tau):
         tau = np.asarray(tau, float)
-        with np.errstate(divide="ignore"):
-            return np.where(tau > 0, self.dist().cdf(np.log(np.where(tau > 0, tau, 1.0))), 0.0)
+        safe = np.where(tau > 0, tau, 1.0)
+        z = (np.log(safe) - self.location / 2) / (self.scale / 2)
+        return np.where(tau > 0, special.stdtr(self.df, z), 0.0)
 
     def ppf(self, q):
-        return np.exp(self.dist().ppf(q))
+        return np.exp(self.location / 2 + self.scale / 2
+                      * special.stdtrit(self.df, np.asarray(q, float)))
 
     def params(self) -> dict:
         return {"location": self.location, "scale": self.scale, "df": self.df}
@@ -224,13 +242,13 @@ class Normal:
     def logpdf(self, x):
         if not self.proper:
             return np.zeros_like(np.asarray(x, float))
-        return stats.norm.logpdf(x, self.mean, self.sd)
+        return normal_logpdf((np.asarray(x, float) - self.mean) / self.sd) - math.log(self.sd)
 
     def cdf(self, x):
-        return stats.norm.cdf(x, self.mean, self.sd)
+        return special.ndtr((np.asarray(x, float) - self.mean) / self.sd)
 
     def ppf(self, q):
-        return stats.norm.ppf(q, self.mean, self.sd)
+        return self.mean + self.sd * special.ndtri(np.asarray(q, float))
 
     def params(self) -> dict:
         return {"mean": self.mean, "sd": self.sd if self.proper else None}
@@ -376,7 +394,7 @@ def resolve_mu(spec: dict, outcome: Outcome, file: str) -> Normal:
         return Normal(float(spec["mean"]), float(spec["sd"]))
     tail = float(spec.get("tail_probability", 0.05))
     delta = mcid_on_analysis_scale(outcome)
-    sd = abs(delta) / stats.norm.ppf(1 - tail)
+    sd = abs(delta) / float(special.ndtri(1 - tail))
     return Normal(0.0 if family == "sceptical" else delta, sd)
 
 

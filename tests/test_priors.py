@@ -10,7 +10,8 @@ from scipy import integrate, stats
 
 from bayes_pip.data import Outcome, load_dataset
 from bayes_pip.errors import InputError
-from bayes_pip.priors import (HalfNormal, LogNormalTau2, LogTTau2, applicable_priors,
+from bayes_pip.priors import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
+                              applicable_priors,
                               load_prior_sets, resolve_prior)
 
 
@@ -98,3 +99,30 @@ def test_priors_apply_by_measure():
     assert "rhodes" in applicable_priors(ds.outcome("parent_reported_depression"))
     with pytest.raises(InputError, match="is for RR, OR"):
         resolve_prior("turner", ds.outcome("parent_reported_depression"))
+
+
+@pytest.mark.parametrize("prior, twin", [
+    (HalfNormal(0.7), stats.halfnorm(scale=0.7)),
+    (HalfCauchy(0.5), stats.halfcauchy(scale=0.5)),
+    (LogNormalTau2(-2.34, 1.72), stats.lognorm(s=0.86, scale=math.exp(-1.17))),
+])
+def test_tau_priors_match_scipy_stats(prior, twin):
+    """Our scipy.special formulas against scipy.stats' distributions (PyMC's check_logp idea)."""
+    tau = np.array([1e-4, 0.05, 0.3, 1.0, 4.0])
+    np.testing.assert_allclose(prior.logpdf(tau), twin.logpdf(tau), rtol=1e-12)
+    np.testing.assert_allclose(prior.cdf(tau), twin.cdf(tau), rtol=1e-12, atol=1e-15)
+    q = np.array([0.01, 0.25, 0.5, 0.9, 0.99])
+    np.testing.assert_allclose(prior.ppf(q), twin.ppf(q), rtol=1e-12)
+
+
+def test_logt_and_normal_match_scipy_stats():
+    prior = LogTTau2(-3.85, 1.93)
+    twin = stats.t(df=5, loc=-1.925, scale=0.965)
+    tau = np.array([0.001, 0.05, 0.3, 2.0])
+    np.testing.assert_allclose(prior.cdf(tau), twin.cdf(np.log(tau)), rtol=1e-12)
+    np.testing.assert_allclose(prior.ppf([0.1, 0.5, 0.9]), np.exp(twin.ppf([0.1, 0.5, 0.9])), rtol=1e-12)
+    n = Normal(0.2, 1.5)
+    x = np.array([-3.0, 0.0, 2.5])
+    np.testing.assert_allclose(n.logpdf(x), stats.norm.logpdf(x, 0.2, 1.5), rtol=1e-12)
+    np.testing.assert_allclose(n.cdf(x), stats.norm.cdf(x, 0.2, 1.5), rtol=1e-12)
+    np.testing.assert_allclose(n.ppf([0.05, 0.5]), stats.norm.ppf([0.05, 0.5], 0.2, 1.5), rtol=1e-12)
