@@ -140,12 +140,20 @@ def normal_normal_model(y, v, prior: ResolvedPrior):
     return model
 
 
-def binomial_normal_model(events_pip, n_pip, events_ctrl, n_ctrl, link, prior: ResolvedPrior):
+CENTRED_MAX_K = 1  # binomial models with at most this many studies sample theta centred
+
+
+def binomial_normal_model(events_pip, n_pip, events_ctrl, n_ctrl, link, prior: ResolvedPrior,
+                          centred: bool = False):
     """Binomial-normal model on arm counts; link 'logit' (log OR) or 'log' (log RR).
 
     Notes
     -----
-    theta_i = mu + tau z_i, z_i ~ N(0, 1) (non-centred). Control-arm baseline b_i ~ N(0, 2^2):
+    Non-centred (default): theta_i = mu + tau z_i, z_i ~ N(0, 1).
+    Centred (for a single study, where the non-centred form diverges): mu is integrated out,
+    theta ~ MVN(m0 1, tau^2 I + s0^2 J), and mu is drawn afterwards from its exact conditional
+    N((m0/s0^2 + sum theta_i/tau^2)/P, 1/P), P = 1/s0^2 + k/tau^2 (see sample_binomial_normal).
+    Control-arm baseline b_i ~ N(0, 2^2):
     logit: logit p_ctrl = b_i, logit p_pip = b_i + theta_i.
     log:   log p_ctrl = m_i - softplus(-b_i), m_i = min(0, -theta_i), log p_pip = log p_ctrl + theta_i,
            which keeps both risks below 1 for any theta_i (log-binomial model).
@@ -162,12 +170,16 @@ def binomial_normal_model(events_pip, n_pip, events_ctrl, n_ctrl, link, prior: R
         mu_mean, mu_sd = pm.Data("mu_mean", d["mu_mean"]), pm.Data("mu_sd", d["mu_sd"])
         family = pm.Data("tau_family", d["tau_family"])
         a, b, c = pm.Data("tau_a", d["tau_a"]), pm.Data("tau_b", d["tau_b"]), pm.Data("tau_c", d["tau_c"])
-        mu = pm.Normal("mu", mu=mu_mean, sigma=mu_sd)
         tau = tau_prior_block(family, a, b, c)
-        # non-centred study effects and baselines (shape follows the data)
-        z = pm.Normal("z", 0.0, 1.0, shape=e1.shape)
         base = pm.Normal("baseline", 0.0, 2.0, shape=e1.shape)
-        theta = pm.Deterministic("theta", mu + tau * z)
+        if centred:
+            n = e1.shape[0]
+            cov = tau**2 * pt.eye(n) + mu_sd**2 * pt.ones((n, n))
+            theta = pm.MvNormal("theta", mu=mu_mean * pt.ones(n), cov=cov)
+        else:
+            mu = pm.Normal("mu", mu=mu_mean, sigma=mu_sd)
+            z = pm.Normal("z", 0.0, 1.0, shape=e1.shape)
+            theta = pm.Deterministic("theta", mu + tau * z)
         if link == "logit":
             p0 = pm.math.invlogit(base)
             p1 = pm.math.invlogit(base + theta)
@@ -210,9 +222,10 @@ def compiled(kind: str, size: int = 2):
 
     placeholder = ResolvedPrior(name="placeholder", title="", source="", mu=Normal(0.0, 1.0),
                                 tau=HalfNormal(0.5), mu_source="", tau_source="")
-    link = "logit" if kind == "binomial-OR" else "log"
+    link = "logit" if kind.startswith("binomial-OR") else "log"
     ones = np.ones(size)
-    model = binomial_normal_model(ones, 10 * ones, 2 * ones, 10 * ones, link, placeholder)
+    model = binomial_normal_model(ones, 10 * ones, 2 * ones, 10 * ones, link, placeholder,
+                                  centred=kind.endswith("centred"))
     return nutpie.compile_pymc_model(model)
 
 
@@ -268,13 +281,15 @@ def sample_normal_normal(y, v, prior: ResolvedPrior, seed: int, settings: Sample
 
 
 def sample_binomial_normal(es, prior: ResolvedPrior, seed: int, settings: SamplerSettings,
-                           progress: bool = False):
+                           progress: bool = False, centred: bool | None = None):
     """Binomial-normal fit on arm counts (RR: log link, OR: logit link); returns InferenceData."""
     import xarray as xr
 
-    kind = "binomial-OR" if es.measure == "OR" else "binomial-RR"
     k = es.k
-    size = padded_size(k)
+    centred = k <= CENTRED_MAX_K if centred is None else centred
+    kind = ("binomial-OR" if es.measure == "OR" else "binomial-RR") + ("-centred" if centred else "")
+    # centred models are not padded: prior-only padded thetas would form a funnel with tau
+    size = k if centred else padded_size(k)
 
     def pad(x):  # padded studies have n = 0: a zero log-likelihood, their parameters stay prior
         out = np.zeros(size)
@@ -286,10 +301,18 @@ def sample_binomial_normal(es, prior: ResolvedPrior, seed: int, settings: Sample
     idata = run_nutpie(kind, data, seed, settings, progress, size)
     post = idata.posterior
     rng = np.random.default_rng([seed, 2])
-    mu, tau = post["mu"].values, post["tau"].values
+    tau = post["tau"].values
     theta = post["theta"].values[..., :k]
+    if centred:  # mu | theta, tau from its conditional normal (only the k real studies)
+        m0, s0 = float(prior.mu.mean), float(prior.mu.sd)
+        precision = 1 / s0**2 + k / tau**2
+        mean = (m0 / s0**2 + theta.sum(axis=-1) / tau**2) / precision
+        mu = mean + rng.standard_normal(tau.shape) / np.sqrt(precision)
+        post = post.assign(mu=(("chain", "draw"), mu))
+    else:
+        mu = post["mu"].values
     theta_new = mu + tau * rng.standard_normal(mu.shape)
-    post = post.drop_vars(["theta", "z", "baseline"]).drop_dims(
+    post = post.drop_vars([n for n in ("theta", "z", "baseline") if n in post]).drop_dims(
         [d for d in post.dims if d not in ("chain", "draw")], errors="ignore")
     idata.posterior = post.assign(
         theta=xr.DataArray(theta, dims=("chain", "draw", "study"),
