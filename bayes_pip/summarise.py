@@ -258,7 +258,7 @@ def fit_text(s: dict) -> str:
     lines = [
         f"{s['label']} ({s['outcome']}), {m}",
         f"Data:   {level_text(s)}",
-        f"Prior:  {prior['name']}: {prior['title']}",
+        f"Prior:  {prior_phrase(s) if s['level'] == 'summary' else prior['name'] + ': ' + prior['title']}",
         f"Engine: {engine_text(s)}",
         "",
         f"{'':34s} {'median':>8s}  95% credible interval",
