@@ -144,7 +144,11 @@ def data_block(y, v, prior_data: dict) -> np.ndarray:
 
 
 def compiled_model(y, v, prior_data: dict):
-    """A nutpie model object over the cached callbacks, holding this fit's data block."""
+    """A nutpie model object over the cached callbacks, holding this fit's data block.
+
+    Uses nutpie's CompiledPyMCModel record (nutpie 0.16; pinned in pyproject.toml): it only needs
+    the two callbacks, an initial-point function and the data pointer.
+    """
     from nutpie.compile_pymc import CompiledPyMCModel
 
     logp_c, expand_c, _ = callbacks()
