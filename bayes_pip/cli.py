@@ -30,12 +30,6 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
-def fmt(x: float | None, digits: int = 2) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.{digits}f}"
-
-
 # ---------------------------------------------------------------------------------------------
 # list
 # ---------------------------------------------------------------------------------------------

@@ -102,6 +102,20 @@ def tau_prior_block(family, a, b, c):
     return tau
 
 
+def prior_block(prior: ResolvedPrior):
+    """Prior parameters as pm.Data (swapped by with_data, never recompiled) and the tau block.
+
+    Returns (mu_mean, mu_sd, tau); call inside a model context.
+    """
+    import pymc as pm
+
+    d = prior_data(prior)
+    mu_mean, mu_sd = pm.Data("mu_mean", d["mu_mean"]), pm.Data("mu_sd", d["mu_sd"])
+    family = pm.Data("tau_family", d["tau_family"])
+    a, b, c = pm.Data("tau_a", d["tau_a"]), pm.Data("tau_b", d["tau_b"]), pm.Data("tau_c", d["tau_c"])
+    return mu_mean, mu_sd, tau_prior_block(family, a, b, c)
+
+
 def normal_normal_model(y, v, prior: ResolvedPrior):
     """Marginal normal-normal model, sampled as (tau, mu | tau) with an exact whitening of mu.
 
@@ -117,16 +131,11 @@ def normal_normal_model(y, v, prior: ResolvedPrior):
     import pymc as pm
     import pytensor.tensor as pt
 
-    d = prior_data(prior)
     with pm.Model() as model:
-        # data and prior parameters (swapped by with_data, never recompiled)
         y_obs = pm.Data("y", np.asarray(y, float))
         v_obs = pm.Data("v", np.asarray(v, float))
-        mu_mean, mu_sd = pm.Data("mu_mean", d["mu_mean"]), pm.Data("mu_sd", d["mu_sd"])
-        family = pm.Data("tau_family", d["tau_family"])
-        a, b, c = pm.Data("tau_a", d["tau_a"]), pm.Data("tau_b", d["tau_b"]), pm.Data("tau_c", d["tau_c"])
-        # tau prior, and the likelihood with theta_i and mu integrated out: log p(y | tau)
-        tau = tau_prior_block(family, a, b, c)
+        mu_mean, mu_sd, tau = prior_block(prior)
+        # the likelihood with theta_i and mu integrated out: log p(y | tau)
         w = 1.0 / (v_obs + tau**2)
         w0 = 1.0 / mu_sd**2
         big_w = w0 + pt.sum(w)
@@ -161,16 +170,12 @@ def binomial_normal_model(events_pip, n_pip, events_ctrl, n_ctrl, link, prior: R
     import pymc as pm
     import pytensor.tensor as pt
 
-    d = prior_data(prior)
     with pm.Model() as model:
         e1 = pm.Data("events_pip", np.asarray(events_pip, float))
         n1 = pm.Data("n_pip", np.asarray(n_pip, float))
         e0 = pm.Data("events_ctrl", np.asarray(events_ctrl, float))
         n0 = pm.Data("n_ctrl", np.asarray(n_ctrl, float))
-        mu_mean, mu_sd = pm.Data("mu_mean", d["mu_mean"]), pm.Data("mu_sd", d["mu_sd"])
-        family = pm.Data("tau_family", d["tau_family"])
-        a, b, c = pm.Data("tau_a", d["tau_a"]), pm.Data("tau_b", d["tau_b"]), pm.Data("tau_c", d["tau_c"])
-        tau = tau_prior_block(family, a, b, c)
+        mu_mean, mu_sd, tau = prior_block(prior)
         base = pm.Normal("baseline", 0.0, 2.0, shape=e1.shape)
         if centred:
             n = e1.shape[0]

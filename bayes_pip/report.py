@@ -1,38 +1,25 @@
 """Files under an output directory, written atomically.
 
-Every file is written to a temporary file in the same directory and renamed into place, so a
-reader (or a concurrent run) sees either the old file or the new one, never half of one. A
-multi-file output is staged in a temporary directory and its files are renamed only once all of
-them have been produced.
+Every output is staged in a private temporary directory inside the target and its files are
+renamed into place only once all of them have been produced, so a reader (or a concurrent run)
+sees either the old file or the new one, never half of one, and a failed run leaves nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import csv
+import html
+import io
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-
-def write_atomic(path: Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+from bayes_pip import figures
+from bayes_pip.summarise import discussion_sentences, engine_text, level_text, num, prob_text
 
 
 @contextlib.contextmanager
@@ -77,14 +64,6 @@ def write_fit(out_dir: Path, result) -> list[Path]:
 # per-outcome reports and the summary of findings
 # ---------------------------------------------------------------------------------------------
 
-import base64  # noqa: E402
-import csv  # noqa: E402
-import html  # noqa: E402
-import io  # noqa: E402
-
-from bayes_pip import figures  # noqa: E402
-from bayes_pip.summarise import (discussion_sentences, engine_text, level_text,  # noqa: E402
-                                 prob_text)
 
 LIMITS_PIP = (
     "The bundled PIP data hold the pooled results printed in the review's abstract, the eight "
@@ -95,14 +74,10 @@ LIMITS_PIP = (
     "heterogeneity is poorly estimated in any case.")
 
 
-def fmt(x, digits=2):
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
 def interval_text(d: dict | None, lo="ci_low", hi="ci_high", mid="median") -> str:
     if not d:
         return "-"
-    return f"{fmt(d[mid])} [{fmt(d[lo])}, {fmt(d[hi])}]"
+    return f"{num(d[mid])} [{num(d[lo])}, {num(d[hi])}]"
 
 
 def published_text(p: dict | None) -> str:
@@ -110,7 +85,7 @@ def published_text(p: dict | None) -> str:
 
 
 def dl_text_short(d: dict | None) -> str:
-    return "-" if not d else f"{fmt(d['estimate'])} [{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]"
+    return "-" if not d else f"{num(d['estimate'])} [{num(d['ci_low'])}, {num(d['ci_high'])}]"
 
 
 def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -119,17 +94,17 @@ def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     body = []
     for r in rows:
         pred = ("-" if not r["prediction"] else
-                f"[{fmt(r['prediction']['ci_low'])}, {fmt(r['prediction']['ci_high'])}]")
+                f"[{num(r['prediction']['ci_low'])}, {num(r['prediction']['ci_high'])}]")
         body.append([r["prior"]["name"], interval_text(r["effect"]),
-                     fmt(r["tau"]["median"]) if r["tau"] else "-", pred,
+                     num(r["tau"]["median"]) if r["tau"] else "-", pred,
                      prob_text(r["p_benefit"]),
                      prob_text(r["p_mcid"]) if r["p_mcid"] is not None else "-"])
     s = rows[0]
     if s.get("dl"):
         d = s["dl"]
         pred = ("-" if not d["prediction"] else
-                f"[{fmt(d['prediction']['ci_low'])}, {fmt(d['prediction']['ci_high'])}]")
-        body.append(["DerSimonian-Laird", dl_text_short(d), fmt(d["tau"]), pred, "-", "-"])
+                f"[{num(d['prediction']['ci_low'])}, {num(d['prediction']['ci_high'])}]")
+        body.append(["DerSimonian-Laird", dl_text_short(d), num(d["tau"]), pred, "-", "-"])
     if s.get("published"):
         body.append(["published (review)", published_text(s["published"]), "-", "-", "-", "-"])
     return header, body
@@ -267,8 +242,8 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
             "p_benefit": prob_text(main["p_benefit"]),
             "p_benefit_min": prob_text(min(ps)), "p_benefit_max": prob_text(max(ps)),
             "prediction": ("-" if not main["prediction"] else
-                           f"[{fmt(main['prediction']['ci_low'])}, "
-                           f"{fmt(main['prediction']['ci_high'])}]"),
+                           f"[{num(main['prediction']['ci_low'])}, "
+                           f"{num(main['prediction']['ci_high'])}]"),
         })
     return out
 

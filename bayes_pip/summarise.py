@@ -44,8 +44,9 @@ def intervention_name(outcome: Outcome) -> str:
     return "PIP" if outcome.comparison.startswith("pip_") else "the intervention"
 
 
-def num(x: float, digits: int = 2) -> str:
-    return f"{x:.{digits}f}"
+def num(x: float | None, digits: int = 2) -> str:
+    """A number to fixed decimals (effects: 0.74, 8.93, -0.22); '-' when there is none."""
+    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def dl_text(d: dict, outcome: Outcome) -> str:
@@ -358,17 +359,6 @@ def sweep_text(rows: list[dict]) -> str:
 # sentences for a discussion section
 # ---------------------------------------------------------------------------------------------
 
-def fmt_num(x: float) -> str:
-    """Two significant decimals for effects (0.74, 8.93, -0.22)."""
-    return f"{x:.2f}"
-
-
-def effect_phrase(s: dict) -> str:
-    e = s["effect"]
-    return (f"{s['measure']} {fmt_num(e['median'])} (95% CrI {fmt_num(e['ci_low'])} to "
-            f"{fmt_num(e['ci_high'])})")
-
-
 def prior_phrase(s: dict) -> str:
     """'halfnormal-0.5 prior (...)'; at summary level only the prior on the pooled effect counts."""
     p = s["prior"]
@@ -401,8 +391,8 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
                    "participants):")
     e = main["effect"]
     out.append(f"Under the {prior_phrase(main)} the posterior median {main['measure']} was "
-               f"{fmt_num(e['median'])} (95% CrI {fmt_num(e['ci_low'])} to "
-               f"{fmt_num(e['ci_high'])}); the probability that {who} {verb} {what} was "
+               f"{num(e['median'])} (95% CrI {num(e['ci_low'])} to "
+               f"{num(e['ci_high'])}); the probability that {who} {verb} {what} was "
                f"{prob_text(main['p_benefit'])}.")
     if main["p_mcid"] is not None:
         out.append(f"The probability of an effect beyond the minimal clinically important "
@@ -411,8 +401,8 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
     if main["prediction"]:
         pr = main["prediction"]
         out.append(f"The 95% prediction interval for the effect in a new study was "
-                   f"{fmt_num(pr['ci_low'])} to {fmt_num(pr['ci_high'])} (between-study SD tau, "
-                   f"median {fmt_num(main['tau']['median'])}).")
+                   f"{num(pr['ci_low'])} to {num(pr['ci_high'])} (between-study SD tau, "
+                   f"median {num(main['tau']['median'])}).")
     if len(rows) > 1:
         lo = min(rows, key=lambda r: r["p_benefit"])
         hi = max(rows, key=lambda r: r["p_benefit"])
