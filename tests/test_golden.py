@@ -1,0 +1,34 @@
+"""The CLI's JSON is pinned byte for byte (tests/golden/, written by make_golden.py before the
+package was reshaped): moving code must not change a number or a key the tool prints."""
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden"
+sys.path.insert(0, str(GOLDEN))
+
+from cases import all_cases, argv  # noqa: E402
+
+from bayes_pip.cli import main  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def data_dir(name):
+    from bayes_pip.data import bundled_data_dir
+
+    return bundled_data_dir().parent / name
+
+
+@pytest.mark.parametrize("kind,case,filename", list(all_cases()),
+                         ids=[c[2][:-5] for c in all_cases()])
+def test_output_is_byte_identical(kind, case, filename):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv(kind, case, data_dir))
+    assert code == 0
+    assert out.getvalue() == (GOLDEN / filename).read_text(encoding="utf-8")
