@@ -13,7 +13,6 @@ from importlib import metadata
 from bayes_pip import __version__
 from bayes_pip.classical import classical_analysis, data_status, resolve_level
 from bayes_pip.data import Dataset
-from bayes_pip.effects import to_analysis
 from bayes_pip.errors import ConvergenceError, InputError
 from bayes_pip.exact import exact_posterior, se_from_ci, summary_posterior
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
@@ -78,9 +77,10 @@ def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
     notes = list(prior.notes)
 
     if used_level == "summary":
-        y = float(to_analysis(published.estimate, outcome.measure))
-        se = se_from_ci(float(to_analysis(published.ci_low, outcome.measure)),
-                        float(to_analysis(published.ci_high, outcome.measure)))
+        scale = outcome.scale
+        y = float(scale.to_analysis(published.estimate))
+        se = se_from_ci(float(scale.to_analysis(published.ci_low)),
+                        float(scale.to_analysis(published.ci_high)))
         post = summary_posterior(y, se, prior.mu)
         summary = {**base, "engine": "conjugate", "k": published.k,
                    "participants": published.participants, "prior": prior.to_dict(),
@@ -114,7 +114,7 @@ def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
         settings = settings or pmm.SamplerSettings(
             target_accept=pmm.SamplerSettings.default_target_accept(engine))
         if engine == "binomial":
-            if not outcome.is_ratio:
+            if outcome.scale.link is None:
                 raise InputError(f"--engine binomial needs an RR or OR outcome; '{outcome_id}' "
                                  f"is {outcome.measure}")
             idata = pmm.sample_binomial_normal(es, prior, seed, settings, progress)

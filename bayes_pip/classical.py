@@ -13,7 +13,7 @@ import numpy as np
 
 from bayes_pip import dl as dlcore
 from bayes_pip.data import Dataset, Outcome, Published
-from bayes_pip.effects import EffectSizes, effect_sizes, to_natural
+from bayes_pip.effects import EffectSizes, effect_sizes
 from bayes_pip.errors import InputError
 
 METHODS = ("DL", "MH-random", "IV-fixed", "MH-fixed")
@@ -82,8 +82,9 @@ class ClassicalAnalysis:
     def to_dict(self) -> dict:
         """The `dl --json` object: natural-scale estimate beside analysis-scale mu, se, tau2."""
         m = self.outcome.measure
+        to_natural = self.outcome.scale.to_natural
         p = self.pooled
-        est = to_natural(float(p.mu), m)
+        est = to_natural(float(p.mu))
         d = {
             "outcome": self.outcome.outcome,
             "measure": m,
@@ -91,8 +92,8 @@ class ClassicalAnalysis:
             "k": int(p.k),
             "participants": self.effects.participants,
             "estimate": est,
-            "ci_low": float(to_natural(float(p.ci_low), m)),
-            "ci_high": float(to_natural(float(p.ci_high), m)),
+            "ci_low": float(to_natural(float(p.ci_low))),
+            "ci_high": float(to_natural(float(p.ci_high))),
             "mu": float(p.mu),
             "se": float(p.se),
             "z": float(p.z),
@@ -103,13 +104,13 @@ class ClassicalAnalysis:
             "df": int(p.df),
             "i2": float(p.i2),
             "prediction": None if math.isnan(self.prediction[0]) else {
-                "ci_low": float(to_natural(self.prediction[0], m)),
-                "ci_high": float(to_natural(self.prediction[1], m))},
+                "ci_low": float(to_natural(self.prediction[0])),
+                "ci_high": float(to_natural(self.prediction[1]))},
             "excluded": list(self.effects.excluded),
             "studies": [
-                {"study": s, "estimate": float(to_natural(y, m)),
-                 "ci_low": float(to_natural(y - dlcore.Z_975 * math.sqrt(v), m)),
-                 "ci_high": float(to_natural(y + dlcore.Z_975 * math.sqrt(v), m)),
+                {"study": s, "estimate": float(to_natural(y)),
+                 "ci_low": float(to_natural(y - dlcore.Z_975 * math.sqrt(v))),
+                 "ci_high": float(to_natural(y + dlcore.Z_975 * math.sqrt(v))),
                  "y": float(y), "se": math.sqrt(v), "weight": float(w),
                  "corrected": bool(c), "provenance": prov}
                 for s, y, v, w, c, prov in zip(self.effects.study, self.effects.y,
@@ -193,12 +194,12 @@ def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL") ->
     if rows.empty:
         raise InputError(f"outcome '{outcome_id}' has no study rows to pool",
                          file=str(dataset.directory / "studies.csv"))
-    es = effect_sizes(rows, outcome.measure)
+    es = effect_sizes(rows, outcome.scale)
     if es.k == 0:
         raise InputError(f"outcome '{outcome_id}': every study has no events (or only events) "
                          f"in both arms, nothing to pool ({', '.join(es.excluded)})",
                          file=str(dataset.directory / "studies.csv"))
-    if method in ("MH-fixed", "MH-random") and outcome.measure not in ("RR", "OR"):
+    if method in ("MH-fixed", "MH-random") and not outcome.scale.mantel_haenszel:
         raise InputError(f"--method {method} needs an RR or OR outcome, "
                          f"'{outcome_id}' is {outcome.measure}")
     if method == "DL":

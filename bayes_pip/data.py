@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_pip import measures
 from bayes_pip.errors import InputError
 
-MEASURES = ("RR", "OR", "SMD", "MD")
-RATIO_MEASURES = ("RR", "OR")
+DICHOTOMOUS_MEASURES = measures.names_where(lambda m: m.is_dichotomous)
 BENEFITS = ("lower", "higher")
 
 OUTCOME_COLUMNS = ("outcome", "label", "comparison", "measure", "benefit")
@@ -62,12 +62,17 @@ class Outcome:
     model: str = ""    # fixed or random, if the source names it
 
     @property
+    def scale(self) -> measures.Measure:
+        """What the outcome's measure is (scale, null, transforms): see :mod:`bayes_pip.measures`."""
+        return measures.get(self.measure)
+
+    @property
     def is_ratio(self) -> bool:
-        return self.measure in RATIO_MEASURES
+        return self.scale.is_ratio
 
     @property
     def is_dichotomous(self) -> bool:
-        return self.measure in RATIO_MEASURES
+        return self.scale.is_dichotomous
 
 
 @dataclass(frozen=True)
@@ -237,7 +242,7 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
         raise InputError("no outcome rows (expected at least one outcome)", file=file)
     for column in ("outcome", "label", "comparison"):
         check_nonempty(frame, column, file)
-    check_choice(frame, "measure", MEASURES, file)
+    check_choice(frame, "measure", measures.NAMES, file)
     check_choice(frame, "benefit", BENEFITS, file)
     duplicated = frame["outcome"].duplicated()
     if duplicated.any():
@@ -250,7 +255,7 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
             frame[optional] = ""
     mcid = parse_number(frame, "mcid", file, required=False)
     for i, (m, measure) in enumerate(zip(mcid, frame["measure"])):
-        if measure in RATIO_MEASURES and not math.isnan(m) and m <= 0:
+        if measures.get(measure).is_ratio and not math.isnan(m) and m <= 0:
             raise InputError(f"mcid {m:g} must be a ratio greater than 0 for {measure}",
                              file=file, row=csv_row(i), column="mcid")
     frame["mcid"] = mcid
@@ -267,10 +272,10 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
                              "inverse variance)", file=file, column=missing[0])
     for column in ("outcome", "study", "source"):
         check_nonempty(frame, column, file)
-    measures = dict(zip(outcomes["outcome"], outcomes["measure"]))
+    measure_of = dict(zip(outcomes["outcome"], outcomes["measure"]))
     for i, outcome in enumerate(frame["outcome"]):
-        if outcome not in measures:
-            close = difflib.get_close_matches(outcome, list(measures), n=1, cutoff=0.5)
+        if outcome not in measure_of:
+            close = difflib.get_close_matches(outcome, list(measure_of), n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise InputError(f"outcome '{outcome}' is not defined in outcomes.csv{hint}",
                              file=file, row=csv_row(i), column="outcome")
@@ -279,7 +284,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
         i = int(np.flatnonzero(duplicated)[0])
         raise InputError(f"study '{frame['study'].iloc[i]}' appears twice for outcome "
                          f"'{frame['outcome'].iloc[i]}'", file=file, row=csv_row(i), column="study")
-    measure = frame["outcome"].map(measures)
+    measure = frame["outcome"].map(measure_of)
     # generic inverse variance rows give the effect (analysis scale) and its SE directly
     for column in ("yi", "sei"):
         frame[column] = parse_number(frame, column, file, required=False,
@@ -290,8 +295,8 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
         i = int(np.flatnonzero(half)[0])
         raise InputError("yi and sei must be given together (generic inverse variance)",
                          file=file, row=csv_row(i), column="sei" if frame["yi"].notna().iloc[i] else "yi")
-    dichotomous = measure.isin(RATIO_MEASURES).to_numpy() & ~giv
-    continuous = ~measure.isin(RATIO_MEASURES).to_numpy() & ~giv
+    dichotomous = measure.isin(DICHOTOMOUS_MEASURES).to_numpy() & ~giv
+    continuous = ~measure.isin(DICHOTOMOUS_MEASURES).to_numpy() & ~giv
     # arm sizes: required unless the row gives yi and sei
     for column in ("n_pip", "n_ctrl"):
         values = parse_number(frame, column, file, required=False, integer=True, minimum=0)
@@ -347,14 +352,14 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
 
 def validate_published(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
     frame = frame.copy()
-    measures = dict(zip(outcomes["outcome"], outcomes["measure"]))
+    measure_of = dict(zip(outcomes["outcome"], outcomes["measure"]))
     check_nonempty(frame, "source", file)
     for i, (outcome, measure) in enumerate(zip(frame["outcome"], frame["measure"])):
-        if outcome not in measures:
+        if outcome not in measure_of:
             raise InputError(f"outcome '{outcome}' is not defined in outcomes.csv", file=file,
                              row=csv_row(i), column="outcome")
-        if measure != measures[outcome]:
-            raise InputError(f"measure {measure} differs from outcomes.csv ({measures[outcome]})",
+        if measure != measure_of[outcome]:
+            raise InputError(f"measure {measure} differs from outcomes.csv ({measure_of[outcome]})",
                              file=file, row=csv_row(i), column="measure")
     if frame["outcome"].duplicated().any():
         i = int(np.flatnonzero(frame["outcome"].duplicated())[0])
@@ -366,7 +371,7 @@ def validate_published(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -
     frame["participants"] = parse_number(frame, "participants", file, required=False,
                                          integer=True, strictly_positive=True)
     for i, r in enumerate(frame.itertuples(index=False)):
-        if r.measure in RATIO_MEASURES:
+        if measures.get(r.measure).is_ratio:
             for column in ("estimate", "ci_low", "ci_high"):
                 if getattr(r, column) <= 0:
                     raise InputError(f"a {r.measure} must be greater than 0", file=file,

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayes_pip.data import RATIO_MEASURES
-
 CONTINUITY_CORRECTION = 0.5
 
 
@@ -121,39 +119,33 @@ def mean_difference(m1, sd1, n1, m2, sd2, n2):
     return m1 - m2, sd1**2 / n1 + sd2**2 / n2
 
 
-def effect_sizes(rows: pd.DataFrame, measure: str) -> EffectSizes:
-    """Effect sizes for one outcome's study rows (a frame validated by :mod:`bayes_pip.data`)."""
+def effect_sizes(rows: pd.DataFrame, measure) -> EffectSizes:
+    """Effect sizes for one outcome's study rows (a frame validated by :mod:`bayes_pip.data`).
+
+    ``measure`` is a :class:`bayes_pip.measures.Measure`: its ``effect`` formula is applied to the
+    arm-level columns its data type names.
+    """
     study = rows["study"].to_numpy(dtype=object)
     n1 = rows["n_pip"].to_numpy(dtype=float)
     n2 = rows["n_ctrl"].to_numpy(dtype=float)
     if "yi" in rows.columns and rows["yi"].notna().all() and len(rows):
         # generic inverse variance: the effect and its SE as given (RevMan "GIV")
-        return EffectSizes(measure, tuple(study), rows["yi"].to_numpy(float),
+        return EffectSizes(measure.name, tuple(study), rows["yi"].to_numpy(float),
                            rows["sei"].to_numpy(float) ** 2, n1, n2, None, None,
                            (False,) * len(study), ())
-    if measure in RATIO_MEASURES:
+    if measure.is_dichotomous:
         a = rows["events_pip"].to_numpy(dtype=float)
         c = rows["events_ctrl"].to_numpy(dtype=float)
         drop = double_zero(a, n1, c, n2)
         keep = ~drop
         a, n1, c, n2, study = a[keep], n1[keep], c[keep], n2[keep], study[keep]
-        y, v = (log_risk_ratio if measure == "RR" else log_odds_ratio)(a, n1, c, n2)
+        y, v = measure.effect(a, n1, c, n2)
         corrected = zero_cell_corrected(a, n1, c, n2)[4]
-        return EffectSizes(measure, tuple(study), y, v, n1, n2, a, c,
+        return EffectSizes(measure.name, tuple(study), y, v, n1, n2, a, c,
                            tuple(bool(x) for x in corrected),
                            tuple(rows["study"].to_numpy(dtype=object)[drop]))
     args = [rows[c].to_numpy(dtype=float) for c in
             ("mean_pip", "sd_pip", "n_pip", "mean_ctrl", "sd_ctrl", "n_ctrl")]
-    y, v = (hedges_g if measure == "SMD" else mean_difference)(*args)
-    return EffectSizes(measure, tuple(study), y, v, n1, n2, None, None,
+    y, v = measure.effect(*args)
+    return EffectSizes(measure.name, tuple(study), y, v, n1, n2, None, None,
                        (False,) * len(study), ())
-
-
-def to_natural(x, measure: str):
-    """Analysis scale -> natural scale (exponentiate ratios)."""
-    return np.exp(x) if measure in RATIO_MEASURES else x
-
-
-def to_analysis(x, measure: str):
-    """Natural scale -> analysis scale (log of ratios)."""
-    return np.log(x) if measure in RATIO_MEASURES else x

@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-RATIO = ("RR", "OR")
+from bayes_pip import measures
 
 
 def pyplot():
@@ -27,10 +27,6 @@ def png_bytes(fig) -> bytes:
     fig.savefig(buf, format="png", dpi=130, bbox_inches="tight", metadata={"Software": None})
     pyplot().close(fig)
     return buf.getvalue()
-
-
-def null_value(measure: str) -> float:
-    return 1.0 if measure in RATIO else 0.0
 
 
 def log_axis(ax) -> None:
@@ -78,8 +74,8 @@ def forest_plot(main: dict) -> bytes:
         ax.plot([lo, hi], [yy, yy], color=colour, lw=2.2 if style == "predict" else 1.4)
         ax.plot([est], [yy], marker=marker, color=colour, ms=7)
     ax.set_yticks(range(len(rows), 0, -1), [r[0] for r in rows])
-    ax.axvline(null_value(m), color="grey", ls="--", lw=1)
-    if m in RATIO:
+    ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
+    if measures.get(m).log_scale:
         log_axis(ax)
     favours = "favours PIP" if main["comparison"].startswith("pip_") else "favours intervention"
     side = "left" if main["benefit"] == "lower" else "right"
@@ -108,9 +104,9 @@ def prior_posterior_plot(fit, target: str) -> bytes:
     ax.plot(x, post.density(target, x), color="#1f77b4", lw=2, label="posterior")
     if target == "mu":
         ax.axvline(0, color="grey", lw=0.8)
-        label = "log " + s["measure"] if s["measure"] in RATIO else s["measure"]
-        ax.set_xlabel(f"pooled effect mu ({label})")
-        if s["measure"] in RATIO:
+        scale = measures.get(s["measure"])
+        ax.set_xlabel(f"pooled effect mu ({scale.analysis_label})")
+        if scale.log_scale:
             fine = x[-1] - x[0] < 4  # narrow range: halves and doubles; wide range: decades
             nice = np.array([0.1, 0.25, 0.5, 1, 2, 4, 10] if fine else
                             [0.0001, 0.001, 0.01, 0.1, 1, 10, 100, 1000, 10000])
@@ -149,8 +145,8 @@ def sensitivity_plot(rows: list[dict]) -> bytes:
         if text:
             ax.annotate(text, (hi, yy), xytext=(6, -3), textcoords="offset points", fontsize=8)
     ax.set_yticks(range(len(items), 0, -1), [it[0] for it in items])
-    ax.axvline(null_value(m), color="grey", ls="--", lw=1)
-    if m in RATIO:
+    ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
+    if measures.get(m).log_scale:
         log_axis(ax)
     ax.set_xlabel(f"{m}: posterior median and 95% credible interval")
     ax.set_title(f"{s['label']}: sensitivity to the prior", fontsize=11)

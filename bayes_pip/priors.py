@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import special
 
+from bayes_pip import measures
 from bayes_pip.data import Outcome
 from bayes_pip.errors import InputError
 
@@ -351,7 +352,7 @@ def read_prior_sets(directory: Path) -> tuple[tuple[str, PriorSet], ...]:
 
 def default_prior_name(measure: str) -> str:
     """Default prior: half-normal(0.5) on tau (Friede et al. 2017) for RR/OR/SMD; vague for MD."""
-    return "vague" if measure == "MD" else "halfnormal-0.5"
+    return measures.get(measure).default_prior
 
 
 def applicable_priors(outcome: Outcome, sets: dict[str, PriorSet] | None = None) -> list[str]:
@@ -375,7 +376,7 @@ def mcid_on_analysis_scale(outcome: Outcome) -> float:
     if outcome.mcid is None:
         raise InputError(f"outcome '{outcome.outcome}' has no mcid in outcomes.csv; the "
                          "sceptical and enthusiastic priors are defined from it")
-    return math.log(outcome.mcid) if outcome.is_ratio else outcome.mcid
+    return math.log(outcome.mcid) if outcome.scale.log_scale else outcome.mcid
 
 
 def resolve_mu(spec: dict, outcome: Outcome, file: str) -> Normal:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bayes_pip import measures
 from bayes_pip.errors import InputError
 from bayes_pip.priors import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, ResolvedPrior,
                               Uniform)
@@ -227,7 +228,7 @@ def compiled(kind: str, size: int = 2):
 
     placeholder = ResolvedPrior(name="placeholder", title="", source="", mu=Normal(0.0, 1.0),
                                 tau=HalfNormal(0.5), mu_source="", tau_source="")
-    link = "logit" if kind.startswith("binomial-OR") else "log"
+    link = kind.split("-")[1]  # binomial-<link>[-centred]
     ones = np.ones(size)
     model = binomial_normal_model(ones, 10 * ones, 2 * ones, 10 * ones, link, placeholder,
                                   centred=kind.endswith("centred"))
@@ -292,7 +293,7 @@ def sample_binomial_normal(es, prior: ResolvedPrior, seed: int, settings: Sample
 
     k = es.k
     centred = k <= CENTRED_MAX_K if centred is None else centred
-    kind = ("binomial-OR" if es.measure == "OR" else "binomial-RR") + ("-centred" if centred else "")
+    kind = f"binomial-{measures.get(es.measure).link}" + ("-centred" if centred else "")
     # centred models are not padded: prior-only padded thetas would form a funnel with tau
     size = k if centred else padded_size(k)
 

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bayes_pip import figures
+from bayes_pip import figures, measures
 from bayes_pip.summarise import discussion_sentences, engine_text, level_text, num, prob_text
 
 
@@ -170,7 +170,7 @@ def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
              ("Main prior", f"{main['prior']['name']}: {main['prior']['title']}"),
              ("Direction of benefit", f"{main['measure']} "
               f"{'>' if main['benefit'] == 'higher' else '<'} "
-              f"{1 if main['measure'] in ('RR', 'OR') else 0}"),
+              f"{measures.get(main['measure']).null:g}"),
              ("Seed and versions", (f"seed {main['settings']['seed']}" if main["settings"].get(
                  "seed") is not None else "closed form, no random numbers") + "; " + ", ".join(
                  f"{k} {v}" for k, v in main["settings"]["versions"].items()))]
@@ -189,7 +189,7 @@ def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
            "## Sensitivity to the prior", "", md_table(sens_h, sens_b), "",
            f"P(benefit): posterior probability that the pooled effect favours PIP "
            f"({main['measure']} {'>' if main['benefit'] == 'higher' else '<'} "
-           f"{1 if main['measure'] in ('RR', 'OR') else 0}); P(beyond MCID): beyond "
+           f"{measures.get(main['measure']).null:g}); P(beyond MCID): beyond "
            f"{main['measure']} {main['mcid']:g}." if main["mcid"] is not None else "", ""]
     if st_h:
         md += ["## Studies", "", md_table(st_h, st_b), ""]

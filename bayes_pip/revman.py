@@ -18,11 +18,17 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from bayes_pip import measures
 from bayes_pip.errors import InputError
 
-MEASURES = {"OR": "OR", "RR": "RR", "MD": "MD", "SMD": "SMD", "ODDS RATIO": "OR",
-            "RISK RATIO": "RR", "MEAN DIFFERENCE": "MD", "STANDARDIZED MEAN DIFFERENCE": "SMD",
-            "STD. MEAN DIFFERENCE": "SMD"}
+
+
+def measure_name(label: str) -> str | None:
+    """bayes_pip's name for the effect measure a RevMan file names (None: not supported)."""
+    found = measures.from_revman(label)
+    return None if found is None else found.name
+
+
 DATA_TYPES = {"DIC": "dichotomous", "DICHOTOMOUS": "dichotomous", "CON": "continuous",
               "CONTINUOUS": "continuous", "GIV": "giv", "IV": "giv",
               "GENERIC INVERSE VARIANCE": "giv", "O-E": "oe", "O_E": "oe"}
@@ -164,7 +170,7 @@ def read_rm5(path: Path) -> ImportedReview:
             kind, data_tag = tags[out_el.tag]
             o_no = int(attr(out_el, "NO"))
             o_name = (out_el.findtext("NAME") or "").strip()
-            measure = MEASURES.get(attr(out_el, "EFFECT_MEASURE").upper())
+            measure = measure_name(attr(out_el, "EFFECT_MEASURE"))
             base = outcome_id(c_no, o_no, 0, o_name)
             if measure is None:
                 skipped.append(f"{base} ({attr(out_el, 'EFFECT_MEASURE')}: measure not supported)")
@@ -256,7 +262,7 @@ def read_revman_csv(path: Path) -> ImportedReview:
             continue
         if r["Data Type"].strip():  # an outcome (or subgroup) header row
             kind = DATA_TYPES.get(r["Data Type"].strip().upper())
-            measure = MEASURES.get(r["Effect Measure"].strip().upper())
+            measure = measure_name(r["Effect Measure"])
             oid = outcome_id(c_no, o_no, s_no, r["Name"].strip())
             if kind is None or measure is None or kind == "oe":
                 skipped.append(f"{oid} ({r['Data Type']} / {r['Effect Measure']} not supported)")
@@ -322,7 +328,7 @@ def read_data_package(directory: Path) -> ImportedReview:
         o_no = number(s["Analysis number"], name_s, i, "Analysis number", True)
         oid = outcome_id(c_no, o_no, 0, s["Analysis name"].strip())
         kind = DATA_TYPES.get(s["Data type"].strip().upper())
-        measure = MEASURES.get(s["Effect measure"].strip().upper())
+        measure = measure_name(s["Effect measure"])
         if kind is None or measure is None or kind == "oe":
             skipped.append(f"{oid} ({s['Data type']} / {s['Effect measure']} not supported)")
             continue

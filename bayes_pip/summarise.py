@@ -9,7 +9,7 @@ import numpy as np
 
 from bayes_pip.classical import data_status
 from bayes_pip.data import Dataset, Outcome
-from bayes_pip.effects import to_analysis, to_natural
+from bayes_pip import measures
 
 
 def outcome_listing(dataset: Dataset) -> list[dict]:
@@ -34,7 +34,7 @@ def outcome_listing(dataset: Dataset) -> list[dict]:
 
 def direction_phrase(outcome: Outcome) -> str:
     """'RR < 1 is benefit' style phrase for an outcome."""
-    null = 1 if outcome.is_ratio else 0
+    null = f"{outcome.scale.null:g}"
     sign = "<" if outcome.benefit == "lower" else ">"
     return f"{outcome.measure} {sign} {null} favours {intervention_name(outcome)}"
 
@@ -154,7 +154,7 @@ def interval(post, target, measure: str | None = None) -> dict:
     """Median and central 95% interval of a target, on the natural scale if ``measure`` given."""
     values = [post.quantile(target, q) for q in (0.5, *CRI)]
     if measure is not None:
-        values = [float(to_natural(x, measure)) for x in values]
+        values = [float(measures.get(measure).to_natural(x)) for x in values]
     return dict(zip(("median", "ci_low", "ci_high"), values))
 
 
@@ -177,7 +177,7 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
         "studies": [],
     }
     if outcome.mcid is not None:
-        d["p_mcid"] = benefit_probability(post, outcome, float(to_analysis(outcome.mcid, m)))
+        d["p_mcid"] = benefit_probability(post, outcome, float(outcome.scale.to_analysis(outcome.mcid)))
     if with_tau:
         d["tau"] = {"mean": post.mean("tau"), **interval(post, "tau")}
         d["prediction"] = interval(post, "predict", m)
@@ -185,7 +185,7 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
         for i, name in enumerate(study_names):
             row = {"study": name, **interval(post, ("study", i), m)}
             if observed is not None:
-                row["observed"] = float(to_natural(observed[i], m))
+                row["observed"] = float(outcome.scale.to_natural(observed[i]))
             d["studies"].append(row)
     return d
 
@@ -201,7 +201,7 @@ def benefit_probability_new(post, outcome: Outcome) -> float:
 
 def benefit_words(s: dict) -> str:
     """'P(RR > 1: PIP increases infant secure attachment)' style label from a fit summary."""
-    null = 1 if s["measure"] in ("RR", "OR") else 0
+    null = f"{measures.get(s['measure']).null:g}"
     sign = ">" if s["benefit"] == "higher" else "<"
     if not s["comparison"].startswith("pip_"):
         return f"{s['measure']} {sign} {null}: favours the intervention"
@@ -364,7 +364,7 @@ def prior_phrase(s: dict) -> str:
     p = s["prior"]
     if s["level"] == "summary":
         mu = p["mu"]
-        scale = f"log {s['measure']}" if s["measure"] in ("RR", "OR") else s["measure"]
+        scale = measures.get(s["measure"]).analysis_label
         return (f"{p['name']} prior on the pooled effect (Normal({mu['mean']:.3g}, "
                 f"{mu['sd']:.3g}^2) on the {scale} scale)")
     return f"{p['name']} prior ({p['title'][0].lower() + p['title'][1:]})"
