@@ -1,44 +1,32 @@
 """One outcome, one prior, one engine: the pipeline every command calls.
 
-data (validated) -> effects -> engine (exact | pymc | binomial | conjugate) -> summary record.
-Returns a frozen :class:`FitResult`; the CLI and the reports only read it.
+data (resolved once) -> effects -> engine (from the registry) -> summary record.
+Returns a frozen :class:`FitRecord`; the CLI and the reports only read it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from importlib import metadata
 
-from bayes_pip import __version__
-from bayes_pip.classical import classical_analysis, data_status, resolve_level
-from bayes_pip.data import Dataset
-from bayes_pip.errors import ConvergenceError, InputError
-from bayes_pip.exact import exact_posterior, se_from_ci, summary_posterior
+from bayes_pip import engines
+from bayes_pip.classical import classical_from
+from bayes_pip.data import Dataset, Resolved
+from bayes_pip.engines.base import Problem, SamplerSettings
+from bayes_pip.engines.conjugate import se_from_ci
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
-from bayes_pip.summarise import DrawsPosterior, posterior_summary
+from bayes_pip.record import Diagnostics, FitRecord, Likelihood, PublishedResult, Settings
+from bayes_pip.summarise import posterior_summary
+from bayes_pip.version import __version__
 
-ENGINES = ("pymc", "binomial", "exact")
 DEFAULT_SEED = 20150603  # any fixed number; stored with every output
 
 
-@dataclass(frozen=True)
-class FitResult:
-    """A summarised fit (``summary`` is the `fit --json` object) and, for MCMC, its draws."""
-
-    summary: dict
-    idata: object = field(default=None, compare=False, repr=False)
-    posterior: object = field(default=None, compare=False, repr=False)
-    prior: object = field(default=None, compare=False, repr=False)
-
-
-def versions(engine: str) -> dict:
-    names = ["numpy", "scipy", "pandas"]
-    if engine in ("pymc", "binomial"):
-        names += ["pymc", "pytensor", "nutpie", "arviz"]
+def versions(engine) -> dict:
+    """Versions of bayes_pip and of the packages an engine uses."""
     found = {"bayes_pip": __version__}
-    for n in names:
+    for n in engine.packages:
         try:
             found[n] = metadata.version(n)
         except metadata.PackageNotFoundError:
@@ -53,99 +41,77 @@ def summary_level_notes() -> list[str]:
 
 
 def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
-                engine: str = "pymc", level: str = "auto", seed: int = DEFAULT_SEED,
-                settings=None, progress: bool = False) -> FitResult:
+                engine: str = engines.DEFAULT, level: str = "auto", seed: int = DEFAULT_SEED,
+                settings=None, progress: bool = False) -> FitRecord:
     """Fit one outcome under one prior set and summarise the posterior.
 
     Raises InputError for bad choices, ConvergenceError when MCMC misses the thresholds
     (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences).
     """
-    outcome = dataset.outcome(outcome_id)
-    used_level = resolve_level(dataset, outcome_id, level)
-    status = data_status(dataset, outcome_id)
-    sets = load_prior_sets()
+    return fit_resolved(dataset.resolve(outcome_id, level), prior_name, engine, seed, settings,
+                        progress)
+
+
+def fit_resolved(resolved: Resolved, prior_name: str | None = None,
+                 engine: str = engines.DEFAULT, seed: int = DEFAULT_SEED, settings=None,
+                 progress: bool = False, prior_sets=None) -> FitRecord:
+    """Fit a resolved outcome (see :meth:`bayes_pip.data.Dataset.resolve`)."""
+    outcome = resolved.outcome
+    sets = load_prior_sets() if prior_sets is None else prior_sets
     prior_name = prior_name or default_prior_name(outcome.measure)
     prior = resolve_prior(prior_name, outcome, sets)
-    if engine not in ENGINES:
-        raise InputError(f"unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
+    requested = engines.get(engine)
     base = {
         "outcome": outcome.outcome, "label": outcome.label, "comparison": outcome.comparison,
-        "measure": outcome.measure, "benefit": outcome.benefit, "level": used_level,
-        "data_status": status.description,
+        "measure": outcome.measure, "benefit": outcome.benefit, "level": resolved.level,
+        "data_status": resolved.status.description,
     }
-    published = dataset.published_result(outcome_id)
+    published = resolved.published
     notes = list(prior.notes)
 
-    if used_level == "summary":
+    if resolved.level == "summary":
         scale = outcome.scale
         y = float(scale.to_analysis(published.estimate))
         se = se_from_ci(float(scale.to_analysis(published.ci_low)),
                         float(scale.to_analysis(published.ci_high)))
-        post = summary_posterior(y, se, prior.mu)
-        summary = {**base, "engine": "conjugate", "k": published.k,
-                   "participants": published.participants, "prior": prior.to_dict(),
-                   **posterior_summary(post, outcome, [], with_tau=False),
-                   "likelihood": {"estimate": y, "se": se,
-                                  "source": published.source},
-                   "diagnostics": None, "dl": None,
-                   "published": published_dict(published),
-                   "notes": summary_level_notes() + notes,
-                   "settings": {"seed": None, "versions": versions("exact")}}
-        if engine != "exact" and engine != "pymc":
-            summary["notes"].append(f"--engine {engine} does not apply at summary level; the "
-                                    "closed-form normal-normal posterior was used")
-        return FitResult(summary, None, post, prior)
+        used = engines.get(engines.SUMMARY_ENGINE)
+        post = used.fit(Problem(outcome, "summary", estimate=y, se=se), prior).posterior
+        notes = summary_level_notes() + notes
+        if requested.model != used.model:
+            notes.append(f"--engine {engine} does not apply at summary level; the "
+                         "closed-form normal-normal posterior was used")
+        return FitRecord(**base, engine=used.name, k=published.k,
+                         participants=published.participants, prior=prior,
+                         **posterior_summary(post, outcome, [], with_tau=False),
+                         likelihood=Likelihood(y, se, published.source), diagnostics=None,
+                         dl=None, published=published_record(published), notes=tuple(notes),
+                         settings=Settings(None, versions=versions(used)), posterior=post)
 
-    classical = classical_analysis(dataset, outcome_id)
+    classical = classical_from(resolved)
     es = classical.effects
     if es.k == 1:
         notes.append("A single study: the posterior of tau is essentially its prior, and the "
                      "pooled effect carries that uncertainty.")
-    settings_dict = {"seed": seed if engine != "exact" else None}
-    idata = None
-    if engine == "exact":
-        post = exact_posterior(es.y, es.v, prior.mu, prior.tau)
-        diagnostics = None
-        settings_dict["quadrature"] = {"nodes": int(len(post.tau)), "method":
-                                       "composite 5-point Gauss-Legendre in log tau"}
-    else:
-        from bayes_pip import pymc_models as pmm
-
-        settings = settings or pmm.SamplerSettings(
-            target_accept=pmm.SamplerSettings.default_target_accept(engine))
-        if engine == "binomial":
-            if outcome.scale.link is None:
-                raise InputError(f"--engine binomial needs an RR or OR outcome; '{outcome_id}' "
-                                 f"is {outcome.measure}")
-            idata = pmm.sample_binomial_normal(es, prior, seed, settings, progress)
-        else:
-            idata = pmm.sample_normal_normal(es.y, es.v, prior, seed, settings, es.study, progress)
-        diagnostics = pmm.diagnostics(idata)
-        problems = pmm.convergence_problems(diagnostics)
-        settings_dict["sampler"] = settings.to_dict()
-        idata.posterior.attrs.update({"prior": str(prior.to_dict()), "seed": seed,
-                                      "outcome": outcome_id, "engine": engine,
-                                      "bayes_pip_version": __version__})
-        if problems:
-            raise ConvergenceError(
-                f"outcome '{outcome_id}', prior '{prior.name}', engine {engine}: "
-                f"{'; '.join(problems)}. Try more draws or tuning (--draws, --tune), a higher "
-                "--target-accept, or --engine exact for the normal-normal model.")
-        post = DrawsPosterior(idata)
-    settings_dict["versions"] = versions(engine)
-    summary = {**base, "engine": engine, "k": es.k, "participants": es.participants,
-               "prior": prior.to_dict(),
-               **posterior_summary(post, outcome, es.study, observed=es.y),
-               "diagnostics": diagnostics, "dl": classical.to_dict(),
-               "published": published_dict(published) if published else None,
-               "notes": notes, "settings": settings_dict}
-    return FitResult(summary, idata, post, prior)
+    if requested.stochastic:
+        settings = settings or SamplerSettings(target_accept=requested.default_target_accept)
+    result = requested.fit(Problem(outcome, "study", effects=es), prior, seed, settings,
+                           progress)
+    used_settings = Settings(seed if requested.stochastic else None, **result.settings,
+                             versions=versions(requested))
+    return FitRecord(**base, engine=requested.name, k=es.k, participants=es.participants,
+                     prior=prior,
+                     **posterior_summary(result.posterior, outcome, es.study, observed=es.y),
+                     diagnostics=(Diagnostics(**result.diagnostics) if result.diagnostics
+                                  else None),
+                     dl=classical.record(),
+                     published=published_record(published) if published else None,
+                     notes=tuple(notes), settings=used_settings, idata=result.idata,
+                     posterior=result.posterior)
 
 
-def published_dict(p) -> dict:
-    return {"estimate": p.estimate, "ci_low": p.ci_low, "ci_high": p.ci_high, "k": p.k,
-            "participants": p.participants, "model": p.model, "grade": p.grade,
-            "source": p.source}
+def published_record(p) -> PublishedResult:
+    return PublishedResult(p.estimate, p.ci_low, p.ci_high, p.k, p.participants, p.model,
+                           p.grade, p.source)
 
 
 def priors_for(dataset: Dataset, outcome_id: str, level: str) -> list[str]:
@@ -167,33 +133,34 @@ def priors_for(dataset: Dataset, outcome_id: str, level: str) -> list[str]:
 
 
 def compare_priors(dataset: Dataset, outcome_id: str, prior_names: list[str] | None = None,
-                   engine: str = "pymc", level: str = "auto", seed: int = DEFAULT_SEED,
-                   settings=None, progress=None) -> list[FitResult]:
+                   engine: str = engines.DEFAULT, level: str = "auto", seed: int = DEFAULT_SEED,
+                   settings=None, progress=None) -> list[FitRecord]:
     """Fits of one outcome under several prior sets (default: all that apply).
 
     A fit that fails the convergence checks raises ConvergenceError: a comparison never mixes
     converged and unconverged rows.
     """
-    used_level = resolve_level(dataset, outcome_id, level)
-    names = prior_names or priors_for(dataset, outcome_id, used_level)
+    resolved = dataset.resolve(outcome_id, level)
+    names = prior_names or priors_for(dataset, outcome_id, resolved.level)
+    sets = load_prior_sets()
     rows = []
     for i, name in enumerate(names):
         if progress:
             progress(i, len(names), f"{outcome_id}: {name}")
-        rows.append(fit_outcome(dataset, outcome_id, name, engine, used_level, seed, settings))
+        rows.append(fit_resolved(resolved, name, engine, seed, settings, prior_sets=sets))
     return rows
 
 
 def outcomes_with_data(dataset: Dataset) -> list[str]:
-    return [o for o in dataset.outcome_ids() if data_status(dataset, o).level is not None]
+    return [o for o in dataset.outcome_ids() if dataset.status(o).level is not None]
 
 
-def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = "pymc",
-          seed: int = DEFAULT_SEED, settings=None, progress=None) -> list[dict]:
+def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = engines.DEFAULT,
+          seed: int = DEFAULT_SEED, settings=None, progress=None) -> list[FitRecord]:
     """Every outcome with data x every applicable prior (or the given priors, where they apply)."""
     jobs = []
     for outcome_id in outcomes_with_data(dataset):
-        level = data_status(dataset, outcome_id).level
+        level = dataset.status(outcome_id).level
         names = priors_for(dataset, outcome_id, level)
         if prior_names:
             names = [n for n in prior_names if n in applicable_priors(dataset.outcome(outcome_id))]
@@ -202,7 +169,7 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
     for i, (outcome_id, name) in enumerate(jobs):
         if progress:
             progress(i, len(jobs), f"{outcome_id}: {name}")
-        rows.append(fit_outcome(dataset, outcome_id, name, engine, "auto", seed, settings).summary)
+        rows.append(fit_outcome(dataset, outcome_id, name, engine, "auto", seed, settings))
     if progress:
         progress(len(jobs), len(jobs), "done")
     return rows

@@ -12,60 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayes_pip import dl as dlcore
-from bayes_pip.data import Dataset, Outcome, Published
+from bayes_pip.data import Dataset, Outcome, Published, Resolved
 from bayes_pip.effects import EffectSizes, effect_sizes
 from bayes_pip.errors import InputError
+from bayes_pip.record import Agreement, Bounds, DLRecord, DLStudy
 
 METHODS = ("DL", "MH-random", "IV-fixed", "MH-fixed")
-LEVELS = ("auto", "study", "summary")
-
-
-@dataclass(frozen=True)
-class DataStatus:
-    """What an outcome has: study rows (k, participants), a published result, the level to use."""
-
-    k_studies: int
-    participants: int
-    published_k: int | None
-    level: str | None  # "study", "summary" or None (nothing to analyse)
-    description: str
-
-
-def data_status(dataset: Dataset, outcome_id: str) -> DataStatus:
-    """Decide which level an outcome is analysed at.
-
-    Study level when the study rows cover all the studies the review pooled (or there is no
-    published result); otherwise the published pooled estimate (summary level); otherwise nothing.
-    """
-    rows = dataset.study_rows(outcome_id)
-    published = dataset.published_result(outcome_id)
-    k = len(rows)
-    participants = int(rows["n_pip"].sum() + rows["n_ctrl"].sum()) if k else 0
-    if k and (published is None or k >= published.k):
-        return DataStatus(k, participants, published.k if published else None, "study",
-                          f"study data, k = {k}")
-    if published is not None:
-        what = (f"study data for {k} of {published.k} studies; published pooled result used"
-                if k else "published pooled result only")
-        return DataStatus(k, participants, published.k, "summary", what)
-    return DataStatus(0, 0, None, None, "no data yet")
-
-
-def resolve_level(dataset: Dataset, outcome_id: str, level: str) -> str:
-    """The level actually used for ``--level`` (auto/study/summary), or a clear InputError."""
-    status = data_status(dataset, outcome_id)
-    if level == "auto":
-        if status.level is None:
-            raise InputError(f"outcome '{outcome_id}' has neither study rows nor a published "
-                             "result to analyse", file=str(dataset.directory / "studies.csv"))
-        return status.level
-    if level == "study" and status.k_studies == 0:
-        raise InputError(f"outcome '{outcome_id}' has no study rows (try --level summary)",
-                         file=str(dataset.directory / "studies.csv"))
-    if level == "summary" and dataset.published_result(outcome_id) is None:
-        raise InputError(f"outcome '{outcome_id}' has no published pooled result",
-                         file=str(dataset.directory / "published.csv"))
-    return level
 
 
 @dataclass(frozen=True)
@@ -79,48 +31,40 @@ class ClassicalAnalysis:
     published: Published | None
     provenance: tuple[str, ...]
 
-    def to_dict(self) -> dict:
-        """The `dl --json` object: natural-scale estimate beside analysis-scale mu, se, tau2."""
-        m = self.outcome.measure
+    def record(self) -> DLRecord:
+        """The typed record: natural-scale estimate beside analysis-scale mu, se, tau2."""
         to_natural = self.outcome.scale.to_natural
         p = self.pooled
+        prediction = None
+        if not math.isnan(self.prediction[0]):
+            prediction = Bounds(float(to_natural(self.prediction[0])),
+                                float(to_natural(self.prediction[1])))
+        studies = tuple(
+            DLStudy(study=s, estimate=float(to_natural(y)),
+                    ci_low=float(to_natural(y - dlcore.Z_975 * math.sqrt(v))),
+                    ci_high=float(to_natural(y + dlcore.Z_975 * math.sqrt(v))),
+                    y=float(y), se=math.sqrt(v), weight=float(w), corrected=bool(c),
+                    provenance=prov)
+            for s, y, v, w, c, prov in zip(self.effects.study, self.effects.y, self.effects.v,
+                                           self.weights(), self.effects.corrected,
+                                           self.provenance))
         est = to_natural(float(p.mu))
-        d = {
-            "outcome": self.outcome.outcome,
-            "measure": m,
-            "method": p.method,
-            "k": int(p.k),
-            "participants": self.effects.participants,
-            "estimate": est,
-            "ci_low": float(to_natural(float(p.ci_low))),
-            "ci_high": float(to_natural(float(p.ci_high))),
-            "mu": float(p.mu),
-            "se": float(p.se),
-            "z": float(p.z),
-            "p": float(p.p),
-            "tau2": float(p.tau2),
-            "tau": math.sqrt(float(p.tau2)),
-            "q": float(p.q),
-            "df": int(p.df),
-            "i2": float(p.i2),
-            "prediction": None if math.isnan(self.prediction[0]) else {
-                "ci_low": float(to_natural(self.prediction[0])),
-                "ci_high": float(to_natural(self.prediction[1]))},
-            "excluded": list(self.effects.excluded),
-            "studies": [
-                {"study": s, "estimate": float(to_natural(y)),
-                 "ci_low": float(to_natural(y - dlcore.Z_975 * math.sqrt(v))),
-                 "ci_high": float(to_natural(y + dlcore.Z_975 * math.sqrt(v))),
-                 "y": float(y), "se": math.sqrt(v), "weight": float(w),
-                 "corrected": bool(c), "provenance": prov}
-                for s, y, v, w, c, prov in zip(self.effects.study, self.effects.y,
-                                                self.effects.v, self.weights(),
-                                                self.effects.corrected, self.provenance)],
-            "published": None,
-        }
+        ci_low = float(to_natural(float(p.ci_low)))
+        ci_high = float(to_natural(float(p.ci_high)))
+        agreement = None
         if self.published is not None:
-            d["published"] = published_agreement(self.published, d)
-        return d
+            agreement = published_agreement(self.published, est, ci_low, ci_high, int(p.k))
+        return DLRecord(
+            outcome=self.outcome.outcome, measure=self.outcome.measure, method=p.method,
+            k=int(p.k), participants=self.effects.participants, estimate=est, ci_low=ci_low,
+            ci_high=ci_high, mu=float(p.mu), se=float(p.se), z=float(p.z), p=float(p.p),
+            tau2=float(p.tau2), tau=math.sqrt(float(p.tau2)), q=float(p.q), df=int(p.df),
+            i2=float(p.i2), prediction=prediction, excluded=tuple(self.effects.excluded),
+            studies=studies, published=agreement)
+
+    def to_dict(self) -> dict:
+        """The `dl --json` object."""
+        return self.record().to_dict()
 
     def weights(self) -> np.ndarray:
         """Percentage weights of each study in the pooled estimate (as RevMan prints them).
@@ -150,24 +94,24 @@ def printed_decimals(*values: float) -> int:
     return best
 
 
-def published_agreement(published: Published, dl: dict) -> dict:
+def published_agreement(published: Published, estimate: float, ci_low: float, ci_high: float,
+                        k: int) -> Agreement:
     """Compare the DL result with the review's printed one, to the printed precision."""
     places = min(printed_decimals(published.estimate, published.ci_low, published.ci_high), 10)
-    ours = [round(dl[key], places) for key in ("estimate", "ci_low", "ci_high")]
+    ours = [round(x, places) for x in (estimate, ci_low, ci_high)]
     theirs = [published.estimate, published.ci_low, published.ci_high]
     reproduced = all(abs(a - b) < 0.5 * 10 ** -places + 1e-12 for a, b in zip(ours, theirs))
     if reproduced:
         verdict = f"reproduces the published result to {places} decimals"
-    elif dl["k"] < published.k:
-        verdict = (f"does not reproduce the published result: {dl['k']} of the {published.k} "
+    elif k < published.k:
+        verdict = (f"does not reproduce the published result: {k} of the {published.k} "
                    "studies the review pooled have study-level data here")
     else:
         verdict = ("does not reproduce the published result with the same number of studies: "
                    "check the extracted data and the review's analysis method")
-    return {"estimate": published.estimate, "ci_low": published.ci_low,
-            "ci_high": published.ci_high, "k": published.k, "participants": published.participants,
-            "model": published.model, "grade": published.grade, "source": published.source,
-            "reproduced": reproduced, "agreement": verdict}
+    return Agreement(published.estimate, published.ci_low, published.ci_high, published.k,
+                     published.participants, published.model, published.grade, published.source,
+                     reproduced, verdict)
 
 
 def method_from_file(outcome: Outcome) -> str:
@@ -187,18 +131,24 @@ def method_from_file(outcome: Outcome) -> str:
 
 def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL") -> ClassicalAnalysis:
     """Effect sizes and pooled result of one outcome's study rows."""
-    outcome = dataset.outcome(outcome_id)
+    return classical_from(dataset.resolve(outcome_id, level=None), method)
+
+
+def classical_from(resolved: Resolved, method: str = "DL") -> ClassicalAnalysis:
+    """Effect sizes and pooled result of a resolved outcome's study rows."""
+    outcome = resolved.outcome
+    outcome_id = outcome.outcome
     if method == "file":
         method = method_from_file(outcome)
-    rows = dataset.study_rows(outcome_id)
+    rows = resolved.rows
     if rows.empty:
         raise InputError(f"outcome '{outcome_id}' has no study rows to pool",
-                         file=str(dataset.directory / "studies.csv"))
+                         file=resolved.studies_file)
     es = effect_sizes(rows, outcome.scale)
     if es.k == 0:
         raise InputError(f"outcome '{outcome_id}': every study has no events (or only events) "
                          f"in both arms, nothing to pool ({', '.join(es.excluded)})",
-                         file=str(dataset.directory / "studies.csv"))
+                         file=resolved.studies_file)
     if method in ("MH-fixed", "MH-random") and not outcome.scale.mantel_haenszel:
         raise InputError(f"--method {method} needs an RR or OR outcome, "
                          f"'{outcome_id}' is {outcome.measure}")
@@ -220,4 +170,4 @@ def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL") ->
     keep = ~rows["study"].isin(es.excluded)
     provenance = tuple(str(p) for p in rows.loc[keep, "provenance"])
     return ClassicalAnalysis(outcome, es, pooled, (float(low), float(high)),
-                             dataset.published_result(outcome_id), provenance)
+                             resolved.published, provenance)

@@ -12,7 +12,7 @@ import json
 import sys
 import traceback
 
-from bayes_pip import __version__
+from bayes_pip.version import __version__
 from bayes_pip.errors import ConvergenceError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONVERGENCE = 0, 1, 2, 3
@@ -79,7 +79,7 @@ def cmd_dl(args) -> int:
     if args.json:
         print_json(analysis.to_dict())
     else:
-        print(dl_text(analysis.to_dict(), analysis.outcome))
+        print(dl_text(analysis.record(), analysis.outcome))
     return EXIT_OK
 
 
@@ -109,32 +109,35 @@ def cmd_fit(args) -> int:
         for path in write_fit(args.out, result):
             sys.stderr.write(f"wrote {path}\n")
     if args.json:
-        print_json(result.summary)
+        print_json(result.to_dict())
     else:
-        print(fit_text(result.summary))
+        print(fit_text(result))
     return EXIT_OK
 
 
 def sampler_settings(args):
-    if args.engine == "exact":
-        return None
-    from bayes_pip.pymc_models import SamplerSettings
+    from bayes_pip import engines
+    from bayes_pip.engines.base import SamplerSettings
 
-    target = args.target_accept or SamplerSettings.default_target_accept(args.engine)
+    engine = engines.get(args.engine)
+    if not engine.stochastic:
+        return None
+    target = args.target_accept or engine.default_target_accept
     return SamplerSettings(draws=args.draws, tune=args.tune, target_accept=target)
 
 
 def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
-    from bayes_pip.analysis import DEFAULT_SEED, ENGINES
-    from bayes_pip.classical import LEVELS
+    from bayes_pip import engines
+    from bayes_pip.analysis import DEFAULT_SEED
+    from bayes_pip.data import LEVELS
 
     add_data_option(p)
     if prior:
         p.add_argument("--prior", default=None,
                        help="prior set from models/ (default: halfnormal-0.5; vague for MD)")
-    p.add_argument("--engine", choices=ENGINES, default="pymc",
-                   help="pymc: normal-normal NUTS (default); binomial: binomial-normal on arm "
-                        "counts (RR/OR); exact: quadrature, no Monte Carlo error")
+    p.add_argument("--engine", choices=engines.CHOICES, default=engines.DEFAULT,
+                   help=engines.help_text() + ". At summary level every engine gives the "
+                        "closed-form (conjugate) posterior")
     p.add_argument("--level", choices=LEVELS, default="auto",
                    help="study: study rows; summary: the published pooled estimate; auto "
                         "(default): study rows when they cover every study the review pooled")
@@ -168,8 +171,8 @@ def prior_list(args) -> list[str] | None:
     return [n.strip() for n in args.priors.split(",") if n.strip()] if args.priors else None
 
 
-def emit(rows, as_json: bool, as_text) -> int:
-    print_json(rows) if as_json else print(as_text(rows))
+def emit(records, as_json: bool, as_text) -> int:
+    print_json([r.to_dict() for r in records]) if as_json else print(as_text(records))
     return EXIT_OK
 
 
@@ -186,7 +189,7 @@ def cmd_compare_priors(args) -> int:
     fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
                           args.seed, sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json))
-    return emit([f.summary for f in fits], args.json, comparison_text)
+    return emit(fits, args.json, comparison_text)
 
 
 def cmd_sweep(args) -> int:

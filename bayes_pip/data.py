@@ -35,6 +35,7 @@ PUBLISHED_COLUMNS = ("outcome", "measure", "estimate", "ci_low", "ci_high", "k",
 TRIAL_COLUMNS = ("study", "source")
 COUNT_COLUMNS = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
 CONTINUOUS_COLUMNS = ("mean_pip", "sd_pip", "mean_ctrl", "sd_ctrl")
+LEVELS = ("auto", "study", "summary")
 
 
 def bundled_data_dir() -> Path:
@@ -92,6 +93,52 @@ class Published:
 
 
 @dataclass(frozen=True)
+class DataStatus:
+    """What an outcome has: study rows (k, participants), a published result, the level to use."""
+
+    k_studies: int
+    participants: int
+    published_k: int | None
+    level: str | None  # "study", "summary" or None (nothing to analyse)
+    description: str
+
+
+def data_status(rows: pd.DataFrame, published: Published | None) -> DataStatus:
+    """Decide which level an outcome is analysed at (the level policy).
+
+    Study level when the study rows cover all the studies the review pooled (or there is no
+    published result); otherwise the published pooled estimate (summary level); otherwise nothing.
+    """
+    k = len(rows)
+    participants = int(rows["n_pip"].sum() + rows["n_ctrl"].sum()) if k else 0
+    if k and (published is None or k >= published.k):
+        return DataStatus(k, participants, published.k if published else None, "study",
+                          f"study data, k = {k}")
+    if published is not None:
+        what = (f"study data for {k} of {published.k} studies; published pooled result used"
+                if k else "published pooled result only")
+        return DataStatus(k, participants, published.k, "summary", what)
+    return DataStatus(0, 0, None, None, "no data yet")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One outcome looked up once: its definition, study rows, published result, data status
+    and the level it is analysed at. Every later stage reads this record."""
+
+    outcome: Outcome
+    rows: pd.DataFrame
+    published: Published | None
+    status: DataStatus
+    level: str | None
+    directory: Path
+
+    @property
+    def studies_file(self) -> str:
+        return str(self.directory / "studies.csv")
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A validated data directory: frames keep every column the user gave, in file order."""
 
@@ -120,6 +167,33 @@ class Dataset:
                        mcid=None if mcid is None or pd.isna(mcid) else float(mcid),
                        outcome_type=str(r.get("outcome_type", "") or ""),
                        method=str(r.get("method", "") or ""), model=str(r.get("model", "") or ""))
+
+    def status(self, outcome_id: str) -> DataStatus:
+        return data_status(self.study_rows(outcome_id), self.published_result(outcome_id))
+
+    def resolve(self, outcome_id: str, level: str | None = "auto") -> Resolved:
+        """Look an outcome up once and choose its level (``--level`` auto/study/summary).
+
+        ``level=None`` resolves without choosing a level (the classical analysis of the rows).
+        Raises InputError when the outcome is unknown or the level has nothing to analyse.
+        """
+        outcome = self.outcome(outcome_id)
+        rows = self.study_rows(outcome_id)
+        published = self.published_result(outcome_id)
+        status = data_status(rows, published)
+        studies_file = str(self.directory / "studies.csv")
+        if level == "auto":
+            if status.level is None:
+                raise InputError(f"outcome '{outcome_id}' has neither study rows nor a published "
+                                 "result to analyse", file=studies_file)
+            level = status.level
+        elif level == "study" and status.k_studies == 0:
+            raise InputError(f"outcome '{outcome_id}' has no study rows (try --level summary)",
+                             file=studies_file)
+        elif level == "summary" and published is None:
+            raise InputError(f"outcome '{outcome_id}' has no published pooled result",
+                             file=str(self.directory / "published.csv"))
+        return Resolved(outcome, rows, published, status, level, self.directory)
 
     def study_rows(self, outcome_id: str) -> pd.DataFrame:
         return self.studies[self.studies["outcome"] == outcome_id].reset_index(drop=True)

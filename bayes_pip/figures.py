@@ -43,27 +43,27 @@ def forest_plot(main: dict) -> bytes:
     Natural scale, log axis for ratios. At summary level: the published estimate and the posterior.
     """
     plt = pyplot()
-    m = main["measure"]
+    m = main.measure
     rows = []  # (label, estimate, low, high, style)
-    for st in main["studies"]:
-        dl_row = next(s for s in main["dl"]["studies"] if s["study"] == st["study"])
-        rows.append((f"{st['study']} (observed)", dl_row["estimate"], dl_row["ci_low"],
-                     dl_row["ci_high"], "observed"))
-        rows.append((f"{st['study']} (shrunken)", st["median"], st["ci_low"], st["ci_high"],
+    for st in main.studies:
+        dl_row = next(s for s in main.dl.studies if s.study == st.study)
+        rows.append((f"{st.study} (observed)", dl_row.estimate, dl_row.ci_low,
+                     dl_row.ci_high, "observed"))
+        rows.append((f"{st.study} (shrunken)", st.median, st.ci_low, st.ci_high,
                      "shrunken"))
-    if main["dl"]:
-        d = main["dl"]
-        rows.append((f"DerSimonian-Laird (k = {d['k']})", d["estimate"], d["ci_low"],
-                     d["ci_high"], "dl"))
-    if main.get("published"):
-        p = main["published"]
-        rows.append((f"Published (k = {p['k']})", p["estimate"], p["ci_low"], p["ci_high"], "dl"))
-    e = main["effect"]
-    rows.append((f"Bayesian, prior {main['prior']['name']}", e["median"], e["ci_low"],
-                 e["ci_high"], "bayes"))
-    if main["prediction"]:
-        pr = main["prediction"]
-        rows.append(("Prediction, new study", pr["median"], pr["ci_low"], pr["ci_high"],
+    if main.dl:
+        d = main.dl
+        rows.append((f"DerSimonian-Laird (k = {d.k})", d.estimate, d.ci_low,
+                     d.ci_high, "dl"))
+    if main.published:
+        p = main.published
+        rows.append((f"Published (k = {p.k})", p.estimate, p.ci_low, p.ci_high, "dl"))
+    e = main.effect
+    rows.append((f"Bayesian, prior {main.prior.name}", e.median, e.ci_low,
+                 e.ci_high, "bayes"))
+    if main.prediction:
+        pr = main.prediction
+        rows.append(("Prediction, new study", pr.median, pr.ci_low, pr.ci_high,
                      "predict"))
     styles = {"observed": ("s", "#444444"), "shrunken": ("o", "#1f77b4"),
               "dl": ("D", "#d62728"), "bayes": ("D", "#1f77b4"), "predict": ("|", "#9467bd")}
@@ -77,10 +77,10 @@ def forest_plot(main: dict) -> bytes:
     ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
     if measures.get(m).log_scale:
         log_axis(ax)
-    favours = "favours PIP" if main["comparison"].startswith("pip_") else "favours intervention"
-    side = "left" if main["benefit"] == "lower" else "right"
+    favours = "favours PIP" if main.comparison.startswith("pip_") else "favours intervention"
+    side = "left" if main.benefit == "lower" else "right"
     ax.set_xlabel(f"{m} (95% interval); {side} of the dashed line {favours}")
-    ax.set_title(main["label"], fontsize=11)
+    ax.set_title(main.label, fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return png_bytes(fig)
 
@@ -88,23 +88,23 @@ def forest_plot(main: dict) -> bytes:
 def prior_posterior_plot(fit, target: str) -> bytes:
     """Prior and posterior density of mu (natural-scale axis labels) or tau."""
     plt = pyplot()
-    s = fit.summary
+    s = fit
     prior = getattr(fit.prior, "mu" if target == "mu" else "tau")
     post = fit.posterior
     if target == "mu":
-        lo = min(s["mu"]["ci_low"], float(prior.ppf(0.01)))
-        hi = max(s["mu"]["ci_high"], float(prior.ppf(0.99)))
+        lo = min(s.mu.ci_low, float(prior.ppf(0.01)))
+        hi = max(s.mu.ci_high, float(prior.ppf(0.99)))
         pad = 0.1 * (hi - lo)
         x = np.linspace(lo - pad, hi + pad, 400)
     else:
-        hi = max(s["tau"]["ci_high"], float(prior.ppf(0.95))) * 1.2
+        hi = max(s.tau.ci_high, float(prior.ppf(0.95))) * 1.2
         x = np.linspace(1e-4, hi, 400)
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     ax.plot(x, np.exp(prior.logpdf(x)), color="grey", ls="--", label=f"prior: {prior.describe()}")
     ax.plot(x, post.density(target, x), color="#1f77b4", lw=2, label="posterior")
     if target == "mu":
         ax.axvline(0, color="grey", lw=0.8)
-        scale = measures.get(s["measure"])
+        scale = measures.get(s.measure)
         ax.set_xlabel(f"pooled effect mu ({scale.analysis_label})")
         if scale.log_scale:
             fine = x[-1] - x[0] < 4  # narrow range: halves and doubles; wide range: decades
@@ -113,12 +113,12 @@ def prior_posterior_plot(fit, target: str) -> bytes:
             logs = np.log(nice)
             keep = (logs >= x[0]) & (logs <= x[-1])
             ax.set_xticks(logs[keep], [f"{v:g}" for v in nice[keep]])
-            ax.set_xlabel(f"pooled {s['measure']} (log axis)")
+            ax.set_xlabel(f"pooled {s.measure} (log axis)")
             ax.set_xlim(x[0], x[-1])
     else:
         ax.set_xlabel("between-study SD tau")
     ax.set_ylabel("density")
-    ax.set_title(f"{s['label']}: prior vs posterior ({'mu' if target == 'mu' else 'tau'})",
+    ax.set_title(f"{s.label}: prior vs posterior ({'mu' if target == 'mu' else 'tau'})",
                  fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     return png_bytes(fig)
@@ -128,16 +128,16 @@ def sensitivity_plot(rows: list[dict]) -> bytes:
     """Effect median and 95% CrI under each prior, with P(benefit), beside DL and published."""
     plt = pyplot()
     s = rows[0]
-    m = s["measure"]
+    m = s.measure
     fig, ax = plt.subplots(figsize=(8, 0.45 * (len(rows) + 2) + 1.2))
-    items = [(r["prior"]["name"], r["effect"]["median"], r["effect"]["ci_low"],
-              r["effect"]["ci_high"], f"P(benefit) {r['p_benefit']:.3f}", "#1f77b4") for r in rows]
-    if s.get("dl"):
-        d = s["dl"]
-        items.append(("DL (classical)", d["estimate"], d["ci_low"], d["ci_high"], "", "#d62728"))
-    if s.get("published"):
-        p = s["published"]
-        items.append(("published", p["estimate"], p["ci_low"], p["ci_high"], "", "#d62728"))
+    items = [(r.prior.name, r.effect.median, r.effect.ci_low,
+              r.effect.ci_high, f"P(benefit) {r.p_benefit:.3f}", "#1f77b4") for r in rows]
+    if s.dl:
+        d = s.dl
+        items.append(("DL (classical)", d.estimate, d.ci_low, d.ci_high, "", "#d62728"))
+    if s.published:
+        p = s.published
+        items.append(("published", p.estimate, p.ci_low, p.ci_high, "", "#d62728"))
     for i, (label, est, lo, hi, text, colour) in enumerate(items):
         yy = len(items) - i
         ax.plot([lo, hi], [yy, yy], color=colour, lw=1.5)
@@ -149,6 +149,6 @@ def sensitivity_plot(rows: list[dict]) -> bytes:
     if measures.get(m).log_scale:
         log_axis(ax)
     ax.set_xlabel(f"{m}: posterior median and 95% credible interval")
-    ax.set_title(f"{s['label']}: sensitivity to the prior", fontsize=11)
+    ax.set_title(f"{s.label}: sensitivity to the prior", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return png_bytes(fig)

@@ -13,10 +13,13 @@ Parametrisations (as in R bayesmeta 3.4, ``TurnerEtAlPrior`` / ``RhodesEtAlPrior
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
 import math
 import tomllib
 from dataclasses import dataclass, field
+from typing import ClassVar
 from importlib import resources
 from pathlib import Path
 
@@ -51,12 +54,32 @@ def models_dir() -> Path:
 # distributions for tau (support tau >= 0)
 # ---------------------------------------------------------------------------------------------
 
+class TauFamily(enum.IntEnum):
+    """The tau-prior families, named once. The integer is the code the compiled samplers switch
+    on (one compiled model serves every family); ``key`` is the name prior files use."""
+
+    HALFNORMAL = 0
+    HALFCAUCHY = 1
+    LOGNORMAL_TAU2 = 2
+    LOGT_TAU2 = 3
+    UNIFORM = 4
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+
 @dataclass(frozen=True)
 class HalfNormal:
     """tau ~ half-normal(scale): p(tau) = 2/scale * phi(tau/scale), tau >= 0."""
 
     scale: float
-    family: str = field(default="halfnormal", init=False)
+    code: ClassVar[TauFamily] = TauFamily.HALFNORMAL
+    family: str = field(default=TauFamily.HALFNORMAL.key, init=False)
+
+    def sampler_params(self) -> tuple[float, ...]:
+        """Parameters as the compiled samplers read them (see TauFamily)."""
+        return (self.scale,)
 
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
@@ -86,7 +109,11 @@ class HalfCauchy:
     """tau ~ half-Cauchy(scale): p(tau) = 2 / (pi scale (1 + (tau/scale)^2)), tau >= 0."""
 
     scale: float
-    family: str = field(default="halfcauchy", init=False)
+    code: ClassVar[TauFamily] = TauFamily.HALFCAUCHY
+    family: str = field(default=TauFamily.HALFCAUCHY.key, init=False)
+
+    def sampler_params(self) -> tuple[float, ...]:
+        return (self.scale,)
 
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
@@ -116,7 +143,13 @@ class Uniform:
     """tau ~ Uniform(0, upper); ``upper = inf`` is the improper uniform prior (exact engine only)."""
 
     upper: float
-    family: str = field(default="uniform", init=False)
+    code: ClassVar[TauFamily] = TauFamily.UNIFORM
+    family: str = field(default=TauFamily.UNIFORM.key, init=False)
+
+    def sampler_params(self) -> tuple[float, ...]:
+        if not self.proper:
+            raise InputError("the PyMC engine needs a proper prior on tau (use --engine exact)")
+        return (self.upper,)
 
     @property
     def proper(self) -> bool:
@@ -157,7 +190,12 @@ class LogNormalTau2:
 
     mu: float
     sigma: float
-    family: str = field(default="lognormal_tau2", init=False)
+    code: ClassVar[TauFamily] = TauFamily.LOGNORMAL_TAU2
+    family: str = field(default=TauFamily.LOGNORMAL_TAU2.key, init=False)
+
+    def sampler_params(self) -> tuple[float, ...]:
+        """(mean, sd) of log(tau)."""
+        return (self.mu / 2, self.sigma / 2)
 
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
@@ -192,7 +230,12 @@ class LogTTau2:
     location: float
     scale: float
     df: float = 5.0
-    family: str = field(default="logt_tau2", init=False)
+    code: ClassVar[TauFamily] = TauFamily.LOGT_TAU2
+    family: str = field(default=TauFamily.LOGT_TAU2.key, init=False)
+
+    def sampler_params(self) -> tuple[float, ...]:
+        """(location, scale, df) of log(tau)."""
+        return (self.location / 2, self.scale / 2, self.df)
 
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
@@ -264,13 +307,9 @@ class Normal:
         return pm.Normal(name, mu=self.mean, sigma=self.sd)
 
 
-TAU_FAMILIES = {
-    "halfnormal": (HalfNormal, ("scale",)),
-    "halfcauchy": (HalfCauchy, ("scale",)),
-    "uniform": (Uniform, ("upper",)),
-    "lognormal_tau2": (LogNormalTau2, ("mu", "sigma")),
-    "logt_tau2": (LogTTau2, ("location", "scale", "df")),
-}
+TAU_CLASSES = {cls.code: cls for cls in (HalfNormal, HalfCauchy, LogNormalTau2, LogTTau2, Uniform)}
+TAU_FAMILIES = {family.key: (TAU_CLASSES[family], tuple(
+    f.name for f in dataclasses.fields(TAU_CLASSES[family]) if f.init)) for family in TauFamily}
 MU_FAMILIES = ("normal", "sceptical", "enthusiastic")
 
 

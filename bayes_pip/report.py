@@ -48,11 +48,11 @@ def json_text(obj) -> str:
 
 def write_fit(out_dir: Path, result) -> list[Path]:
     """Write a fit's JSON summary and, for MCMC, its InferenceData as netCDF."""
-    s = result.summary
-    stem = f"{s['outcome']}__{s['prior']['name']}__{s['engine']}"
+    s = result
+    stem = f"{s.outcome}__{s.prior.name}__{s.engine}"
     written = []
     with staged_directory(Path(out_dir)) as stage:
-        (stage / f"{stem}.json").write_text(json_text(s), encoding="utf-8")
+        (stage / f"{stem}.json").write_text(json_text(s.to_dict()), encoding="utf-8")
         written.append(Path(out_dir) / f"{stem}.json")
         if result.idata is not None:
             result.idata.to_netcdf(str(stage / f"{stem}.nc"), engine="h5netcdf")
@@ -74,49 +74,50 @@ LIMITS_PIP = (
     "heterogeneity is poorly estimated in any case.")
 
 
-def interval_text(d: dict | None, lo="ci_low", hi="ci_high", mid="median") -> str:
+def interval_text(d) -> str:
+    """'median [low, high]' of an Interval-like record; '-' when there is none."""
     if not d:
         return "-"
-    return f"{num(d[mid])} [{num(d[lo])}, {num(d[hi])}]"
+    return f"{num(d.median)} [{num(d.ci_low)}, {num(d.ci_high)}]"
 
 
 def published_text(p: dict | None) -> str:
-    return "-" if not p else f"{p['estimate']:g} [{p['ci_low']:g}, {p['ci_high']:g}]"
+    return "-" if not p else f"{p.estimate:g} [{p.ci_low:g}, {p.ci_high:g}]"
 
 
 def dl_text_short(d: dict | None) -> str:
-    return "-" if not d else f"{num(d['estimate'])} [{num(d['ci_low'])}, {num(d['ci_high'])}]"
+    return "-" if not d else f"{num(d.estimate)} [{num(d.ci_low)}, {num(d.ci_high)}]"
 
 
 def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    header = ["prior", f"{rows[0]['measure']} median [95% CrI]", "tau median",
+    header = ["prior", f"{rows[0].measure} median [95% CrI]", "tau median",
               "95% prediction interval", "P(benefit)", "P(beyond MCID)"]
     body = []
     for r in rows:
-        pred = ("-" if not r["prediction"] else
-                f"[{num(r['prediction']['ci_low'])}, {num(r['prediction']['ci_high'])}]")
-        body.append([r["prior"]["name"], interval_text(r["effect"]),
-                     num(r["tau"]["median"]) if r["tau"] else "-", pred,
-                     prob_text(r["p_benefit"]),
-                     prob_text(r["p_mcid"]) if r["p_mcid"] is not None else "-"])
+        pred = ("-" if not r.prediction else
+                f"[{num(r.prediction.ci_low)}, {num(r.prediction.ci_high)}]")
+        body.append([r.prior.name, interval_text(r.effect),
+                     num(r.tau.median) if r.tau else "-", pred,
+                     prob_text(r.p_benefit),
+                     prob_text(r.p_mcid) if r.p_mcid is not None else "-"])
     s = rows[0]
-    if s.get("dl"):
-        d = s["dl"]
-        pred = ("-" if not d["prediction"] else
-                f"[{num(d['prediction']['ci_low'])}, {num(d['prediction']['ci_high'])}]")
-        body.append(["DerSimonian-Laird", dl_text_short(d), num(d["tau"]), pred, "-", "-"])
-    if s.get("published"):
-        body.append(["published (review)", published_text(s["published"]), "-", "-", "-", "-"])
+    if s.dl:
+        d = s.dl
+        pred = ("-" if not d.prediction else
+                f"[{num(d.prediction.ci_low)}, {num(d.prediction.ci_high)}]")
+        body.append(["DerSimonian-Laird", dl_text_short(d), num(d.tau), pred, "-", "-"])
+    if s.published:
+        body.append(["published (review)", published_text(s.published), "-", "-", "-", "-"])
     return header, body
 
 
 def study_table(main: dict) -> tuple[list[str], list[list[str]]]:
-    header = ["study", f"observed {main['measure']} [95% CI]", "shrunken median [95% CrI]",
+    header = ["study", f"observed {main.measure} [95% CI]", "shrunken median [95% CrI]",
               "provenance"]
     body = []
-    for st in main["studies"]:
-        obs = next(s for s in main["dl"]["studies"] if s["study"] == st["study"])
-        body.append([st["study"], dl_text_short(obs), interval_text(st), obs["provenance"]])
+    for st in main.studies:
+        obs = next(s for s in main.dl.studies if s.study == st.study)
+        body.append([st.study, dl_text_short(obs), interval_text(st), obs.provenance])
     return header, body
 
 
@@ -155,51 +156,51 @@ def img_tag(png: bytes, alt: str) -> str:
 
 def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
     """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit."""
-    main = fits[0].summary
-    rows = [f.summary for f in fits]
-    o = main["outcome"]
+    main = fits[0]
+    rows = list(fits)
+    o = main.outcome
     pngs = {f"{o}_forest.png": figures.forest_plot(main),
             f"{o}_prior_posterior_mu.png": figures.prior_posterior_plot(fits[0], "mu"),
             f"{o}_sensitivity.png": figures.sensitivity_plot(rows)}
-    if main["tau"]:
+    if main.tau:
         pngs[f"{o}_prior_posterior_tau.png"] = figures.prior_posterior_plot(fits[0], "tau")
     sentences = discussion_sentences(main, rows)
     sens_h, sens_b = sensitivity_table(rows)
-    st_h, st_b = study_table(main) if main["studies"] else (None, None)
+    st_h, st_b = study_table(main) if main.studies else (None, None)
     facts = [("Data", level_text(main)), ("Engine", engine_text(main)),
-             ("Main prior", f"{main['prior']['name']}: {main['prior']['title']}"),
-             ("Direction of benefit", f"{main['measure']} "
-              f"{'>' if main['benefit'] == 'higher' else '<'} "
-              f"{measures.get(main['measure']).null:g}"),
-             ("Seed and versions", (f"seed {main['settings']['seed']}" if main["settings"].get(
-                 "seed") is not None else "closed form, no random numbers") + "; " + ", ".join(
-                 f"{k} {v}" for k, v in main["settings"]["versions"].items()))]
-    if main.get("published"):
-        p = main["published"]
-        facts.append(("Published result", f"{main['measure']} {published_text(p)}, k = {p['k']}, "
-                      f"N = {p['participants']}, GRADE {p['grade'] or 'not given'} "
-                      f"({p['source']})"))
-    if main.get("dl") and main["dl"].get("published"):
-        facts.append(("Agreement with the review", main["dl"]["published"]["agreement"]))
-    notes = list(dict.fromkeys(n for r in rows for n in r["notes"]))
+             ("Main prior", f"{main.prior.name}: {main.prior.title}"),
+             ("Direction of benefit", f"{main.measure} "
+              f"{'>' if main.benefit == 'higher' else '<'} "
+              f"{measures.get(main.measure).null:g}"),
+             ("Seed and versions", (f"seed {main.settings.seed}" if main.settings.seed
+                                  is not None else "closed form, no random numbers") + "; " + ", ".join(
+                 f"{k} {v}" for k, v in main.settings.versions.items()))]
+    if main.published:
+        p = main.published
+        facts.append(("Published result", f"{main.measure} {published_text(p)}, k = {p.k}, "
+                      f"N = {p.participants}, GRADE {p.grade or 'not given'} "
+                      f"({p.source})"))
+    if main.dl and main.dl.published:
+        facts.append(("Agreement with the review", main.dl.published.agreement))
+    notes = list(dict.fromkeys(n for r in rows for n in r.notes))
 
-    md = [f"# {main['label']}", "", f"Outcome `{o}` ({main['comparison']}).", ""]
+    md = [f"# {main.label}", "", f"Outcome `{o}` ({main.comparison}).", ""]
     md += [f"- **{k}:** {v}" for k, v in facts]
     md += ["", "## For the discussion section", "", "> " + " ".join(sentences), "",
            "## Sensitivity to the prior", "", md_table(sens_h, sens_b), "",
            f"P(benefit): posterior probability that the pooled effect favours PIP "
-           f"({main['measure']} {'>' if main['benefit'] == 'higher' else '<'} "
-           f"{measures.get(main['measure']).null:g}); P(beyond MCID): beyond "
-           f"{main['measure']} {main['mcid']:g}." if main["mcid"] is not None else "", ""]
+           f"({main.measure} {'>' if main.benefit == 'higher' else '<'} "
+           f"{measures.get(main.measure).null:g}); P(beyond MCID): beyond "
+           f"{main.measure} {main.mcid:g}." if main.mcid is not None else "", ""]
     if st_h:
         md += ["## Studies", "", md_table(st_h, st_b), ""]
     md += ["## Figures", ""] + [f"![{name}]({name})" for name in pngs] + [""]
     md += ["## Provenance and limits", "", provenance, ""] + [f"- {n}" for n in notes] + [""]
-    md += ["## Priors", ""] + [f"- **{r['prior']['name']}** ({r['prior']['title']}): "
-                               f"{r['prior']['source']}" for r in rows] + [""]
+    md += ["## Priors", ""] + [f"- **{r.prior.name}** ({r.prior.title}): "
+                               f"{r.prior.source}" for r in rows] + [""]
 
-    body = [f"<h1>{html.escape(main['label'])}</h1>",
-            f"<p>Outcome <code>{html.escape(o)}</code> ({html.escape(main['comparison'])}).</p>",
+    body = [f"<h1>{html.escape(main.label)}</h1>",
+            f"<p>Outcome <code>{html.escape(o)}</code> ({html.escape(main.comparison)}).</p>",
             "<ul>" + "".join(f"<li><b>{html.escape(k)}:</b> {html.escape(str(v))}</li>"
                              for k, v in facts) + "</ul>",
             "<h2>For the discussion section</h2>",
@@ -211,13 +212,13 @@ def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
     body += ["<h2>Provenance and limits</h2>", f"<p>{html.escape(provenance)}</p>",
              "<ul>" + "".join(f"<li class=\"note\">{html.escape(n)}</li>" for n in notes)
              + "</ul>", "<h2>Priors</h2>",
-             "<ul>" + "".join(f"<li><b>{html.escape(r['prior']['name'])}</b> "
-                              f"({html.escape(r['prior']['title'])}): "
-                              f"{html.escape(r['prior']['source'])}</li>" for r in rows) + "</ul>"]
+             "<ul>" + "".join(f"<li><b>{html.escape(r.prior.name)}</b> "
+                              f"({html.escape(r.prior.title)}): "
+                              f"{html.escape(r.prior.source)}</li>" for r in rows) + "</ul>"]
     files: dict[str, bytes | str] = dict(pngs)
     files[f"{o}.md"] = "\n".join(md)
-    files[f"{o}.html"] = html_page(main["label"], "\n".join(body))
-    files[f"{o}.json"] = json_text({"main": main, "priors": rows})
+    files[f"{o}.html"] = html_page(main.label, "\n".join(body))
+    files[f"{o}.json"] = json_text({"main": main.to_dict(), "priors": [r.to_dict() for r in rows]})
     return files
 
 
@@ -230,20 +231,20 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
     """One summary-of-findings row per outcome (numbers straight from the fit records)."""
     out = []
     for outcome_id, fits in all_fits.items():
-        main = fits[0].summary
-        ps = [f.summary["p_benefit"] for f in fits]
+        main = fits[0]
+        ps = [f.p_benefit for f in fits]
         out.append({
-            "outcome": outcome_id, "label": main["label"], "measure": main["measure"],
-            "level": main["level"], "k": main["k"], "participants": main["participants"],
-            "published": published_text(main.get("published")),
-            "grade": (main.get("published") or {}).get("grade", "") or "-",
-            "dl": dl_text_short(main.get("dl")),
-            "bayes_prior": main["prior"]["name"], "bayes": interval_text(main["effect"]),
-            "p_benefit": prob_text(main["p_benefit"]),
+            "outcome": outcome_id, "label": main.label, "measure": main.measure,
+            "level": main.level, "k": main.k, "participants": main.participants,
+            "published": published_text(main.published),
+            "grade": (main.published.grade if main.published else "") or "-",
+            "dl": dl_text_short(main.dl),
+            "bayes_prior": main.prior.name, "bayes": interval_text(main.effect),
+            "p_benefit": prob_text(main.p_benefit),
             "p_benefit_min": prob_text(min(ps)), "p_benefit_max": prob_text(max(ps)),
-            "prediction": ("-" if not main["prediction"] else
-                           f"[{num(main['prediction']['ci_low'])}, "
-                           f"{num(main['prediction']['ci_high'])}]"),
+            "prediction": ("-" if not main.prediction else
+                           f"[{num(main.prediction.ci_low)}, "
+                           f"{num(main.prediction.ci_high)}]"),
         })
     return out
 

@@ -5,11 +5,11 @@ Reads records (dicts from ``to_dict``), never refits.
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
-from bayes_pip.classical import data_status
 from bayes_pip.data import Dataset, Outcome
-from bayes_pip import measures
+from bayes_pip import engines, measures
+from bayes_pip.record import DLRecord, Interval, MuSummary, StudyEstimate, TauSummary
 
 
 def outcome_listing(dataset: Dataset) -> list[dict]:
@@ -17,7 +17,7 @@ def outcome_listing(dataset: Dataset) -> list[dict]:
     rows = []
     for outcome_id in dataset.outcome_ids():
         o = dataset.outcome(outcome_id)
-        status = data_status(dataset, outcome_id)
+        status = dataset.status(outcome_id)
         published = dataset.published_result(outcome_id)
         if status.level == "summary":
             k, participants = published.k, published.participants
@@ -49,50 +49,50 @@ def num(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def dl_text(d: dict, outcome: Outcome) -> str:
+def dl_text(d: DLRecord, outcome: Outcome) -> str:
     """Human-readable DL table for one outcome."""
-    m = d["measure"]
+    m = d.measure
     lines = [
-        f"{outcome.label} ({d['outcome']}), {m}, {direction_phrase(outcome)}",
-        f"Classical random-effects meta-analysis ({d['method']}), k = {d['k']}, "
-        f"N = {d['participants']}",
+        f"{outcome.label} ({d.outcome}), {m}, {direction_phrase(outcome)}",
+        f"Classical random-effects meta-analysis ({d.method}), k = {d.k}, "
+        f"N = {d.participants}",
         "",
         f"{'study':28s} {m:>8s} {'95% CI':>18s} {'weight':>7s}",
     ]
-    for s in d["studies"]:
-        ci = f"[{num(s['ci_low'])}, {num(s['ci_high'])}]"
-        flag = " (0.5 added)" if s["corrected"] else ""
-        prov = f" ({s['provenance']})" if s["provenance"] else ""
-        lines.append(f"{s['study']:28s} {num(s['estimate']):>8s} {ci:>18s} "
-                     f"{num(s['weight'], 1):>6s}%{flag}{prov}")
-    ci = f"[{num(d['ci_low'])}, {num(d['ci_high'])}]"
-    lines.append(f"{'Pooled (' + d['method'] + ')':28s} {num(d['estimate']):>8s} {ci:>18s} "
+    for s in d.studies:
+        ci = f"[{num(s.ci_low)}, {num(s.ci_high)}]"
+        flag = " (0.5 added)" if s.corrected else ""
+        prov = f" ({s.provenance})" if s.provenance else ""
+        lines.append(f"{s.study:28s} {num(s.estimate):>8s} {ci:>18s} "
+                     f"{num(s.weight, 1):>6s}%{flag}{prov}")
+    ci = f"[{num(d.ci_low)}, {num(d.ci_high)}]"
+    lines.append(f"{'Pooled (' + d.method + ')':28s} {num(d.estimate):>8s} {ci:>18s} "
                  f"{'100.0':>6s}%")
-    if d["prediction"]:
-        pi = f"[{num(d['prediction']['ci_low'])}, {num(d['prediction']['ci_high'])}]"
+    if d.prediction:
+        pi = f"[{num(d.prediction.ci_low)}, {num(d.prediction.ci_high)}]"
         lines.append(f"{'95% prediction interval':28s} {'':>8s} {pi:>18s}")
     lines += [
         "",
-        f"Heterogeneity: tau^2 = {d['tau2']:.4f} (tau = {d['tau']:.3f}), Q = {d['q']:.2f} "
-        f"(df = {d['df']}), I^2 = {d['i2']:.1f}%",
-        f"Test for overall effect: z = {d['z']:.2f}, p = {d['p']:.4g}",
+        f"Heterogeneity: tau^2 = {d.tau2:.4f} (tau = {d.tau:.3f}), Q = {d.q:.2f} "
+        f"(df = {d.df}), I^2 = {d.i2:.1f}%",
+        f"Test for overall effect: z = {d.z:.2f}, p = {d.p:.4g}",
     ]
-    if d["k"] == 1:
+    if d.k == 1:
         lines.append("Note: a single study; the pooled result is that study's estimate and "
                      "heterogeneity cannot be estimated.")
-    elif d["k"] < 3:
+    elif d.k < 3:
         lines.append("Note: fewer than 3 studies; no prediction interval, and tau^2 is very "
                      "imprecise.")
-    if d["excluded"]:
+    if d.excluded:
         lines.append(f"Excluded (no events or only events in both arms): "
-                     f"{', '.join(d['excluded'])}")
-    pub = d.get("published")
+                     f"{', '.join(d.excluded)}")
+    pub = d.published
     if pub:
         lines += ["",
-                  f"Published ({pub['source']}): {m} {pub['estimate']:g} "
-                  f"[{pub['ci_low']:g}, {pub['ci_high']:g}], k = {pub['k']}, "
-                  f"GRADE {pub['grade'] or 'not given'}",
-                  f"This analysis {pub['agreement']}."]
+                  f"Published ({pub.source}): {m} {pub.estimate:g} "
+                  f"[{pub.ci_low:g}, {pub.ci_high:g}], k = {pub.k}, "
+                  f"GRADE {pub.grade or 'not given'}",
+                  f"This analysis {pub.agreement}."]
     return "\n".join(lines)
 
 
@@ -103,59 +103,12 @@ def dl_text(d: dict, outcome: Outcome) -> str:
 CRI = (0.025, 0.975)
 
 
-class DrawsPosterior:
-    """Posterior draws with the same query grammar as the exact engine.
-
-    Targets: "mu", "tau", "predict" (a new study's theta) and ("study", i) (shrunken theta_i).
-    """
-
-    def __init__(self, idata):
-        post = idata.posterior
-        self.draws = {
-            "mu": post["mu"].values.ravel(),
-            "tau": post["tau"].values.ravel(),
-            "predict": post["theta_new"].values.ravel(),
-        }
-        self.theta = post["theta"].values.reshape(-1, post.sizes["study"])
-
-    def values(self, target):
-        if isinstance(target, tuple):
-            return self.theta[:, target[1]]
-        return self.draws[target]
-
-    def quantile(self, target, q):
-        return float(np.quantile(self.values(target), q))
-
-    def cdf(self, target, x):
-        return float(np.mean(self.values(target) <= x))
-
-    def sf(self, target, x):
-        return float(np.mean(self.values(target) > x))
-
-    def mean(self, target):
-        return float(np.mean(self.values(target)))
-
-    def sd(self, target):
-        return float(np.std(self.values(target), ddof=1))
-
-    def density(self, target, x):
-        """Kernel density estimate from the draws (tau: reflected at 0)."""
-        from scipy.stats import gaussian_kde
-
-        draws = self.values(target)
-        x = np.asarray(x, float)
-        if target == "tau":
-            kde = gaussian_kde(np.concatenate([draws, -draws]))
-            return np.where(x >= 0, 2 * kde(x), 0.0)
-        return gaussian_kde(draws)(x)
-
-
-def interval(post, target, measure: str | None = None) -> dict:
+def interval(post, target, measure: str | None = None) -> Interval:
     """Median and central 95% interval of a target, on the natural scale if ``measure`` given."""
     values = [post.quantile(target, q) for q in (0.5, *CRI)]
     if measure is not None:
         values = [float(measures.get(measure).to_natural(x)) for x in values]
-    return dict(zip(("median", "ci_low", "ci_high"), values))
+    return Interval(*values)
 
 
 def benefit_probability(post, outcome: Outcome, threshold: float) -> float:
@@ -164,29 +117,33 @@ def benefit_probability(post, outcome: Outcome, threshold: float) -> float:
 
 
 def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_tau=True) -> dict:
-    """The posterior part of `fit --json`: mu, effect, tau, prediction, probabilities, studies."""
+    """The posterior fields of a :class:`FitRecord`: mu, effect, tau, prediction,
+    probabilities, studies."""
     m = outcome.measure
+    mu = interval(post, "mu")
     d = {
-        "mu": {"mean": post.mean("mu"), "sd": post.sd("mu"), **interval(post, "mu")},
+        "mu": MuSummary(post.mean("mu"), post.sd("mu"), mu.median, mu.ci_low, mu.ci_high),
         "effect": interval(post, "mu", m),
         "tau": None,
         "prediction": None,
         "p_benefit": benefit_probability(post, outcome, 0.0),
         "p_mcid": None,
         "mcid": outcome.mcid,
-        "studies": [],
+        "studies": (),
     }
     if outcome.mcid is not None:
-        d["p_mcid"] = benefit_probability(post, outcome, float(outcome.scale.to_analysis(outcome.mcid)))
+        d["p_mcid"] = benefit_probability(post, outcome,
+                                          float(outcome.scale.to_analysis(outcome.mcid)))
     if with_tau:
-        d["tau"] = {"mean": post.mean("tau"), **interval(post, "tau")}
+        tau = interval(post, "tau")
+        d["tau"] = TauSummary(post.mean("tau"), tau.median, tau.ci_low, tau.ci_high)
         d["prediction"] = interval(post, "predict", m)
         d["p_benefit_new_study"] = benefit_probability_new(post, outcome)
-        for i, name in enumerate(study_names):
-            row = {"study": name, **interval(post, ("study", i), m)}
-            if observed is not None:
-                row["observed"] = float(outcome.scale.to_natural(observed[i]))
-            d["studies"].append(row)
+        d["studies"] = tuple(
+            StudyEstimate(name, *dataclasses.astuple(interval(post, ("study", i), m)),
+                          observed=None if observed is None
+                          else float(outcome.scale.to_natural(observed[i])))
+            for i, name in enumerate(study_names))
     return d
 
 
@@ -201,17 +158,17 @@ def benefit_probability_new(post, outcome: Outcome) -> float:
 
 def benefit_words(s: dict) -> str:
     """'P(RR > 1: PIP increases infant secure attachment)' style label from a fit summary."""
-    null = f"{measures.get(s['measure']).null:g}"
-    sign = ">" if s["benefit"] == "higher" else "<"
-    if not s["comparison"].startswith("pip_"):
-        return f"{s['measure']} {sign} {null}: favours the intervention"
-    verb = "increases" if s["benefit"] == "higher" else "reduces"
-    return f"{s['measure']} {sign} {null}: PIP {verb} {s['label'][0].lower() + s['label'][1:]}"
+    null = f"{measures.get(s.measure).null:g}"
+    sign = ">" if s.benefit == "higher" else "<"
+    if not s.comparison.startswith("pip_"):
+        return f"{s.measure} {sign} {null}: favours the intervention"
+    verb = "increases" if s.benefit == "higher" else "reduces"
+    return f"{s.measure} {sign} {null}: PIP {verb} {s.label[0].lower() + s.label[1:]}"
 
 
 def mcid_words(s: dict) -> str:
-    sign = ">" if s["benefit"] == "higher" else "<"
-    return f"{s['measure']} {sign} {s['mcid']:g} (MCID)"
+    sign = ">" if s.benefit == "higher" else "<"
+    return f"{s.measure} {sign} {s.mcid:g} (MCID)"
 
 
 def num2(x: float, digits: int = 2) -> str:
@@ -220,27 +177,19 @@ def num2(x: float, digits: int = 2) -> str:
 
 
 def ci_text(d: dict, digits: int = 2) -> str:
-    return f"{num2(d['median'], digits)} [{num2(d['ci_low'], digits)}, {num2(d['ci_high'], digits)}]"
+    return f"{num2(d.median, digits)} [{num2(d.ci_low, digits)}, {num2(d.ci_high, digits)}]"
 
 
 def level_text(s: dict) -> str:
-    if s["level"] == "summary":
-        return (f"published pooled result (k = {s['k']}, N = {s['participants']}); a re-analysis "
+    if s.level == "summary":
+        return (f"published pooled result (k = {s.k}, N = {s.participants}); a re-analysis "
                 "of the published pooled estimate, which cannot re-estimate heterogeneity")
-    return f"study-level data (k = {s['k']}, N = {s['participants']})"
+    return f"study-level data (k = {s.k}, N = {s.participants})"
 
 
 def engine_text(s: dict) -> str:
-    if s["engine"] == "conjugate":
-        return "closed-form normal-normal (conjugate) posterior"
-    if s["engine"] == "exact":
-        return "exact normal-normal posterior (quadrature over tau, no Monte Carlo error)"
-    d = s["diagnostics"]
-    model = "normal-normal" if s["engine"] == "pymc" else "binomial-normal (arm counts)"
-    return (f"PyMC {model}, NUTS {d['chains']} chains x {d['draws']} draws, seed "
-            f"{s['settings']['seed']}; R-hat {d['rhat_max']:.3f}, ESS bulk "
-            f"{d['ess_bulk_min']:.0f} / tail {d['ess_tail_min']:.0f}, "
-            f"{d['divergences']} divergences: converged")
+    """The engine's own sentence about how this fit was computed."""
+    return engines.get(s.engine).describe(s)
 
 
 def prob_text(p: float) -> str:
@@ -254,41 +203,41 @@ def prob_text(p: float) -> str:
 
 def fit_text(s: dict) -> str:
     """A short table a researcher can paste."""
-    m = s["measure"]
-    prior = s["prior"]
+    m = s.measure
+    prior = s.prior
     lines = [
-        f"{s['label']} ({s['outcome']}), {m}",
+        f"{s.label} ({s.outcome}), {m}",
         f"Data:   {level_text(s)}",
-        f"Prior:  {prior_phrase(s) if s['level'] == 'summary' else prior['name'] + ': ' + prior['title']}",
+        f"Prior:  {prior_phrase(s) if s.level == 'summary' else prior.name + ': ' + prior.title}",
         f"Engine: {engine_text(s)}",
         "",
         f"{'':34s} {'median':>8s}  95% credible interval",
-        f"{'Pooled ' + m:34s} {s['effect']['median']:8.2f}  "
-        f"[{s['effect']['ci_low']:.2f}, {s['effect']['ci_high']:.2f}]",
+        f"{'Pooled ' + m:34s} {s.effect.median:8.2f}  "
+        f"[{s.effect.ci_low:.2f}, {s.effect.ci_high:.2f}]",
     ]
-    if s["tau"]:
-        lines.append(f"{'Heterogeneity tau':34s} {s['tau']['median']:8.2f}  "
-                     f"[{s['tau']['ci_low']:.2f}, {s['tau']['ci_high']:.2f}]")
-        lines.append(f"{'Prediction (new study) ' + m:34s} {s['prediction']['median']:8.2f}  "
-                     f"[{s['prediction']['ci_low']:.2f}, {s['prediction']['ci_high']:.2f}]")
-    lines += ["", f"P({benefit_words(s)}) = {prob_text(s['p_benefit'])}"]
-    if s["p_mcid"] is not None:
-        lines.append(f"P({mcid_words(s)}) = {prob_text(s['p_mcid'])}")
-    if s["studies"]:
+    if s.tau:
+        lines.append(f"{'Heterogeneity tau':34s} {s.tau.median:8.2f}  "
+                     f"[{s.tau.ci_low:.2f}, {s.tau.ci_high:.2f}]")
+        lines.append(f"{'Prediction (new study) ' + m:34s} {s.prediction.median:8.2f}  "
+                     f"[{s.prediction.ci_low:.2f}, {s.prediction.ci_high:.2f}]")
+    lines += ["", f"P({benefit_words(s)}) = {prob_text(s.p_benefit)}"]
+    if s.p_mcid is not None:
+        lines.append(f"P({mcid_words(s)}) = {prob_text(s.p_mcid)}")
+    if s.studies:
         lines += ["", f"{'Study':28s} {'observed':>9s}  {'shrunken median [95% CrI]':>28s}"]
-        for st in s["studies"]:
-            lines.append(f"{st['study']:28s} {st.get('observed', float('nan')):9.2f}  "
+        for st in s.studies:
+            lines.append(f"{st.study:28s} {float('nan') if st.observed is None else st.observed:9.2f}  "
                          f"{ci_text(st):>28s}")
-    if s["dl"]:
-        d = s["dl"]
-        lines += ["", f"DerSimonian-Laird reference: {m} {d['estimate']:.2f} "
-                      f"[{d['ci_low']:.2f}, {d['ci_high']:.2f}], tau^2 = {d['tau2']:.3f}, "
-                      f"I^2 = {d['i2']:.0f}%"]
-    if s.get("published"):
-        p = s["published"]
-        lines.append(f"Published (review): {m} {p['estimate']:g} [{p['ci_low']:g}, "
-                     f"{p['ci_high']:g}], k = {p['k']}, GRADE {p['grade'] or 'not given'}")
-    for note in s["notes"]:
+    if s.dl:
+        d = s.dl
+        lines += ["", f"DerSimonian-Laird reference: {m} {d.estimate:.2f} "
+                      f"[{d.ci_low:.2f}, {d.ci_high:.2f}], tau^2 = {d.tau2:.3f}, "
+                      f"I^2 = {d.i2:.0f}%"]
+    if s.published:
+        p = s.published
+        lines.append(f"Published (review): {m} {p.estimate:g} [{p.ci_low:g}, "
+                     f"{p.ci_high:g}], k = {p.k}, GRADE {p.grade or 'not given'}")
+    for note in s.notes:
         lines.append(f"Note: {note}")
     return "\n".join(lines)
 
@@ -302,38 +251,38 @@ def short(x: float) -> str:
 def comparison_text(rows: list[dict]) -> str:
     """One row per prior, plus the DL reference: the sensitivity table for a discussion section."""
     s = rows[0]
-    m = s["measure"]
-    lines = [f"{s['label']} ({s['outcome']}), {m}: sensitivity to the prior",
-             f"Data: {level_text(s)}", f"Engine: {s['engine']}", "",
+    m = s.measure
+    lines = [f"{s.label} ({s.outcome}), {m}: sensitivity to the prior",
+             f"Data: {level_text(s)}", f"Engine: {s.engine}", "",
              f"{'prior':16s} {m + ' median [95% CrI]':>26s} {'tau':>6s} "
              f"{'prediction [95%]':>18s} {'P(benefit)':>10s} {'P(>MCID)':>9s}"]
     for r in rows:
-        tau = f"{r['tau']['median']:.2f}" if r["tau"] else "-"
-        pred = (f"[{num2(r['prediction']['ci_low'])}, {num2(r['prediction']['ci_high'])}]"
-                if r["prediction"] else "-")
-        pm = prob_text(r["p_mcid"]) if r["p_mcid"] is not None else "-"
-        lines.append(f"{r['prior']['name']:16s} {ci_text(r['effect']):>26s} {tau:>6s} "
-                     f"{pred:>18s} {prob_text(r['p_benefit']):>10s} {pm:>9s}")
-    d = s.get("dl")
+        tau = f"{r.tau.median:.2f}" if r.tau else "-"
+        pred = (f"[{num2(r.prediction.ci_low)}, {num2(r.prediction.ci_high)}]"
+                if r.prediction else "-")
+        pm = prob_text(r.p_mcid) if r.p_mcid is not None else "-"
+        lines.append(f"{r.prior.name:16s} {ci_text(r.effect):>26s} {tau:>6s} "
+                     f"{pred:>18s} {prob_text(r.p_benefit):>10s} {pm:>9s}")
+    d = s.dl
     if d:
-        pred = (f"[{d['prediction']['ci_low']:.2f}, {d['prediction']['ci_high']:.2f}]"
-                if d["prediction"] else "-")
-        ci = f"{d['estimate']:.2f} [{d['ci_low']:.2f}, {d['ci_high']:.2f}]"
-        lines.append(f"{'DL (classical)':16s} {ci:>26s} {d['tau']:6.2f} {pred:>18s} "
+        pred = (f"[{d.prediction.ci_low:.2f}, {d.prediction.ci_high:.2f}]"
+                if d.prediction else "-")
+        ci = f"{d.estimate:.2f} [{d.ci_low:.2f}, {d.ci_high:.2f}]"
+        lines.append(f"{'DL (classical)':16s} {ci:>26s} {d.tau:6.2f} {pred:>18s} "
                      f"{'-':>10s} {'-':>9s}")
-    p = s.get("published")
+    p = s.published
     if p:
-        ci = f"{short(p['estimate'])} [{short(p['ci_low'])}, {short(p['ci_high'])}]"
-        lines.append(f"{'published':16s} {ci:>26s}   ({p['model'] or 'model not given'}, "
-                     f"k = {p['k']})")
+        ci = f"{short(p.estimate)} [{short(p.ci_low)}, {short(p.ci_high)}]"
+        lines.append(f"{'published':16s} {ci:>26s}   ({p.model or 'model not given'}, "
+                     f"k = {p.k})")
     lines += ["", f"P(benefit) = P({benefit_words(s)})."]
-    if s["p_mcid"] is not None:
+    if s.p_mcid is not None:
         lines.append(f"P(>MCID) = P({mcid_words(s)}).")
     for r in rows:
-        lines.append(f"{r['prior']['name']}: {r['prior']['title']}")
-    for note in dict.fromkeys(n for r in rows for n in r["prior"]["notes"]):
+        lines.append(f"{r.prior.name}: {r.prior.title}")
+    for note in dict.fromkeys(n for r in rows for n in r.prior.notes):
         lines.append(f"Note: {note}")
-    if s["level"] == "summary":
+    if s.level == "summary":
         lines.append("Note: " + summary_level_note_short())
     return "\n".join(lines)
 
@@ -348,10 +297,10 @@ def sweep_text(rows: list[dict]) -> str:
     lines = [f"{'outcome':42s} {'level':7s} {'prior':16s} {'effect [95% CrI]':>24s} "
              f"{'P(benefit)':>10s} {'P(>MCID)':>9s}"]
     for r in rows:
-        pm = prob_text(r["p_mcid"]) if r["p_mcid"] is not None else "-"
-        lines.append(f"{r['outcome']:42s} {r['level']:7s} {r['prior']['name']:16s} "
-                     f"{r['measure'] + ' ' + ci_text(r['effect']):>24s} "
-                     f"{prob_text(r['p_benefit']):>10s} {pm:>9s}")
+        pm = prob_text(r.p_mcid) if r.p_mcid is not None else "-"
+        lines.append(f"{r.outcome:42s} {r.level:7s} {r.prior.name:16s} "
+                     f"{r.measure + ' ' + ci_text(r.effect):>24s} "
+                     f"{prob_text(r.p_benefit):>10s} {pm:>9s}")
     return "\n".join(lines)
 
 
@@ -361,53 +310,53 @@ def sweep_text(rows: list[dict]) -> str:
 
 def prior_phrase(s: dict) -> str:
     """'halfnormal-0.5 prior (...)'; at summary level only the prior on the pooled effect counts."""
-    p = s["prior"]
-    if s["level"] == "summary":
-        mu = p["mu"]
-        scale = measures.get(s["measure"]).analysis_label
-        return (f"{p['name']} prior on the pooled effect (Normal({mu['mean']:.3g}, "
-                f"{mu['sd']:.3g}^2) on the {scale} scale)")
-    return f"{p['name']} prior ({p['title'][0].lower() + p['title'][1:]})"
+    p = s.prior
+    if s.level == "summary":
+        mu = p.mu
+        scale = measures.get(s.measure).analysis_label
+        return (f"{p.name} prior on the pooled effect (Normal({mu.mean:.3g}, "
+                f"{mu.sd:.3g}^2) on the {scale} scale)")
+    return f"{p.name} prior ({p.title[0].lower() + p.title[1:]})"
 
 
 def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
     """Ready-to-paste sentences; every number comes from the fit records given."""
-    who = "PIP" if main["comparison"].startswith("pip_") else "the intervention"
-    if main["comparison"] == "pip_vs_alternative":
+    who = "PIP" if main.comparison.startswith("pip_") else "the intervention"
+    if main.comparison == "pip_vs_alternative":
         who = "PIP (compared with the alternative treatment)"
-    verb = "increases" if main["benefit"] == "higher" else "reduces"
-    what = main["label"][0].lower() + main["label"][1:]
+    verb = "increases" if main.benefit == "higher" else "reduces"
+    what = main.label[0].lower() + main.label[1:]
     out = []
-    if main["level"] == "summary":
-        p = main["published"]
+    if main.level == "summary":
+        p = main.published
         out.append(
-            f"Re-analysing the review's published pooled estimate ({main['measure']} "
-            f"{p['estimate']:g}, 95% CI {p['ci_low']:g} to {p['ci_high']:g}; {p['k']} studies, "
-            f"{p['participants']} participants) with a Bayesian normal model, which cannot "
+            f"Re-analysing the review's published pooled estimate ({main.measure} "
+            f"{p.estimate:g}, 95% CI {p.ci_low:g} to {p.ci_high:g}; {p.k} studies, "
+            f"{p.participants} participants) with a Bayesian normal model, which cannot "
             "re-estimate between-study heterogeneity:")
     else:
-        out.append(f"In a Bayesian random-effects meta-analysis of {main['k']} "
-                   f"{'study' if main['k'] == 1 else 'studies'} ({main['participants']} "
+        out.append(f"In a Bayesian random-effects meta-analysis of {main.k} "
+                   f"{'study' if main.k == 1 else 'studies'} ({main.participants} "
                    "participants):")
-    e = main["effect"]
-    out.append(f"Under the {prior_phrase(main)} the posterior median {main['measure']} was "
-               f"{num(e['median'])} (95% CrI {num(e['ci_low'])} to "
-               f"{num(e['ci_high'])}); the probability that {who} {verb} {what} was "
-               f"{prob_text(main['p_benefit'])}.")
-    if main["p_mcid"] is not None:
+    e = main.effect
+    out.append(f"Under the {prior_phrase(main)} the posterior median {main.measure} was "
+               f"{num(e.median)} (95% CrI {num(e.ci_low)} to "
+               f"{num(e.ci_high)}); the probability that {who} {verb} {what} was "
+               f"{prob_text(main.p_benefit)}.")
+    if main.p_mcid is not None:
         out.append(f"The probability of an effect beyond the minimal clinically important "
-                   f"difference ({main['measure']} {main['mcid']:g}) was "
-                   f"{prob_text(main['p_mcid'])}.")
-    if main["prediction"]:
-        pr = main["prediction"]
+                   f"difference ({main.measure} {main.mcid:g}) was "
+                   f"{prob_text(main.p_mcid)}.")
+    if main.prediction:
+        pr = main.prediction
         out.append(f"The 95% prediction interval for the effect in a new study was "
-                   f"{num(pr['ci_low'])} to {num(pr['ci_high'])} (between-study SD tau, "
-                   f"median {num(main['tau']['median'])}).")
+                   f"{num(pr.ci_low)} to {num(pr.ci_high)} (between-study SD tau, "
+                   f"median {num(main.tau.median)}).")
     if len(rows) > 1:
-        lo = min(rows, key=lambda r: r["p_benefit"])
-        hi = max(rows, key=lambda r: r["p_benefit"])
+        lo = min(rows, key=lambda r: r.p_benefit)
+        hi = max(rows, key=lambda r: r.p_benefit)
         out.append(f"Across the {len(rows)} priors considered, the probability that {who} "
-                   f"{verb} {what} ranged from {prob_text(lo['p_benefit'])} "
-                   f"({lo['prior']['name']} prior) to {prob_text(hi['p_benefit'])} "
-                   f"({hi['prior']['name']} prior).")
+                   f"{verb} {what} ranged from {prob_text(lo.p_benefit)} "
+                   f"({lo.prior.name} prior) to {prob_text(hi.p_benefit)} "
+                   f"({hi.prior.name} prior).")
     return out

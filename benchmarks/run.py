@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 from bayes_pip.analysis import applicable_priors, fit_outcome, outcomes_with_data
-from bayes_pip.classical import classical_analysis, data_status
+from bayes_pip.classical import classical_analysis
 from bayes_pip.data import bundled_data_dir, load_dataset
 from bayes_pip.priors import resolve_prior
 
@@ -51,7 +51,7 @@ def study_level_jobs():
     for directory in DATASETS:
         ds = load_dataset(directory)
         for o in outcomes_with_data(ds):
-            if data_status(ds, o).level == "study":
+            if ds.status(o).level == "study":
                 jobs += [(ds, o, p) for p in applicable_priors(ds.outcome(o))]
     return jobs
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayes_pip.exact import exact_posterior
+from bayes_pip.engines.exact import exact_posterior
 from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
 
 GRID = [(2, 0.5), (5, 0.5), (5, 1.0), (10, 0.5)]  # (k, half-normal scale of the tau prior)
@@ -45,7 +45,8 @@ def test_exact_engine_is_calibrated(k, tau_scale):
 @pytest.mark.slow
 @pytest.mark.parametrize("k, tau_scale", GRID)
 def test_pymc_normal_normal_is_calibrated(k, tau_scale):
-    from bayes_pip.pymc_models import SamplerSettings, sample_normal_normal
+    from bayes_pip.engines.base import SamplerSettings
+    from bayes_pip.engines.normal_nuts import sample_normal_normal
 
     rng = np.random.default_rng(2000 + k + int(10 * tau_scale))
     settings = SamplerSettings(draws=500, tune=500, chains=2)

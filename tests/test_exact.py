@@ -15,7 +15,7 @@ import pytest
 from scipy import integrate, special
 
 from bayes_pip.effects import log_odds_ratio
-from bayes_pip.exact import exact_posterior
+from bayes_pip.engines.exact import exact_posterior
 from bayes_pip.errors import InputError
 from bayes_pip.priors import HalfCauchy, HalfNormal, LogTTau2, Normal, Uniform
 

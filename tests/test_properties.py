@@ -7,7 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bayes_pip import dl, effects
-from bayes_pip.exact import exact_posterior
+from bayes_pip.engines.exact import exact_posterior
 from bayes_pip.priors import HalfNormal, LogNormalTau2, Normal
 
 finite = st.floats(-5, 5, allow_nan=False)

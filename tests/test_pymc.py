@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 
 from bayes_pip.effects import EffectSizes, log_odds_ratio, log_risk_ratio
-from bayes_pip.exact import exact_posterior
+from bayes_pip.engines.exact import exact_posterior
 from bayes_pip.priors import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
                               ResolvedPrior, Uniform)
-from bayes_pip.pymc_models import (SamplerSettings, diagnostics, sample_binomial_normal,
-                                   sample_normal_normal)
+from bayes_pip.engines.base import SamplerSettings
+from bayes_pip.engines.binomial_nuts import sample_binomial_normal
+from bayes_pip.engines.diagnostics import diagnostics
+from bayes_pip.engines.normal_nuts import sample_normal_normal
 
 SETTINGS = SamplerSettings()
 CRINS = ([14, 16, 3, 9, 4, 0], [61, 28, 18, 54, 36, 50], [15, 19, 8, 29, 11, 3], [20, 28, 12, 54, 36, 34])
@@ -178,8 +180,8 @@ def test_fast_normal_callback_equals_the_pymc_model(tau_prior):
     (normal_normal_model compiled by pytensor) at random points, for every tau prior family."""
     import pymc as pm
 
-    from bayes_pip.fast_normal import log_density_at
-    from bayes_pip.pymc_models import normal_normal_model, prior_data
+    from bayes_pip.engines.fast_normal import log_density_at
+    from bayes_pip.engines.pymc_models import normal_normal_model, prior_data
 
     y, v = crins_effects()
     pr = prior(Normal(-0.5, 2.0), tau_prior)

@@ -38,7 +38,7 @@ def test_summary_posterior_matches_conjugate_closed_form(dataset, outcome_id):
     for name in [n for n in sets if o.measure in sets[n].applies_to]:
         prior = resolve_prior(name, o, sets)
         assert prior.mu.family == "normal"  # every shipped prior has a normal prior on the effect
-        s = fit_outcome(dataset, outcome_id, name, level="summary").summary
+        s = fit_outcome(dataset, outcome_id, name, level="summary").to_dict()
         mean, sd = closed_form(pub.estimate, pub.ci_low, pub.ci_high, o.is_ratio,
                                prior.mu.mean, prior.mu.sd)
         assert s["level"] == "summary" and s["engine"] == "conjugate"
@@ -57,16 +57,16 @@ def test_summary_posterior_matches_conjugate_closed_form(dataset, outcome_id):
 
 def test_se_recovered_from_published_ci(dataset):
     # Barlow 2015 abstract: parental depression RR 0.74 (0.52 to 1.04)
-    s = fit_outcome(dataset, "parental_depression_incidence", "vague").summary
+    s = fit_outcome(dataset, "parental_depression_incidence", "vague").to_dict()
     assert s["likelihood"]["se"] == pytest.approx((math.log(1.04) - math.log(0.52)) / 3.919927969, rel=1e-9)
 
 
 def test_default_level_uses_published_result_when_study_rows_are_incomplete(dataset):
     # parent_reported_depression: 1 study row, the review pooled 4
-    s = fit_outcome(dataset, "parent_reported_depression", engine="exact").summary
+    s = fit_outcome(dataset, "parent_reported_depression", engine="exact").to_dict()
     assert s["level"] == "summary"
     assert "1 of 4" in s["data_status"]
-    s = fit_outcome(dataset, "parent_reported_depression", engine="exact", level="study").summary
+    s = fit_outcome(dataset, "parent_reported_depression", engine="exact", level="study").to_dict()
     assert s["level"] == "study" and s["k"] == 1
 
 

@@ -1,4 +1,4 @@
-"""PyMC model builders, sampling with nutpie, and convergence diagnostics.
+"""PyMC model specifications shared by the NUTS engines, and nutpie sampling helpers.
 
 Two models; data and prior parameters are ``pm.Data`` so one compiled model serves every outcome
 and every prior (nutpie's ``with_data`` swaps them without recompiling):
@@ -9,7 +9,8 @@ and every prior (nutpie's ``with_data`` swaps them without recompiling):
 - binomial-normal: events ~ Binomial(n, p) in each arm, with logit (OR) or log (RR) link; study
   effects non-centred, theta_i = mu + tau z_i; no continuity correction.
 
-The prior on tau is chosen by a family code so that one compiled model serves every prior set:
+The prior on tau is chosen by its TauFamily code (bayes_pip.priors) so that one compiled model
+serves every prior set:
 the sampler works on u in R with tau = exp(u) (tau = upper * logistic(u) for the uniform prior) and
 the log-density of u includes the Jacobian.
 
@@ -20,62 +21,23 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from bayes_pip import measures
+from bayes_pip.engines.base import SamplerSettings
 from bayes_pip.errors import InputError
-from bayes_pip.priors import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, ResolvedPrior,
-                              Uniform)
-
-TAU_FAMILY_CODES = {"halfnormal": 0, "halfcauchy": 1, "lognormal_tau2": 2, "logt_tau2": 3,
-                    "uniform": 4}
-
-# convergence thresholds (Vehtari et al. 2021, Bayesian Analysis 16(2):667-718)
-RHAT_MAX = 1.01
-ESS_MIN = 400
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    draws: int = 2000
-    tune: int = 1000
-    chains: int = 4
-    cores: int = 2
-    target_accept: float = 0.95
-
-    @staticmethod
-    def default_target_accept(engine: str) -> float:
-        """0.95 for the whitened normal-normal model; 0.99 for the binomial-normal model, whose
-        non-centred study effects are weakly identified with one or two studies."""
-        return 0.99 if engine == "binomial" else 0.95
-
-    def to_dict(self) -> dict:
-        return {"draws": self.draws, "tune": self.tune, "chains": self.chains,
-                "cores": self.cores, "target_accept": self.target_accept, "sampler": "nutpie NUTS"}
+from bayes_pip.priors import HalfNormal, ResolvedPrior, TauFamily
 
 
 def prior_data(prior: ResolvedPrior) -> dict:
     """Prior parameters as the data the compiled model reads (unused slots stay at safe 1.0)."""
-    tau = prior.tau
     if getattr(prior.mu, "proper", True) is False:
         raise InputError("the PyMC engine needs a proper prior on mu (use --engine exact)")
-    a, b, c = 1.0, 1.0, 1.0
-    if isinstance(tau, (HalfNormal, HalfCauchy)):
-        a = tau.scale
-    elif isinstance(tau, LogNormalTau2):
-        a, b = tau.mu / 2, tau.sigma / 2
-    elif isinstance(tau, LogTTau2):
-        a, b, c = tau.location / 2, tau.scale / 2, tau.df
-    elif isinstance(tau, Uniform):
-        if not tau.proper:
-            raise InputError("the PyMC engine needs a proper prior on tau (use --engine exact)")
-        a = tau.upper
-    else:
-        raise InputError(f"the PyMC engine does not know the tau family {tau.family}")
+    if not hasattr(prior.tau, "sampler_params"):
+        raise InputError(f"the PyMC engine does not know the tau family {prior.tau.family}")
+    a, b, c = (*prior.tau.sampler_params(), 1.0, 1.0)[:3]
     return {"mu_mean": np.float64(prior.mu.mean), "mu_sd": np.float64(prior.mu.sd),
-            "tau_family": np.int64(TAU_FAMILY_CODES[tau.family]), "tau_a": np.float64(a),
+            "tau_family": np.int64(prior.tau.code), "tau_a": np.float64(a),
             "tau_b": np.float64(b), "tau_c": np.float64(c)}
 
 
@@ -85,7 +47,7 @@ def tau_prior_block(family, a, b, c):
     import pytensor.tensor as pt
 
     u = pm.Flat("u")
-    is_uniform = pt.eq(family, TAU_FAMILY_CODES["uniform"])
+    is_uniform = pt.eq(family, int(TauFamily.UNIFORM))
     tau = pm.Deterministic("tau", pt.switch(is_uniform, a * pt.sigmoid(u), pt.exp(u)))
     e = pt.exp(u)
     log_2pi = math.log(2 * math.pi)
@@ -95,10 +57,12 @@ def tau_prior_block(family, a, b, c):
     logt = (pt.gammaln((c + 1) / 2) - pt.gammaln(c / 2) - 0.5 * pt.log(c * math.pi) - pt.log(b)
             - (c + 1) / 2 * pt.log1p(((u - a) / b) ** 2 / c))
     uniform = -pt.softplus(-u) - pt.softplus(u)
-    logp = pt.switch(pt.eq(family, 0), halfnormal,
-                     pt.switch(pt.eq(family, 1), halfcauchy,
-                               pt.switch(pt.eq(family, 2), lognormal,
-                                         pt.switch(pt.eq(family, 3), logt, uniform))))
+    by_family = {TauFamily.HALFNORMAL: halfnormal, TauFamily.HALFCAUCHY: halfcauchy,
+                 TauFamily.LOGNORMAL_TAU2: lognormal, TauFamily.LOGT_TAU2: logt,
+                 TauFamily.UNIFORM: uniform}
+    logp = by_family[TauFamily.UNIFORM]
+    for code in reversed([f for f in TauFamily if f != TauFamily.UNIFORM]):
+        logp = pt.switch(pt.eq(family, int(code)), by_family[code], logp)
     pm.Potential("tau_prior", logp)
     return tau
 
@@ -115,6 +79,28 @@ def prior_block(prior: ResolvedPrior):
     family = pm.Data("tau_family", d["tau_family"])
     a, b, c = pm.Data("tau_a", d["tau_a"]), pm.Data("tau_b", d["tau_b"]), pm.Data("tau_c", d["tau_c"])
     return mu_mean, mu_sd, tau_prior_block(family, a, b, c)
+
+
+def normal_normal_spec(y, v, prior: ResolvedPrior, study=None):
+    """The normal-normal random-effects model as written in a paper, in idiomatic PyMC.
+
+    y_i ~ N(mu, v_i + tau^2) (theta_i integrated out), mu and tau under the prior set's own
+    PyMC distributions. This is the specification; :func:`normal_normal_model` is the same
+    posterior in the parametrisation the sampler uses, and tests check that the two log densities
+    differ only by the change of variables (tests/test_pymc.py).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    y = np.asarray(y, float)
+    study = list(study) if study is not None else [f"study {i + 1}" for i in range(len(y))]
+    with pm.Model(coords={"study": study}) as model:
+        y_obs = pm.Data("y_obs", y, dims="study")
+        v_obs = pm.Data("v", np.asarray(v, float), dims="study")
+        mu = prior.mu.pymc("mu")
+        tau = prior.tau.pymc("tau")
+        pm.Normal("y", mu=mu, sigma=pt.sqrt(v_obs + tau**2), observed=y_obs, dims="study")
+    return model
 
 
 def normal_normal_model(y, v, prior: ResolvedPrior):
@@ -243,121 +229,3 @@ def run_nutpie(kind: str, data: dict, seed: int, settings: SamplerSettings, prog
     return nutpie.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
                          cores=settings.cores, seed=seed, target_accept=settings.target_accept,
                          progress_bar=progress)
-
-
-def conditional_theta_draws(mu, tau, y, v, rng):
-    """theta_i | mu, tau, y_i ~ N(B mu + (1-B) y_i, v_i (1-B)), B = v_i/(v_i + tau^2), per draw."""
-    mu = mu[..., None]
-    tau2 = tau[..., None] ** 2
-    b = v / (v + tau2)
-    mean = b * mu + (1 - b) * y
-    sd = np.sqrt(v * tau2 / (v + tau2))
-    return mean + sd * rng.standard_normal(mean.shape)
-
-
-def sample_normal_normal(y, v, prior: ResolvedPrior, seed: int, settings: SamplerSettings,
-                         study_names, progress: bool = False):
-    """Sample (mu, tau) with nutpie's NUTS, then theta_i and theta_new exactly; InferenceData.
-
-    The model is :func:`normal_normal_model`, run through its hand-written twin in
-    :mod:`bayes_pip.fast_normal` (compiled once per installation instead of once per process;
-    tests check the two log densities and gradients agree).
-    """
-    import nutpie
-    import xarray as xr
-
-    from bayes_pip.fast_normal import compiled_model
-
-    y = np.asarray(y, float)
-    v = np.asarray(v, float)
-    model = compiled_model(y, v, prior_data(prior))
-    idata = nutpie.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                          cores=settings.cores, seed=seed, target_accept=settings.target_accept,
-                          progress_bar=progress)
-    post = idata.posterior
-    rng = np.random.default_rng([seed, 1])
-    mu, tau = post["mu"].values, post["tau"].values
-    theta = conditional_theta_draws(mu, tau, y, v, rng)
-    theta_new = mu + tau * rng.standard_normal(mu.shape)
-    idata.posterior = post.assign(
-        theta=xr.DataArray(theta, dims=("chain", "draw", "study"),
-                           coords={"study": list(study_names)}),
-        theta_new=xr.DataArray(theta_new, dims=("chain", "draw")))
-    return idata
-
-
-def sample_binomial_normal(es, prior: ResolvedPrior, seed: int, settings: SamplerSettings,
-                           progress: bool = False, centred: bool | None = None):
-    """Binomial-normal fit on arm counts (RR: log link, OR: logit link); returns InferenceData."""
-    import xarray as xr
-
-    k = es.k
-    centred = k <= CENTRED_MAX_K if centred is None else centred
-    kind = f"binomial-{measures.get(es.measure).link}" + ("-centred" if centred else "")
-    # centred models are not padded: prior-only padded thetas would form a funnel with tau
-    size = k if centred else padded_size(k)
-
-    def pad(x):  # padded studies have n = 0: a zero log-likelihood, their parameters stay prior
-        out = np.zeros(size)
-        out[:k] = np.asarray(x, float)
-        return out
-
-    data = {"events_pip": pad(es.events_pip), "n_pip": pad(es.n_pip),
-            "events_ctrl": pad(es.events_ctrl), "n_ctrl": pad(es.n_ctrl), **prior_data(prior)}
-    idata = run_nutpie(kind, data, seed, settings, progress, size)
-    post = idata.posterior
-    rng = np.random.default_rng([seed, 2])
-    tau = post["tau"].values
-    theta = post["theta"].values[..., :k]
-    if centred:  # mu | theta, tau from its conditional normal (only the k real studies)
-        m0, s0 = float(prior.mu.mean), float(prior.mu.sd)
-        precision = 1 / s0**2 + k / tau**2
-        mean = (m0 / s0**2 + theta.sum(axis=-1) / tau**2) / precision
-        mu = mean + rng.standard_normal(tau.shape) / np.sqrt(precision)
-        post = post.assign(mu=(("chain", "draw"), mu))
-    else:
-        mu = post["mu"].values
-    theta_new = mu + tau * rng.standard_normal(mu.shape)
-    post = post.drop_vars([n for n in ("theta", "z", "baseline") if n in post]).drop_dims(
-        [d for d in post.dims if d not in ("chain", "draw")], errors="ignore")
-    idata.posterior = post.assign(
-        theta=xr.DataArray(theta, dims=("chain", "draw", "study"),
-                           coords={"study": list(es.study)}),
-        theta_new=xr.DataArray(theta_new, dims=("chain", "draw")))
-    return idata
-
-
-def diagnostics(idata, variables=("mu", "tau")) -> dict:
-    """R-hat (rank-normalised), bulk and tail ESS over mu and tau, and divergent transitions."""
-    import arviz as az
-
-    sub = idata.posterior[list(variables)]
-    rhat = az.rhat(sub)
-    ess_bulk = az.ess(sub, method="bulk")
-    ess_tail = az.ess(sub, method="tail")
-    divergences = int(idata.sample_stats["diverging"].values.sum())
-    d = {
-        "rhat_max": float(max(float(rhat[v].max()) for v in variables)),
-        "ess_bulk_min": float(min(float(ess_bulk[v].min()) for v in variables)),
-        "ess_tail_min": float(min(float(ess_tail[v].min()) for v in variables)),
-        "divergences": divergences,
-        "chains": int(idata.posterior.sizes["chain"]),
-        "draws": int(idata.posterior.sizes["draw"]),
-    }
-    d["converged"] = (d["rhat_max"] <= RHAT_MAX and d["ess_bulk_min"] >= ESS_MIN
-                      and d["ess_tail_min"] >= ESS_MIN and divergences == 0)
-    return d
-
-
-def convergence_problems(d: dict) -> list[str]:
-    """Human-readable list of failed checks (empty when the fit converged)."""
-    problems = []
-    if d["rhat_max"] > RHAT_MAX:
-        problems.append(f"R-hat {d['rhat_max']:.3f} > {RHAT_MAX}")
-    if d["ess_bulk_min"] < ESS_MIN:
-        problems.append(f"bulk ESS {d['ess_bulk_min']:.0f} < {ESS_MIN}")
-    if d["ess_tail_min"] < ESS_MIN:
-        problems.append(f"tail ESS {d['ess_tail_min']:.0f} < {ESS_MIN}")
-    if d["divergences"]:
-        problems.append(f"{d['divergences']} divergent transitions")
-    return problems

@@ -1,5 +1,6 @@
-"""The normal-normal model of :func:`bayes_pip.pymc_models.normal_normal_model` as a numba C
-callback that is compiled once per installation (numba's on-disk cache) and sampled by nutpie.
+"""The normal-normal model of :func:`bayes_pip.engines.pymc_models.normal_normal_model` as numba
+functions compiled once per installation (numba's on-disk cache) and sampled by nutpie through
+its public ``nutpie.compiled_pyfunc.from_pyfunc`` interface.
 
 Why: nutpie compiles a PyMC model with numba in every new process (about 10 s here, and numba
 cannot cache those callbacks), which made every `fit` pay 10 s before sampling for 0.1 s. The
@@ -9,7 +10,7 @@ family (tests/test_pymc.py). The PyMC model stays the specification; this is how
 
 Parameters (unconstrained): u, with tau = exp(u) (tau = upper * logistic(u) for the uniform
 prior), and z ~ N(0, 1) with mu = m(tau) + z / sqrt(W(tau)); see normal_normal_model's notes.
-The data block passed to the callback is one float64 array:
+The data block passed to the log density is one float64 array:
 [k, mu_mean, mu_sd, tau_family, tau_a, tau_b, tau_c, y_1..y_k, v_1..v_k].
 """
 
@@ -20,21 +21,26 @@ import math
 
 import numpy as np
 
+from bayes_pip.priors import TauFamily
+
 HEADER = 7
+# family codes as plain integers for numba (the single definition is bayes_pip.priors.TauFamily)
+HALFNORMAL, HALFCAUCHY = int(TauFamily.HALFNORMAL), int(TauFamily.HALFCAUCHY)
+LOGNORMAL_TAU2, LOGT_TAU2 = int(TauFamily.LOGNORMAL_TAU2), int(TauFamily.LOGT_TAU2)
+UNIFORM = int(TauFamily.UNIFORM)
 VAR_NAMES = ["u", "z_mu", "tau", "mu"]
 
 
 @functools.lru_cache(maxsize=None)
 def callbacks():
-    """The two C callbacks (log density with gradient; expansion to tau and mu), cached on disk."""
+    """Log density with gradient, expansion to (tau, mu), and the raw density; cached on disk."""
     import numba
-    from numba import types
 
     @numba.njit(cache=True)
     def log_density(u, z, d):
         k = int(d[0])
         m0, s0, family, a, b, c = d[1], d[2], int(d[3]), d[4], d[5], d[6]
-        if family == 4:
+        if family == UNIFORM:
             sig = 1.0 / (1.0 + math.exp(-u))
             tau = a * sig
             dtau = a * sig * (1.0 - sig)
@@ -67,16 +73,16 @@ def callbacks():
         dfds = -0.5 * sum_w + 0.5 * sum_w2 / big_w + 0.5 * sum_w2r2
         du = dfds * 2.0 * tau * dtau
         # log density of u under the tau prior (Jacobian included), as tau_prior_block
-        if family == 0:
+        if family == HALFNORMAL:
             prior = math.log(2.0) - 0.5 * math.log(2 * math.pi) - math.log(a) - s / (2 * a * a) + u
             dprior = -s / (a * a) + 1.0
-        elif family == 1:
+        elif family == HALFCAUCHY:
             prior = math.log(2 / math.pi) - math.log(a) - math.log1p(s / (a * a)) + u
             dprior = -(2.0 * s / (a * a)) / (1.0 + s / (a * a)) + 1.0
-        elif family == 2:
+        elif family == LOGNORMAL_TAU2:
             prior = -0.5 * ((u - a) / b) ** 2 - math.log(b) - 0.5 * math.log(2 * math.pi)
             dprior = -(u - a) / (b * b)
-        elif family == 3:
+        elif family == LOGT_TAU2:
             t = (u - a) / b
             prior = (math.lgamma((c + 1) / 2) - math.lgamma(c / 2) - 0.5 * math.log(c * math.pi)
                      - math.log(b) - (c + 1) / 2 * math.log1p(t * t / c))
@@ -89,50 +95,20 @@ def callbacks():
         lp = f + prior - 0.5 * z * z - 0.5 * math.log(2 * math.pi)
         return lp, du + dprior, -z, m + z / math.sqrt(big_w), tau
 
-    def data_view(ptr):
-        head = numba.carray(ptr, (HEADER,), dtype=np.float64)
-        return numba.carray(ptr, (HEADER + 2 * int(head[0]),), dtype=np.float64)
+    @numba.njit(cache=True)
+    def logp_grad(x, block):
+        lp, du, dz, mu, tau = log_density(x[0], x[1], block)
+        grad = np.empty(2)
+        grad[0] = du
+        grad[1] = dz
+        return lp, grad
 
-    data_view = numba.njit(cache=True)(data_view)
+    @numba.njit(cache=True)
+    def expand(x, block):
+        lp, du, dz, mu, tau = log_density(x[0], x[1], block)
+        return tau, mu
 
-    logp_sig = types.int64(types.uint64, types.CPointer(types.double),
-                           types.CPointer(types.double), types.CPointer(types.double),
-                           types.voidptr)
-
-    @numba.cfunc(logp_sig, cache=True)
-    def logp_c(dim, x_, out_, logp_, data_):
-        if dim != 2:
-            return -1
-        x = numba.carray(x_, (2,))
-        out = numba.carray(out_, (2,))
-        lp = numba.carray(logp_, (1,))
-        lp_val, du, dz, mu, tau = log_density(x[0], x[1], data_view(data_))
-        lp[0] = lp_val
-        out[0] = du
-        out[1] = dz
-        if not (math.isfinite(du) and math.isfinite(dz)):
-            return 3
-        if not math.isfinite(lp_val):
-            return 4
-        return 0
-
-    expand_sig = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
-                             types.CPointer(types.double), types.voidptr)
-
-    @numba.cfunc(expand_sig, cache=True)
-    def expand_c(dim, expanded, x_, out_, data_):
-        if dim != 2 or expanded != 4:
-            return -1
-        x = numba.carray(x_, (2,))
-        out = numba.carray(out_, (4,))
-        lp_val, du, dz, mu, tau = log_density(x[0], x[1], data_view(data_))
-        out[0] = x[0]
-        out[1] = x[1]
-        out[2] = tau
-        out[3] = mu
-        return 0
-
-    return logp_c, expand_c, log_density
+    return logp_grad, expand, log_density
 
 
 def data_block(y, v, prior_data: dict) -> np.ndarray:
@@ -144,28 +120,31 @@ def data_block(y, v, prior_data: dict) -> np.ndarray:
 
 
 def compiled_model(y, v, prior_data: dict):
-    """A nutpie model object over the cached callbacks, holding this fit's data block.
+    """A nutpie model (public ``from_pyfunc`` interface) over the cached numba functions, holding
+    this fit's data block."""
+    from nutpie.compiled_pyfunc import from_pyfunc
 
-    Uses nutpie's CompiledPyMCModel record (nutpie 0.16; pinned in pyproject.toml): it only needs
-    the two callbacks, an initial-point function and the data pointer.
-    """
-    from nutpie.compile_pymc import CompiledPyMCModel
-
-    logp_c, expand_c, _ = callbacks()
+    logp_grad, expand, _ = callbacks()
     block = data_block(y, v, prior_data)
     scale = math.log(math.sqrt(float(np.median(v))))
+
+    def make_logp():
+        return logp_grad
+
+    def make_expand(seed1, seed2, chain):
+        def expand_point(x, block):
+            tau, mu = expand(x, block)
+            return {"u": np.array(x[0]), "z_mu": np.array(x[1]), "tau": np.array(tau),
+                    "mu": np.array(mu)}
+        return expand_point
 
     def initial_point(seed):
         rng = np.random.default_rng(seed)
         return np.array([scale + rng.uniform(-2, 2), rng.uniform(-2, 2)])
 
-    names = list(VAR_NAMES)
-    return CompiledPyMCModel(
-        _n_dim=2, dims={}, _coords={}, _shapes={n: () for n in names},
-        compiled_logp_func=logp_c, compiled_expand_func=expand_c,
-        initial_point_func=initial_point, shared_data={"block": block}, user_data=block,
-        n_expanded=4, shape_info=(names, [slice(i, i + 1) for i in range(4)], [()] * 4),
-        logp_func=None, expand_func=None)
+    return from_pyfunc(2, make_logp, make_expand, [np.dtype("float64")] * len(VAR_NAMES),
+                       [()] * len(VAR_NAMES), list(VAR_NAMES), shared_data={"block": block},
+                       make_initial_point_fn=initial_point)
 
 
 def log_density_at(u, z, y, v, prior_data: dict):

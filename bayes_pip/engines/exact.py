@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
+from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.errors import InputError
 
 SCOUT_POINTS = 4001    # coarse pass that finds where p(log tau | y) lives
@@ -256,66 +257,23 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
                           weight=mass / total, mu_mean=m, mu_var=var)
 
 
-# ---------------------------------------------------------------------------------------------
-# summary level: the published pooled estimate as the likelihood (closed form)
-# ---------------------------------------------------------------------------------------------
+class ExactEngine:
+    """Normal-normal model by quadrature over tau: no Monte Carlo error, no seed."""
 
-Z_975 = 1.959963984540054
+    name = "exact"
+    model = "normal-normal"
+    help = "exact: normal-normal posterior by quadrature over tau, no Monte Carlo error"
+    stochastic = False
+    packages = ("numpy", "scipy", "pandas")
 
+    def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
+        es = problem.effects
+        post = exact_posterior(es.y, es.v, prior.mu, prior.tau)
+        return EngineResult(post, settings={"quadrature": {
+            "nodes": int(len(post.tau)), "method": "composite 5-point Gauss-Legendre in log tau"}})
 
-def se_from_ci(ci_low: float, ci_high: float) -> float:
-    """SE on the analysis scale recovered from a 95% CI on that scale: (high - low) / (2 z_0.975)."""
-    return (ci_high - ci_low) / (2 * Z_975)
-
-
-@dataclass(frozen=True)
-class NormalPosterior:
-    """Conjugate posterior of mu given one normal estimate y (SE s) and a Normal(m0, s0^2) prior.
-
-    Notes
-    -----
-    precision = 1/s^2 + 1/s0^2, mean = (y/s^2 + m0/s0^2) / precision, sd = precision^(-1/2)
-    (flat prior: mean = y, sd = s). Only the target "mu" exists: a pooled estimate carries no
-    information on tau, so there is no prediction interval and no shrinkage.
-    """
-
-    post_mean: float
-    post_sd: float
-
-    def check(self, target):
-        if target != "mu":
-            raise ValueError("a summary-level posterior has only mu")
-
-    def cdf(self, target, x):
-        self.check(target)
-        return float(special.ndtr((x - self.post_mean) / self.post_sd))
-
-    def sf(self, target, x):
-        self.check(target)
-        return float(special.ndtr((self.post_mean - x) / self.post_sd))
-
-    def quantile(self, target, q):
-        self.check(target)
-        return float(self.post_mean + self.post_sd * special.ndtri(q))
-
-    def mean(self, target):
-        self.check(target)
-        return self.post_mean
-
-    def sd(self, target):
-        self.check(target)
-        return self.post_sd
-
-    def density(self, target, x):
-        self.check(target)
-        z = (np.asarray(x, float) - self.post_mean) / self.post_sd
-        return np.exp(-0.5 * z**2) / (self.post_sd * math.sqrt(2 * math.pi))
+    def describe(self, fit) -> str:
+        return "exact normal-normal posterior (quadrature over tau, no Monte Carlo error)"
 
 
-def summary_posterior(y: float, se: float, mu_prior) -> NormalPosterior:
-    """Posterior of the pooled effect from a published estimate ``y`` with standard error ``se``."""
-    if not getattr(mu_prior, "proper", True):
-        return NormalPosterior(float(y), float(se))
-    precision = 1 / se**2 + 1 / mu_prior.sd**2
-    mean = (y / se**2 + mu_prior.mean / mu_prior.sd**2) / precision
-    return NormalPosterior(float(mean), float(math.sqrt(1 / precision)))
+ENGINE = ExactEngine()

@@ -1,0 +1,37 @@
+"""Engines as plug-ins: one module each, found through this registry.
+
+An engine module defines ``ENGINE``, an object with the attributes and methods of
+:class:`bayes_pip.engines.base.Engine` (name, model, help, stochastic, packages, fit, describe).
+Adding an engine (say a NumPyro or Stan one) is one new module plus one line below; `--engine`
+choices, `--help`, stored versions and the engine's sentence in reports all read the object.
+Modules are imported on first use, so `list`, `dl` and the exact engine never load PyMC.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bayes_pip.errors import InputError
+
+# name -> module; "conjugate" is chosen by the data (summary level), not by --engine
+REGISTRY = {
+    "pymc": "bayes_pip.engines.normal_nuts",
+    "binomial": "bayes_pip.engines.binomial_nuts",
+    "exact": "bayes_pip.engines.exact",
+    "conjugate": "bayes_pip.engines.conjugate",
+}
+SUMMARY_ENGINE = "conjugate"
+CHOICES = tuple(name for name in REGISTRY if name != SUMMARY_ENGINE)  # what --engine offers
+DEFAULT = "pymc"
+
+
+def get(name: str):
+    """The engine registered as ``name``."""
+    if name not in REGISTRY:
+        raise InputError(f"unknown engine '{name}' (allowed: {', '.join(CHOICES)})")
+    return importlib.import_module(REGISTRY[name]).ENGINE
+
+
+def help_text() -> str:
+    """One line per selectable engine, for `--help`."""
+    return "; ".join(get(name).help for name in CHOICES)

@@ -1,0 +1,85 @@
+"""Binomial-normal model on arm counts sampled by NUTS (nutpie): `--engine binomial`.
+
+events ~ Binomial(n, p) in each arm, logit link (OR) or log link (RR), study effects non-centred
+(centred with mu integrated out for a single study), no continuity correction; see
+:func:`bayes_pip.engines.pymc_models.binomial_normal_model`. The model is compiled once per
+process and padded study count and reused for every outcome and prior through nutpie's
+``with_data``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayes_pip import measures
+from bayes_pip.engines import mcmc
+from bayes_pip.engines.base import EngineResult, Problem
+from bayes_pip.errors import InputError
+
+
+def sample_binomial_normal(es, prior, seed: int, settings,
+                           progress: bool = False, centred: bool | None = None):
+    """Binomial-normal fit on arm counts (RR: log link, OR: logit link); returns InferenceData."""
+    import xarray as xr
+
+    from bayes_pip.engines.pymc_models import (CENTRED_MAX_K, padded_size, prior_data,
+                                               run_nutpie)
+
+    k = es.k
+    centred = k <= CENTRED_MAX_K if centred is None else centred
+    kind = f"binomial-{measures.get(es.measure).link}" + ("-centred" if centred else "")
+    # centred models are not padded: prior-only padded thetas would form a funnel with tau
+    size = k if centred else padded_size(k)
+
+    def pad(x):  # padded studies have n = 0: a zero log-likelihood, their parameters stay prior
+        out = np.zeros(size)
+        out[:k] = np.asarray(x, float)
+        return out
+
+    data = {"events_pip": pad(es.events_pip), "n_pip": pad(es.n_pip),
+            "events_ctrl": pad(es.events_ctrl), "n_ctrl": pad(es.n_ctrl), **prior_data(prior)}
+    idata = run_nutpie(kind, data, seed, settings, progress, size)
+    post = idata.posterior
+    rng = np.random.default_rng([seed, 2])
+    tau = post["tau"].values
+    theta = post["theta"].values[..., :k]
+    if centred:  # mu | theta, tau from its conditional normal (only the k real studies)
+        m0, s0 = float(prior.mu.mean), float(prior.mu.sd)
+        precision = 1 / s0**2 + k / tau**2
+        mean = (m0 / s0**2 + theta.sum(axis=-1) / tau**2) / precision
+        mu = mean + rng.standard_normal(tau.shape) / np.sqrt(precision)
+        post = post.assign(mu=(("chain", "draw"), mu))
+    else:
+        mu = post["mu"].values
+    theta_new = mu + tau * rng.standard_normal(mu.shape)
+    post = post.drop_vars([n for n in ("theta", "z", "baseline") if n in post]).drop_dims(
+        [d for d in post.dims if d not in ("chain", "draw")], errors="ignore")
+    idata.posterior = post.assign(
+        theta=xr.DataArray(theta, dims=("chain", "draw", "study"),
+                           coords={"study": list(es.study)}),
+        theta_new=xr.DataArray(theta_new, dims=("chain", "draw")))
+    return idata
+
+
+class BinomialNormalNUTS:
+    name = "binomial"
+    model = "binomial-normal"
+    help = "binomial: binomial-normal model on arm counts (RR/OR) sampled by NUTS (nutpie)"
+    stochastic = True
+    packages = mcmc.PYMC_PACKAGES
+    # the non-centred study effects are weakly identified with one or two studies
+    default_target_accept = 0.99
+
+    def fit(self, problem: Problem, prior, seed: int, settings, progress=False) -> EngineResult:
+        outcome = problem.outcome
+        if outcome.scale.link is None:
+            raise InputError(f"--engine binomial needs an RR or OR outcome; '{outcome.outcome}' "
+                             f"is {outcome.measure}")
+        idata = sample_binomial_normal(problem.effects, prior, seed, settings, progress)
+        return mcmc.finish(self, idata, problem, prior, seed, settings)
+
+    def describe(self, fit) -> str:
+        return mcmc.describe("binomial-normal (arm counts)", fit)
+
+
+ENGINE = BinomialNormalNUTS()

@@ -1,0 +1,37 @@
+"""What every MCMC engine does after sampling: the convergence gate, provenance on the trace,
+and the posterior object. Sampler-neutral: any engine that returns ArviZ InferenceData with
+``mu``, ``tau``, ``theta`` (dim ``study``) and ``theta_new`` can use it."""
+
+from __future__ import annotations
+
+from bayes_pip.version import __version__
+from bayes_pip.engines.base import EngineResult, Problem
+from bayes_pip.engines.diagnostics import gate
+from bayes_pip.engines.draws import DrawsPosterior
+from bayes_pip.errors import ConvergenceError
+
+PYMC_PACKAGES = ("numpy", "scipy", "pandas", "pymc", "pytensor", "nutpie", "arviz")
+
+
+def finish(engine, idata, problem: Problem, prior, seed: int, settings) -> EngineResult:
+    """Check convergence (raise ConvergenceError), label the trace, wrap the draws."""
+    diagnostics, problems = gate(idata, settings.chains, settings.draws)
+    idata.posterior.attrs.update({"prior": str(prior.to_dict()), "seed": seed,
+                                  "outcome": problem.outcome.outcome, "engine": engine.name,
+                                  "bayes_pip_version": __version__})
+    if problems:
+        raise ConvergenceError(
+            f"outcome '{problem.outcome.outcome}', prior '{prior.name}', engine {engine.name}: "
+            f"{'; '.join(problems)}. Try more draws or tuning (--draws, --tune), a higher "
+            "--target-accept, or --engine exact for the normal-normal model.")
+    return EngineResult(DrawsPosterior(idata), idata, diagnostics,
+                        {"sampler": settings.to_dict()})
+
+
+def describe(model: str, fit) -> str:
+    """'PyMC normal-normal, NUTS 4 chains x 2000 draws, seed ...; R-hat ...: converged'."""
+    d = fit.diagnostics
+    return (f"PyMC {model}, NUTS {d.chains} chains x {d.draws} draws, seed "
+            f"{fit.settings.seed}; R-hat {d.rhat_max:.3f}, ESS bulk "
+            f"{d.ess_bulk_min:.0f} / tail {d.ess_tail_min:.0f}, "
+            f"{d.divergences} divergences: converged")

@@ -1,0 +1,249 @@
+"""The typed, frozen records a fit produces; ``to_dict()`` is the JSON the CLI prints.
+
+Readers (summaries, reports, figures, the CLI, notebook users) use attributes, so a misspelt
+field fails where it is written, not inside a report. Field order is the JSON key order; a field
+marked ``omit_none`` is left out of the JSON when it is None (as the JSON has always done), and a
+field marked ``json=False`` (draws, posterior objects) is never serialised.
+
+The JSON is pinned byte for byte by tests/test_golden.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+OMIT_NONE = {"omit_none": True}
+NOT_JSON = {"json": False}
+
+
+def to_json_value(value):
+    """Records -> dicts in field order; objects with ``to_dict`` -> theirs; tuples -> lists."""
+    if hasattr(value, "to_dict") and not isinstance(value, type):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return record_dict(value)
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json_value(v) for k, v in value.items()}
+    return value
+
+
+def record_dict(obj) -> dict:
+    out = {}
+    for f in dataclasses.fields(obj):
+        if not f.metadata.get("json", True):
+            continue
+        value = getattr(obj, f.name)
+        if value is None and f.metadata.get("omit_none"):
+            continue
+        out[f.name] = to_json_value(value)
+    return out
+
+
+class Record:
+    """Mixin: ``to_dict()`` by field order (see the module notes)."""
+
+    def to_dict(self) -> dict:
+        return record_dict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# pieces
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Interval(Record):
+    """Median and central 95% interval (natural scale for effects)."""
+
+    median: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class Bounds(Record):
+    """A 95% interval without a point (the DL prediction interval)."""
+
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class MuSummary(Record):
+    """The pooled effect on the analysis scale (log RR, log OR, SMD, MD)."""
+
+    mean: float
+    sd: float
+    median: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class TauSummary(Record):
+    """The between-study SD tau."""
+
+    mean: float
+    median: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class StudyEstimate(Record):
+    """A study's shrunken effect (natural scale) and, where known, its observed one."""
+
+    study: str
+    median: float
+    ci_low: float
+    ci_high: float
+    observed: float | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class Diagnostics(Record):
+    """MCMC convergence diagnostics over mu and tau."""
+
+    rhat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    divergences: int
+    chains: int
+    draws: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class Likelihood(Record):
+    """Summary level: the published estimate (analysis scale) and its SE, as the likelihood."""
+
+    estimate: float
+    se: float
+    source: str
+
+
+@dataclass(frozen=True)
+class PublishedResult(Record):
+    """A pooled result as the review printed it (natural scale)."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    k: int
+    participants: int | None
+    model: str
+    grade: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Agreement(Record):
+    """The published result beside the DL re-analysis: reproduced to the printed digits?"""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    k: int
+    participants: int | None
+    model: str
+    grade: str
+    source: str
+    reproduced: bool
+    agreement: str
+
+
+@dataclass(frozen=True)
+class DLStudy(Record):
+    """One study in the classical analysis: natural-scale estimate and CI, analysis-scale y, se."""
+
+    study: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    y: float
+    se: float
+    weight: float
+    corrected: bool
+    provenance: str
+
+
+@dataclass(frozen=True)
+class DLRecord(Record):
+    """The classical (DerSimonian-Laird or Mantel-Haenszel) analysis of one outcome: `dl --json`."""
+
+    outcome: str
+    measure: str
+    method: str
+    k: int
+    participants: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    mu: float
+    se: float
+    z: float
+    p: float
+    tau2: float
+    tau: float
+    q: float
+    df: int
+    i2: float
+    prediction: Bounds | None
+    excluded: tuple[str, ...]
+    studies: tuple[DLStudy, ...]
+    published: Agreement | None
+
+
+@dataclass(frozen=True)
+class Settings(Record):
+    """How a fit was computed: seed (None: no random numbers), engine settings, versions."""
+
+    seed: int | None
+    quadrature: dict | None = field(default=None, metadata=OMIT_NONE)
+    sampler: dict | None = field(default=None, metadata=OMIT_NONE)
+    versions: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# the fit
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FitRecord(Record):
+    """One outcome under one prior set with one engine: everything `fit` prints.
+
+    ``idata`` (ArviZ InferenceData) and ``posterior`` (the engine's posterior object, which
+    answers cdf/sf/quantile/mean/sd/density questions) travel with the record but are not JSON.
+    """
+
+    outcome: str
+    label: str
+    comparison: str
+    measure: str
+    benefit: str
+    level: str
+    data_status: str
+    engine: str
+    k: int
+    participants: int | None
+    prior: Any                      # bayes_pip.priors.ResolvedPrior (its to_dict is the JSON)
+    mu: MuSummary
+    effect: Interval
+    tau: TauSummary | None
+    prediction: Interval | None
+    p_benefit: float
+    p_mcid: float | None
+    mcid: float | None
+    studies: tuple[StudyEstimate, ...]
+    p_benefit_new_study: float | None = field(default=None, metadata=OMIT_NONE)
+    likelihood: Likelihood | None = field(default=None, metadata=OMIT_NONE)
+    diagnostics: Diagnostics | None = None
+    dl: DLRecord | None = None
+    published: PublishedResult | None = None
+    notes: tuple[str, ...] = ()
+    settings: Settings = field(default_factory=lambda: Settings(None))
+    idata: Any = field(default=None, compare=False, repr=False, metadata=NOT_JSON)
+    posterior: Any = field(default=None, compare=False, repr=False, metadata=NOT_JSON)
