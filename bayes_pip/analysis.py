@@ -42,14 +42,14 @@ def summary_level_notes() -> list[str]:
 
 def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
                 engine: str = engines.DEFAULT, level: str = "auto", seed: int = DEFAULT_SEED,
-                settings=None, progress: bool = False) -> FitRecord:
+                settings=None, progress: bool = False, prior_sets=None) -> FitRecord:
     """Fit one outcome under one prior set and summarise the posterior.
 
     Raises InputError for bad choices, ConvergenceError when MCMC misses the thresholds
     (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences).
     """
     return fit_resolved(dataset.resolve(outcome_id, level), prior_name, engine, seed, settings,
-                        progress)
+                        progress, prior_sets)
 
 
 def fit_resolved(resolved: Resolved, prior_name: str | None = None,
@@ -114,17 +114,18 @@ def published_record(p) -> PublishedResult:
                            p.grade, p.source)
 
 
-def priors_for(dataset: Dataset, outcome_id: str, level: str) -> list[str]:
+def priors_for(dataset: Dataset, outcome_id: str, level: str, prior_sets=None) -> list[str]:
     """Prior sets compared by default: all that apply; at summary level one per distinct mu prior."""
     outcome = dataset.outcome(outcome_id)
-    names = applicable_priors(outcome)
+    sets = load_prior_sets() if prior_sets is None else prior_sets
+    names = applicable_priors(outcome, sets)
     default = default_prior_name(outcome.measure)
     names = [default] + [n for n in names if n != default] if default in names else names
     if level != "summary":
         return names
     seen, keep = set(), []
     for name in names:
-        mu = resolve_prior(name, outcome).mu
+        mu = resolve_prior(name, outcome, sets).mu
         key = (round(mu.mean, 12), round(mu.sd, 12) if math.isfinite(mu.sd) else None)
         if key not in seen:
             seen.add(key)
@@ -134,15 +135,15 @@ def priors_for(dataset: Dataset, outcome_id: str, level: str) -> list[str]:
 
 def compare_priors(dataset: Dataset, outcome_id: str, prior_names: list[str] | None = None,
                    engine: str = engines.DEFAULT, level: str = "auto", seed: int = DEFAULT_SEED,
-                   settings=None, progress=None) -> list[FitRecord]:
+                   settings=None, progress=None, prior_sets=None) -> list[FitRecord]:
     """Fits of one outcome under several prior sets (default: all that apply).
 
     A fit that fails the convergence checks raises ConvergenceError: a comparison never mixes
     converged and unconverged rows.
     """
     resolved = dataset.resolve(outcome_id, level)
-    names = prior_names or priors_for(dataset, outcome_id, resolved.level)
-    sets = load_prior_sets()
+    sets = load_prior_sets() if prior_sets is None else prior_sets
+    names = prior_names or priors_for(dataset, outcome_id, resolved.level, sets)
     rows = []
     for i, name in enumerate(names):
         if progress:
@@ -156,20 +157,24 @@ def outcomes_with_data(dataset: Dataset) -> list[str]:
 
 
 def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = engines.DEFAULT,
-          seed: int = DEFAULT_SEED, settings=None, progress=None) -> list[FitRecord]:
+          seed: int = DEFAULT_SEED, settings=None, progress=None, prior_sets=None
+          ) -> list[FitRecord]:
     """Every outcome with data x every applicable prior (or the given priors, where they apply)."""
+    sets = load_prior_sets() if prior_sets is None else prior_sets
     jobs = []
     for outcome_id in outcomes_with_data(dataset):
         level = dataset.status(outcome_id).level
-        names = priors_for(dataset, outcome_id, level)
+        names = priors_for(dataset, outcome_id, level, sets)
         if prior_names:
-            names = [n for n in prior_names if n in applicable_priors(dataset.outcome(outcome_id))]
+            names = [n for n in prior_names
+                     if n in applicable_priors(dataset.outcome(outcome_id), sets)]
         jobs += [(outcome_id, name) for name in names]
     rows = []
     for i, (outcome_id, name) in enumerate(jobs):
         if progress:
             progress(i, len(jobs), f"{outcome_id}: {name}")
-        rows.append(fit_outcome(dataset, outcome_id, name, engine, "auto", seed, settings))
+        rows.append(fit_outcome(dataset, outcome_id, name, engine, "auto", seed, settings,
+                                prior_sets=sets))
     if progress:
         progress(len(jobs), len(jobs), "done")
     return rows

@@ -104,7 +104,8 @@ def cmd_fit(args) -> int:
     dataset = load_dataset(args.data)
     result = fit_outcome(dataset, args.outcome, prior_name=args.prior, engine=args.engine,
                          level=args.level, seed=args.seed, settings=sampler_settings(args),
-                         progress=sys.stderr.isatty() and not args.json)
+                         progress=sys.stderr.isatty() and not args.json,
+                         prior_sets=prior_sets(args))
     if args.out:
         for path in write_fit(args.out, result):
             sys.stderr.write(f"wrote {path}\n")
@@ -126,6 +127,13 @@ def sampler_settings(args):
     return SamplerSettings(draws=args.draws, tune=args.tune, target_accept=target)
 
 
+def prior_sets(args):
+    """The shipped prior sets plus a team's own (--prior-dir), loaded and checked once."""
+    from bayes_pip.priors import load_prior_sets
+
+    return load_prior_sets(extra=args.prior_dir)
+
+
 def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     from bayes_pip import engines
     from bayes_pip.analysis import DEFAULT_SEED
@@ -135,6 +143,9 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     if prior:
         p.add_argument("--prior", default=None,
                        help="prior set from models/ (default: halfnormal-0.5; vague for MD)")
+    p.add_argument("--prior-dir", metavar="DIR", default=None,
+                   help="a directory of your own prior files (*.toml, the format of models/), "
+                        "used beside the shipped ones; a name may not repeat a shipped one")
     p.add_argument("--engine", choices=engines.CHOICES, default=engines.DEFAULT,
                    help=engines.help_text() + ". At summary level every engine gives the "
                         "closed-form (conjugate) posterior")
@@ -188,7 +199,8 @@ def cmd_compare_priors(args) -> int:
     dataset = load_dataset(args.data)
     fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
                           args.seed, sampler_settings(args),
-                          progress_printer(sys.stderr.isatty() and not args.json))
+                          progress_printer(sys.stderr.isatty() and not args.json),
+                          prior_sets(args))
     return emit(fits, args.json, comparison_text)
 
 
@@ -205,7 +217,7 @@ def cmd_sweep(args) -> int:
 
     dataset = load_dataset(args.data)
     rows = sweep(dataset, prior_list(args), args.engine, args.seed, sampler_settings(args),
-                 progress_printer(sys.stderr.isatty()))
+                 progress_printer(sys.stderr.isatty()), prior_sets(args))
     return emit(rows, args.json, sweep_text)
 
 
@@ -235,12 +247,13 @@ def cmd_report(args) -> int:
     if not args.all:
         dataset.outcome(args.outcome)
     show = progress_printer(sys.stderr.isatty())
+    sets = prior_sets(args)
     files, all_fits = {}, {}
     for i, outcome_id in enumerate(outcome_ids):
         if show:
             show(i, len(outcome_ids), outcome_id)
         fits = compare_priors(dataset, outcome_id, None, args.engine, args.level, args.seed,
-                              sampler_settings(args))
+                              sampler_settings(args), prior_sets=sets)
         all_fits[outcome_id] = fits
         files.update(outcome_report(fits, provenance))
     if show:

@@ -17,13 +17,13 @@ import difflib
 import io
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bayes_pip import measures
+from bayes_pip.bundled import bundled_path
 from bayes_pip.errors import InputError
 
 DICHOTOMOUS_MEASURES = measures.names_where(lambda m: m.is_dichotomous)
@@ -40,7 +40,7 @@ LEVELS = ("auto", "study", "summary")
 
 def bundled_data_dir() -> Path:
     """Directory of the bundled PIP review data (Barlow et al. 2015, CD010534.pub2)."""
-    return Path(str(resources.files("bayes_pip") / "datasets" / "pip"))
+    return bundled_path("data", "pip")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,13 +20,13 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from typing import ClassVar
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from scipy import special
 
 from bayes_pip import measures
+from bayes_pip.bundled import bundled_path
 from bayes_pip.data import Outcome
 from bayes_pip.errors import InputError
 
@@ -47,7 +47,8 @@ def t_logpdf(z, df):
 
 
 def models_dir() -> Path:
-    return Path(str(resources.files("bayes_pip") / "models"))
+    """The bundled prior sets (models/ in the repository, carried by the wheel)."""
+    return bundled_path("models")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,14 +379,38 @@ def read_prior_set(path: Path) -> PriorSet:
                     path=path, notes=spec.get("notes", ""), order=int(spec.get("order", 100)))
 
 
-def load_prior_sets(directory: Path | None = None) -> dict[str, PriorSet]:
-    """All prior sets in models/, by name, in their stated order (then by name)."""
-    return dict(read_prior_sets(models_dir() if directory is None else Path(directory)))
+def load_prior_sets(directory: Path | None = None, extra: Path | str | None = None
+                    ) -> dict[str, PriorSet]:
+    """All prior sets in models/ (or ``directory``), by name, in their stated order (then by
+    name), plus those in ``extra`` (a team's own prior files, `--prior-dir`).
+
+    A name defined twice is refused (a team's file never silently replaces a shipped one).
+    """
+    sets = dict(read_prior_sets(models_dir() if directory is None else Path(directory)))
+    if extra is None:
+        return sets
+    extra = Path(extra)
+    if not extra.is_dir():
+        raise InputError("not a directory of prior files (*.toml)", file=str(extra))
+    found = dict(read_prior_sets(extra.resolve()))
+    if not found:
+        raise InputError("no prior files (*.toml) in this directory", file=str(extra))
+    for name, p in found.items():
+        if name in sets:
+            raise InputError(f"prior name '{name}' is already defined in {sets[name].path}; "
+                             "give the set another name", file=str(p.path), column="name")
+    merged = {**sets, **found}
+    return dict(sorted(merged.items(), key=lambda item: (item[1].order, item[0])))
 
 
 @functools.lru_cache(maxsize=8)
 def read_prior_sets(directory: Path) -> tuple[tuple[str, PriorSet], ...]:
     found = [read_prior_set(path) for path in sorted(directory.glob("*.toml"))]
+    names = [p.name for p in found]
+    for p in found:
+        if names.count(p.name) > 1:
+            raise InputError(f"prior name '{p.name}' is defined by more than one file in "
+                             f"{directory}", file=str(p.path), column="name")
     return tuple((p.name, p) for p in sorted(found, key=lambda p: (p.order, p.name)))
 
 
