@@ -1,3 +1,31 @@
-"""bayes_pip: Bayesian re-analysis of systematic reviews, beside the classical DerSimonian-Laird analysis."""
+"""bayes_pip: Bayesian re-analysis of systematic reviews, beside the classical DerSimonian-Laird
+analysis.
 
-__version__ = "0.1.0"
+The public Python API (see :mod:`bayes_pip.api` and README, "Python API"):
+
+    import bayes_pip as bp
+    data = bp.load()                     # or bp.load("data/crins2014"), bp.load(outcomes=df, ...)
+    fit = bp.fit(data, "secure_attachment_post", prior="sceptical", engine="exact")
+    fits = bp.compare_priors(data, "secure_attachment_post")
+    fig = bp.figures.forest_plot(fit)
+
+Names are loaded on first use, so `python -m bayes_pip list` does not pay for them.
+"""
+
+from bayes_pip.version import __version__
+
+# API names never repeat a submodule's name (bayes_pip.dl, bayes_pip.priors are modules)
+__all__ = ["__version__", "load", "fit", "compare_priors", "classical_fit", "outcomes",
+           "prior_sets", "figures"]
+
+
+def __getattr__(name):
+    if name == "figures":
+        import importlib
+
+        return importlib.import_module("bayes_pip.figures")
+    if name in __all__:
+        from bayes_pip import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'bayes_pip' has no attribute {name!r}")

@@ -6,6 +6,7 @@ Returns a frozen :class:`FitRecord`; the CLI and the reports only read it.
 
 from __future__ import annotations
 
+import functools
 import math
 from importlib import metadata
 
@@ -14,6 +15,7 @@ from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, Resolved
 from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.engines.conjugate import se_from_ci
+from bayes_pip.engines.idata import conjugate_idata
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
 from bayes_pip.record import Diagnostics, FitRecord, Likelihood, PublishedResult, Settings
@@ -85,7 +87,8 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                          **posterior_summary(post, outcome, [], with_tau=False),
                          likelihood=Likelihood(y, se, published.source), diagnostics=None,
                          dl=None, published=published_record(published), notes=tuple(notes),
-                         settings=Settings(None, versions=versions(used)), posterior=post)
+                         settings=Settings(None, versions=versions(used)), posterior=post,
+                         draws=functools.partial(conjugate_idata, post, y, se, prior, seed))
 
     classical = classical_from(resolved)
     es = classical.effects
@@ -105,7 +108,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                                   else None),
                      dl=classical.record(),
                      published=published_record(published) if published else None,
-                     notes=tuple(notes), settings=used_settings, idata=result.idata,
+                     notes=tuple(notes), settings=used_settings, draws=result.idata,
                      posterior=result.posterior)
 
 

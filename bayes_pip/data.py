@@ -231,6 +231,11 @@ def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
         raise InputError("is a directory, expected a CSV file", file=name) from None
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror})", file=name) from None
+    return parse_table(raw, name, required)
+
+
+def parse_table(raw: bytes, name: str, required: tuple[str, ...]) -> pd.DataFrame:
+    """Parse CSV bytes as strings (see :func:`read_table`); ``name`` labels error messages."""
     if not raw.strip():
         raise InputError("file is empty (expected a header row and data rows)", file=name)
     if b"\x00" in raw:
@@ -488,3 +493,38 @@ def load_dataset(directory: str | Path | None = None) -> Dataset:
     trials = read_table(trials_path, TRIAL_COLUMNS) if trials_path.exists() else None
     return Dataset(directory=directory, outcomes=outcomes, studies=studies, trials=trials,
                    published=published)
+
+
+IN_MEMORY = Path("<DataFrames>")
+
+
+def load_frames(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None,
+                published: pd.DataFrame | None = None, trials: pd.DataFrame | None = None
+                ) -> Dataset:
+    """Validate in-memory tables (the columns of outcomes.csv, studies.csv, ...) as a Dataset.
+
+    Each frame goes through exactly the checks a CSV file does (it is written as CSV text and
+    read back), so errors name the table, row and column the same way.
+    """
+    def text(frame, label, required):
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError(f"expected a pandas DataFrame, got {type(frame).__name__}",
+                             file=label)
+        return parse_table(frame.to_csv(index=False).encode("utf-8"), label, required)
+
+    label = str(IN_MEMORY / "outcomes.csv")
+    out = validate_outcomes(text(outcomes, label, OUTCOME_COLUMNS), label)
+    if studies is not None:
+        label = str(IN_MEMORY / "studies.csv")
+        st = validate_studies(text(studies, label, STUDY_COLUMNS), out, label)
+    else:
+        st = pd.DataFrame(columns=list(STUDY_COLUMNS) + list(COUNT_COLUMNS)
+                          + list(CONTINUOUS_COLUMNS) + ["provenance"])
+    pub = None
+    if published is not None:
+        label = str(IN_MEMORY / "published.csv")
+        pub = validate_published(text(published, label, PUBLISHED_COLUMNS), out, label)
+    tr = None
+    if trials is not None:
+        tr = text(trials, str(IN_MEMORY / "trials.csv"), TRIAL_COLUMNS)
+    return Dataset(directory=IN_MEMORY, outcomes=out, studies=st, trials=tr, published=pub)

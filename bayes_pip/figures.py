@@ -1,7 +1,8 @@
-"""Figures for reports (matplotlib, Agg backend): forest plot, prior vs posterior, sensitivity.
+"""Figures: forest plot, prior vs posterior, sensitivity to the prior.
 
-Every function takes fit records (summaries, posterior objects, priors) and returns PNG bytes;
-nothing here computes a statistic that is printed.
+Every function takes fit records and returns a matplotlib Figure (built without pyplot, so no
+global state and no backend is forced: a notebook shows it, the report saves it with
+:func:`png_bytes`). Nothing here computes a statistic that is printed.
 """
 
 from __future__ import annotations
@@ -13,19 +14,18 @@ import numpy as np
 from bayes_pip import measures
 
 
-def pyplot():
-    import matplotlib
+def new_figure(figsize):
+    """A Figure with one Axes, outside pyplot's global state."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def png_bytes(fig) -> bytes:
+    """The figure as PNG (130 dpi, tight bounding box, no software stamp)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=130, bbox_inches="tight", metadata={"Software": None})
-    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -37,12 +37,11 @@ def log_axis(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def forest_plot(main: dict) -> bytes:
+def forest_plot(main):
     """Observed and shrunken study estimates, DL and Bayesian pooled rows, prediction interval.
 
     Natural scale, log axis for ratios. At summary level: the published estimate and the posterior.
     """
-    plt = pyplot()
     m = main.measure
     rows = []  # (label, estimate, low, high, style)
     for st in main.studies:
@@ -67,7 +66,7 @@ def forest_plot(main: dict) -> bytes:
                      "predict"))
     styles = {"observed": ("s", "#444444"), "shrunken": ("o", "#1f77b4"),
               "dl": ("D", "#d62728"), "bayes": ("D", "#1f77b4"), "predict": ("|", "#9467bd")}
-    fig, ax = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.4))
+    fig, ax = new_figure((8, 0.42 * len(rows) + 1.4))
     for i, (label, est, lo, hi, style) in enumerate(rows):
         yy = len(rows) - i
         marker, colour = styles[style]
@@ -82,12 +81,11 @@ def forest_plot(main: dict) -> bytes:
     ax.set_xlabel(f"{m} (95% interval); {side} of the dashed line {favours}")
     ax.set_title(main.label, fontsize=11)
     ax.grid(axis="x", alpha=0.3)
-    return png_bytes(fig)
+    return fig
 
 
-def prior_posterior_plot(fit, target: str) -> bytes:
+def prior_posterior_plot(fit, target: str):
     """Prior and posterior density of mu (natural-scale axis labels) or tau."""
-    plt = pyplot()
     s = fit
     prior = getattr(fit.prior, "mu" if target == "mu" else "tau")
     post = fit.posterior
@@ -99,7 +97,7 @@ def prior_posterior_plot(fit, target: str) -> bytes:
     else:
         hi = max(s.tau.ci_high, float(prior.ppf(0.95))) * 1.2
         x = np.linspace(1e-4, hi, 400)
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = new_figure((6.5, 3.6))
     ax.plot(x, np.exp(prior.logpdf(x)), color="grey", ls="--", label=f"prior: {prior.describe()}")
     ax.plot(x, post.density(target, x), color="#1f77b4", lw=2, label="posterior")
     if target == "mu":
@@ -121,15 +119,14 @@ def prior_posterior_plot(fit, target: str) -> bytes:
     ax.set_title(f"{s.label}: prior vs posterior ({'mu' if target == 'mu' else 'tau'})",
                  fontsize=10)
     ax.legend(fontsize=8, frameon=False)
-    return png_bytes(fig)
+    return fig
 
 
-def sensitivity_plot(rows: list[dict]) -> bytes:
+def sensitivity_plot(rows: list):
     """Effect median and 95% CrI under each prior, with P(benefit), beside DL and published."""
-    plt = pyplot()
     s = rows[0]
     m = s.measure
-    fig, ax = plt.subplots(figsize=(8, 0.45 * (len(rows) + 2) + 1.2))
+    fig, ax = new_figure((8, 0.45 * (len(rows) + 2) + 1.2))
     items = [(r.prior.name, r.effect.median, r.effect.ci_low,
               r.effect.ci_high, f"P(benefit) {r.p_benefit:.3f}", "#1f77b4") for r in rows]
     if s.dl:
@@ -151,4 +148,4 @@ def sensitivity_plot(rows: list[dict]) -> bytes:
     ax.set_xlabel(f"{m}: posterior median and 95% credible interval")
     ax.set_title(f"{s.label}: sensitivity to the prior", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
-    return png_bytes(fig)
+    return fig

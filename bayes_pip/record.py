@@ -215,8 +215,10 @@ class Settings(Record):
 class FitRecord(Record):
     """One outcome under one prior set with one engine: everything `fit` prints.
 
-    ``idata`` (ArviZ InferenceData) and ``posterior`` (the engine's posterior object, which
-    answers cdf/sf/quantile/mean/sd/density questions) travel with the record but are not JSON.
+    ``idata`` (ArviZ InferenceData: posterior, prior, observed_data and log_likelihood groups,
+    for every engine) and ``posterior`` (the engine's posterior object, which answers
+    cdf/sf/quantile/mean/sd/density questions) travel with the record but are not JSON. For the
+    exact and conjugate engines the draws are made (independently, seeded) on first access.
     """
 
     outcome: str
@@ -245,5 +247,19 @@ class FitRecord(Record):
     published: PublishedResult | None = None
     notes: tuple[str, ...] = ()
     settings: Settings = field(default_factory=lambda: Settings(None))
-    idata: Any = field(default=None, compare=False, repr=False, metadata=NOT_JSON)
+    draws: Any = field(default=None, compare=False, repr=False, metadata=NOT_JSON)
     posterior: Any = field(default=None, compare=False, repr=False, metadata=NOT_JSON)
+
+    @property
+    def mcmc(self) -> bool:
+        """True when the fit is a Markov chain Monte Carlo trace (not exact or closed form)."""
+        return self.diagnostics is not None
+
+    @property
+    def idata(self):
+        """ArviZ InferenceData of this fit (made on first access for non-MCMC engines)."""
+        cached = self.__dict__.get("_idata")
+        if cached is None and self.draws is not None:
+            cached = self.draws() if callable(self.draws) else self.draws
+            object.__setattr__(self, "_idata", cached)
+        return cached

@@ -54,7 +54,7 @@ def write_fit(out_dir: Path, result) -> list[Path]:
     with staged_directory(Path(out_dir)) as stage:
         (stage / f"{stem}.json").write_text(json_text(s.to_dict()), encoding="utf-8")
         written.append(Path(out_dir) / f"{stem}.json")
-        if result.idata is not None:
+        if result.mcmc:
             result.idata.to_netcdf(str(stage / f"{stem}.nc"), engine="h5netcdf")
             written.append(Path(out_dir) / f"{stem}.nc")
     return written
@@ -159,11 +159,12 @@ def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
     main = fits[0]
     rows = list(fits)
     o = main.outcome
-    pngs = {f"{o}_forest.png": figures.forest_plot(main),
+    figs = {f"{o}_forest.png": figures.forest_plot(main),
             f"{o}_prior_posterior_mu.png": figures.prior_posterior_plot(fits[0], "mu"),
             f"{o}_sensitivity.png": figures.sensitivity_plot(rows)}
     if main.tau:
-        pngs[f"{o}_prior_posterior_tau.png"] = figures.prior_posterior_plot(fits[0], "tau")
+        figs[f"{o}_prior_posterior_tau.png"] = figures.prior_posterior_plot(fits[0], "tau")
+    pngs = {name: figures.png_bytes(fig) for name, fig in figs.items()}
     sentences = discussion_sentences(main, rows)
     sens_h, sens_b = sensitivity_table(rows)
     st_h, st_b = study_table(main) if main.studies else (None, None)

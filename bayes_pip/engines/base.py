@@ -59,7 +59,7 @@ class EngineResult:
     """An engine's answer: the posterior, its draws (MCMC) and how it was computed."""
 
     posterior: Posterior
-    idata: Any = None              # arviz.InferenceData for MCMC engines
+    idata: Any = None              # arviz.InferenceData, or a function that makes it on demand
     diagnostics: dict | None = None
     settings: dict = field(default_factory=dict)  # engine settings stored with the fit
 

@@ -14,6 +14,7 @@ import numpy as np
 from bayes_pip import measures
 from bayes_pip.engines import mcmc
 from bayes_pip.engines.base import EngineResult, Problem
+from bayes_pip.engines.idata import add_binomial_groups
 from bayes_pip.errors import InputError
 
 
@@ -52,13 +53,14 @@ def sample_binomial_normal(es, prior, seed: int, settings,
     else:
         mu = post["mu"].values
     theta_new = mu + tau * rng.standard_normal(mu.shape)
+    baseline = post["baseline"].values[..., :k]
     post = post.drop_vars([n for n in ("theta", "z", "baseline") if n in post]).drop_dims(
         [d for d in post.dims if d not in ("chain", "draw")], errors="ignore")
     idata.posterior = post.assign(
         theta=xr.DataArray(theta, dims=("chain", "draw", "study"),
                            coords={"study": list(es.study)}),
         theta_new=xr.DataArray(theta_new, dims=("chain", "draw")))
-    return idata
+    return add_binomial_groups(idata, es, prior, seed, baseline, measures.get(es.measure).link)
 
 
 class BinomialNormalNUTS:

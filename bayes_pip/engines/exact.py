@@ -25,6 +25,7 @@ distribution via restricted divergence. J Comput Graph Stat 2017;26(1):217-222.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ import numpy as np
 from scipy import optimize, special
 
 from bayes_pip.engines.base import EngineResult, Problem
+from bayes_pip.engines.idata import exact_idata
 from bayes_pip.errors import InputError
 
 SCOUT_POINTS = 4001    # coarse pass that finds where p(log tau | y) lives
@@ -269,7 +271,8 @@ class ExactEngine:
     def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
         es = problem.effects
         post = exact_posterior(es.y, es.v, prior.mu, prior.tau)
-        return EngineResult(post, settings={"quadrature": {
+        draws = functools.partial(exact_idata, post, es, prior, seed)
+        return EngineResult(post, draws, settings={"quadrature": {
             "nodes": int(len(post.tau)), "method": "composite 5-point Gauss-Legendre in log tau"}})
 
     def describe(self, fit) -> str:

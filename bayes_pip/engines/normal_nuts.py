@@ -15,6 +15,7 @@ import numpy as np
 
 from bayes_pip.engines import mcmc
 from bayes_pip.engines.base import EngineResult, Problem
+from bayes_pip.engines.idata import add_normal_groups
 
 
 def conditional_theta_draws(mu, tau, y, v, rng):
@@ -65,6 +66,7 @@ class NormalNormalNUTS:
     def fit(self, problem: Problem, prior, seed: int, settings, progress=False) -> EngineResult:
         es = problem.effects
         idata = sample_normal_normal(es.y, es.v, prior, seed, settings, es.study, progress)
+        add_normal_groups(idata, es, prior, seed)
         return mcmc.finish(self, idata, problem, prior, seed, settings)
 
     def describe(self, fit) -> str:
