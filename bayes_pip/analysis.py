@@ -14,8 +14,7 @@ from bayes_pip import engines
 from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, Resolved
 from bayes_pip.engines.base import Problem, SamplerSettings
-from bayes_pip.engines.conjugate import se_from_ci
-from bayes_pip.engines.idata import conjugate_idata
+from bayes_pip.engines.conjugate import conjugate_idata, se_from_ci
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
 from bayes_pip.record import Diagnostics, FitRecord, Likelihood, PublishedResult, Settings

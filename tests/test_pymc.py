@@ -230,3 +230,30 @@ def test_binomial_converges_with_one_or_two_studies_under_every_binary_prior(row
                                        settings=SamplerSettings(target_accept=0.99))
         d = diagnostics(idata)
         assert d["converged"], (name, d)
+
+
+@pytest.mark.parametrize("tau_prior", [HalfNormal(0.5), HalfCauchy(1.0), LogNormalTau2(-2.34, 1.72),
+                                       LogTTau2(-3.85, 1.93), Uniform(10.0)])
+def test_sampled_parametrisation_is_the_idiomatic_specification(tau_prior):
+    """The idiomatic PyMC model (normal_normal_spec: the prior set's own PyMC distributions,
+    y ~ N(mu, v + tau^2) with study dims) and the whitened model the sampler runs are one
+    posterior: with mu = m(tau) + z / sqrt(W(tau)), log p_spec(mu, u) = log p_fast(u, z)
+    + 1/2 log W(tau) + constant, at random points, for every tau prior family."""
+    from bayes_pip.engines.fast_normal import log_density_at
+    from bayes_pip.engines.pymc_models import normal_normal_spec, prior_data
+
+    y, v = crins_effects()
+    pr = prior(Normal(-0.5, 2.0), tau_prior)
+    model = normal_normal_spec(y, v, pr)
+    assert model.coords["study"] == tuple(f"study {i + 1}" for i in range(len(y)))
+    logp = model.compile_logp()
+    names = [rv.name for rv in model.value_vars]
+    tau_name = next(n for n in names if n != "mu")
+    rng = np.random.default_rng(2)
+    offsets = []
+    for _ in range(20):
+        u, z = rng.uniform(-5, 2), rng.normal()
+        lp, _, _, mu, tau = log_density_at(u, z, y, v, prior_data(pr))
+        big_w = 1 / pr.mu.sd**2 + np.sum(1 / (v + tau**2))
+        offsets.append(float(logp({"mu": mu, tau_name: u})) - (lp + 0.5 * math.log(big_w)))
+    assert np.ptp(offsets) < 1e-9, (tau_name, offsets)

@@ -59,7 +59,9 @@ def sample_binomial_normal(es, prior, seed: int, settings,
     idata.posterior = post.assign(
         theta=xr.DataArray(theta, dims=("chain", "draw", "study"),
                            coords={"study": list(es.study)}),
-        theta_new=xr.DataArray(theta_new, dims=("chain", "draw")))
+        theta_new=xr.DataArray(theta_new, dims=("chain", "draw")),
+        baseline=xr.DataArray(baseline, dims=("chain", "draw", "study"),
+                              coords={"study": list(es.study)}))
     return add_binomial_groups(idata, es, prior, seed, baseline, measures.get(es.measure).link)
 
 

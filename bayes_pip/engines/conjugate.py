@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from bayes_pip.engines import idata as idata_groups
 from bayes_pip.engines.base import EngineResult, Problem
 
 Z_975 = 1.959963984540054
@@ -74,6 +75,26 @@ def summary_posterior(y: float, se: float, mu_prior) -> NormalPosterior:
     precision = 1 / se**2 + 1 / mu_prior.sd**2
     mean = (y / se**2 + mu_prior.mean / mu_prior.sd**2) / precision
     return NormalPosterior(float(mean), float(math.sqrt(1 / precision)))
+
+
+def conjugate_idata(post, estimate: float, se: float, prior, seed: int,
+                    draws: int = idata_groups.DRAWS, chains: int = idata_groups.CHAINS):
+    """Independent draws of mu from the summary-level posterior, with its one observation."""
+    az = idata_groups.az_module()
+    rng = np.random.default_rng([seed, 5])
+    shape = (chains, draws)
+    mu = post.post_mean + post.post_sd * rng.standard_normal(shape)
+    loglik = -0.5 * (np.log(2 * math.pi * se**2) + (estimate - mu[..., None]) ** 2 / se**2)
+    prior_mu = ({"mu": prior.mu.ppf(rng.uniform(size=shape))}
+                if getattr(prior.mu, "proper", True) else None)
+    coords = {"estimate": ["published pooled estimate"]}
+    return az.from_dict(posterior={"mu": mu}, prior=prior_mu,
+                        observed_data={"y": np.array([estimate])},
+                        constant_data={"se": np.array([se])},
+                        log_likelihood={"y": loglik}, coords=coords,
+                        dims={"y": ["estimate"], "se": ["estimate"]},
+                        attrs={"engine": "conjugate", "draws": "independent (not MCMC)",
+                               "seed": seed})
 
 
 class ConjugateEngine:

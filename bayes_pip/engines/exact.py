@@ -33,7 +33,7 @@ import numpy as np
 from scipy import optimize, special
 
 from bayes_pip.engines.base import EngineResult, Problem
-from bayes_pip.engines.idata import exact_idata
+from bayes_pip.engines import idata as idata_groups
 from bayes_pip.errors import InputError
 
 SCOUT_POINTS = 4001    # coarse pass that finds where p(log tau | y) lives
@@ -257,6 +257,45 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
     return ExactPosterior(y=y, v=v, mu_prior=mu_prior, tau_prior=tau_prior, edges=edges,
                           cum_edges=cum_edges, log_shift=shift, total=total, tau=tau,
                           weight=mass / total, mu_mean=m, mu_var=var)
+
+
+# ---------------------------------------------------------------------------------------------
+# independent draws as InferenceData
+# ---------------------------------------------------------------------------------------------
+
+def exact_tau_draws(post, u) -> np.ndarray:
+    """Invert the exact engine's CDF of tau at uniforms ``u``."""
+    u = np.asarray(u, float)
+    cum = post.cum_edges
+    tau = np.empty_like(u)
+    low = u < cum[0]
+    if low.any():  # below the quadrature range the posterior has the prior's shape
+        lower = float(post.tau_prior.cdf(math.exp(post.edges[0])))
+        tau[low] = post.tau_prior.ppf(u[low] / cum[0] * lower)
+    rest = ~low
+    j = np.clip(np.searchsorted(cum, u[rest], side="right") - 1, 0, len(cum) - 2)
+    width = np.maximum(cum[j + 1] - cum[j], 1e-300)
+    frac = np.clip((u[rest] - cum[j]) / width, 0.0, 1.0)
+    tau[rest] = np.exp(post.edges[j] + frac * (post.edges[j + 1] - post.edges[j]))
+    return tau
+
+
+def exact_idata(post, effects, prior, seed: int, draws: int = idata_groups.DRAWS,
+                chains: int = idata_groups.CHAINS):
+    """Independent posterior draws from the exact engine as InferenceData (with all groups)."""
+    az = idata_groups.az_module()
+    rng = np.random.default_rng([seed, 5])
+    shape = (chains, draws)
+    tau = exact_tau_draws(post, rng.uniform(size=shape)).reshape(shape)
+    m, var, _ = conditional_moments(post.y, post.v, tau.ravel(), post.mu_prior)
+    mu = (m + np.sqrt(var) * rng.standard_normal(m.shape)).reshape(shape)
+    theta = idata_groups.conditional_theta_draws(mu, tau, post.y, post.v, rng)
+    theta_new = mu + tau * rng.standard_normal(shape)
+    idata = az.from_dict(posterior={"mu": mu, "tau": tau, "theta": theta, "theta_new": theta_new},
+                         coords=idata_groups.study_coords(effects), dims={"theta": ["study"]},
+                         attrs={"engine": "exact", "draws": "independent (not MCMC)",
+                                "seed": seed})
+    return idata_groups.add_normal_groups(idata, effects, prior, seed)
 
 
 class ExactEngine:

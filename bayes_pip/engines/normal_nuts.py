@@ -15,17 +15,7 @@ import numpy as np
 
 from bayes_pip.engines import mcmc
 from bayes_pip.engines.base import EngineResult, Problem
-from bayes_pip.engines.idata import add_normal_groups
-
-
-def conditional_theta_draws(mu, tau, y, v, rng):
-    """theta_i | mu, tau, y_i ~ N(B mu + (1-B) y_i, v_i (1-B)), B = v_i/(v_i + tau^2), per draw."""
-    mu = mu[..., None]
-    tau2 = tau[..., None] ** 2
-    b = v / (v + tau2)
-    mean = b * mu + (1 - b) * y
-    sd = np.sqrt(v * tau2 / (v + tau2))
-    return mean + sd * rng.standard_normal(mean.shape)
+from bayes_pip.engines.idata import add_normal_groups, conditional_theta_draws
 
 
 def sample_normal_normal(y, v, prior, seed: int, settings, study_names, progress: bool = False):

@@ -1,0 +1,138 @@
+"""The shape of the package, enforced: imports flow one way through the layers below, `list`,
+`dl` and the exact engine never load PyMC, the CLI holds no statistics, and the DL core uses
+NumPy/SciPy only."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
+
+# lowest first; a module may import modules of its own layer or of lower layers only
+LAYERS = [
+    {"version", "errors", "bundled", "effects", "record", "dl"},
+    {"measures", "dl_fused"},
+    {"data"},
+    {"priors"},
+    {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata"},
+    {"engines.conjugate", "engines.exact", "engines.pymc_models", "engines.fast_normal",
+     "engines.mcmc", "engines"},
+    {"engines.normal_nuts", "engines.binomial_nuts"},
+    {"classical"},
+    {"summarise"},
+    {"analysis", "figures"},
+    {"report", "revman", "api"},
+    {"cli", "__init__"},
+    {"__main__"},
+]
+LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    name = ".".join(parts)
+    return name[: -len(".__init__")] if name.endswith(".__init__") and name != "__init__" else name
+
+
+def package_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bayes_pip"):
+            if node.module == "bayes_pip":
+                found |= {a.name for a in node.names}
+            else:
+                found.add(node.module.removeprefix("bayes_pip."))
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("bayes_pip.") for a in node.names
+                      if a.name.startswith("bayes_pip.")}
+    return found
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def test_every_module_has_a_layer():
+    assert set(MODULES) - {"__init__"} <= set(LAYER) | {"__init__"}, set(MODULES) - set(LAYER)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_imports_flow_downstream(name):
+    for dep in package_imports(MODULES[name]):
+        assert dep in LAYER, f"{name} imports unknown module {dep}"
+        assert LAYER[dep] <= LAYER[name], f"{name} (layer {LAYER[name]}) imports {dep} " \
+                                          f"(layer {LAYER[dep]})"
+
+
+def test_no_import_cycles():
+    graph = {name: package_imports(path) & set(MODULES) for name, path in MODULES.items()}
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for dep in graph.get(node, ()):
+            if dep == node or dep == "__init__":
+                continue
+            assert state.get(dep) != "open", f"import cycle: {' -> '.join(stack + [dep])}"
+            if dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = "done"
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+
+
+def test_dl_core_uses_numpy_and_scipy_only():
+    tree = ast.parse((PACKAGE / "dl.py").read_text())
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module}
+    assert roots <= {"numpy", "scipy", "__future__", "dataclasses", "math"}, roots
+
+
+def test_cli_holds_no_statistics():
+    """The CLI parses, calls the library and prints: no numerical libraries, no arithmetic
+    beyond counting."""
+    tree = ast.parse((PACKAGE / "cli.py").read_text())
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}
+    assert not roots & {"numpy", "scipy", "pandas", "math", "statistics", "pymc", "arviz"}
+    ops = [n for n in ast.walk(tree) if isinstance(n, ast.BinOp)
+           and isinstance(n.op, (ast.Mult, ast.Div, ast.Pow, ast.FloorDiv))]
+    assert all(isinstance(op.left, ast.Constant) and isinstance(op.left.value, str)
+               for op in ops if isinstance(op.op, ast.Mult)), "arithmetic in cli.py"
+    assert not [op for op in ops if not isinstance(op.op, ast.Mult)]
+
+
+@pytest.mark.parametrize("args", [["list"], ["dl", "secure_attachment_post"],
+                                  ["fit", "parent_reported_depression_vs_alternative",
+                                   "--engine", "exact"],
+                                  ["compare-priors", "secure_attachment_post", "--engine",
+                                   "exact"]],
+                         ids=["list", "dl", "fit-exact", "compare-exact"])
+def test_light_commands_never_import_pymc(args):
+    code = ("import sys, contextlib, io\nfrom bayes_pip.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main({args!r}) == 0\n"
+            "heavy = [m for m in ('pymc', 'pytensor', 'nutpie', 'arviz', 'numba') "
+            "if m in sys.modules]\nprint(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_engine_registry_describes_every_engine():
+    from bayes_pip import engines
+
+    for name in engines.REGISTRY:
+        engine = engines.get(name)
+        assert engine.name == name
+        assert engine.help.startswith(name + ":")
+        assert engine.model in ("normal-normal", "binomial-normal")
+        assert "numpy" in engine.packages
+    assert engines.CHOICES == ("pymc", "binomial", "exact")
