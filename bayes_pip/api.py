@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_pip import analysis, engines
+from bayes_pip.environment import ensure_writable_caches
 from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, load_dataset, load_frames
 from bayes_pip.engines.base import SamplerSettings
@@ -26,6 +27,7 @@ from bayes_pip.priors import load_prior_sets
 from bayes_pip.record import DLRecord, FitRecord
 
 DEFAULT_SEED = analysis.DEFAULT_SEED
+ensure_writable_caches()
 
 
 def load(source: str | Path | Dataset | None = None, *, outcomes: pd.DataFrame | None = None,

@@ -129,6 +129,20 @@ def method_from_file(outcome: Outcome) -> str:
     return table[(method, model)]
 
 
+def check_effects(es: EffectSizes, outcome_id: str, file: str) -> None:
+    """Every derived effect and variance must be usable before any engine runs: finite, the
+    variance positive, and its inverse and the study's Q contribution finite."""
+    with np.errstate(all="ignore"):
+        ok = (np.isfinite(es.y) & np.isfinite(es.v) & (es.v > 0) & np.isfinite(1 / es.v)
+              & np.isfinite(es.y**2 / es.v))
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise InputError(f"outcome '{outcome_id}', study '{es.study[i]}': the {es.measure} "
+                         f"effect ({es.y[i]:.3g}) or its variance ({es.v[i]:.3g}) is not usable "
+                         "(it must be finite with a finite, positive variance); check that "
+                         "study's means, SDs and counts", file=file)
+
+
 def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL") -> ClassicalAnalysis:
     """Effect sizes and pooled result of one outcome's study rows."""
     return classical_from(dataset.resolve(outcome_id, level=None), method)
@@ -144,7 +158,9 @@ def classical_from(resolved: Resolved, method: str = "DL") -> ClassicalAnalysis:
     if rows.empty:
         raise InputError(f"outcome '{outcome_id}' has no study rows to pool",
                          file=resolved.studies_file)
-    es = effect_sizes(rows, outcome.scale)
+    with np.errstate(all="ignore"):  # overflow or 0/0 is caught by check_effects, by study
+        es = effect_sizes(rows, outcome.scale)
+    check_effects(es, outcome_id, resolved.studies_file)
     if es.k == 0:
         raise InputError(f"outcome '{outcome_id}': every study has no events (or only events) "
                          f"in both arms, nothing to pool ({', '.join(es.excluded)})",

@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import signal
 import sys
+import threading
 import traceback
 
 from bayes_pip.version import __version__
-from bayes_pip.errors import ConvergenceError, InputError
+from bayes_pip.environment import ensure_writable_caches
+from bayes_pip.errors import ConvergenceError, InputError, Terminated
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONVERGENCE = 0, 1, 2, 3
 
@@ -24,6 +27,33 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_INPUT, f"bayes_pip: error: {message} (see `python -m bayes_pip "
                               f"{self.prog.split()[-1] if ' ' in self.prog else ''} --help`)\n")
+
+
+def int_in(low: int, high: int):
+    """argparse type: a whole number in [low, high]."""
+    def parse(text: str) -> int:
+        if not text.isascii() or not text.lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        value = int(text, 10)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    return parse
+
+
+def probability_open(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be strictly between 0 and 1")
+    return value
+
+
+SEED_MAX = 4_294_967_295  # 2^32 - 1, what NumPy seeds accept
+DRAWS_MAX = 1_000_000  # per chain; 4 chains x 10^6 draws of mu and tau is 64 MB
 
 
 def print_json(obj) -> None:
@@ -152,10 +182,13 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     p.add_argument("--level", choices=LEVELS, default="auto",
                    help="study: study rows; summary: the published pooled estimate; auto "
                         "(default): study rows when they cover every study the review pooled")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default %(default)s)")
-    p.add_argument("--draws", type=int, default=2000, help="draws per chain (default %(default)s)")
-    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default %(default)s)")
-    p.add_argument("--target-accept", type=float, default=None,
+    p.add_argument("--seed", type=int_in(0, SEED_MAX), default=DEFAULT_SEED,
+                   help="random seed, 0 to 2^32-1 (default %(default)s)")
+    p.add_argument("--draws", type=int_in(1, DRAWS_MAX), default=2000,
+                   help="draws per chain, 1 to 10^6 (default %(default)s)")
+    p.add_argument("--tune", type=int_in(1, DRAWS_MAX), default=1000,
+                   help="tuning steps per chain, 1 to 10^6 (default %(default)s)")
+    p.add_argument("--target-accept", type=probability_open, default=None,
                    help="NUTS target acceptance (default 0.95 for pymc, 0.99 for binomial)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -395,7 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    ensure_writable_caches()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -410,8 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"bayes_pip: convergence failure: {exc}\n")
         return EXIT_CONVERGENCE
     except KeyboardInterrupt:
-        sys.stderr.write("bayes_pip: interrupted\n")
+        sys.stderr.write("bayes_pip: interrupted; nothing was written\n")
         return 130
+    except Terminated:
+        sys.stderr.write("bayes_pip: terminated; nothing was written\n")
+        return 143
     except BrokenPipeError:
         return EXIT_OK
     except Exception:  # noqa: BLE001 - the last line of defence: exit 1 with a pointer

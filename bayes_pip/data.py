@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,15 @@ TRIAL_COLUMNS = ("study", "source")
 COUNT_COLUMNS = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
 CONTINUOUS_COLUMNS = ("mean_pip", "sd_pip", "mean_ctrl", "sd_ctrl")
 LEVELS = ("auto", "study", "summary")
+
+# identifiers from data files are data, never paths: outcome and prior ids name output files, so
+# they are restricted to a safe set; study names are labels (spaces allowed) without control
+# characters. See check_identifier / check_label.
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+ID_MAX = 100
+LABEL_MAX = 200
+RESERVED_IDS = frozenset({"summary_of_findings", "con", "prn", "aux", "nul", *(
+    f"{d}{i}" for d in ("com", "lpt") for i in range(1, 10))})
 
 
 def bundled_data_dir() -> Path:
@@ -306,6 +316,37 @@ def check_choice(frame: pd.DataFrame, column: str, allowed: tuple[str, ...], fil
                              file=file, row=csv_row(i), column=column)
 
 
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an id (outcome or prior name), or None when it can."""
+    if len(value) > ID_MAX:
+        return f"is longer than {ID_MAX} characters"
+    if not ID_PATTERN.fullmatch(value) or ".." in value:
+        return ("is not a valid id (allowed: letters, digits, '_', '-' and '.', starting with a "
+                "letter or digit, no '..')")
+    if value.lower().split(".")[0] in RESERVED_IDS:
+        return "is a reserved name"
+    return None
+
+
+def check_identifier(frame: pd.DataFrame, column: str, file: str) -> None:
+    for i, value in enumerate(frame[column]):
+        problem = identifier_problem(value)
+        if problem:
+            raise InputError(f"{value[:60]!r} {problem}", file=file, row=csv_row(i),
+                             column=column)
+
+
+def check_label(frame: pd.DataFrame, column: str, file: str) -> None:
+    """Labels (study names, outcome labels): printable text of bounded length."""
+    for i, value in enumerate(frame[column]):
+        if len(value) > LABEL_MAX:
+            raise InputError(f"is longer than {LABEL_MAX} characters", file=file,
+                             row=csv_row(i), column=column)
+        if any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+            raise InputError("contains a control character", file=file, row=csv_row(i),
+                             column=column)
+
+
 def check_nonempty(frame: pd.DataFrame, column: str, file: str) -> None:
     for i, value in enumerate(frame[column]):
         if value == "":
@@ -321,6 +362,9 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
         raise InputError("no outcome rows (expected at least one outcome)", file=file)
     for column in ("outcome", "label", "comparison"):
         check_nonempty(frame, column, file)
+    check_identifier(frame, "outcome", file)
+    check_label(frame, "label", file)
+    check_label(frame, "comparison", file)
     check_choice(frame, "measure", measures.NAMES, file)
     check_choice(frame, "benefit", BENEFITS, file)
     duplicated = frame["outcome"].duplicated()
@@ -351,6 +395,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
                              "inverse variance)", file=file, column=missing[0])
     for column in ("outcome", "study", "source"):
         check_nonempty(frame, column, file)
+    check_label(frame, "study", file)
     measure_of = dict(zip(outcomes["outcome"], outcomes["measure"]))
     for i, outcome in enumerate(frame["outcome"]):
         if outcome not in measure_of:
@@ -374,6 +419,13 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
         i = int(np.flatnonzero(half)[0])
         raise InputError("yi and sei must be given together (generic inverse variance)",
                          file=file, row=csv_row(i), column="sei" if frame["yi"].notna().iloc[i] else "yi")
+    for outcome_id in frame["outcome"].unique():
+        rows = (frame["outcome"] == outcome_id).to_numpy()
+        if giv[rows].any() and not giv[rows].all():
+            i = int(np.flatnonzero(rows & (giv != giv[np.flatnonzero(rows)[0]]))[0])
+            raise InputError(f"outcome '{outcome_id}' mixes generic inverse-variance rows (yi, sei)"
+                             " with arm-level rows; give every study of an outcome the same way",
+                             file=file, row=csv_row(i), column="yi")
     dichotomous = measure.isin(DICHOTOMOUS_MEASURES).to_numpy() & ~giv
     continuous = ~measure.isin(DICHOTOMOUS_MEASURES).to_numpy() & ~giv
     # arm sizes: required unless the row gives yi and sei

@@ -35,3 +35,11 @@ class InputError(Exception):
 
 class ConvergenceError(Exception):
     """MCMC output that fails the convergence checks; never summarised silently."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop the work like Ctrl-C does (exit 143), leaving nothing half-written.
+
+    A BaseException, so that library code catching Exception (or a sampler catching
+    KeyboardInterrupt to return a partial trace) does not swallow it.
+    """

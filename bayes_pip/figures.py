@@ -22,6 +22,11 @@ def new_figure(figsize):
     return fig, fig.subplots()
 
 
+def plain(text: str) -> str:
+    """Text from data files drawn literally: a '$' never starts matplotlib mathtext."""
+    return str(text).replace("$", r"\$")
+
+
 def png_bytes(fig) -> bytes:
     """The figure as PNG (130 dpi, tight bounding box, no software stamp)."""
     buf = io.BytesIO()
@@ -72,14 +77,14 @@ def forest_plot(main):
         marker, colour = styles[style]
         ax.plot([lo, hi], [yy, yy], color=colour, lw=2.2 if style == "predict" else 1.4)
         ax.plot([est], [yy], marker=marker, color=colour, ms=7)
-    ax.set_yticks(range(len(rows), 0, -1), [r[0] for r in rows])
+    ax.set_yticks(range(len(rows), 0, -1), [plain(r[0]) for r in rows])
     ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
     if measures.get(m).log_scale:
         log_axis(ax)
     favours = "favours PIP" if main.comparison.startswith("pip_") else "favours intervention"
     side = "left" if main.benefit == "lower" else "right"
     ax.set_xlabel(f"{m} (95% interval); {side} of the dashed line {favours}")
-    ax.set_title(main.label, fontsize=11)
+    ax.set_title(plain(main.label), fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -116,7 +121,7 @@ def prior_posterior_plot(fit, target: str):
     else:
         ax.set_xlabel("between-study SD tau")
     ax.set_ylabel("density")
-    ax.set_title(f"{s.label}: prior vs posterior ({'mu' if target == 'mu' else 'tau'})",
+    ax.set_title(f"{plain(s.label)}: prior vs posterior ({'mu' if target == 'mu' else 'tau'})",
                  fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     return fig
@@ -141,11 +146,11 @@ def sensitivity_plot(rows: list):
         ax.plot([est], [yy], "D", color=colour)
         if text:
             ax.annotate(text, (hi, yy), xytext=(6, -3), textcoords="offset points", fontsize=8)
-    ax.set_yticks(range(len(items), 0, -1), [it[0] for it in items])
+    ax.set_yticks(range(len(items), 0, -1), [plain(it[0]) for it in items])
     ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
     if measures.get(m).log_scale:
         log_axis(ax)
     ax.set_xlabel(f"{m}: posterior median and 95% credible interval")
-    ax.set_title(f"{s.label}: sensitivity to the prior", fontsize=11)
+    ax.set_title(f"{plain(s.label)}: sensitivity to the prior", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return fig

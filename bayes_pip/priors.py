@@ -27,7 +27,7 @@ from scipy import special
 
 from bayes_pip import measures
 from bayes_pip.bundled import bundled_path
-from bayes_pip.data import Outcome
+from bayes_pip.data import Outcome, identifier_problem
 from bayes_pip.errors import InputError
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -312,6 +312,8 @@ TAU_CLASSES = {cls.code: cls for cls in (HalfNormal, HalfCauchy, LogNormalTau2, 
 TAU_FAMILIES = {family.key: (TAU_CLASSES[family], tuple(
     f.name for f in dataclasses.fields(TAU_CLASSES[family]) if f.init)) for family in TauFamily}
 MU_FAMILIES = ("normal", "sceptical", "enthusiastic")
+MU_PARAMS = {"normal": ("mean", "sd"), "sceptical": ("tail_probability",),
+             "enthusiastic": ("tail_probability",)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,6 +369,10 @@ def read_prior_set(path: Path) -> PriorSet:
     for key in ("name", "title", "source", "applies_to", "mu", "tau"):
         if key not in spec:
             raise InputError(f"missing key '{key}'", file=str(path), column=key)
+    if not isinstance(spec["name"], str) or identifier_problem(spec["name"]):
+        raise InputError(f"prior name {str(spec['name'])[:60]!r} "
+                         f"{identifier_problem(str(spec['name'])) or 'must be text'}",
+                         file=str(path), column="name")
     if spec["mu"].get("family") not in MU_FAMILIES:
         raise InputError(f"unknown mu family {spec['mu'].get('family')!r} "
                          f"(allowed: {', '.join(MU_FAMILIES)})", file=str(path), column="mu.family")
@@ -374,9 +380,57 @@ def read_prior_set(path: Path) -> PriorSet:
         raise InputError(f"unknown tau family {spec['tau'].get('family')!r} "
                          f"(allowed: {', '.join(TAU_FAMILIES)})", file=str(path),
                          column="tau.family")
+    check_parameters(spec, path)
     return PriorSet(name=spec["name"], title=spec["title"], source=spec["source"],
                     applies_to=tuple(spec["applies_to"]), mu=spec["mu"], tau=spec["tau"],
                     path=path, notes=spec.get("notes", ""), order=int(spec.get("order", 100)))
+
+
+# parameter -> (must be > 0, may be infinite); everything else must be a finite number
+POSITIVE = {"scale": (True, False), "sigma": (True, False), "df": (True, False),
+            "upper": (True, True), "sd": (True, True), "tail_probability": (True, False)}
+
+
+def check_parameters(spec: dict, path: Path) -> None:
+    """Every parameter of a prior file is a number in its range, named with its field when not
+    (so a bad file fails when it is read, with its name, never inside a sampler)."""
+    def check(section: str, params: dict) -> None:
+        names = MU_PARAMS.get(params.get("family"), ()) if section == "mu" else \
+            TAU_FAMILIES[spec["tau"]["family"]][1]
+        for name in names:
+            if name not in params:
+                if section == "mu" and name == "tail_probability":
+                    continue
+                raise InputError(f"missing parameter '{name}'", file=str(path),
+                                 column=f"{section}.{name}")
+            value = params[name]
+            positive, infinite_ok = POSITIVE.get(name, (False, False))
+            bad = (isinstance(value, bool) or not isinstance(value, (int, float))
+                   or math.isnan(value) or (math.isinf(value) and not infinite_ok)
+                   or (positive and value <= 0)
+                   or (name == "tail_probability" and not value < 0.5))
+            if bad:
+                rule = ("a number greater than 0" if positive else "a finite number")
+                if name == "tail_probability":
+                    rule = "a probability between 0 and 0.5"
+                raise InputError(f"{value!r} is not allowed (must be {rule})", file=str(path),
+                                 column=f"{section}.{name}")
+
+    check("mu", spec["mu"])
+    tau = spec["tau"]
+    table = tau.get("by_outcome_type")
+    if table is None:
+        check("tau", tau)
+    else:
+        if "default_outcome_type" in tau and tau["default_outcome_type"] not in table:
+            raise InputError(f"default_outcome_type {tau['default_outcome_type']!r} has no cell",
+                             file=str(path), column="tau.default_outcome_type")
+        for cell, params in table.items():
+            check(f"tau.by_outcome_type.{cell}", params)
+    applies = spec["applies_to"]
+    if not isinstance(applies, list) or not all(m in measures.NAMES for m in applies):
+        raise InputError(f"applies_to {applies!r} must list measures from "
+                         f"{', '.join(measures.NAMES)}", file=str(path), column="applies_to")
 
 
 def load_prior_sets(directory: Path | None = None, extra: Path | str | None = None

@@ -15,10 +15,13 @@ import io
 import json
 import os
 import shutil
+import signal
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 from bayes_pip import figures, measures
+from bayes_pip.errors import InputError
 from bayes_pip.summarise import discussion_sentences, engine_text, level_text, num, prob_text
 
 
@@ -33,11 +36,16 @@ def staged_directory(target: Path):
     stage = Path(tempfile.mkdtemp(prefix=".bayes_pip-stage-", dir=target))
     try:
         yield stage
-        for src in sorted(stage.rglob("*")):
-            if src.is_file():
-                dest = target / src.relative_to(stage)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dest)
+        # Ctrl-C or SIGTERM wait until the whole set is in place (no mix of old and new files)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for src in sorted(stage.rglob("*")):
+                if src.is_file():
+                    dest = target / src.relative_to(stage)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dest)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -52,10 +60,10 @@ def write_fit(out_dir: Path, result) -> list[Path]:
     stem = f"{s.outcome}__{s.prior.name}__{s.engine}"
     written = []
     with staged_directory(Path(out_dir)) as stage:
-        (stage / f"{stem}.json").write_text(json_text(s.to_dict()), encoding="utf-8")
+        inside(stage, f"{stem}.json").write_text(json_text(s.to_dict()), encoding="utf-8")
         written.append(Path(out_dir) / f"{stem}.json")
         if result.mcmc:
-            result.idata.to_netcdf(str(stage / f"{stem}.nc"), engine="h5netcdf")
+            result.idata.to_netcdf(str(inside(stage, f"{stem}.nc")), engine="h5netcdf")
             written.append(Path(out_dir) / f"{stem}.nc")
     return written
 
@@ -273,7 +281,7 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
     intro = (f"Data: {dataset_label}. One row per outcome with data; P(benefit) is the posterior "
              "probability that the pooled effect favours PIP under the main prior; the range "
              "runs over every prior that applies (see each outcome's report).")
-    links = [f"[{o}]({o}.html)" for o in all_fits]
+    links = [f"[{o}]({local_href(o + '.html')})" for o in all_fits]
     md = [f"# {title}", "", intro, "", md_table(SOF_HEADER, table), "",
           "Reports: " + ", ".join(links), ""]
     if skipped:
@@ -281,8 +289,8 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
     md += ["## Provenance and limits", "", provenance, ""]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>",
             html_table(SOF_HEADER, table),
-            "<p>Reports: " + ", ".join(f"<a href=\"{html.escape(o)}.html\">{html.escape(o)}</a>"
-                                       for o in all_fits) + "</p>"]
+            "<p>Reports: " + ", ".join(f"<a href=\"{html.escape(local_href(o + '.html'))}\">"
+                                       f"{html.escape(o)}</a>" for o in all_fits) + "</p>"]
     if skipped:
         body.append(f"<p class=\"note\">Outcomes without data (not analysed): "
                     f"{html.escape(', '.join(skipped))}.</p>")
@@ -292,10 +300,27 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
             "summary_of_findings.html": html_page(title, "\n".join(body), wide=True)}
 
 
+def local_href(name: str) -> str:
+    """A relative link to a file beside this one: percent-encoded, never a scheme or a path."""
+    return "./" + urllib.parse.quote(name, safe="")
+
+
+def inside(stage: Path, name: str) -> Path:
+    """``stage / name``, refusing any name that would leave the staging directory."""
+    target = (stage / name).resolve()
+    if Path(name).is_absolute() or ".." in Path(name).parts or not target.is_relative_to(
+            stage.resolve()):
+        raise InputError(f"refusing to write {name!r}: it is not a file name inside the output "
+                         "directory")
+    return target
+
+
 def write_report_files(out_dir: Path, files: dict[str, bytes | str]) -> list[Path]:
     """Stage every file, then move them into ``out_dir``: all of them or none."""
     with staged_directory(Path(out_dir)) as stage:
         for name, content in files.items():
             raw = content.encode("utf-8") if isinstance(content, str) else content
-            (stage / name).write_bytes(raw)
+            target = inside(stage, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(raw)
     return [Path(out_dir) / name for name in files]

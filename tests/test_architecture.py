@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
-    {"version", "errors", "bundled", "effects", "record", "dl"},
+    {"version", "errors", "bundled", "environment", "effects", "record", "dl"},
     {"measures", "dl_fused"},
     {"data"},
     {"priors"},

@@ -4,6 +4,10 @@ and the posterior object. Sampler-neutral: any engine that returns ArviZ Inferen
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 from bayes_pip.version import __version__
 from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.engines.diagnostics import gate
@@ -11,6 +15,32 @@ from bayes_pip.engines.draws import DrawsPosterior
 from bayes_pip.errors import ConvergenceError
 
 PYMC_PACKAGES = ("numpy", "scipy", "pandas", "pymc", "pytensor", "nutpie", "arviz")
+
+
+@contextlib.contextmanager
+def interrupts_propagate():
+    """Around a sampler call: Ctrl-C stops the sampler and is raised again afterwards.
+
+    nutpie answers KeyboardInterrupt by returning the draws made so far; a partial trace must
+    never become a result, so the interrupt is remembered and re-raised once the sampler has
+    stopped.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if seen:
+        raise KeyboardInterrupt
 
 
 def finish(engine, idata, problem: Problem, prior, seed: int, settings) -> EngineResult:

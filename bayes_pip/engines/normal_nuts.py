@@ -29,9 +29,10 @@ def sample_normal_normal(y, v, prior, seed: int, settings, study_names, progress
     y = np.asarray(y, float)
     v = np.asarray(v, float)
     model = compiled_model(y, v, prior_data(prior))
-    idata = nutpie.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                          cores=settings.cores, seed=seed, target_accept=settings.target_accept,
-                          progress_bar=progress)
+    with mcmc.interrupts_propagate():
+        idata = nutpie.sample(model, draws=settings.draws, tune=settings.tune,
+                              chains=settings.chains, cores=settings.cores, seed=seed,
+                              target_accept=settings.target_accept, progress_bar=progress)
     post = idata.posterior
     rng = np.random.default_rng([seed, 1])
     mu, tau = post["mu"].values, post["tau"].values

@@ -225,7 +225,10 @@ def run_nutpie(kind: str, data: dict, seed: int, settings: SamplerSettings, prog
                size: int = 2):
     import nutpie
 
+    from bayes_pip.engines.mcmc import interrupts_propagate
+
     model = compiled(kind, size).with_data(**data)
-    return nutpie.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+    with interrupts_propagate():
+        return nutpie.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
                          cores=settings.cores, seed=seed, target_accept=settings.target_accept,
                          progress_bar=progress)

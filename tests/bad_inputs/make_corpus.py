@@ -65,6 +65,32 @@ CASES = {
     "undecodable_file": ({"outcomes.csv": OUTCOMES.encode("utf-8").replace(b"Acute", b"\x81\x8d\x90cute")},
                          ["list"], 2, "outcomes.csv: cannot decode file"),
     "missing_outcomes_file": ({"outcomes.csv": False}, ["list"], 2, "outcomes.csv: missing file"),
+    # identifiers are data, never paths (and never markup)
+    "outcome_id_path": ({"outcomes.csv": ("\nrejection,", "\n../../escaped,"),
+                         "studies.csv": ("\nrejection,Heffron", "\n../../escaped,Heffron"),
+                         "published.csv": ("\nrejection,", "\n../../escaped,")},
+                        ["list"], 2, "row 2, column 'outcome': '../../escaped' is not a valid id"),
+    "outcome_id_absolute": ({"outcomes.csv": ("\nscore,", "\n/tmp/escaped,")}, ["list"], 2,
+                            "row 3, column 'outcome': '/tmp/escaped' is not a valid id"),
+    "outcome_id_scheme": ({"outcomes.csv": ("\nscore,", "\njavascript:alert(1),")}, ["list"], 2,
+                          "'javascript:alert(1)' is not a valid id"),
+    "outcome_id_hidden": ({"outcomes.csv": ("\nscore,", "\n.score,")}, ["list"], 2,
+                          "'.score' is not a valid id"),
+    "outcome_id_reserved": ({"outcomes.csv": ("\nscore,", "\nsummary_of_findings,")}, ["list"],
+                            2, "'summary_of_findings' is a reserved name"),
+    "outcome_id_too_long": ({"outcomes.csv": ("\nscore,", "\n" + "s" * 101 + ",")}, ["list"], 2,
+                            "is longer than 100 characters"),
+    "study_control_character": ({"studies.csv": ("Gibelli 2004", "Gibelli\x1b[31m 2004")},
+                                ["list"], 2, "row 3, column 'study': contains a control character"),
+    # derived quantities are checked before any engine runs
+    "effect_not_finite": ({"studies.csv": ("Grant,,65,,65,98,21,92,22",
+                                           "Grant,,65,,65,98,1e-300,92,1e-300")},
+                          ["dl", "score"], 2, "study 'Grant': the SMD effect"),
+    "means_overflow": ({"outcomes.csv": (",SMD,higher", ",MD,higher"),
+                        "studies.csv": ("Grant,,65,,65,98,21", "Grant,,65,,65,1e300,21")},
+                       ["dl", "score"], 2, "study 'Grant': the MD effect"),
+    "giv_mixed_with_arms": ({"studies.csv": "GIVMIX"}, ["list"], 2,
+                            "outcome 'rejection' mixes generic inverse-variance rows"),
 }
 # legitimate oddities that must run (exit 0) and what the output must say
 GOOD = {
@@ -93,6 +119,12 @@ def build(name, edits):
             files[fname] = ""
         elif isinstance(edit, bytes):
             files[fname] = edit
+        elif edit == "GIVMIX":
+            lines = files[fname].splitlines()
+            lines[0] += ",yi,sei"
+            lines[1] = "rejection,Heffron 2003,,,,,,,,,Crins 2014,-1.2,0.4"
+            files[fname] = "\n".join(line if i < 2 else line + ",,"
+                                     for i, line in enumerate(lines)) + "\n"
         elif edit == "BOMCRLF":
             files[fname] = b"\xef\xbb\xbf" + files[fname].replace("\n", "\r\n").encode()
         else:

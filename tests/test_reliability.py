@@ -1,0 +1,227 @@
+"""Hostile or odd input and environments through the real CLI: identifiers never become paths
+or markup, interrupts stop the work and leave nothing behind, prior files are validated when
+read, option values are range-checked, and an account without a writable HOME can run MCMC.
+
+Each error case asserts the exit code, a one-line message, no traceback and nothing written.
+(The data-file cases, one directory each, are in tests/bad_inputs/.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+CORPUS = Path(__file__).parent / "bad_inputs"
+BASE = CORPUS / "tau_zero"  # a valid data set (Crins OR outcome and an SMD outcome)
+SHIPPED = Path(__file__).resolve().parents[1] / "models"
+
+
+def assert_input_error(r, message: str):
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr, r.stderr
+    assert r.stderr.startswith("bayes_pip: error: ") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.stderr
+
+
+def copy_data(tmp_path: Path) -> Path:
+    target = tmp_path / "data"
+    shutil.copytree(BASE, target)
+    return target
+
+
+def prior_file(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    path = directory / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+HALFNORMAL = (SHIPPED / "halfnormal-0.5.toml").read_text()
+
+
+# ----- identifiers are data, never paths or markup --------------------------------------------
+
+def test_report_of_a_valid_data_set_stays_inside_out(tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    written = {p.relative_to(out) for p in out.rglob("*")}
+    assert all(len(p.parts) == 1 for p in written)
+    assert not list(tmp_path.glob("*escaped*"))
+    sof = (out / "summary_of_findings.html").read_text()
+    assert 'href="./rejection.html"' in sof
+
+
+def test_dollar_signs_in_study_names_are_drawn_literally(tmp_path):
+    data = copy_data(tmp_path)
+    studies = data / "studies.csv"
+    studies.write_text(studies.read_text().replace("Gibelli 2004", "Gibelli $x^2$ 2004"))
+    out = tmp_path / "out"
+    r = run_cli("report", "rejection", "--engine", "exact", "--data", str(data), "--out",
+                str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / "rejection_forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("bad_name,message", [
+    ("../escaped", "is not a valid id"), ("/tmp/escaped", "is not a valid id"),
+    ("summary_of_findings", "is a reserved name")])
+def test_prior_names_are_identifiers(tmp_path, bad_name, message):
+    priors = tmp_path / "priors"
+    prior_file(priors, "mine", HALFNORMAL.replace('name = "halfnormal-0.5"',
+                                                  f'name = "{bad_name}"'))
+    out = tmp_path / "out"
+    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+                str(priors), "--out", str(out))
+    assert_input_error(r, message)
+    assert "column 'name'" in r.stderr
+    assert not out.exists()
+
+
+# ----- prior files are validated when they are read --------------------------------------------
+
+@pytest.mark.parametrize("edit,column", [
+    (("scale = 0.5", "scale = nan"), "tau.scale"),
+    (("scale = 0.5", "scale = -1.0"), "tau.scale"),
+    (("sd = 4.0", "sd = 0.0"), "mu.sd"),
+    (("scale = 0.5", 'scale = "wide"'), "tau.scale"),
+    (('applies_to = ["RR", "OR", "SMD"]', 'applies_to = ["HR"]'), "applies_to"),
+])
+def test_bad_prior_parameters_are_named_with_their_field(tmp_path, edit, column):
+    text = HALFNORMAL.replace('name = "halfnormal-0.5"', 'name = "team"')
+    assert edit[0] in text
+    priors = tmp_path / "priors"
+    prior_file(priors, "team", text.replace(*edit))
+    r = run_cli("fit", "rejection", "--engine", "pymc", "--data", str(BASE), "--prior", "team",
+                "--prior-dir", str(priors))
+    assert_input_error(r, f"team.toml, column '{column}'")
+
+
+def test_log_t_prior_with_zero_degrees_of_freedom_is_refused(tmp_path):
+    text = (SHIPPED / "rhodes.toml").read_text().replace('name = "rhodes"', 'name = "team"')
+    text = text.replace("df = 5", "df = 0")
+    priors = tmp_path / "priors"
+    prior_file(priors, "team", text)
+    r = run_cli("list", "--data", str(BASE))  # unrelated commands are not affected
+    assert r.returncode == 0
+    r = run_cli("fit", "score", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+                str(priors))
+    assert_input_error(r, ".df': 0 is not allowed (must be a number greater than 0)")
+
+
+def test_a_team_prior_may_not_replace_a_shipped_one(tmp_path):
+    priors = tmp_path / "priors"
+    prior_file(priors, "copy", HALFNORMAL)
+    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+                str(priors))
+    assert_input_error(r, "prior name 'halfnormal-0.5' is already defined")
+
+
+def test_two_team_files_with_one_name_are_refused(tmp_path):
+    priors = tmp_path / "priors"
+    text = HALFNORMAL.replace('name = "halfnormal-0.5"', 'name = "team"')
+    prior_file(priors, "a", text)
+    prior_file(priors, "b", text)
+    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+                str(priors))
+    assert_input_error(r, "prior name 'team' is defined by more than one file")
+
+
+def test_prior_dir_must_be_a_directory(tmp_path):
+    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+                str(tmp_path / "missing"))
+    assert_input_error(r, "not a directory of prior files")
+
+
+# ----- options are range-checked --------------------------------------------------------------
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--seed", "-1", "-1 is outside 0..4294967295"),
+    ("--seed", "4294967296", "is outside 0..4294967295"),
+    ("--seed", "6_1", "'6_1' is not a whole number"),
+    ("--draws", "0", "0 is outside 1..1000000"),
+    ("--draws", "1e12", "'1e12' is not a whole number"),
+    ("--tune", "0", "0 is outside 1..1000000"),
+    ("--target-accept", "1.5", "must be strictly between 0 and 1"),
+    ("--target-accept", "0", "must be strictly between 0 and 1"),
+])
+def test_option_ranges(tmp_path, option, value, message):
+    out = tmp_path / "out"
+    r = run_cli("fit", "rejection", "--data", str(BASE), option, value, "--out", str(out))
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not out.exists()
+
+
+# ----- interrupts ---------------------------------------------------------------------------
+
+def start(*args: str, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bayes_pip", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_sampling(proc: subprocess.Popen, seconds: float) -> None:
+    """Give the process time to import, compile and start sampling."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_interrupting_a_long_mcmc_fit(tmp_path, signum, code):
+    """A long PyMC fit interrupted while sampling: exit 130/143 promptly, no result printed,
+    nothing written to --out, no staging directory left."""
+    out = tmp_path / "out"
+    proc = start("fit", "rejection", "--data", str(BASE), "--draws", "1000000", "--json",
+                 "--out", str(out))
+    wait_for_sampling(proc, 12)
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_interrupting_report_all(tmp_path, signum, code):
+    """report --all interrupted: an existing report set is left as it was (no mix of old and
+    new files) and no staging directory is left behind."""
+    out = tmp_path / "out"
+    r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = start("report", "--all", "--data", str(BASE), "--draws", "1000000", "--out",
+                 str(out))
+    wait_for_sampling(proc, 12)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before
+
+
+# ----- environment ----------------------------------------------------------------------------
+
+def test_mcmc_runs_without_a_writable_home(tmp_path):
+    env = {**os.environ, "HOME": "/proc/no-such-home"}
+    env.pop("XDG_CACHE_HOME", None)
+    env.pop("MPLCONFIGDIR", None)
+    r = subprocess.run([sys.executable, "-m", "bayes_pip", "fit", "rejection", "--data",
+                        str(BASE), "--json"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert '"converged": true' in r.stdout
