@@ -156,6 +156,11 @@ class Uniform:
     def proper(self) -> bool:
         return math.isfinite(self.upper)
 
+    @property
+    def breakpoints(self) -> tuple[float, ...]:
+        """Where the density jumps (the end of the support): quadrature cells end there."""
+        return (self.upper,) if self.proper else ()
+
     def logpdf(self, tau):
         tau = np.asarray(tau, float)
         inside = (tau >= 0) & (tau <= self.upper)

@@ -243,8 +243,17 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
         log_lik0 = conditional_moments(y, v, np.zeros(1), mu_prior)[2][0]
         tail_mass = math.exp(log_lik0 - shift) * float(tau_prior.cdf(math.exp(lo)))
     # ---- composite Gauss-Legendre over [lo, hi] ----
+    # cell boundaries also at every point where the prior density jumps or its support ends
+    # (tau = upper for a uniform prior), so that no cell integrates across a discontinuity
+    jumps = [math.log(b) for b in getattr(tau_prior, "breakpoints", ()) if b > 0]
+    jumps = [j for j in jumps if lo < j < hi]
     edges = np.linspace(lo, hi, cells + 1)
-    half = 0.5 * (edges[1] - edges[0])
+    if jumps:
+        edges = np.union1d(edges, jumps)
+        cells = len(edges) - 1
+        half = 0.5 * np.diff(edges)[:, None]
+    else:  # equal cells
+        half = 0.5 * (edges[1] - edges[0])
     nodes = (edges[:-1, None] + half * (GL_X[None, :] + 1)).ravel()
     dens = np.exp(log_density(y, v, nodes, mu_prior, tau_prior) - shift)
     mass = np.concatenate([[tail_mass], (half * GL_W[None, :]
