@@ -17,7 +17,9 @@ from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.engines.conjugate import conjugate_idata, se_from_ci
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
-from bayes_pip.record import Diagnostics, FitRecord, Likelihood, PublishedResult, Settings
+from bayes_pip.errors import ConvergenceError
+from bayes_pip.record import (Diagnostics, FitFailure, FitRecord, Likelihood, PublishedResult,
+                              Settings)
 from bayes_pip.summarise import posterior_summary
 from bayes_pip.version import __version__
 
@@ -95,7 +97,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
         notes.append("A single study: the posterior of tau is essentially its prior, and the "
                      "pooled effect carries that uncertainty.")
     if requested.stochastic:
-        settings = settings or SamplerSettings(target_accept=requested.default_target_accept)
+        settings = requested.settings_for(settings or SamplerSettings(), es.k)
     result = requested.fit(Problem(outcome, "study", effects=es), prior, seed, settings,
                            progress)
     used_settings = Settings(seed if requested.stochastic else None, **result.settings,
@@ -160,8 +162,12 @@ def outcomes_with_data(dataset: Dataset) -> list[str]:
 
 def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = engines.DEFAULT,
           seed: int = DEFAULT_SEED, settings=None, progress=None, prior_sets=None
-          ) -> list[FitRecord]:
-    """Every outcome with data x every applicable prior (or the given priors, where they apply)."""
+          ) -> list[FitRecord | FitFailure]:
+    """Every outcome with data x every applicable prior (or the given priors, where they apply).
+
+    A fit that fails the convergence checks does not stop the sweep: it is returned as a
+    :class:`FitFailure` (outcome, prior, error) in its place.
+    """
     sets = load_prior_sets() if prior_sets is None else prior_sets
     jobs = []
     for outcome_id in outcomes_with_data(dataset):
@@ -175,8 +181,11 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
     for i, (outcome_id, name) in enumerate(jobs):
         if progress:
             progress(i, len(jobs), f"{outcome_id}: {name}")
-        rows.append(fit_outcome(dataset, outcome_id, name, engine, "auto", seed, settings,
-                                prior_sets=sets))
+        try:
+            rows.append(fit_outcome(dataset, outcome_id, name, engine, "auto", seed, settings,
+                                    prior_sets=sets))
+        except ConvergenceError as exc:
+            rows.append(FitFailure(outcome_id, name, str(exc)))
     if progress:
         progress(len(jobs), len(jobs), "done")
     return rows

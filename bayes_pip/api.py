@@ -49,7 +49,7 @@ def sampler(engine: str, draws: int, tune: int, chains: int, target_accept: floa
     if not chosen.stochastic:
         return None
     return SamplerSettings(draws=draws, tune=tune, chains=chains,
-                           target_accept=target_accept or chosen.default_target_accept)
+                           target_accept=target_accept)
 
 
 def fit(data, outcome: str, prior: str | None = None, engine: str = engines.DEFAULT,

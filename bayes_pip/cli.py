@@ -153,7 +153,7 @@ def sampler_settings(args):
     engine = engines.get(args.engine)
     if not engine.stochastic:
         return None
-    target = args.target_accept or engine.default_target_accept
+    target = args.target_accept  # None: the engine's default for the number of studies
     return SamplerSettings(draws=args.draws, tune=args.tune, target_accept=target)
 
 
@@ -189,7 +189,8 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     p.add_argument("--tune", type=int_in(1, DRAWS_MAX), default=1000,
                    help="tuning steps per chain, 1 to 10^6 (default %(default)s)")
     p.add_argument("--target-accept", type=probability_open, default=None,
-                   help="NUTS target acceptance (default 0.95 for pymc, 0.99 for binomial)")
+                   help="NUTS target acceptance, between 0 and 1 (default: pymc 0.95, or 0.99 "
+                        "with 3 studies or fewer; binomial 0.99)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -240,18 +241,26 @@ def cmd_compare_priors(args) -> int:
 def cmd_sweep(args) -> int:
     """Fit every outcome with data under every applicable prior (a prior-sensitivity sweep).
 
-    The PyMC model is compiled once and reused for every fit.
+    The PyMC model is compiled once and reused for every fit. A fit that fails the convergence
+    checks is reported with its reason and the sweep carries on; the exit code is then 3.
 
     Example: python -m bayes_pip sweep --json > sweep.json
     """
     from bayes_pip.analysis import sweep
     from bayes_pip.data import load_dataset
+    from bayes_pip.record import FitFailure
     from bayes_pip.summarise import sweep_text
 
     dataset = load_dataset(args.data)
     rows = sweep(dataset, prior_list(args), args.engine, args.seed, sampler_settings(args),
                  progress_printer(sys.stderr.isatty()), prior_sets(args))
-    return emit(rows, args.json, sweep_text)
+    emit(rows, args.json, sweep_text)
+    failed = sum(isinstance(r, FitFailure) for r in rows)
+    if failed:
+        sys.stderr.write(f"bayes_pip: {failed} of {len(rows)} fits failed the convergence "
+                         "checks (listed with the results)\n")
+        return EXIT_CONVERGENCE
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------

@@ -263,3 +263,12 @@ class FitRecord(Record):
             cached = self.draws() if callable(self.draws) else self.draws
             object.__setattr__(self, "_idata", cached)
         return cached
+
+
+@dataclass(frozen=True)
+class FitFailure(Record):
+    """A fit in a sweep that did not give a result (convergence failure): what and why."""
+
+    outcome: str
+    prior: str
+    error: str

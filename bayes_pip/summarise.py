@@ -9,7 +9,8 @@ import dataclasses
 
 from bayes_pip.data import Dataset, Outcome
 from bayes_pip import engines, measures
-from bayes_pip.record import DLRecord, Interval, MuSummary, StudyEstimate, TauSummary
+from bayes_pip.record import (DLRecord, FitFailure, Interval, MuSummary, StudyEstimate,
+                              TauSummary)
 
 
 def outcome_listing(dataset: Dataset) -> list[dict]:
@@ -292,15 +293,22 @@ def summary_level_note_short() -> str:
             "used, so prior sets that differ only in tau are shown once.")
 
 
-def sweep_text(rows: list[dict]) -> str:
-    """Outcome x prior table: effect, P(benefit), P(>MCID), convergence."""
+def sweep_text(rows: list) -> str:
+    """Outcome x prior table: effect, P(benefit), P(>MCID); failed fits say why."""
     lines = [f"{'outcome':42s} {'level':7s} {'prior':16s} {'effect [95% CrI]':>24s} "
              f"{'P(benefit)':>10s} {'P(>MCID)':>9s}"]
+    failed = [r for r in rows if isinstance(r, FitFailure)]
     for r in rows:
+        if isinstance(r, FitFailure):
+            lines.append(f"{r.outcome:42s} {'-':7s} {r.prior:16s} {'FAILED (see below)':>24s}")
+            continue
         pm = prob_text(r.p_mcid) if r.p_mcid is not None else "-"
         lines.append(f"{r.outcome:42s} {r.level:7s} {r.prior.name:16s} "
                      f"{r.measure + ' ' + ci_text(r.effect):>24s} "
                      f"{prob_text(r.p_benefit):>10s} {pm:>9s}")
+    if failed:
+        lines += ["", f"{len(failed)} of {len(rows)} fits failed:"]
+        lines += [f"  {r.outcome}, prior {r.prior}: {r.error}" for r in failed]
     return "\n".join(lines)
 
 

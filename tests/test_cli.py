@@ -167,3 +167,31 @@ def test_fit_out_writes_json_and_netcdf_with_seed_and_prior(tmp_path):
     assert float(np.median(mu)) == pytest.approx(summary["mu"]["median"], rel=1e-12)
     assert idata.posterior["theta"].sizes["study"] == 6
     assert sorted(p.name for p in out.iterdir()) == [stem.name + ".json", stem.name + ".nc"]
+
+
+def test_sweep_carries_on_past_a_failed_fit(monkeypatch, capsys):
+    """One forced convergence failure: every other fit is printed (text and JSON), the failure
+    is an object with outcome, prior and error, and the exit code is 3."""
+    import json as json_module
+
+    from bayes_pip import analysis, cli
+    from bayes_pip.errors import ConvergenceError
+
+    real = analysis.fit_outcome
+
+    def flaky(dataset, outcome_id, prior_name=None, *args, **kwargs):
+        if outcome_id == "acute_rejection" and prior_name == "turner":
+            raise ConvergenceError("outcome 'acute_rejection', prior 'turner': forced failure")
+        return real(dataset, outcome_id, prior_name, *args, **kwargs)
+
+    monkeypatch.setattr(analysis, "fit_outcome", flaky)
+    assert cli.main(["sweep", "--data", CRINS, "--engine", "exact", "--json"]) == 3
+    rows = json_module.loads(capsys.readouterr().out)
+    failed = [r for r in rows if "error" in r]
+    assert failed == [{"outcome": "acute_rejection", "prior": "turner",
+                       "error": "outcome 'acute_rejection', prior 'turner': forced failure"}]
+    assert len(rows) >= 5 and all("p_benefit" in r for r in rows if r not in failed)
+    assert cli.main(["sweep", "--data", CRINS, "--engine", "exact"]) == 3
+    out = capsys.readouterr()
+    assert "1 of" in out.out and "forced failure" in out.out
+    assert "halfnormal-0.5" in out.out and "fits failed the convergence checks" in out.err

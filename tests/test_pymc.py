@@ -257,3 +257,35 @@ def test_sampled_parametrisation_is_the_idiomatic_specification(tau_prior):
         big_w = 1 / pr.mu.sd**2 + np.sum(1 / (v + tau**2))
         offsets.append(float(logp({"mu": mu, tau_name: u})) - (lp + 0.5 * math.log(big_w)))
     assert np.ptp(offsets) < 1e-9, (tau_name, offsets)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["chenpeace_smd", "crins_or"])
+def test_two_studies_converge_under_every_shipped_prior(case):
+    """k = 2 with the default sampler settings: 5 seeds x every shipped prior that applies,
+    no convergence failure (R-hat, ESS, divergences)."""
+    import json
+    from pathlib import Path
+
+    from bayes_pip.data import Outcome
+    from bayes_pip.engines import normal_nuts
+    from bayes_pip.engines.diagnostics import gate
+    from bayes_pip.priors import applicable_priors, load_prior_sets, resolve_prior
+
+    cases = json.loads((Path(__file__).parent / "reference" / "metafor_values.json").read_text())
+    y = np.array(cases["cases"][case]["yi"][:2])
+    v = np.array(cases["cases"][case]["vi"][:2])
+    measure = "SMD" if case.endswith("smd") else "OR"
+    outcome = Outcome("o", "o", "pip_vs_control", measure, "lower", "", 0.8 if measure == "OR"
+                      else -0.2, "mental_health")
+    sets = load_prior_sets()
+    names = applicable_priors(outcome, sets)
+    assert len(names) >= 5
+    for name in names:
+        pr = resolve_prior(name, outcome, sets)
+        for seed in range(5):
+            settings = SamplerSettings(target_accept=normal_nuts.ENGINE.target_accept_for(2),
+                                       cores=1)
+            idata = sample_normal_normal(y, v, pr, seed, settings, ["a", "b"])
+            _, problems = gate(idata, settings.chains, settings.draws)
+            assert not problems, (name, seed, problems)

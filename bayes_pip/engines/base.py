@@ -34,8 +34,8 @@ class SamplerSettings:
     draws: int = 2000
     tune: int = 1000
     chains: int = 4
-    cores: int = 2
-    target_accept: float = 0.95
+    cores: int | None = None            # None: the engine's default (threads for the chains)
+    target_accept: float | None = None  # None: the engine's default for the number of studies
 
     def to_dict(self) -> dict:
         return {"draws": self.draws, "tune": self.tune, "chains": self.chains,

@@ -9,6 +9,8 @@ process and padded study count and reused for every outcome and prior through nu
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from bayes_pip import measures
@@ -39,6 +41,7 @@ def sample_binomial_normal(es, prior, seed: int, settings,
 
     data = {"events_pip": pad(es.events_pip), "n_pip": pad(es.n_pip),
             "events_ctrl": pad(es.events_ctrl), "n_ctrl": pad(es.n_ctrl), **prior_data(prior)}
+    settings = ENGINE.settings_for(settings, k)
     idata = run_nutpie(kind, data, seed, settings, progress, size)
     post = idata.posterior
     rng = np.random.default_rng([seed, 2])
@@ -73,6 +76,17 @@ class BinomialNormalNUTS:
     packages = mcmc.PYMC_PACKAGES
     # the non-centred study effects are weakly identified with one or two studies
     default_target_accept = 0.99
+
+    cores = 2  # the compiled PyMC model runs without the GIL: one thread per core
+
+    def target_accept_for(self, k: int) -> float:
+        return self.default_target_accept
+
+    def settings_for(self, settings, k: int):
+        """``settings`` with the engine's defaults filled in for ``k`` studies."""
+        return dataclasses.replace(
+            settings, cores=settings.cores or self.cores,
+            target_accept=settings.target_accept or self.target_accept_for(k))
 
     def fit(self, problem: Problem, prior, seed: int, settings, progress=False) -> EngineResult:
         outcome = problem.outcome
