@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import signal
 import sys
 import threading
@@ -16,7 +17,7 @@ import traceback
 
 from bayes_pip.version import __version__
 from bayes_pip.environment import ensure_writable_caches
-from bayes_pip.errors import ConvergenceError, InputError, Terminated
+from bayes_pip.errors import ConvergenceError, InputError, SamplerError, Terminated
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONVERGENCE = 0, 1, 2, 3
 
@@ -128,9 +129,11 @@ def cmd_fit(args) -> int:
     """
     from bayes_pip.analysis import fit_outcome
     from bayes_pip.data import load_dataset
-    from bayes_pip.report import write_fit
+    from bayes_pip.report import check_output_dir, write_fit
     from bayes_pip.summarise import fit_text
 
+    if args.out:
+        check_output_dir(args.out)
     dataset = load_dataset(args.data)
     result = fit_outcome(dataset, args.outcome, prior_name=args.prior, engine=args.engine,
                          level=args.level, seed=args.seed, settings=sampler_settings(args),
@@ -276,11 +279,12 @@ def cmd_report(args) -> int:
     """
     from bayes_pip.analysis import compare_priors, outcomes_with_data
     from bayes_pip.data import bundled_data_dir, load_dataset
-    from bayes_pip.report import (LIMITS_PIP, outcome_report, summary_of_findings,
-                                  write_report_files)
+    from bayes_pip.report import (LIMITS_PIP, check_output_dir, outcome_report,
+                                  summary_of_findings, write_report_files)
 
     if bool(args.outcome) == bool(args.all):
         raise InputError("give one OUTCOME or --all")
+    check_output_dir(args.out)
     dataset = load_dataset(args.data)
     bundled = dataset.directory.resolve() == bundled_data_dir().resolve()
     provenance = (LIMITS_PIP if bundled else
@@ -332,16 +336,25 @@ def cmd_import(args) -> int:
 
     Example: python -m bayes_pip import review.rm5 --out data/myreview --benefit from-labels
     """
-    from bayes_pip.data import load_dataset
-    from bayes_pip.report import write_report_files
-    from bayes_pip.revman import read_review, review_files
+    from pathlib import Path
 
+    from bayes_pip.report import check_output_dir, replace_directory
+    from bayes_pip.revman import read_review, review_files, validate_files
+
+    out = check_output_dir(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise InputError("is not empty; give an empty or new directory, or --force to replace "
+                         "its whole content", file=str(out))
+    if Path(args.source).resolve() == out.resolve() or out.resolve() in Path(
+            args.source).resolve().parents:
+        raise InputError("--out may not contain the file being imported", file=str(out))
     review = read_review(args.source)
     if not review.outcomes:
         raise InputError("no outcome with data that bayes_pip can analyse (RR, OR, SMD, MD)",
                          file=args.source)
     files, hints = review_files(review, args.benefit)
-    write_report_files(args.out, files)
+    validate_files(files, str(out))  # everything checked in memory before anything is written
+    replace_directory(out, files)
     print(f"Imported {len(review.outcomes)} outcomes, {len(review.studies)} study rows and "
           f"{len(review.trials)} trials from {args.source} into {args.out}/")
     for s in review.skipped:
@@ -349,7 +362,6 @@ def cmd_import(args) -> int:
     for h in hints:
         print(f"  to do: {h}")
     if not hints:
-        load_dataset(args.out)  # the result must load: fail loudly here, not later
         print(f"Next: python -m bayes_pip list --data {args.out}")
     return EXIT_OK
 
@@ -432,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help=".rm5 file, RevMan 5 CSV export, or RevMan Web data package "
                    "directory")
     p.add_argument("--out", metavar="DIR", required=True, help="data directory to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace the whole content of a non-empty --out directory")
     p.add_argument("--benefit", choices=("lower", "higher", "from-labels"), default=None,
                    help="direction of benefit for every outcome (default: leave for you to fill)")
     return parser
@@ -458,6 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConvergenceError as exc:
         sys.stderr.write(f"bayes_pip: convergence failure: {exc}\n")
         return EXIT_CONVERGENCE
+    except SamplerError as exc:
+        sys.stderr.write(f"bayes_pip: sampler failure (exit 1): {exc}\n")
+        # the sampler's threads may not survive interpreter teardown after such a failure:
+        # leave now, with the message written and nothing else to clean up
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERNAL)
     except KeyboardInterrupt:
         sys.stderr.write("bayes_pip: interrupted; nothing was written\n")
         return 130

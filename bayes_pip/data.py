@@ -13,10 +13,12 @@ file, the row (as a spreadsheet shows it: the header is row 1) and the column. E
 
 from __future__ import annotations
 
+import csv
 import difflib
 import io
 import math
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,8 @@ TRIAL_COLUMNS = ("study", "source")
 COUNT_COLUMNS = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
 CONTINUOUS_COLUMNS = ("mean_pip", "sd_pip", "mean_ctrl", "sd_ctrl")
 LEVELS = ("auto", "study", "summary")
+MAX_FILE_BYTES = 50_000_000  # a Cochrane review's tables are kilobytes
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 # identifiers from data files are data, never paths: outcome and prior ids name output files, so
 # they are restricted to a safe set; study names are labels (spaces allowed) without control
@@ -236,6 +240,15 @@ def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     """
     name = str(path)
     try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError("is not a regular file (a pipe, device or socket); give a CSV file",
+                             file=name)
+        if info.st_size > MAX_FILE_BYTES:
+            raise InputError(f"is {info.st_size / 1e6:.0f} MB; the limit is "
+                             f"{MAX_FILE_BYTES / 1e6:.0f} MB per CSV file", file=name)
         raw = path.read_bytes()
     except IsADirectoryError:
         raise InputError("is a directory, expected a CSV file", file=name) from None
@@ -248,6 +261,10 @@ def parse_table(raw: bytes, name: str, required: tuple[str, ...]) -> pd.DataFram
     """Parse CSV bytes as strings (see :func:`read_table`); ``name`` labels error messages."""
     if not raw.strip():
         raise InputError("file is empty (expected a header row and data rows)", file=name)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+            b"\x00" in raw[:200] and raw[:200].count(b"\x00") * 3 >= len(raw[:200])):
+        raise InputError("file is UTF-16 text; save it as UTF-8 (in Excel: CSV UTF-8)",
+                         file=name)
     if b"\x00" in raw:
         raise InputError("file is binary, not a CSV text file", file=name)
     try:
@@ -255,14 +272,29 @@ def parse_table(raw: bytes, name: str, required: tuple[str, ...]) -> pd.DataFram
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
         if any(0x80 <= ord(ch) < 0xA0 for ch in text):
-            raise InputError("cannot decode file as UTF-8 or ISO-8859-1 text", file=name) from None
+            raise InputError("cannot decode file as UTF-8 or ISO-8859-1 text (it may be "
+                             "Windows-1252); save it as UTF-8", file=name) from None
+    header = next(csv.reader(io.StringIO(text)), [])
+    names = [h.strip() for h in header]
+    for column in names:
+        if column and names.count(column) > 1:
+            raise InputError("column name appears twice in the header", file=name, row=1,
+                             column=column)
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                            skipinitialspace=True)
+                            skipinitialspace=True, skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"not a readable CSV file ({str(exc).strip().splitlines()[0]})",
                          file=name) from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    blank = (frame == "").all(axis=1).to_numpy()
+    if blank.any():  # blank lines at the end are fine; inside the table they would shift rows
+        last = int(np.flatnonzero(~blank)[-1]) if (~blank).any() else -1
+        inner = np.flatnonzero(blank[:last + 1])
+        if inner.size:
+            raise InputError("row is empty; remove empty lines inside the table", file=name,
+                             row=csv_row(int(inner[0])))
+        frame = frame.iloc[:last + 1]
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputError(f"missing required column(s) {', '.join(missing)} "
@@ -288,11 +320,13 @@ def parse_number(frame: pd.DataFrame, column: str, file: str, *, required: bool,
                                  row=csv_row(i), column=column)
             values.append(math.nan)
             continue
-        try:
-            x = float(text)
-        except ValueError:
-            raise InputError(f"'{text}' is not a number", file=file, row=csv_row(i),
-                             column=column) from None
+        if text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+            raise InputError(f"'{text}' is not a finite number", file=file, row=csv_row(i),
+                             column=column)
+        if not NUMBER.fullmatch(text):
+            raise InputError(f"'{text}' is not a number (plain decimal numbers only, such as 12, "
+                             "0.35 or 1.5e-3)", file=file, row=csv_row(i), column=column)
+        x = float(text)
         if not math.isfinite(x):
             raise InputError(f"'{text}' is not a finite number", file=file, row=csv_row(i),
                              column=column)

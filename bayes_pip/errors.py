@@ -43,3 +43,7 @@ class Terminated(BaseException):
     A BaseException, so that library code catching Exception (or a sampler catching
     KeyboardInterrupt to return a partial trace) does not swallow it.
     """
+
+
+class SamplerError(Exception):
+    """The sampler could not run (for instance no finite starting point): exit 1 with a message."""

@@ -396,6 +396,9 @@ POSITIVE = {"scale": (True, False), "sigma": (True, False), "df": (True, False),
             "upper": (True, True), "sd": (True, True), "tail_probability": (True, False)}
 
 
+SCALE_RANGE = (1e-6, 1e6)  # scales and locations a sampler can start from (analysis scale)
+
+
 def check_parameters(spec: dict, path: Path) -> None:
     """Every parameter of a prior file is a number in its range, named with its field when not
     (so a bad file fails when it is read, with its name, never inside a sampler)."""
@@ -414,6 +417,12 @@ def check_parameters(spec: dict, path: Path) -> None:
                    or math.isnan(value) or (math.isinf(value) and not infinite_ok)
                    or (positive and value <= 0)
                    or (name == "tail_probability" and not value < 0.5))
+            if not bad and math.isfinite(value) and name != "tail_probability" and not (
+                    (positive and SCALE_RANGE[0] <= value <= SCALE_RANGE[1])
+                    or (not positive and abs(value) <= SCALE_RANGE[1])):
+                raise InputError(f"{value!r} is outside the range bayes_pip accepts "
+                                 f"({'from 1e-06 to ' if positive else 'at most '}1e+06 in "
+                                 "absolute value)", file=str(path), column=f"{section}.{name}")
             if bad:
                 rule = ("a number greater than 0" if positive else "a finite number")
                 if name == "tail_probability":

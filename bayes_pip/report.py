@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import errno
 import html
 import io
 import json
@@ -25,17 +26,56 @@ from bayes_pip.errors import InputError
 from bayes_pip.summarise import discussion_sentences, engine_text, level_text, num, prob_text
 
 
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
+
+
+def check_output_dir(target) -> Path:
+    """Before any work: ``target`` is a directory, or can be created as one (its nearest
+    existing ancestor is a writable directory; no file or dangling link on the way)."""
+    target = Path(target)
+    if target.is_symlink() and not target.exists():
+        raise InputError("is a dangling symbolic link; give a directory", file=str(target))
+    if target.exists():
+        if not target.is_dir():
+            raise InputError("exists and is not a directory; give a directory", file=str(target))
+        ancestor = target
+    else:
+        ancestor = target.parent
+        while not ancestor.exists():
+            if ancestor.is_symlink():
+                raise InputError(f"{ancestor} is a dangling symbolic link", file=str(target))
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise InputError(f"cannot create it: {ancestor} is a file, not a directory",
+                             file=str(target))
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write there: {ancestor} is not writable", file=str(target))
+    return target
+
+
 @contextlib.contextmanager
 def staged_directory(target: Path):
     """Yield a private staging directory; on success move its files into ``target`` atomically.
 
     On any error the staging directory is removed and ``target`` is left as it was.
     """
-    target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".bayes_pip-stage-", dir=target))
+    target = check_output_dir(target)
+    created = not target.exists()
     try:
-        yield stage
+        target.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".bayes_pip-stage-", dir=target))
+    except OSError as exc:
+        raise InputError(f"cannot create the output directory ({exc.strerror})",
+                         file=str(target)) from None
+    done = False
+    try:
+        try:
+            yield stage
+        except OSError as exc:  # disk full, permissions: a one-line error, nothing left behind
+            if exc.errno not in WRITE_ERRORS:
+                raise
+            raise InputError(f"cannot write the output ({exc.strerror})",
+                             file=str(target)) from None
         # Ctrl-C or SIGTERM wait until the whole set is in place (no mix of old and new files)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
@@ -46,8 +86,11 @@ def staged_directory(target: Path):
                     os.replace(src, dest)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if created and not done:
+            shutil.rmtree(target, ignore_errors=True)  # it was made for this run only
 
 
 def json_text(obj) -> str:
@@ -324,3 +367,35 @@ def write_report_files(out_dir: Path, files: dict[str, bytes | str]) -> list[Pat
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(raw)
     return [Path(out_dir) / name for name in files]
+
+
+def replace_directory(out_dir, files: dict[str, bytes | str]) -> list[Path]:
+    """Write ``files`` as the whole content of ``out_dir``: staged in a sibling directory, then
+    swapped in (a previous content is removed only once the new one is in place)."""
+    target = check_output_dir(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.bayes_pip-stage-", dir=target.parent))
+    backup = None
+    try:
+        try:
+            for name, content in files.items():
+                raw = content.encode("utf-8") if isinstance(content, str) else content
+                inside(stage, name).write_bytes(raw)
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRORS:
+                raise
+            raise InputError(f"cannot write the output ({exc.strerror})",
+                             file=str(target)) from None
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            if target.exists():
+                backup = target.parent / f".{target.name}.bayes_pip-old-{os.getpid()}"
+                os.rename(target, backup)
+            os.rename(stage, target)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    return [target / name for name in files]

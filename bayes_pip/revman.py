@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -84,7 +85,14 @@ def number(text, file, where, column, integer=False):
         x = float(text)
     except ValueError:
         raise InputError(f"'{text}' is not a number", file=file, row=where, column=column) from None
-    return int(round(x)) if integer else x
+    if not math.isfinite(x):
+        raise InputError(f"'{text}' is not a finite number", file=file, row=where, column=column)
+    if integer:
+        if x != int(x):  # a count is never rounded: 12.6 events is an error in the file
+            raise InputError(f"'{text}' is not a whole number (counts must be whole)",
+                             file=file, row=where, column=column)
+        return int(x)
+    return x
 
 
 def model_name(method: str, model: str) -> str:
@@ -162,13 +170,13 @@ def read_rm5(path: Path) -> ImportedReview:
     tags = {"DICH_OUTCOME": ("dichotomous", "DICH_DATA"), "CONT_OUTCOME": ("continuous", "CONT_DATA"),
             "IV_OUTCOME": ("giv", "IV_DATA")}
     for cmp_el in root.iter("COMPARISON"):
-        c_no = int(attr(cmp_el, "NO"))
+        c_no = number(attr(cmp_el, "NO"), name, f"<{cmp_el.tag}>", "NO", True)
         c_name = (cmp_el.findtext("NAME") or "").strip()
         for out_el in cmp_el:
             if out_el.tag not in tags:
                 continue
             kind, data_tag = tags[out_el.tag]
-            o_no = int(attr(out_el, "NO"))
+            o_no = number(attr(out_el, "NO"), name, f"<{out_el.tag}>", "NO", True)
             o_name = (out_el.findtext("NAME") or "").strip()
             measure = measure_name(attr(out_el, "EFFECT_MEASURE"))
             base = outcome_id(c_no, o_no, 0, o_name)
@@ -177,7 +185,7 @@ def read_rm5(path: Path) -> ImportedReview:
                 continue
             method = attr(out_el, "METHOD", required=False) or "IV"
             model = "random" if attr(out_el, "RANDOM", required=False) == "YES" else "fixed"
-            groups = [(0, out_el)] + [(int(attr(sg, "NO")), sg) for sg in out_el.iter(out_el.tag.replace("_OUTCOME", "_SUBGROUP"))]
+            groups = [(0, out_el)] + [(number(attr(sg, "NO"), name, f"<{sg.tag}>", "NO", True), sg) for sg in out_el.iter(out_el.tag.replace("_OUTCOME", "_SUBGROUP"))]
             for s_no, group in groups:
                 oid = base if not s_no else outcome_id(c_no, o_no, s_no, f"{o_name} {group.findtext('NAME') or ''}")
                 outcomes.append({
@@ -245,7 +253,13 @@ def read_csv_rows(path: Path, required) -> list[dict]:
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}", file=name, column=missing[0])
-    return list(reader)
+    rows = list(reader)
+    for i, r in enumerate(rows, start=2):
+        short = [c for c in required if r.get(c) is None]
+        if short:  # a short row: DictReader fills the missing cells with None
+            raise InputError("row has fewer cells than the header", file=name, row=i,
+                             column=short[0])
+    return rows
 
 
 def read_revman_csv(path: Path) -> ImportedReview:
@@ -440,3 +454,26 @@ def review_files(review: ImportedReview, benefit: str | None) -> tuple[dict[str,
     if review.published:
         files["published.csv"] = table_csv(review.published, PUBLISHED_FIELDS)
     return files, hints
+
+
+def validate_files(files: dict[str, str], where: str) -> None:
+    """Check the files an import would write exactly as `load` will read them, in memory.
+
+    An empty benefit (left for the user to fill) is not an error here; everything else is.
+    """
+    import pandas as pd
+
+    from bayes_pip.data import load_frames
+
+    def frame(name):
+        return pd.read_csv(io.StringIO(files[name]), dtype=str, keep_default_na=False) \
+            if name in files else None
+
+    outcomes = frame("outcomes.csv")
+    if outcomes is not None and "benefit" in outcomes.columns:
+        outcomes.loc[outcomes["benefit"] == "", "benefit"] = "lower"  # placeholder
+    try:
+        load_frames(outcomes, frame("studies.csv"), frame("published.csv"), frame("trials.csv"))
+    except InputError as exc:
+        exc.file = (exc.file or "").replace("<DataFrames>", where)
+        raise InputError(exc.message, exc.file, exc.row, exc.column) from None

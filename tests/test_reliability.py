@@ -225,3 +225,162 @@ def test_mcmc_runs_without_a_writable_home(tmp_path):
                        cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert '"converged": true' in r.stdout
+
+
+# ----- output targets are checked before the work starts ---------------------------------------
+
+def test_out_that_is_a_file(tmp_path):
+    target = tmp_path / "afile"
+    target.write_text("keep me")
+    r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(target))
+    assert_input_error(r, "exists and is not a directory")
+    assert target.read_text() == "keep me"
+
+
+def test_out_below_a_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--out",
+                str(tmp_path / "afile" / "reports"))
+    assert_input_error(r, "is a file, not a directory")
+
+
+def test_out_is_a_dangling_symlink(tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "gone")
+    r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(link))
+    assert_input_error(r, "dangling symbolic link")
+    assert not (tmp_path / "gone").exists()
+
+
+def test_disk_full_is_a_one_line_error_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """ENOSPC while writing (simulated): exit 2, one line, the new directory removed again."""
+    import errno
+
+    from bayes_pip import cli
+
+    real = Path.write_bytes
+
+    def full(self, data):
+        if ".bayes_pip-stage-" in str(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    out = tmp_path / "reports"
+    code = cli.main(["report", "--all", "--engine", "exact", "--data", str(BASE), "--out",
+                     str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write the output (No space left on device)" in err
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
+# ----- data files that are not regular files, or too large ------------------------------------
+
+def test_fifo_as_studies_file_is_refused_without_hanging(tmp_path):
+    data = copy_data(tmp_path)
+    (data / "studies.csv").unlink()
+    os.mkfifo(data / "studies.csv")
+    r = run_cli("list", "--data", str(data), timeout=60)
+    assert_input_error(r, "studies.csv: is not a regular file")
+
+
+def test_oversized_file_is_refused(tmp_path, monkeypatch, capsys):
+    from bayes_pip import cli, data
+
+    monkeypatch.setattr(data, "MAX_FILE_BYTES", 100)
+    assert cli.main(["list", "--data", str(BASE)]) == 2
+    assert "the limit is 0 MB per CSV file" in capsys.readouterr().err
+
+
+# ----- import validates in memory, then writes atomically --------------------------------------
+
+FLEISS = Path(__file__).parent / "fixtures" / "fleiss1993"
+
+
+def test_import_refuses_a_non_empty_target_unless_forced(tmp_path):
+    out = tmp_path / "review"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    rm5 = str(FLEISS / "Fleiss1993.rm5")
+    r = run_cli("import", rm5, "--out", str(out), "--benefit", "lower")
+    assert_input_error(r, "is not empty")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    r = run_cli("import", rm5, "--out", str(out), "--benefit", "lower", "--force")
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert "notes.txt" not in names and "studies.csv" in names  # the whole content replaced
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_import_refuses_fractional_counts_instead_of_rounding(tmp_path):
+    text = (FLEISS / "Fleiss1993.rm5").read_text(encoding="utf-8", errors="replace")
+    import re as re_module
+
+    changed = re_module.sub(r'(<DICH_DATA [^>]*EVENTS_1=")(\d+)"', r'\1\2.6"', text, count=1)
+    assert changed != text
+    source = tmp_path / "bad.rm5"
+    source.write_text(changed, encoding="utf-8")
+    out = tmp_path / "review"
+    r = run_cli("import", str(source), "--out", str(out), "--benefit", "lower")
+    assert_input_error(r, ".6' is not a whole number (counts must be whole)")
+    assert "column 'EVENTS_1'" in r.stderr
+    assert not out.exists()
+
+
+def test_import_reports_a_short_csv_row(tmp_path):
+    csv_files = sorted(FLEISS.glob("*.csv"))
+    assert csv_files, "the RevMan 5 CSV export fixture"
+    lines = csv_files[0].read_text(encoding="utf-8-sig").splitlines()
+    lines[2] = ",".join(lines[2].split(",")[:3])
+    source = tmp_path / "short.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = run_cli("import", str(source), "--out", str(tmp_path / "review"), "--benefit", "lower")
+    assert_input_error(r, "row 3")
+    assert "fewer cells than the header" in r.stderr
+    assert not (tmp_path / "review").exists()
+
+
+# ----- sampler failures and memory ------------------------------------------------------------
+
+def test_sampler_failure_is_exit_1_with_a_message_never_a_signal(tmp_path):
+    """A prior the validation would refuse (scale 1e-300), forced past it: nutpie cannot
+    initialise; the CLI says so in one line and exits 1 (it used to segfault at exit, 139)."""
+    priors = tmp_path / "priors"
+    prior_file(priors, "tiny", HALFNORMAL.replace('name = "halfnormal-0.5"', 'name = "tiny"')
+               .replace("scale = 0.5", "scale = 1e-300"))
+    code = ("import sys\nimport bayes_pip.priors as priors\n"
+            "priors.check_parameters = lambda spec, path: None\n"
+            "from bayes_pip import cli\n"
+            f"sys.exit(cli.main(['fit', 'rejection', '--data', {str(BASE)!r}, '--prior', "
+            f"'tiny', '--prior-dir', {str(priors)!r}]))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert "bayes_pip: sampler failure (exit 1): the sampler could not run" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_prior_scale_outside_the_accepted_range(tmp_path):
+    priors = tmp_path / "priors"
+    prior_file(priors, "tiny", HALFNORMAL.replace('name = "halfnormal-0.5"', 'name = "tiny"')
+               .replace("scale = 0.5", "scale = 1e-300"))
+    r = run_cli("fit", "rejection", "--data", str(BASE), "--prior-dir", str(priors))
+    assert_input_error(r, "column 'tau.scale': 1e-300 is outside the range bayes_pip accepts")
+
+
+@pytest.mark.slow
+def test_exact_engine_memory_is_bounded_for_100000_studies():
+    code = ("import resource, numpy as np\n"
+            "from bayes_pip.engines.exact import exact_posterior\n"
+            "from bayes_pip.priors import Normal, HalfNormal\n"
+            "rng = np.random.default_rng(1); k = 100_000\n"
+            "v = rng.uniform(0.05, 0.5, k); y = rng.normal(0.2, np.sqrt(v + 0.09))\n"
+            "p = exact_posterior(y, v, Normal(0, 4), HalfNormal(0.5))\n"
+            "print(p.quantile('tau', 0.5), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    tau, rss_kib = r.stdout.split()
+    assert abs(float(tau) - 0.3) < 0.01      # the simulated tau
+    assert int(rss_kib) < 1024 * 1024         # below 1 GiB (was 5.6 GiB)

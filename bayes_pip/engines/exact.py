@@ -174,8 +174,25 @@ def check_proper(k: int, mu_prior, tau_prior) -> None:
         raise InputError("an improper prior on tau needs at least 2 studies; choose a proper prior")
 
 
+CHUNK_ELEMENTS = 2_000_000  # tau nodes x studies per block: memory stays ~100 MB for any k
+
+
 def conditional_moments(y, v, tau, mu_prior):
-    """m(tau), V(tau) and log p(y | tau) (up to a constant) for every tau on the grid."""
+    """m(tau), V(tau) and log p(y | tau) (up to a constant) for every tau on the grid.
+
+    Computed in blocks of tau nodes so that memory is bounded whatever the number of studies
+    (each block is the same vectorised arithmetic, so the result does not depend on the blocks).
+    """
+    tau = np.asarray(tau, float)
+    step = max(1, CHUNK_ELEMENTS // max(len(y), 1))
+    if len(tau) <= step:
+        return _conditional_moments(y, v, tau, mu_prior)
+    parts = [_conditional_moments(y, v, tau[i:i + step], mu_prior)
+             for i in range(0, len(tau), step)]
+    return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))
+
+
+def _conditional_moments(y, v, tau, mu_prior):
     tau2 = tau[:, None] ** 2
     w = 1.0 / (v[None, :] + tau2)
     if getattr(mu_prior, "proper", True):

@@ -12,7 +12,7 @@ from bayes_pip.version import __version__
 from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.engines.diagnostics import gate
 from bayes_pip.engines.draws import DrawsPosterior
-from bayes_pip.errors import ConvergenceError
+from bayes_pip.errors import ConvergenceError, SamplerError
 
 PYMC_PACKAGES = ("numpy", "scipy", "pandas", "pymc", "pytensor", "nutpie", "arviz")
 
@@ -25,10 +25,13 @@ def interrupts_propagate():
     never become a result, so the interrupt is remembered and re-raised once the sampler has
     stopped.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     seen = []
+    if threading.current_thread() is not threading.main_thread():
+        try:
+            yield
+        except (RuntimeError, ValueError) as exc:
+            raise SamplerError(f"the sampler could not run ({str(exc)[:200]})") from None
+        return
 
     def handler(signum, frame):
         seen.append(signum)
@@ -37,6 +40,11 @@ def interrupts_propagate():
     previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
+    except (RuntimeError, ValueError) as exc:  # nutpie's errors (initialisation, numerics)
+        if seen:
+            raise KeyboardInterrupt from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SamplerError(f"the sampler could not run ({first[:200]})") from None
     finally:
         signal.signal(signal.SIGINT, previous)
     if seen:

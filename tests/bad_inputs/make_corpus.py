@@ -91,6 +91,19 @@ CASES = {
                        ["dl", "score"], 2, "study 'Grant': the MD effect"),
     "giv_mixed_with_arms": ({"studies.csv": "GIVMIX"}, ["list"], 2,
                             "outcome 'rejection' mixes generic inverse-variance rows"),
+    # CSV grammar
+    "duplicate_header": ({"studies.csv": ("events_pip,n_pip,events_ctrl", "events_pip,n_pip,events_pip")},
+                         ["list"], 2, "row 1, column 'events_pip': column name appears twice"),
+    "underscore_number": ({"studies.csv": ("Gibelli 2004,16,28", "Gibelli 2004,1_6,28")},
+                          ["dl", "rejection"], 2, "row 3, column 'events_pip': '1_6' is not a number"),
+    "non_ascii_digits": ({"studies.csv": ("Gibelli 2004,16,28", "Gibelli 2004,\u0661\u0666,28")},
+                         ["dl", "rejection"], 2, "row 3, column 'events_pip'"),
+    "blank_line_inside": ({"studies.csv": ("\nrejection,Gibelli", "\n\nrejection,Gibelli")}, ["list"], 2,
+                          "row 3: row is empty; remove empty lines inside the table"),
+    "utf16_file": ({"outcomes.csv": b"\xff\xfe" + OUTCOMES.encode("utf-16-le")}, ["list"], 2,
+                   "outcomes.csv: file is UTF-16 text; save it as UTF-8"),
+    "windows_1252_file": ({"outcomes.csv": OUTCOMES.replace("Acute", "\u201cAcute\u201d").encode("cp1252")},
+                          ["list"], 2, "save it as UTF-8"),
 }
 # legitimate oddities that must run (exit 0) and what the output must say
 GOOD = {
@@ -103,6 +116,10 @@ GOOD = {
     "single_study": ({"studies.csv": ("score,Grant,,65,,65,98,21,92,22,Chen & Peace\n", "")},
                      ["dl", "score"], 0, "Note: a single study"),
     "tau_zero": ({}, ["dl", "score"], 0, "tau^2 = 0.0000"),
+    "blank_lines_at_end": ({"studies.csv": ("Grant,,65,,65,98,21,92,22,Chen & Peace\n",
+                                            "Grant,,65,,65,98,21,92,22,Chen & Peace\n\n\n")},
+                           ["dl", "score"], 0,
+                           "Pooled (DL)"),
 }
 
 
