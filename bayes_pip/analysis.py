@@ -17,7 +17,7 @@ from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.engines.conjugate import conjugate_idata, se_from_ci
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
-from bayes_pip.errors import ConvergenceError
+from bayes_pip.errors import ConvergenceError, InputError
 from bayes_pip.record import (Diagnostics, FitFailure, FitRecord, Likelihood, PublishedResult,
                               Settings)
 from bayes_pip.summarise import posterior_summary
@@ -177,6 +177,9 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
             names = [n for n in prior_names
                      if n in applicable_priors(dataset.outcome(outcome_id), sets)]
         jobs += [(outcome_id, name) for name in names]
+    if not jobs:
+        raise InputError("nothing to fit: no outcome with data has a prior set that applies "
+                         "(see `list` and the applies_to of each prior file)")
     rows = []
     for i, (outcome_id, name) in enumerate(jobs):
         if progress:

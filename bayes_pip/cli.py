@@ -290,6 +290,9 @@ def cmd_report(args) -> int:
     provenance = (LIMITS_PIP if bundled else
                   f"Study data from {dataset.directory}; each row's source is in studies.csv.")
     outcome_ids = outcomes_with_data(dataset) if args.all else [args.outcome]
+    if not outcome_ids:
+        raise InputError("nothing to report: no outcome has study rows or a published result",
+                         file=str(dataset.directory))
     if not args.all:
         dataset.outcome(args.outcome)
     show = progress_printer(sys.stderr.isatty())

@@ -411,10 +411,19 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
         if optional not in frame.columns:
             frame[optional] = ""
     mcid = parse_number(frame, "mcid", file, required=False)
-    for i, (m, measure) in enumerate(zip(mcid, frame["measure"])):
-        if measures.get(measure).is_ratio and not math.isnan(m) and m <= 0:
+    for i, (m, measure, benefit) in enumerate(zip(mcid, frame["measure"], frame["benefit"])):
+        scale = measures.get(measure)
+        if math.isnan(m):
+            continue
+        if scale.is_ratio and m <= 0:
             raise InputError(f"mcid {m:g} must be a ratio greater than 0 for {measure}",
                              file=file, row=csv_row(i), column="mcid")
+        # the MCID is an effect in the direction of benefit, beyond no effect
+        if (m < scale.null) != (benefit == "lower") or m == scale.null:
+            side = "below" if benefit == "lower" else "above"
+            raise InputError(f"mcid {m:g} is on the side of harm: with benefit '{benefit}' it "
+                             f"must be {side} {scale.null:g} ({measure})", file=file,
+                             row=csv_row(i), column="mcid")
     frame["mcid"] = mcid
     return frame
 

@@ -91,6 +91,10 @@ CASES = {
                        ["dl", "score"], 2, "study 'Grant': the MD effect"),
     "giv_mixed_with_arms": ({"studies.csv": "GIVMIX"}, ["list"], 2,
                             "outcome 'rejection' mixes generic inverse-variance rows"),
+    "mcid_on_harm_side": ({"outcomes.csv": ("lower,6 months,0.8", "lower,6 months,1.25")}, ["list"],
+                          2, "row 2, column 'mcid': mcid 1.25 is on the side of harm"),
+    "nothing_to_report": ({"studies.csv": "HEADERONLY", "published.csv": False},
+                          ["sweep", "--engine", "exact"], 2, "nothing to fit"),
     # CSV grammar
     "duplicate_header": ({"studies.csv": ("events_pip,n_pip,events_ctrl", "events_pip,n_pip,events_pip")},
                          ["list"], 2, "row 1, column 'events_pip': column name appears twice"),
@@ -136,6 +140,8 @@ def build(name, edits):
             files[fname] = ""
         elif isinstance(edit, bytes):
             files[fname] = edit
+        elif edit == "HEADERONLY":
+            files[fname] = files[fname].splitlines()[0] + "\n"
         elif edit == "GIVMIX":
             lines = files[fname].splitlines()
             lines[0] += ",yi,sei"
