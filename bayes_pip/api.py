@@ -56,7 +56,11 @@ def fit(data, outcome: str, prior: str | None = None, engine: str = engines.DEFA
         level: str = "auto", seed: int = DEFAULT_SEED, draws: int = 2000, tune: int = 1000,
         chains: int = 4, target_accept: float | None = None,
         prior_dir: str | Path | None = None) -> FitRecord:
-    """Fit one outcome under one prior set (default: the measure's default prior)."""
+    """Fit one outcome under one prior set (default: the measure's default prior).
+
+    ``prior_dir``: a team's own prior file, or directory of prior files, used beside the
+    shipped ones (validated the same way).
+    """
     return analysis.fit_outcome(load(data), outcome, prior, engine, level, seed,
                                 sampler(engine, draws, tune, chains, target_accept),
                                 prior_sets=load_prior_sets(extra=prior_dir))

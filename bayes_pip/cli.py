@@ -164,7 +164,9 @@ def prior_sets(args):
     """The shipped prior sets plus a team's own (--prior-dir), loaded and checked once."""
     from bayes_pip.priors import load_prior_sets
 
-    return load_prior_sets(extra=args.prior_dir)
+    if args.prior_dir and args.prior_file:
+        raise InputError("give --prior-dir or --prior-file, not both")
+    return load_prior_sets(extra=args.prior_dir or args.prior_file)
 
 
 def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
@@ -179,6 +181,8 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     p.add_argument("--prior-dir", metavar="DIR", default=None,
                    help="a directory of your own prior files (*.toml, the format of models/), "
                         "used beside the shipped ones; a name may not repeat a shipped one")
+    p.add_argument("--prior-file", metavar="FILE", default=None,
+                   help="one prior file of your own (*.toml), used beside the shipped ones")
     p.add_argument("--engine", choices=engines.CHOICES, default=engines.DEFAULT,
                    help=engines.help_text() + ". At summary level every engine gives the "
                         "closed-form (conjugate) posterior")

@@ -450,7 +450,8 @@ def check_parameters(spec: dict, path: Path) -> None:
 def load_prior_sets(directory: Path | None = None, extra: Path | str | None = None
                     ) -> dict[str, PriorSet]:
     """All prior sets in models/ (or ``directory``), by name, in their stated order (then by
-    name), plus those in ``extra`` (a team's own prior files, `--prior-dir`).
+    name), plus those in ``extra``: a team's own prior file (`--prior-file`) or directory of
+    prior files (`--prior-dir`).
 
     A name defined twice is refused (a team's file never silently replaces a shipped one).
     """
@@ -458,11 +459,16 @@ def load_prior_sets(directory: Path | None = None, extra: Path | str | None = No
     if extra is None:
         return sets
     extra = Path(extra)
-    if not extra.is_dir():
-        raise InputError("not a directory of prior files (*.toml)", file=str(extra))
-    found = dict(read_prior_sets(extra.resolve()))
-    if not found:
-        raise InputError("no prior files (*.toml) in this directory", file=str(extra))
+    if extra.is_file():  # one prior file (--prior-file)
+        one = read_prior_set(extra)
+        found = {one.name: one}
+    elif extra.is_dir():
+        found = dict(read_prior_sets(extra.resolve()))
+        if not found:
+            raise InputError("no prior files (*.toml) in this directory", file=str(extra))
+    else:
+        raise InputError("not a prior file or a directory of prior files (*.toml)",
+                         file=str(extra))
     for name, p in found.items():
         if name in sets:
             raise InputError(f"prior name '{name}' is already defined in {sets[name].path}; "

@@ -384,3 +384,22 @@ def test_exact_engine_memory_is_bounded_for_100000_studies():
     tau, rss_kib = r.stdout.split()
     assert abs(float(tau) - 0.3) < 0.01      # the simulated tau
     assert int(rss_kib) < 1024 * 1024         # below 1 GiB (was 5.6 GiB)
+
+
+def test_a_team_prior_file(tmp_path):
+    """--prior-file: one prior file of a team's own, validated like the shipped ones."""
+    path = prior_file(tmp_path, "team", HALFNORMAL.replace('name = "halfnormal-0.5"',
+                                                           'name = "team"'))
+    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior", "team",
+                "--prior-file", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    fit = json.loads(r.stdout)
+    assert fit["prior"]["name"] == "team" and fit["prior"]["tau"]["scale"] == 0.5
+    bad = prior_file(tmp_path, "bad", HALFNORMAL.replace('name = "halfnormal-0.5"',
+                                                         'name = "bad"').replace("scale = 0.5",
+                                                                                 "scale = -2"))
+    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-file",
+                str(bad))
+    assert_input_error(r, "bad.toml, column 'tau.scale'")
