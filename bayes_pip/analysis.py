@@ -105,6 +105,9 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
     return FitRecord(**base, engine=requested.name, k=es.k, participants=es.participants,
                      prior=prior,
                      **posterior_summary(result.posterior, outcome, es.study, observed=es.y),
+                     probability_draws=(result.diagnostics["chains"]
+                                        * result.diagnostics["draws"]
+                                        if result.diagnostics else None),
                      diagnostics=(Diagnostics(**result.diagnostics) if result.diagnostics
                                   else None),
                      dl=classical.record(),

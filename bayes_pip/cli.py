@@ -85,10 +85,13 @@ def cmd_list(args) -> int:
     for r in rows:
         k = str(r["k"]) if r["k"] else "-"
         n = str(r["participants"]) if r["participants"] else "-"
+        excluded = (f"; {len(r['excluded'])} of them excluded (no events or only events in "
+                    f"both arms: {', '.join(r['excluded'])})" if r["excluded"] else "")
         print(f"{r['outcome']:44s} {r['measure']:7s} {k:>2s} {n:>5s} {r['benefit']:8s} "
-              f"{r['data']}")
-    print("\nk and N: studies and participants the analysis uses (study rows, or the published "
-          "pooled result).\nbenefit: which direction of the PIP-vs-control effect is good.")
+              f"{r['data']}{excluded}")
+    print("\nk and N: studies and participants the analysis pools (study rows, or the published "
+          "pooled result).\nbenefit: which direction of the intervention-vs-control effect is "
+          "good.")
     return EXIT_OK
 
 

@@ -241,6 +241,9 @@ class FitRecord(Record):
     mcid: float | None
     studies: tuple[StudyEstimate, ...]
     p_benefit_new_study: float | None = field(default=None, metadata=OMIT_NONE)
+    # MCMC: the number of posterior draws the probabilities rest on (a probability of 0 or 1
+    # from N draws means below 1/N or above 1 - 1/N)
+    probability_draws: int | None = field(default=None, metadata=OMIT_NONE)
     likelihood: Likelihood | None = field(default=None, metadata=OMIT_NONE)
     diagnostics: Diagnostics | None = None
     dl: DLRecord | None = None

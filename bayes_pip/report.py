@@ -149,8 +149,8 @@ def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                 f"[{num(r.prediction.ci_low)}, {num(r.prediction.ci_high)}]")
         body.append([r.prior.name, interval_text(r.effect),
                      num(r.tau.median) if r.tau else "-", pred,
-                     prob_text(r.p_benefit),
-                     prob_text(r.p_mcid) if r.p_mcid is not None else "-"])
+                     prob_text(r.p_benefit, r.probability_draws),
+                     prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"])
     s = rows[0]
     if s.dl:
         d = s.dl
@@ -284,7 +284,8 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
     out = []
     for outcome_id, fits in all_fits.items():
         main = fits[0]
-        ps = [f.p_benefit for f in fits]
+        low = min(fits, key=lambda f: f.p_benefit)
+        high = max(fits, key=lambda f: f.p_benefit)
         out.append({
             "outcome": outcome_id, "label": main.label, "measure": main.measure,
             "level": main.level, "k": main.k, "participants": main.participants,
@@ -292,8 +293,9 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
             "grade": (main.published.grade if main.published else "") or "-",
             "dl": dl_text_short(main.dl),
             "bayes_prior": main.prior.name, "bayes": interval_text(main.effect),
-            "p_benefit": prob_text(main.p_benefit),
-            "p_benefit_min": prob_text(min(ps)), "p_benefit_max": prob_text(max(ps)),
+            "p_benefit": prob_text(main.p_benefit, main.probability_draws),
+            "p_benefit_min": prob_text(low.p_benefit, low.probability_draws),
+            "p_benefit_max": prob_text(high.p_benefit, high.probability_draws),
             "prediction": ("-" if not main.prediction else
                            f"[{num(main.prediction.ci_low)}, "
                            f"{num(main.prediction.ci_high)}]"),

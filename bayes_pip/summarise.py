@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from bayes_pip.data import Dataset, Outcome
+from bayes_pip.effects import double_zero
 from bayes_pip import engines, measures
 from bayes_pip.record import (DLRecord, FitFailure, Interval, MuSummary, StudyEstimate,
                               TauSummary)
@@ -20,17 +21,33 @@ def outcome_listing(dataset: Dataset) -> list[dict]:
         o = dataset.outcome(outcome_id)
         status = dataset.status(outcome_id)
         published = dataset.published_result(outcome_id)
+        study_rows = dataset.study_rows(outcome_id)
+        excluded = excluded_studies(study_rows, o)
         if status.level == "summary":
             k, participants = published.k, published.participants
-        else:
-            k, participants = status.k_studies, status.participants
+        else:  # the studies the analysis pools
+            left_out = study_rows["study"].isin(excluded)
+            k = status.k_studies - len(excluded)
+            participants = status.participants - int(study_rows.loc[left_out, "n_pip"].sum()
+                                                      + study_rows.loc[left_out, "n_ctrl"].sum())
         rows.append({
             "outcome": o.outcome, "label": o.label, "comparison": o.comparison,
             "measure": o.measure, "benefit": o.benefit, "timepoint": o.timepoint, "mcid": o.mcid,
             "k": k, "participants": participants, "study_rows": status.k_studies,
-            "published": published is not None, "level": status.level, "data": status.description,
+            "excluded": excluded, "published": published is not None, "level": status.level,
+            "data": status.description,
         })
     return rows
+
+
+def excluded_studies(rows, outcome: Outcome) -> list[str]:
+    """Study rows a ratio analysis leaves out (no events, or only events, in both arms)."""
+    if rows.empty or not outcome.scale.is_dichotomous or "events_pip" not in rows.columns:
+        return []
+    arm = rows["events_pip"].notna() & rows["events_ctrl"].notna()
+    drop = arm & double_zero(rows["events_pip"], rows["n_pip"], rows["events_ctrl"],
+                             rows["n_ctrl"])
+    return [str(s) for s in rows.loc[drop, "study"]]
 
 
 def direction_phrase(outcome: Outcome) -> str:
@@ -193,8 +210,16 @@ def engine_text(s: dict) -> str:
     return engines.get(s.engine).describe(s)
 
 
-def prob_text(p: float) -> str:
-    """A probability to 3 decimals, without rounding to a certainty the data do not give."""
+def prob_text(p: float, draws: int | None = None) -> str:
+    """A probability to 3 decimals, without rounding to a certainty the data do not give.
+
+    From ``draws`` posterior draws a probability of exactly 0 or 1 only says it is below 1/N or
+    above 1 - 1/N, and is printed so.
+    """
+    if draws and p >= 1:
+        return f"> 1 - 1/{draws}"
+    if draws and p <= 0:
+        return f"< 1/{draws}"
     if p > 0.999:
         return "> 0.999"
     if p < 0.001:
@@ -221,9 +246,9 @@ def fit_text(s: dict) -> str:
                      f"[{s.tau.ci_low:.2f}, {s.tau.ci_high:.2f}]")
         lines.append(f"{'Prediction (new study) ' + m:34s} {s.prediction.median:8.2f}  "
                      f"[{s.prediction.ci_low:.2f}, {s.prediction.ci_high:.2f}]")
-    lines += ["", f"P({benefit_words(s)}) = {prob_text(s.p_benefit)}"]
+    lines += ["", f"P({benefit_words(s)}) = {prob_text(s.p_benefit, s.probability_draws)}"]
     if s.p_mcid is not None:
-        lines.append(f"P({mcid_words(s)}) = {prob_text(s.p_mcid)}")
+        lines.append(f"P({mcid_words(s)}) = {prob_text(s.p_mcid, s.probability_draws)}")
     if s.studies:
         lines += ["", f"{'Study':28s} {'observed':>9s}  {'shrunken median [95% CrI]':>28s}"]
         for st in s.studies:
@@ -261,9 +286,9 @@ def comparison_text(rows: list[dict]) -> str:
         tau = f"{r.tau.median:.2f}" if r.tau else "-"
         pred = (f"[{num2(r.prediction.ci_low)}, {num2(r.prediction.ci_high)}]"
                 if r.prediction else "-")
-        pm = prob_text(r.p_mcid) if r.p_mcid is not None else "-"
+        pm = prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"
         lines.append(f"{r.prior.name:16s} {ci_text(r.effect):>26s} {tau:>6s} "
-                     f"{pred:>18s} {prob_text(r.p_benefit):>10s} {pm:>9s}")
+                     f"{pred:>18s} {prob_text(r.p_benefit, r.probability_draws):>10s} {pm:>9s}")
     d = s.dl
     if d:
         pred = (f"[{d.prediction.ci_low:.2f}, {d.prediction.ci_high:.2f}]"
@@ -302,10 +327,10 @@ def sweep_text(rows: list) -> str:
         if isinstance(r, FitFailure):
             lines.append(f"{r.outcome:42s} {'-':7s} {r.prior:16s} {'FAILED (see below)':>24s}")
             continue
-        pm = prob_text(r.p_mcid) if r.p_mcid is not None else "-"
+        pm = prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"
         lines.append(f"{r.outcome:42s} {r.level:7s} {r.prior.name:16s} "
                      f"{r.measure + ' ' + ci_text(r.effect):>24s} "
-                     f"{prob_text(r.p_benefit):>10s} {pm:>9s}")
+                     f"{prob_text(r.p_benefit, r.probability_draws):>10s} {pm:>9s}")
     if failed:
         lines += ["", f"{len(failed)} of {len(rows)} fits failed:"]
         lines += [f"  {r.outcome}, prior {r.prior}: {r.error}" for r in failed]
@@ -350,11 +375,11 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
     out.append(f"Under the {prior_phrase(main)} the posterior median {main.measure} was "
                f"{num(e.median)} (95% CrI {num(e.ci_low)} to "
                f"{num(e.ci_high)}); the probability that {who} {verb} {what} was "
-               f"{prob_text(main.p_benefit)}.")
+               f"{prob_text(main.p_benefit, main.probability_draws)}.")
     if main.p_mcid is not None:
         out.append(f"The probability of an effect beyond the minimal clinically important "
                    f"difference ({main.measure} {main.mcid:g}) was "
-                   f"{prob_text(main.p_mcid)}.")
+                   f"{prob_text(main.p_mcid, main.probability_draws)}.")
     if main.prediction:
         pr = main.prediction
         out.append(f"The 95% prediction interval for the effect in a new study was "
@@ -364,7 +389,7 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
         lo = min(rows, key=lambda r: r.p_benefit)
         hi = max(rows, key=lambda r: r.p_benefit)
         out.append(f"Across the {len(rows)} priors considered, the probability that {who} "
-                   f"{verb} {what} ranged from {prob_text(lo.p_benefit)} "
-                   f"({lo.prior.name} prior) to {prob_text(hi.p_benefit)} "
+                   f"{verb} {what} ranged from {prob_text(lo.p_benefit, lo.probability_draws)} "
+                   f"({lo.prior.name} prior) to {prob_text(hi.p_benefit, hi.probability_draws)} "
                    f"({hi.prior.name} prior).")
     return out

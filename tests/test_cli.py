@@ -195,3 +195,30 @@ def test_sweep_carries_on_past_a_failed_fit(monkeypatch, capsys):
     out = capsys.readouterr()
     assert "1 of" in out.out and "forced failure" in out.out
     assert "halfnormal-0.5" in out.out and "fits failed the convergence checks" in out.err
+
+
+def test_list_counts_the_studies_pooled_and_names_the_excluded():
+    """dat-style double-zero study: `list` shows k and N of the studies pooled (as `dl` does)
+    and names the study left out, with the reason."""
+    import json as json_module
+
+    data = str(Path(__file__).parent / "bad_inputs" / "double_zero_excluded")
+    r = run_cli("list", "--data", data, "--json")
+    row = next(x for x in json_module.loads(r.stdout) if x["outcome"] == "rejection")
+    assert (row["k"], row["study_rows"], row["excluded"]) == (2, 3, ["Schuller 2005"])
+    dl = json_module.loads(run_cli("dl", "rejection", "--data", data, "--json").stdout)
+    assert (row["k"], row["participants"]) == (dl["k"], dl["participants"]) == (2, 137)
+    text = run_cli("list", "--data", data).stdout
+    assert "1 of them excluded (no events or only events in both arms: Schuller 2005)" in text
+
+
+def test_probabilities_from_draws_are_never_printed_as_certain():
+    from bayes_pip.summarise import prob_text
+
+    assert prob_text(1.0, 8000) == "> 1 - 1/8000"
+    assert prob_text(0.0, 8000) == "< 1/8000"
+    assert prob_text(0.99993) == "> 0.999"      # exact engines: the value itself is known
+    assert prob_text(0.5, 8000) == "0.500"
+    fit = json.loads((Path(__file__).parent / "golden" /
+                      "fit__crins2014__acute_rejection__pymc__auto__pip.json").read_text())
+    assert fit["probability_draws"] == fit["diagnostics"]["chains"] * fit["diagnostics"]["draws"]
