@@ -104,6 +104,8 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                              versions=versions(requested))
     return FitRecord(**base, engine=requested.name, k=es.k, participants=es.participants,
                      prior=prior,
+                     baseline_prior=(prior.baseline_dict()
+                                     if requested.model == "binomial-normal" else None),
                      **posterior_summary(result.posterior, outcome, es.study, observed=es.y),
                      probability_draws=(result.diagnostics["chains"]
                                         * result.diagnostics["draws"]

@@ -338,6 +338,18 @@ class PriorSet:
     path: Path
     notes: str = ""
     order: int = 100
+    baseline: dict | None = None
+
+
+# The binomial-normal model's control-arm baseline b_i (logit of the control risk for OR; the
+# log-risk parameter for RR). A prior file may set it in a [baseline] section; otherwise this wide
+# normal is used, so that with rare events the control risks come from the data. (A narrow
+# N(0, 2^2), the earlier hidden default, moved the log OR of a rare-event review by about 0.2
+# towards benefit; see tests/test_pymc.py.)
+DEFAULT_BASELINE_SD = 10.0
+DEFAULT_BASELINE_SOURCE = ("bayes_pip default: a wide normal on each study's control-arm "
+                           "baseline (logit or log-risk scale), so that rare-event control risks "
+                           "are informed by the data")
 
 
 @dataclass(frozen=True)
@@ -352,6 +364,14 @@ class ResolvedPrior:
     mu_source: str
     tau_source: str
     notes: tuple[str, ...] = ()
+    baseline: Normal = Normal(0.0, DEFAULT_BASELINE_SD)
+    baseline_source: str = DEFAULT_BASELINE_SOURCE
+
+    def baseline_dict(self) -> dict:
+        """The binomial-normal model's control-arm baseline prior, as stored with such fits."""
+        return {"family": self.baseline.family, **self.baseline.params(),
+                "scale": "per study: logit of the control risk (OR), log-risk parameter (RR)",
+                "source": self.baseline_source}
 
     def to_dict(self) -> dict:
         return {
@@ -388,7 +408,8 @@ def read_prior_set(path: Path) -> PriorSet:
     check_parameters(spec, path)
     return PriorSet(name=spec["name"], title=spec["title"], source=spec["source"],
                     applies_to=tuple(spec["applies_to"]), mu=spec["mu"], tau=spec["tau"],
-                    path=path, notes=spec.get("notes", ""), order=int(spec.get("order", 100)))
+                    path=path, notes=spec.get("notes", ""), order=int(spec.get("order", 100)),
+                    baseline=spec.get("baseline"))
 
 
 # parameter -> (must be > 0, may be infinite); everything else must be a finite number
@@ -403,8 +424,8 @@ def check_parameters(spec: dict, path: Path) -> None:
     """Every parameter of a prior file is a number in its range, named with its field when not
     (so a bad file fails when it is read, with its name, never inside a sampler)."""
     def check(section: str, params: dict) -> None:
-        names = MU_PARAMS.get(params.get("family"), ()) if section == "mu" else \
-            TAU_FAMILIES[spec["tau"]["family"]][1]
+        names = (MU_PARAMS.get(params.get("family"), ()) if section in ("mu", "baseline") else
+                 TAU_FAMILIES[spec["tau"]["family"]][1])
         for name in names:
             if name not in params:
                 if section == "mu" and name == "tail_probability":
@@ -431,6 +452,11 @@ def check_parameters(spec: dict, path: Path) -> None:
                                  column=f"{section}.{name}")
 
     check("mu", spec["mu"])
+    if "baseline" in spec:
+        if not isinstance(spec["baseline"], dict) or spec["baseline"].get("family") != "normal":
+            raise InputError("the baseline prior must be a table with family = \"normal\", mean "
+                             "and sd", file=str(path), column="baseline.family")
+        check("baseline", spec["baseline"])
     tau = spec["tau"]
     table = tau.get("by_outcome_type")
     if table is None:
@@ -477,9 +503,17 @@ def load_prior_sets(directory: Path | None = None, extra: Path | str | None = No
     return dict(sorted(merged.items(), key=lambda item: (item[1].order, item[0])))
 
 
-@functools.lru_cache(maxsize=8)
 def read_prior_sets(directory: Path) -> tuple[tuple[str, PriorSet], ...]:
-    found = [read_prior_set(path) for path in sorted(directory.glob("*.toml"))]
+    """The prior sets of a directory, read again whenever a file changes (cached by each file's
+    modification time and size)."""
+    paths = sorted(Path(directory).glob("*.toml"))
+    signature = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    return read_prior_files(Path(directory), signature)
+
+
+@functools.lru_cache(maxsize=16)
+def read_prior_files(directory: Path, signature) -> tuple[tuple[str, PriorSet], ...]:
+    found = [read_prior_set(Path(path)) for path, _, _ in signature]
     names = [p.name for p in found]
     for p in found:
         if names.count(p.name) > 1:
@@ -574,5 +608,10 @@ def resolve_prior(name: str, outcome: Outcome, sets: dict[str, PriorSet] | None 
     if p.mu["family"] in ("sceptical", "enthusiastic"):
         mu_source = (f"{mu_source}; anchored at the outcome's mcid {outcome.mcid:g} "
                      f"({outcome.measure}, natural scale)")
+    baseline, baseline_source = Normal(0.0, DEFAULT_BASELINE_SD), DEFAULT_BASELINE_SOURCE
+    if p.baseline is not None:
+        baseline = Normal(float(p.baseline["mean"]), float(p.baseline["sd"]))
+        baseline_source = p.baseline.get("source", "")
     return ResolvedPrior(name=p.name, title=p.title, source=p.source, mu=mu, tau=tau,
-                         mu_source=mu_source, tau_source=tau_source, notes=notes)
+                         mu_source=mu_source, tau_source=tau_source, notes=notes,
+                         baseline=baseline, baseline_source=baseline_source)

@@ -232,6 +232,8 @@ class FitRecord(Record):
     k: int
     participants: int | None
     prior: Any                      # bayes_pip.priors.ResolvedPrior (its to_dict is the JSON)
+    # binomial-normal fits: the prior on each study's control-arm baseline
+    baseline_prior: dict | None = field(default=None, kw_only=True, metadata=OMIT_NONE)
     mu: MuSummary
     effect: Interval
     tau: TauSummary | None

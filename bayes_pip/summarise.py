@@ -236,6 +236,9 @@ def fit_text(s: dict) -> str:
         f"Data:   {level_text(s)}",
         f"Prior:  {prior_phrase(s) if s.level == 'summary' else prior.name + ': ' + prior.title}",
         f"Engine: {engine_text(s)}",
+        *([f"Baseline: control-arm baseline ~ Normal({s.baseline_prior['mean']:g}, "
+           f"{s.baseline_prior['sd']:g}^2) per study ({s.baseline_prior['source']})"]
+          if s.baseline_prior else []),
         "",
         f"{'':34s} {'median':>8s}  95% credible interval",
         f"{'Pooled ' + m:34s} {s.effect.median:8.2f}  "

@@ -126,3 +126,13 @@ def test_logt_and_normal_match_scipy_stats():
     np.testing.assert_allclose(n.logpdf(x), stats.norm.logpdf(x, 0.2, 1.5), rtol=1e-12)
     np.testing.assert_allclose(n.cdf(x), stats.norm.cdf(x, 0.2, 1.5), rtol=1e-12)
     np.testing.assert_allclose(n.ppf([0.05, 0.5]), stats.norm.ppf([0.05, 0.5], 0.2, 1.5), rtol=1e-12)
+
+
+def test_every_binary_prior_file_names_its_baseline_prior_with_a_source():
+    """The binomial-normal model's control-arm prior is part of each prior set that applies to
+    RR or OR (issue: it used to be a hidden N(0, 2^2))."""
+    for name, p in load_prior_sets().items():
+        if {"RR", "OR"} & set(p.applies_to):
+            assert p.baseline is not None, name
+            assert p.baseline["family"] == "normal" and p.baseline["sd"] == 10.0, name
+            assert "dat.collins1985a" in p.baseline["source"], name

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import arviz as az
 import numpy as np
@@ -24,6 +25,7 @@ from bayes_pip.engines.base import SamplerSettings
 from bayes_pip.engines.binomial_nuts import sample_binomial_normal
 from bayes_pip.engines.diagnostics import diagnostics
 from bayes_pip.engines.normal_nuts import sample_normal_normal
+from bayes_pip.priors import DEFAULT_BASELINE_SD
 
 SETTINGS = SamplerSettings()
 CRINS = ([14, 16, 3, 9, 4, 0], [61, 28, 18, 54, 36, 50], [15, 19, 8, 29, 11, 3], [20, 28, 12, 54, 36, 34])
@@ -120,7 +122,7 @@ def bcg_effects(measure):
 def test_binomial_normal_or_is_close_to_metafor_glmm():
     """Sanity bound against the frequentist counterpart (ML, not Bayesian): with 13 trials the
     posterior median of mu lies within 0.5 ML standard errors of the ML estimate and the posterior
-    SD within 25% of the ML SE. The Monte-Carlo-exact check is the slow centred long run below."""
+    SD between the ML SE and 1.3 times it. The Monte-Carlo-exact check is the slow centred long run below."""
     import json
     from conftest import REFERENCE
 
@@ -133,7 +135,10 @@ def test_binomial_normal_or_is_close_to_metafor_glmm():
     assert d["converged"], d
     mu = idata.posterior["mu"].values
     assert abs(np.median(mu) - ref["mu"]) < 0.5 * ref["se"]
-    assert np.std(mu) == pytest.approx(ref["se"], rel=0.25)
+    # the posterior SD carries the uncertainty in tau (and, since the baseline prior became the
+    # wide N(0, 10^2), in the control risks) that the ML SE leaves out: at least the ML SE and
+    # at most 30% above it (it was within 25% either way under the narrow N(0, 2^2))
+    assert ref["se"] <= np.std(mu) <= 1.3 * ref["se"]
 
 
 def centred_binomial_long_run(es, link, seed):
@@ -146,7 +151,7 @@ def centred_binomial_long_run(es, link, seed):
         mu = pm.Normal("mu", 0, 4)
         tau = pm.HalfNormal("tau", 1.0)
         theta = pm.Normal("theta", mu, tau, shape=es.k)
-        base = pm.Normal("baseline", 0, 2, shape=es.k)
+        base = pm.Normal("baseline", 0, DEFAULT_BASELINE_SD, shape=es.k)
         if link == "logit":
             p0, p1 = pm.math.invlogit(base), pm.math.invlogit(base + theta)
         else:
@@ -289,3 +294,58 @@ def test_two_studies_converge_under_every_shipped_prior(case):
             idata = sample_normal_normal(y, v, pr, seed, settings, ["a", "b"])
             _, problems = gate(idata, settings.chains, settings.draws)
             assert not problems, (name, seed, problems)
+
+
+@pytest.mark.slow
+def test_rare_events_baseline_prior_does_not_pull_the_result():
+    """Deaths in dat.collins1985a (24 trials, many zero cells): with the default wide baseline
+    prior N(0, 10^2) the posterior median log OR is within 0.25 ML standard errors of metafor's
+    rma.glmm UM.FS estimate (tests/reference/rare_events_glmm.R: -0.3400, SE 0.1987); the old
+    hidden N(0, 2^2) moved it by about one standard error (-0.54) and its 95% CrI excluded no
+    effect while metafor's CI does not."""
+    import json
+
+    import pandas as pd
+
+    from bayes_pip import measures
+    from bayes_pip.effects import effect_sizes
+    from bayes_pip.engines.diagnostics import gate
+
+    ref = json.loads((Path(__file__).parent / "reference" / "rare_events_values.json").read_text())
+    rows = pd.DataFrame({"study": [f"{t} {i}" for i, t in enumerate(ref["trial"])],
+                         **{k: ref[k] for k in ("events_pip", "n_pip", "events_ctrl", "n_ctrl")}})
+    es = effect_sizes(rows, measures.get("OR"))
+    medians = {}
+    for sd in (10.0, 2.0):
+        pr = ResolvedPrior("p", "", "", Normal(0, 4), HalfNormal(0.5), "", "",
+                           baseline=Normal(0.0, sd))
+        idata = sample_binomial_normal(es, pr, 1, SETTINGS)
+        assert not gate(idata, SETTINGS.chains, SETTINGS.draws)[1]
+        mu = idata.posterior["mu"].values.ravel()
+        medians[sd] = (float(np.median(mu)), float(np.quantile(mu, 0.975)))
+    assert abs(medians[10.0][0] - ref["log_or"]) < 0.25 * ref["se"]
+    assert medians[10.0][1] > 0 > medians[2.0][1]     # CrI includes no effect only with N(0, 10^2)
+    assert abs(medians[2.0][0] - ref["log_or"]) > 0.75 * ref["se"]
+
+
+def test_baseline_prior_is_part_of_the_prior_set(tmp_path):
+    """A prior file's [baseline] section sets the binomial model's control-arm prior; it is
+    stored with binomial fits (baseline_prior) and printed; bad values are named."""
+    from bayes_pip.data import Outcome
+    from bayes_pip.errors import InputError
+    from bayes_pip.priors import DEFAULT_BASELINE_SD, load_prior_sets, resolve_prior
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "halfnormal-0.5.toml"
+    text = shipped.read_text().replace('name = "halfnormal-0.5"', 'name = "team"')
+    text = text[:text.index("[baseline]")]  # the shipped file's section, replaced below
+    text += '[baseline]\nfamily = "normal"\nmean = -2.0\nsd = 3.0\nsource = "team choice"\n'
+    (tmp_path / "team.toml").write_text(text)
+    outcome = Outcome("o", "o", "a_vs_b", "OR", "lower", "", None)
+    sets = load_prior_sets(extra=tmp_path)
+    assert resolve_prior("halfnormal-0.5", outcome, sets).baseline.sd == DEFAULT_BASELINE_SD
+    team = resolve_prior("team", outcome, sets)
+    assert (team.baseline.mean, team.baseline.sd) == (-2.0, 3.0)
+    assert team.baseline_dict()["source"] == "team choice"
+    (tmp_path / "team.toml").write_text(text.replace("sd = 3.0", "sd = -3.0"))
+    with pytest.raises(InputError, match="column 'baseline.sd'"):
+        load_prior_sets(extra=tmp_path)

@@ -139,7 +139,7 @@ def test_two_team_files_with_one_name_are_refused(tmp_path):
 def test_prior_dir_must_be_a_directory(tmp_path):
     r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
                 str(tmp_path / "missing"))
-    assert_input_error(r, "not a directory of prior files")
+    assert_input_error(r, "not a prior file or a directory of prior files")
 
 
 # ----- options are range-checked --------------------------------------------------------------

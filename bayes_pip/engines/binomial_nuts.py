@@ -40,7 +40,9 @@ def sample_binomial_normal(es, prior, seed: int, settings,
         return out
 
     data = {"events_pip": pad(es.events_pip), "n_pip": pad(es.n_pip),
-            "events_ctrl": pad(es.events_ctrl), "n_ctrl": pad(es.n_ctrl), **prior_data(prior)}
+            "events_ctrl": pad(es.events_ctrl), "n_ctrl": pad(es.n_ctrl), **prior_data(prior),
+            "baseline_mean": np.float64(prior.baseline.mean),
+            "baseline_sd": np.float64(prior.baseline.sd)}
     settings = ENGINE.settings_for(settings, k)
     idata = run_nutpie(kind, data, seed, settings, progress, size)
     post = idata.posterior

@@ -149,7 +149,7 @@ def binomial_normal_model(events_pip, n_pip, events_ctrl, n_ctrl, link, prior: R
     Centred (for a single study, where the non-centred form diverges): mu is integrated out,
     theta ~ MVN(m0 1, tau^2 I + s0^2 J), and mu is drawn afterwards from its exact conditional
     N((m0/s0^2 + sum theta_i/tau^2)/P, 1/P), P = 1/s0^2 + k/tau^2 (see sample_binomial_normal).
-    Control-arm baseline b_i ~ N(0, 2^2):
+    Control-arm baseline b_i ~ N(m_b, s_b^2), the prior set's baseline prior (default N(0, 10^2)):
     logit: logit p_ctrl = b_i, logit p_pip = b_i + theta_i.
     log:   log p_ctrl = m_i - softplus(-b_i), m_i = min(0, -theta_i), log p_pip = log p_ctrl + theta_i,
            which keeps both risks below 1 for any theta_i (log-binomial model).
@@ -163,7 +163,9 @@ def binomial_normal_model(events_pip, n_pip, events_ctrl, n_ctrl, link, prior: R
         e0 = pm.Data("events_ctrl", np.asarray(events_ctrl, float))
         n0 = pm.Data("n_ctrl", np.asarray(n_ctrl, float))
         mu_mean, mu_sd, tau = prior_block(prior)
-        base = pm.Normal("baseline", 0.0, 2.0, shape=e1.shape)
+        base_mean = pm.Data("baseline_mean", np.float64(prior.baseline.mean))
+        base_sd = pm.Data("baseline_sd", np.float64(prior.baseline.sd))
+        base = pm.Normal("baseline", base_mean, base_sd, shape=e1.shape)
         if centred:
             n = e1.shape[0]
             cov = tau**2 * pt.eye(n) + mu_sd**2 * pt.ones((n, n))
