@@ -140,17 +140,9 @@ class PublishedResult(Record):
 
 
 @dataclass(frozen=True)
-class Agreement(Record):
+class Agreement(PublishedResult):
     """The published result beside the DL re-analysis: reproduced to the printed digits?"""
 
-    estimate: float
-    ci_low: float
-    ci_high: float
-    k: int
-    participants: int | None
-    model: str
-    grade: str
-    source: str
     reproduced: bool
     agreement: str
 

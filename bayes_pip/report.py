@@ -29,6 +29,17 @@ from bayes_pip.summarise import discussion_sentences, engine_text, level_text, n
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
 
 
+@contextlib.contextmanager
+def write_errors_are_input_errors(target: Path):
+    """Disk full, quota, permissions: a one-line error naming the output (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        raise InputError(f"cannot write the output ({exc.strerror})", file=str(target)) from None
+
+
 def check_output_dir(target) -> Path:
     """Before any work: ``target`` is a directory, or can be created as one (its nearest
     existing ancestor is a writable directory; no file or dangling link on the way)."""
@@ -69,13 +80,8 @@ def staged_directory(target: Path):
                          file=str(target)) from None
     done = False
     try:
-        try:
+        with write_errors_are_input_errors(target):
             yield stage
-        except OSError as exc:  # disk full, permissions: a one-line error, nothing left behind
-            if exc.errno not in WRITE_ERRORS:
-                raise
-            raise InputError(f"cannot write the output ({exc.strerror})",
-                             file=str(target)) from None
         # Ctrl-C or SIGTERM wait until the whole set is in place (no mix of old and new files)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
@@ -379,15 +385,10 @@ def replace_directory(out_dir, files: dict[str, bytes | str]) -> list[Path]:
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.bayes_pip-stage-", dir=target.parent))
     backup = None
     try:
-        try:
+        with write_errors_are_input_errors(target):
             for name, content in files.items():
                 raw = content.encode("utf-8") if isinstance(content, str) else content
                 inside(stage, name).write_bytes(raw)
-        except OSError as exc:
-            if exc.errno not in WRITE_ERRORS:
-                raise
-            raise InputError(f"cannot write the output ({exc.strerror})",
-                             file=str(target)) from None
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             if target.exists():
