@@ -31,6 +31,24 @@ def metafor_cases() -> dict:
     return json.loads((REFERENCE / "metafor_values.json").read_text())["cases"]
 
 
+def run_main(*args: str):
+    """Run the CLI's ``main`` in this process (its argument parsing, error handling and exit
+    codes, without the 2 s start-up of a new interpreter); returns what run_cli returns."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    from bayes_pip.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:   # argparse usage errors
+            code = exc.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600):
     """Run `python -m bayes_pip ARGS` as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "bayes_pip", *args], capture_output=True,

@@ -28,8 +28,10 @@ def data_dir(name):
     return bundled_data_dir().parent / name
 
 
-@pytest.mark.parametrize("kind,case,filename", list(all_cases()),
-                         ids=[c[2][:-5] for c in all_cases()])
+# binomial-normal fits take 10-30 s each: they run with the slow checks (CI runs both)
+@pytest.mark.parametrize("kind,case,filename", [
+    pytest.param(*c, marks=pytest.mark.slow) if "__binomial__" in c[2] else c
+    for c in all_cases()], ids=[c[2][:-5] for c in all_cases()])
 def test_output_matches_pinned(kind, case, filename):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

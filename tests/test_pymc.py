@@ -119,6 +119,7 @@ def bcg_effects(measure):
                                b["cpos"], b["cpos"] + b["cneg"], measure)
 
 
+@pytest.mark.slow  # long MCMC (binomial-normal); CI runs it with -m slow
 def test_binomial_normal_or_is_close_to_metafor_glmm():
     """Sanity bound against the frequentist counterpart (ML, not Bayesian): with 13 trials the
     posterior median of mu lies within 0.5 ML standard errors of the ML estimate and the posterior
@@ -204,6 +205,7 @@ def test_fast_normal_callback_equals_the_pymc_model(tau_prior):
         assert dz == pytest.approx(float(grad["z_mu"]), rel=1e-9, abs=1e-10)
 
 
+@pytest.mark.slow  # long MCMC (binomial-normal); CI runs it with -m slow
 def test_centred_binomial_with_mu_integrated_matches_non_centred():
     """The centred form (mu integrated out, redrawn from its conditional) is the same posterior:
     on BCG (13 large trials, where the non-centred form converges well) the two agree within
@@ -220,6 +222,7 @@ def test_centred_binomial_with_mu_integrated_matches_non_centred():
             assert abs(np.quantile(x, q) - np.quantile(y, q)) < tol, (name, q)
 
 
+@pytest.mark.slow  # long MCMC (binomial-normal); CI runs it with -m slow
 @pytest.mark.parametrize("rows", [[0], [0, 4]], ids=["k1", "k2"])
 def test_binomial_converges_with_one_or_two_studies_under_every_binary_prior(rows):
     from bayes_pip.priors import load_prior_sets, resolve_prior
