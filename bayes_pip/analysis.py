@@ -6,20 +6,24 @@ Returns a frozen :class:`FitRecord`; the CLI and the reports only read it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from importlib import metadata
+
+import numpy as np
 
 from bayes_pip import engines
 from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, Resolved
 from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.engines.conjugate import conjugate_idata, se_from_ci
+from bayes_pip.engines.mixture import MixturePosterior
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
 from bayes_pip.errors import ConvergenceError, InputError
 from bayes_pip.record import (Diagnostics, FitFailure, FitRecord, Likelihood, PublishedResult,
-                              Settings)
+                              Reconstructed, Settings)
 from bayes_pip.summarise import posterior_summary
 from bayes_pip.version import __version__
 
@@ -91,6 +95,9 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                          settings=Settings(None, versions=versions(used)), posterior=post,
                          draws=functools.partial(conjugate_idata, post, y, se, prior, seed))
 
+    if resolved.level == "reconstructed":
+        return fit_reconstructed(resolved, prior_name, engine, seed, settings, progress, sets)
+
     classical = classical_from(resolved)
     es = classical.effects
     if es.k == 1:
@@ -116,6 +123,78 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                      published=published_record(published) if published else None,
                      notes=tuple(notes), settings=used_settings, draws=result.idata,
                      posterior=result.posterior)
+
+
+# at most this many reconstructed tables are fitted (exact engine; MCMC engines): beyond it a
+# stratified sample, evenly spaced over the tables ordered by their pooled estimate, is fitted
+MAX_TABLES = {False: 200, True: 20}
+
+
+def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, progress, sets
+                      ) -> FitRecord:
+    """Fit every reconstructed table (or a stratified sample) at study level and report the
+    equal-weight mixture of their posteriors, with the spread across tables."""
+    rec = resolved.reconstruction
+    tables = resolved.table_rows()
+    cap = MAX_TABLES[engines.get(engine).stochastic]
+    sampling = "the only table" if len(tables) == 1 else f"all {len(tables)} tables"
+    if len(tables) > cap:
+        order = np.argsort(rec.reproduces_estimates(), kind="stable")
+        picks = order[np.unique(np.linspace(0, len(order) - 1, cap).round().astype(int))]
+        tables = [tables[i] for i in picks]
+        sampling = (f"a stratified sample of {len(tables)} of {len(resolved.table_rows())} "
+                    "tables, evenly spaced over the tables ordered by their pooled estimate")
+    if rec.n_solutions > len(rec.tables):
+        sampling += f" (the first {len(rec.tables)} tables found were kept)"
+    fits = []
+    for rows in tables:
+        one = dataclasses.replace(resolved, rows=rows, level="study", reconstruction=None)
+        fits.append(fit_resolved(one, prior_name, engine, seed, settings, progress, sets))
+    first = fits[0]
+    label = data_status_label(rec)
+    if len(fits) == 1:
+        head = (f"Data: {label}; it reproduces the review's printed pooled result when pooled "
+                f"as the review did ({rec.method}).")
+    else:
+        head = (f"Data: {label}. The posterior is the equal-weight mixture over the tables "
+                f"fitted ({sampling}); each reproduces the review's printed pooled result when "
+                f"pooled as the review did ({rec.method}).")
+    notes = [head] + [n for n in first.notes]
+    summary = Reconstructed(
+        label=label, n_tables=rec.n_solutions, tables_fitted=len(fits), sampling=sampling,
+        effect_median_range=(min(f.effect.median for f in fits),
+                             max(f.effect.median for f in fits)),
+        p_benefit_range=(min(f.p_benefit for f in fits), max(f.p_benefit for f in fits)),
+        tables=tuple(tuple({"study": row.study, "events_pip": int(row.events_pip),
+                            "n_pip": int(row.n_pip), "events_ctrl": int(row.events_ctrl),
+                            "n_ctrl": int(row.n_ctrl)} for row in r.itertuples(index=False))
+                     for r in tables[:20]))
+    # the classical reference pools the (first) table as the review did (RevMan's method)
+    dl_record = classical_from(dataclasses.replace(resolved, rows=tables[0], level="study",
+                                                   reconstruction=None), rec.method).record()
+    if len(fits) == 1:
+        return dataclasses.replace(first, level="reconstructed", dl=dl_record,
+                                   data_status=resolved.status.description,
+                                   reconstruction=summary, notes=tuple(notes))
+    post = MixturePosterior([f.posterior for f in fits])
+    outcome = resolved.outcome
+    observed = np.median([[s.observed for s in f.studies] for f in fits], axis=0)
+    fields = posterior_summary(post, outcome, rec.studies,
+                               observed=outcome.scale.to_analysis(observed))
+    mixed = dataclasses.replace(first, **fields, level="reconstructed", dl=dl_record,
+                                data_status=resolved.status.description,
+                                reconstruction=summary, notes=tuple(notes),
+                                draws=None, posterior=post,
+                                probability_draws=(sum(f.probability_draws for f in fits)
+                                                   if first.probability_draws else None))
+    return mixed
+
+
+def data_status_label(rec) -> str:
+    n = rec.n_solutions
+    return (f"reconstructed, the only integer table consistent with every printed number"
+            if n == 1 else
+            f"reconstructed, one of {n} integer tables consistent with every printed number")
 
 
 def published_record(p) -> PublishedResult:

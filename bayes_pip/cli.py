@@ -118,6 +118,39 @@ def cmd_dl(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# reconstruct
+# ---------------------------------------------------------------------------------------------
+
+def cmd_reconstruct(args) -> int:
+    """Every integer 2x2 table consistent with the review's printed numbers for one outcome.
+
+    Reads the outcome's published pooled result (estimate and 95% CI as printed, k, number of
+    participants, random or fixed effects) and constraints.csv in the data directory (bounds on
+    arm sizes and counts, each with its source), and tests every candidate table with RevMan 5's
+    own algorithm (M-H random effects: DerSimonian-Laird with Q from the M-H estimate). Outcomes
+    that share arms (a `group` in constraints.csv) are reconstructed together. Such tables are
+    reconstructed, not printed data; `fit --level reconstructed` fits them.
+
+    Example: python -m bayes_pip reconstruct secure_attachment_post
+    """
+    from bayes_pip.data import load_dataset
+    from bayes_pip.errors import InputError
+    from bayes_pip.summarise import reconstruction_text
+
+    dataset = load_dataset(args.data)
+    dataset.outcome(args.outcome)
+    rec = dataset.reconstruction(args.outcome)
+    if rec is None:
+        raise InputError(f"outcome '{args.outcome}' has no rows in constraints.csv (see README, "
+                         "'Reconstructed tables')", file=dataset.constraints_file)
+    if args.json:
+        print_json(rec.to_dict())
+    else:
+        print(reconstruction_text(rec, dataset.outcome(args.outcome)))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
 # fit
 # ---------------------------------------------------------------------------------------------
 
@@ -418,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pooling method: DL (default, as metafor rma method='DL'), MH-random "
                         "(RevMan 'M-H, Random'), IV-fixed, MH-fixed, or file: the method and "
                         "model an imported RevMan file names")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = add_command(sub, "reconstruct", "integer 2x2 tables consistent with the printed "
+                    "pooled result of one outcome", cmd_reconstruct)
+    p.add_argument("outcome", help="outcome id (see `list`)")
+    add_data_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = add_command(sub, "fit", "Bayesian fit of one outcome: posterior, P(PIP beats control)",

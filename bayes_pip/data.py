@@ -6,6 +6,8 @@ A data directory holds (see README, "Data schema"):
 - ``studies.csv``   one row per study x outcome (arm-level counts or means/SDs), with its source
 - ``trials.csv``    optional, one row per trial (design, population, risk of bias, source)
 - ``published.csv`` optional, pooled results as the review printed them
+- ``constraints.csv`` optional, bounds on arm sizes and counts (with their sources) from which
+  the integer tables behind a printed pooled result are reconstructed (:mod:`bayes_pip.reconstruct`)
 
 Everything is validated once, here, at load time. Any problem raises :class:`InputError` naming the
 file, the row (as a spreadsheet shows it: the header is row 1) and the column. Extra columns are kept.
@@ -19,26 +21,32 @@ import io
 import math
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bayes_pip import measures
+from bayes_pip import measures, reconstruct
 from bayes_pip.bundled import bundled_path
 from bayes_pip.errors import InputError
 
 DICHOTOMOUS_MEASURES = measures.names_where(lambda m: m.is_dichotomous)
 BENEFITS = ("lower", "higher")
+# intervention comparison types of the empirical heterogeneity priors (Turner et al. 2015 Table IV
+# columns; Rhodes et al. 2015 Table 3 columns, where every non-pharmacological type is one column)
+COMPARISON_TYPES = ("nonpharm_vs_control", "nonpharm_vs_pharm", "nonpharm_vs_nonpharm",
+                    "pharm_vs_control", "pharm_vs_pharm")
 
 OUTCOME_COLUMNS = ("outcome", "label", "comparison", "measure", "benefit")
 STUDY_COLUMNS = ("outcome", "study", "source")
 PUBLISHED_COLUMNS = ("outcome", "measure", "estimate", "ci_low", "ci_high", "k", "source")
 TRIAL_COLUMNS = ("study", "source")
+CONSTRAINT_COLUMNS = ("outcome", "study", "arm", "field", "min", "max", "source")
+PROVENANCES = ("printed", "derived", "inferred")
 COUNT_COLUMNS = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
 CONTINUOUS_COLUMNS = ("mean_pip", "sd_pip", "mean_ctrl", "sd_ctrl")
-LEVELS = ("auto", "study", "summary")
+LEVELS = ("auto", "study", "reconstructed", "summary")
 MAX_FILE_BYTES = 50_000_000  # a Cochrane review's tables are kilobytes
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
@@ -73,6 +81,7 @@ class Outcome:
     timepoint: str
     mcid: float | None
     outcome_type: str = ""
+    comparison_type: str = ""   # one of COMPARISON_TYPES; picks the empirical prior's column
     method: str = ""   # analysis method a RevMan file names (MH, IV, Peto), if any
     model: str = ""    # fixed or random, if the source names it
 
@@ -117,22 +126,54 @@ class DataStatus:
     description: str
 
 
-def data_status(rows: pd.DataFrame, published: Published | None) -> DataStatus:
+def data_status(rows: pd.DataFrame, published: Published | None,
+                reconstruction: reconstruct.Reconstruction | None = None) -> DataStatus:
     """Decide which level an outcome is analysed at (the level policy).
 
     Study level when the study rows cover all the studies the review pooled (or there is no
-    published result); otherwise the published pooled estimate (summary level); otherwise nothing.
+    published result); otherwise tables reconstructed from every printed number when at least
+    one is consistent (constraints.csv); otherwise the published pooled estimate (summary
+    level); otherwise nothing.
     """
     k = len(rows)
     participants = int(rows["n_pip"].sum() + rows["n_ctrl"].sum()) if k else 0
     if k and (published is None or k >= published.k):
         return DataStatus(k, participants, published.k if published else None, "study",
                           f"study data, k = {k}")
+    if reconstruction is not None and reconstruction.n_solutions:
+        return DataStatus(k, participants, published.k, "reconstructed",
+                          reconstructed_phrase(reconstruction))
     if published is not None:
         what = (f"study data for {k} of {published.k} studies; published pooled result used"
                 if k else "published pooled result only")
         return DataStatus(k, participants, published.k, "summary", what)
     return DataStatus(0, 0, None, None, "no data yet")
+
+
+def forced_status(status: DataStatus, level: str, published: Published | None,
+                  rec: reconstruct.Reconstruction | None) -> DataStatus:
+    """The data status of a level chosen with --level (not the one the policy would choose)."""
+    if level == "study":
+        part = (f" of the {published.k} the review pooled (partial)"
+                if published is not None and status.k_studies < published.k else "")
+        what = f"study data for {status.k_studies} studies{part}"
+        if status.k_studies == 1:
+            what = f"study data for 1 study{part}"
+    elif level == "reconstructed":
+        what = reconstructed_phrase(rec)
+    else:
+        what = ("published pooled result used" + (
+            f" (study data for {status.k_studies} of {published.k} studies not used)"
+            if status.k_studies else ""))
+    return DataStatus(status.k_studies, status.participants, status.published_k, level, what)
+
+
+def reconstructed_phrase(r: reconstruct.Reconstruction) -> str:
+    """How reconstructed data are labelled everywhere: never as printed data."""
+    n = r.n_solutions
+    which = ("the only table" if n == 1 else f"{n} tables")
+    return (f"reconstructed: {which} consistent with every printed number "
+            f"(k = {len(r.studies)}; not printed data)")
 
 
 @dataclass(frozen=True)
@@ -146,6 +187,20 @@ class Resolved:
     status: DataStatus
     level: str | None
     directory: Path
+    reconstruction: reconstruct.Reconstruction | None = None
+
+    def table_rows(self) -> list[pd.DataFrame]:
+        """Each reconstructed table as study rows (the studies.csv columns), provenance
+        'reconstructed'."""
+        r = self.reconstruction
+        rows = []
+        for t in r.tables:
+            rows.append(pd.DataFrame({
+                "outcome": self.outcome.outcome, "study": list(r.studies),
+                "events_pip": t[:, 0].astype(float), "n_pip": t[:, 1].astype(float),
+                "events_ctrl": t[:, 2].astype(float), "n_ctrl": t[:, 3].astype(float),
+                "provenance": "reconstructed", "source": "reconstructed (constraints.csv)"}))
+        return rows
 
     @property
     def studies_file(self) -> str:
@@ -161,6 +216,8 @@ class Dataset:
     studies: pd.DataFrame
     trials: pd.DataFrame | None
     published: pd.DataFrame | None
+    constraints: pd.DataFrame | None = None
+    _reconstructed: dict = field(default_factory=dict, compare=False, repr=False)
 
     def outcome_ids(self) -> list[str]:
         return list(self.outcomes["outcome"])
@@ -180,10 +237,90 @@ class Dataset:
                        timepoint=str(r.get("timepoint", "") or ""),
                        mcid=None if mcid is None or pd.isna(mcid) else float(mcid),
                        outcome_type=str(r.get("outcome_type", "") or ""),
+                       comparison_type=str(r.get("comparison_type", "") or ""),
                        method=str(r.get("method", "") or ""), model=str(r.get("model", "") or ""))
 
     def status(self, outcome_id: str) -> DataStatus:
-        return data_status(self.study_rows(outcome_id), self.published_result(outcome_id))
+        return data_status(self.study_rows(outcome_id), self.published_result(outcome_id),
+                           self.reconstruction(outcome_id))
+
+    # -- reconstruction (constraints.csv) --------------------------------------------------
+
+    def reconstruction(self, outcome_id: str) -> reconstruct.Reconstruction | None:
+        """The tables consistent with an outcome's printed result, or None without constraints.
+
+        Outcomes tied by a shared ``group`` or ``partition`` are reconstructed together, once
+        per data set.
+        """
+        if self.constraints is None or outcome_id not in set(self.constraints["outcome"]):
+            return None
+        if outcome_id not in self._reconstructed:
+            linked = self.linked_outcomes(outcome_id)
+            problems = [self.reconstruction_problem(o) for o in linked]
+            try:
+                results = reconstruct.reconstruct_jointly(problems)
+            except ValueError as exc:
+                raise InputError(str(exc), file=self.constraints_file) from None
+            self._reconstructed.update({r.outcome: r for r in results})
+        return self._reconstructed[outcome_id]
+
+    @property
+    def constraints_file(self) -> str:
+        return str(self.directory / "constraints.csv")
+
+    def linked_outcomes(self, outcome_id: str) -> list[str]:
+        """The outcome and every outcome it shares a group or partition with (transitively)."""
+        frame = self.constraints
+        keys = {}
+        for o, g, p, s, a in zip(frame["outcome"], frame["group"], frame["partition"],
+                                 frame["study"], frame["arm"]):
+            keys.setdefault(o, set())
+            if g:
+                keys[o].add(("group", g))
+            if p:
+                keys[o].add(("partition", s, a, p))
+        found, todo = [outcome_id], [outcome_id]
+        while todo:
+            mine = keys.get(todo.pop(), set())
+            for other, theirs in keys.items():
+                if other not in found and mine & theirs:
+                    found.append(other)
+                    todo.append(other)
+        order = list(dict.fromkeys(frame["outcome"]))
+        return sorted(found, key=order.index)
+
+    def reconstruction_problem(self, outcome_id: str) -> reconstruct.Problem:
+        outcome = self.outcome(outcome_id)
+        published = self.published_result(outcome_id)
+        rows = self.constraints[self.constraints["outcome"] == outcome_id]
+        file = self.constraints_file
+        if published is None:
+            raise InputError(f"outcome '{outcome_id}' has constraints but no published pooled "
+                             "result to reconstruct", file=file, column="outcome")
+        if not outcome.scale.is_dichotomous:
+            raise InputError(f"outcome '{outcome_id}' is {outcome.measure}; reconstruction "
+                             "needs a dichotomous outcome (RR, OR)", file=file, column="outcome")
+        studies = tuple(dict.fromkeys(rows["study"]))
+        if len(studies) != published.k:
+            raise InputError(f"constraints name {len(studies)} studies for outcome "
+                             f"'{outcome_id}'; the review pooled {published.k} (name each "
+                             "study at least once)", file=file, column="study")
+        cells = tuple(reconstruct.CellRange(r.study, r.arm, r.field, int(r.min), int(r.max),
+                                            r.group, r.partition)
+                      for r in rows.itertuples(index=False))
+        model = published.model.lower()
+        method = "MH-fixed" if "fixed" in model else "MH-random"
+        decimals = tuple(printed_decimals(x) for x in
+                         (published.estimate, published.ci_low, published.ci_high))
+        printed = reconstruct.Printed(published.estimate, published.ci_low, published.ci_high,
+                                      decimals, published.k, published.participants)
+        if printed.participants is None and any(
+                not ((rows["study"] == s) & (rows["arm"] == a) & (rows["field"] == "n")).any()
+                for s in studies for a in reconstruct.ARMS):
+            raise InputError(f"outcome '{outcome_id}': without the number of participants in "
+                             "published.csv every arm size needs a row in constraints.csv",
+                             file=file, column="field")
+        return reconstruct.Problem(outcome_id, outcome.measure, method, printed, studies, cells)
 
     def resolve(self, outcome_id: str, level: str | None = "auto") -> Resolved:
         """Look an outcome up once and choose its level (``--level`` auto/study/summary).
@@ -194,8 +331,16 @@ class Dataset:
         outcome = self.outcome(outcome_id)
         rows = self.study_rows(outcome_id)
         published = self.published_result(outcome_id)
-        status = data_status(rows, published)
+        rec = self.reconstruction(outcome_id)
+        status = data_status(rows, published, rec)
         studies_file = str(self.directory / "studies.csv")
+        if level == "reconstructed":
+            if rec is None:
+                raise InputError(f"outcome '{outcome_id}' has no rows in constraints.csv to "
+                                 "reconstruct its tables from", file=self.constraints_file)
+            if not rec.n_solutions:
+                raise InputError(f"outcome '{outcome_id}': {rec.diagnosis}",
+                                 file=self.constraints_file)
         if level == "auto":
             if status.level is None:
                 raise InputError(f"outcome '{outcome_id}' has neither study rows nor a published "
@@ -207,7 +352,10 @@ class Dataset:
         elif level == "summary" and published is None:
             raise InputError(f"outcome '{outcome_id}' has no published pooled result",
                              file=str(self.directory / "published.csv"))
-        return Resolved(outcome, rows, published, status, level, self.directory)
+        if level is not None and level != status.level:
+            status = forced_status(status, level, published, rec)
+        return Resolved(outcome, rows, published, status, level, self.directory,
+                        rec if level == "reconstructed" else None)
 
     def study_rows(self, outcome_id: str) -> pd.DataFrame:
         return self.studies[self.studies["outcome"] == outcome_id].reset_index(drop=True)
@@ -407,9 +555,14 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
         raise InputError(f"outcome '{frame['outcome'].iloc[i]}' is defined twice", file=file,
                          row=csv_row(i), column="outcome")
     frame = frame.copy()
-    for optional in ("timepoint", "outcome_type"):
+    for optional in ("timepoint", "outcome_type", "comparison_type"):
         if optional not in frame.columns:
             frame[optional] = ""
+    for i, value in enumerate(frame["comparison_type"]):
+        if isinstance(value, str) and value and value not in COMPARISON_TYPES:
+            raise InputError(f"unknown comparison type {value[:40]!r} (allowed: "
+                             f"{', '.join(COMPARISON_TYPES)}, or empty)", file=file,
+                             row=csv_row(i), column="comparison_type")
     mcid = parse_number(frame, "mcid", file, required=False)
     for i, (m, measure, benefit) in enumerate(zip(mcid, frame["measure"], frame["benefit"])):
         scale = measures.get(measure)
@@ -586,8 +739,66 @@ def load_dataset(directory: str | Path | None = None) -> Dataset:
                  if published_path.exists() else None)
     trials_path = directory / "trials.csv"
     trials = read_table(trials_path, TRIAL_COLUMNS) if trials_path.exists() else None
+    constraints_path = directory / "constraints.csv"
+    constraints = (validate_constraints(read_table(constraints_path, CONSTRAINT_COLUMNS),
+                                        outcomes, published, str(constraints_path))
+                   if constraints_path.exists() else None)
     return Dataset(directory=directory, outcomes=outcomes, studies=studies, trials=trials,
-                   published=published)
+                   published=published, constraints=constraints)
+
+
+def printed_decimals(x: float) -> int:
+    """Decimals a value was printed with, read back from the CSV number (63.7 -> 1, 0.58 -> 2).
+
+    A trailing zero the source printed (63.70) is not in the CSV, so the tolerance derived from
+    this is never narrower than the printed one (a conservative reconstruction)."""
+    text = repr(float(x))
+    return len(text.split(".")[1].rstrip("0")) if "e" not in text and "." in text else 0
+
+
+def validate_constraints(frame: pd.DataFrame, outcomes: pd.DataFrame,
+                         published: pd.DataFrame | None, file: str) -> pd.DataFrame:
+    """constraints.csv: one row per bounded cell (outcome, study, arm pip|ctrl, field n|events,
+    min, max, source; optional group, partition, provenance)."""
+    frame = frame.copy()
+    for optional in ("group", "partition", "provenance"):
+        if optional not in frame.columns:
+            frame[optional] = ""
+    check_label(frame, "study", file)
+    check_nonempty(frame, "source", file)
+    check_choice(frame, "arm", reconstruct.ARMS, file)
+    check_choice(frame, "field", reconstruct.FIELDS, file)
+    known = set(outcomes["outcome"])
+    for i, o in enumerate(frame["outcome"]):
+        if o not in known:
+            raise InputError(f"outcome '{o}' is not defined in outcomes.csv", file=file,
+                             row=csv_row(i), column="outcome")
+    for i, value in enumerate(frame["provenance"]):
+        if value and value not in PROVENANCES:
+            raise InputError(f"'{value[:40]}' is not allowed (allowed: "
+                             f"{', '.join(PROVENANCES)}, or empty)", file=file, row=csv_row(i),
+                             column="provenance")
+    for column in ("group", "partition"):
+        for i, value in enumerate(frame[column]):
+            if value and identifier_problem(value):
+                raise InputError(f"{column} {value[:40]!r} {identifier_problem(value)}",
+                                 file=file, row=csv_row(i), column=column)
+    low = parse_number(frame, "min", file, required=True, integer=True, minimum=0)
+    high = parse_number(frame, "max", file, required=True, integer=True, minimum=0)
+    for i, (a, b, fld) in enumerate(zip(low, high, frame["field"])):
+        if a > b:
+            raise InputError(f"min {a:g} is greater than max {b:g}", file=file, row=csv_row(i),
+                             column="min")
+        if fld == "n" and b < 1:
+            raise InputError("an arm size must be at least 1", file=file, row=csv_row(i),
+                             column="max")
+    frame["min"], frame["max"] = low.astype(int), high.astype(int)
+    key = frame[["outcome", "study", "arm", "field"]].duplicated()
+    if key.any():
+        i = int(np.flatnonzero(key)[0])
+        raise InputError("this cell (outcome, study, arm, field) is bounded twice", file=file,
+                         row=csv_row(i), column="field")
+    return frame
 
 
 IN_MEMORY = Path("<DataFrames>")

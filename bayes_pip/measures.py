@@ -41,6 +41,7 @@ class Measure:
     link: str | None
     mantel_haenszel: bool
     default_prior: str
+    unit_free: bool = True  # False: the outcome's own units (MD), so scale-free tau priors do not apply
 
     @property
     def is_ratio(self) -> bool:
@@ -79,7 +80,7 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
             None, False, "halfnormal-0.5"),
     # MD is on the outcome's own scale, so a unit-free tau prior does not apply: vague default
     Measure("MD", "mean difference", CONTINUOUS, False, effects.mean_difference,
-            ("MD", "MEAN DIFFERENCE"), None, False, "vague"),
+            ("MD", "MEAN DIFFERENCE"), None, False, "vague", unit_free=False),
 )}
 NAMES = tuple(MEASURES)
 

@@ -27,7 +27,7 @@ from scipy import special
 
 from bayes_pip import measures
 from bayes_pip.bundled import bundled_path
-from bayes_pip.data import Outcome, identifier_problem
+from bayes_pip.data import COMPARISON_TYPES, Outcome, identifier_problem
 from bayes_pip.errors import InputError
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -467,6 +467,19 @@ def check_parameters(spec: dict, path: Path) -> None:
                              file=str(path), column="tau.default_outcome_type")
         for cell, params in table.items():
             check(f"tau.by_outcome_type.{cell}", params)
+        defaults = tau.get("default_comparison_types", list(COMPARISON_TYPES))
+        if not isinstance(defaults, list) or not set(defaults) <= set(COMPARISON_TYPES):
+            raise InputError(f"default_comparison_types {defaults!r} must list types from "
+                             f"{', '.join(COMPARISON_TYPES)}", file=str(path),
+                             column="tau.default_comparison_types")
+        for ctype, column in tau.get("by_comparison_type", {}).items():
+            if ctype not in COMPARISON_TYPES or not isinstance(column, dict):
+                raise InputError(f"unknown comparison type {ctype!r} (allowed: "
+                                 f"{', '.join(COMPARISON_TYPES)})", file=str(path),
+                                 column="tau.by_comparison_type")
+            for cell, params in column.items():
+                if cell != "source":
+                    check(f"tau.by_comparison_type.{ctype}.{cell}", params)
     applies = spec["applies_to"]
     if not isinstance(applies, list) or not all(m in measures.NAMES for m in applies):
         raise InputError(f"applies_to {applies!r} must list measures from "
@@ -536,8 +549,7 @@ def applicable_priors(outcome: Outcome, sets: dict[str, PriorSet] | None = None)
             continue
         if p.mu["family"] in ("sceptical", "enthusiastic") and outcome.mcid is None:
             continue
-        table = p.tau.get("by_outcome_type")
-        if table is not None and (outcome.outcome_type or p.tau["default_outcome_type"]) not in table:
+        if "by_outcome_type" in p.tau and tau_cell(p.tau, outcome)[0] is None:
             continue
         names.append(name)
     return names
@@ -571,6 +583,28 @@ def resolve_mu(spec: dict, outcome: Outcome, file: str) -> Normal:
     return Normal(0.0 if family == "sceptical" else delta, sd)
 
 
+def tau_cell(spec: dict, outcome: Outcome) -> tuple[dict | None, str, str, str]:
+    """The cell of an empirical prior table (Turner, Rhodes) for an outcome: its parameters (None
+    when the table has no such cell), the column's source, the outcome type and the comparison
+    type used.
+
+    A table file holds its default column in ``by_outcome_type`` (used for every comparison type
+    listed in ``default_comparison_types``) and other columns in
+    ``by_comparison_type.<type>``, each with its own ``source``.
+    """
+    wanted = outcome.outcome_type or spec["default_outcome_type"]
+    defaults = spec.get("default_comparison_types", list(COMPARISON_TYPES))
+    ctype = outcome.comparison_type or defaults[0]
+    columns = spec.get("by_comparison_type", {})
+    if ctype in columns:
+        column = columns[ctype]
+        return column.get(wanted) if wanted != "source" else None, column.get("source", ""), \
+            wanted, ctype
+    if ctype not in defaults:
+        return None, "", wanted, ctype
+    return spec["by_outcome_type"].get(wanted), "", wanted, ctype
+
+
 def resolve_tau(spec: dict, outcome: Outcome, file: str) -> tuple[object, str, tuple[str, ...]]:
     """Build the tau prior; an outcome-type table (Turner, Rhodes) picks the outcome's cell."""
     cls, names = TAU_FAMILIES[spec["family"]]
@@ -578,16 +612,23 @@ def resolve_tau(spec: dict, outcome: Outcome, file: str) -> tuple[object, str, t
     params = spec
     source = spec.get("source", "")
     if "by_outcome_type" in spec:
-        table = spec["by_outcome_type"]
-        wanted = outcome.outcome_type or spec["default_outcome_type"]
-        if wanted not in table:
+        params, column_source, wanted, ctype = tau_cell(spec, outcome)
+        if params is None:
+            available = (spec["by_comparison_type"][ctype] if ctype in
+                         spec.get("by_comparison_type", {}) else spec["by_outcome_type"])
+            if ctype not in spec.get("by_comparison_type", {}) and ctype not in spec.get(
+                    "default_comparison_types", COMPARISON_TYPES):
+                raise InputError(f"comparison type '{ctype}' of outcome '{outcome.outcome}' has "
+                                 "no column in this prior", file=file, column="comparison_type")
             raise InputError(f"outcome type '{wanted}' of outcome '{outcome.outcome}' has no "
-                             f"cell in this prior (available: {', '.join(table)})", file=file,
+                             f"cell in this prior (available: "
+                             f"{', '.join(c for c in available if c != 'source')})", file=file,
                              column="outcome_type")
-        params = table[wanted]
-        source = f"{source}; cell: {wanted}"
+        source = f"{column_source or source}; cell: {wanted}"
         if not outcome.outcome_type:
             notes = (f"outcome type not given in outcomes.csv: used '{wanted}'",)
+        if ctype != outcome.comparison_type and "default_comparison_types" in spec:
+            notes += (f"comparison type not given in outcomes.csv: used '{ctype}'",)
     kwargs = {n: float(params[n]) for n in names if n in params}
     return cls(**kwargs), source, notes
 
@@ -600,8 +641,15 @@ def resolve_prior(name: str, outcome: Outcome, sets: dict[str, PriorSet] | None 
         raise InputError(f"unknown prior '{name}' (available: {', '.join(sets)})")
     p = sets[name]
     if outcome.measure not in p.applies_to:
+        hint = ""
+        if not outcome.scale.unit_free:
+            # a scale-free tau prior cannot be carried to natural units without a unit
+            hint = ("; a tau prior on a mean difference must be in the outcome's own units: "
+                    "write a prior file (--prior-file) whose scale is a multiple of the "
+                    "unit-information SD, s_u = sqrt(sum(n_i) / sum(1 / se_i^2)) (Roever et al. "
+                    "2021, Res Synth Methods 12:448-474, Eq. 6), e.g. half-normal(0.5 s_u)")
         raise InputError(f"prior '{name}' is for {', '.join(p.applies_to)} outcomes, "
-                         f"'{outcome.outcome}' is {outcome.measure}", file=str(p.path))
+                         f"'{outcome.outcome}' is {outcome.measure}{hint}", file=str(p.path))
     mu = resolve_mu(p.mu, outcome, str(p.path))
     tau, tau_source, notes = resolve_tau(p.tau, outcome, str(p.path))
     mu_source = p.mu.get("source", "")

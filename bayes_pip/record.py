@@ -190,6 +190,20 @@ class DLRecord(Record):
 
 
 @dataclass(frozen=True)
+class Reconstructed(Record):
+    """Reconstructed data: how many integer tables reproduce every printed number, how many
+    were fitted, and how much the answer moves between them."""
+
+    label: str
+    n_tables: int
+    tables_fitted: int
+    sampling: str
+    effect_median_range: tuple[float, float]
+    p_benefit_range: tuple[float, float]
+    tables: tuple[tuple[dict, ...], ...]
+
+
+@dataclass(frozen=True)
 class Settings(Record):
     """How a fit was computed: seed (None: no random numbers), engine settings, versions."""
 
@@ -239,6 +253,8 @@ class FitRecord(Record):
     # from N draws means below 1/N or above 1 - 1/N)
     probability_draws: int | None = field(default=None, metadata=OMIT_NONE)
     likelihood: Likelihood | None = field(default=None, metadata=OMIT_NONE)
+    # level "reconstructed": the tables behind the fit (the posterior is their mixture)
+    reconstruction: Reconstructed | None = field(default=None, metadata=OMIT_NONE)
     diagnostics: Diagnostics | None = None
     dl: DLRecord | None = None
     published: PublishedResult | None = None

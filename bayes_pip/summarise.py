@@ -23,7 +23,7 @@ def outcome_listing(dataset: Dataset) -> list[dict]:
         published = dataset.published_result(outcome_id)
         study_rows = dataset.study_rows(outcome_id)
         excluded = excluded_studies(study_rows, o)
-        if status.level == "summary":
+        if status.level in ("summary", "reconstructed"):
             k, participants = published.k, published.participants
         else:  # the studies the analysis pools
             left_out = study_rows["study"].isin(excluded)
@@ -202,6 +202,13 @@ def level_text(s: dict) -> str:
     if s.level == "summary":
         return (f"published pooled result (k = {s.k}, N = {s.participants}); a re-analysis "
                 "of the published pooled estimate, which cannot re-estimate heterogeneity")
+    if s.level == "reconstructed":
+        r = s.reconstruction
+        which = ("the only integer table" if r.n_tables == 1
+                 else f"{r.n_tables} integer tables")
+        return (f"reconstructed study-level tables (k = {s.k}, N = {s.participants}): "
+                f"{which} consistent with every printed number of the review, not printed "
+                "data")
     return f"study-level data (k = {s.k}, N = {s.participants})"
 
 
@@ -370,10 +377,22 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
             f"{p.estimate:g}, 95% CI {p.ci_low:g} to {p.ci_high:g}; {p.k} studies, "
             f"{p.participants} participants) with a Bayesian normal model, which cannot "
             "re-estimate between-study heterogeneity:")
+    elif main.level == "reconstructed":
+        r = main.reconstruction
+        which = ("the only set of integer 2x2 tables" if r.n_tables == 1 else
+                 f"each of the {r.n_tables} sets of integer 2x2 tables")
+        out.append(f"In a Bayesian random-effects meta-analysis of {main.k} studies "
+                   f"({main.participants} participants), fitted to {which} that reproduce "
+                   "every number the review printed for this outcome (reconstructed, not "
+                   "printed data):")
+    elif main.k == 1:
+        # one trial is one trial: never "a meta-analysis of 1 study"
+        out.append(f"One trial ({main.participants} participants), analysed with a Bayesian "
+                   "random-effects model whose between-study heterogeneity comes from the prior "
+                   "alone (prior-driven):")
     else:
-        out.append(f"In a Bayesian random-effects meta-analysis of {main.k} "
-                   f"{'study' if main.k == 1 else 'studies'} ({main.participants} "
-                   "participants):")
+        out.append(f"In a Bayesian random-effects meta-analysis of {main.k} studies "
+                   f"({main.participants} participants):")
     e = main.effect
     out.append(f"Under the {prior_phrase(main)} the posterior median {main.measure} was "
                f"{num(e.median)} (95% CrI {num(e.ci_low)} to "
@@ -396,3 +415,46 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
                    f"({lo.prior.name} prior) to {prob_text(hi.p_benefit, hi.probability_draws)} "
                    f"({hi.prior.name} prior).")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# reconstructed tables
+# ---------------------------------------------------------------------------------------------
+
+def reconstruction_text(rec, outcome: Outcome, shown: int = 10) -> str:
+    """The reconstruction of one outcome: what was printed, how many tables reproduce it."""
+    p = rec.printed
+    lines = [
+        f"{outcome.label} ({rec.outcome}), {rec.measure}",
+        f"Printed: {rec.measure} {p.estimate:g} [{p.ci_low:g}, {p.ci_high:g}], k = {p.k}, "
+        f"N = {p.participants if p.participants is not None else 'not printed'}; pooled as "
+        f"{rec.method} (RevMan 5); each value matched to the decimals printed "
+        f"({', '.join(str(d) for d in p.decimals)})",
+        f"Candidate tables tested: {rec.n_candidates}",
+    ]
+    if rec.n_single is not None and len(rec.joint) > 1:
+        lines.append(f"Consistent with this outcome alone: {rec.n_single}; with the outcomes it "
+                     f"shares arms with ({', '.join(o for o in rec.joint if o != rec.outcome)})"
+                     f": {rec.n_solutions}")
+    else:
+        lines.append(f"Consistent tables: {rec.n_solutions}")
+    if rec.diagnosis:
+        lines += ["", f"No table is consistent: {rec.diagnosis}."]
+        return "\n".join(lines)
+    lines += ["", "Cell ranges over the consistent tables (events/n):",
+              f"{'study':28s} {'intervention':>16s} {'control':>16s}"]
+    for r in rec.cell_ranges:
+        def span(v):
+            return f"{v[0]}" if v[0] == v[1] else f"{v[0]}-{v[1]}"
+        lines.append(f"{r['study']:28s} {span(r['events_pip']) + '/' + span(r['n_pip']):>16s} "
+                     f"{span(r['events_ctrl']) + '/' + span(r['n_ctrl']):>16s}")
+    lines += ["", f"Tables (first {min(shown, len(rec.tables))} of {rec.n_solutions}), with the "
+              "pooled result each gives:"]
+    for t, repro in zip(rec.tables[:shown], rec.reproduces()[:shown]):
+        cells = "; ".join(f"{s}: {int(a)}/{int(n1)} vs {int(c)}/{int(n2)}"
+                          for s, (a, n1, c, n2) in zip(rec.studies, t))
+        lines.append(f"  {cells} -> {rec.measure} {repro['estimate']:.4f} "
+                     f"[{repro['ci_low']:.4f}, {repro['ci_high']:.4f}]")
+    lines += ["", "These are reconstructed tables, not printed data: every one reproduces the "
+              "printed numbers, and fits at --level reconstructed use all of them."]
+    return "\n".join(lines)

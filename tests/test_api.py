@@ -97,6 +97,7 @@ def test_loo_agrees_between_exact_and_pymc():
     assert abs(exact.elpd_loo - mcmc.elpd_loo) < 0.05
 
 
+@pytest.mark.slow  # long MCMC (binomial-normal); CI runs it with -m slow
 def test_binomial_log_likelihood_per_arm():
     """Per-arm binomial log-likelihood, checked against the closed form
     log C(n, e) + e log p + (n - e) log(1 - p) with p from the logit link."""
@@ -120,7 +121,7 @@ def test_binomial_log_likelihood_per_arm():
 
 
 def test_summary_level_idata_has_the_published_estimate():
-    fit = bp.fit(None, "secure_attachment_post")
+    fit = bp.fit(None, "secure_attachment_post", level="summary")
     assert fit.engine == "conjugate"
     idata = fit.idata
     y = float(idata.observed_data["y"].values[0])

@@ -14,10 +14,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
     {"version", "errors", "bundled", "environment", "effects", "record", "dl"},
-    {"measures", "dl_fused"},
+    {"measures", "dl_fused", "reconstruct"},
     {"data"},
     {"priors"},
-    {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata"},
+    {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",
+     "engines.mixture"},
     {"engines.conjugate", "engines.exact", "engines.pymc_models", "engines.fast_normal",
      "engines.mcmc", "engines"},
     {"engines.normal_nuts", "engines.binomial_nuts"},

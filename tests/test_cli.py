@@ -22,7 +22,9 @@ def test_list_shows_every_outcome_with_its_status():
     rows = {x["outcome"]: x for x in json.loads(r.stdout)}
     assert len(rows) == 10
     assert rows["maternal_sensitivity_post"]["data"] == "no data yet"
-    assert rows["secure_attachment_post"]["level"] == "summary"
+    assert rows["parental_depression_incidence"]["level"] == "summary"
+    assert rows["secure_attachment_post"]["level"] == "reconstructed"
+    assert "not printed data" in rows["secure_attachment_post"]["data"]
     assert rows["secure_attachment_post"]["k"] == 2  # Barlow 2015 abstract: 2 studies, 168
     assert rows["secure_attachment_post"]["participants"] == 168
     assert rows["parent_reported_depression_vs_alternative"]["level"] == "study"
@@ -222,3 +224,14 @@ def test_probabilities_from_draws_are_never_printed_as_certain():
     fit = json.loads((Path(__file__).parent / "golden" /
                       "fit__crins2014__acute_rejection__pymc__auto__pip.json").read_text())
     assert fit["probability_draws"] == fit["diagnostics"]["chains"] * fit["diagnostics"]["draws"]
+
+
+def test_one_trial_is_never_called_a_meta_analysis():
+    import bayes_pip as bp
+    from bayes_pip.summarise import discussion_sentences
+
+    fit = bp.fit(None, "parent_reported_depression_vs_alternative", engine="exact")
+    assert fit.k == 1
+    text = " ".join(discussion_sentences(fit, [fit]))
+    assert "meta-analysis of 1" not in text and "meta-analysis" not in text
+    assert text.startswith("One trial (134 participants)") and "prior-driven" in text

@@ -27,11 +27,14 @@ def test_halfnormal_quantiles_match_roever_2020():
     assert float(HalfNormal(0.5).ppf(0.95)) == pytest.approx(0.98, abs=0.005)
 
 
-@pytest.mark.parametrize("scale, printed", [(0.5, 1.092287), (1.0, 2.184573)])
-def test_halfnormal_prior_predictive_matches_bayesmeta(scale, printed):
-    # JSS p.30, normalmixture(): 97.5% quantile of theta_i ~ N(0, tau^2), tau ~ HN(scale).
-    # normalmixture() itself discretises the mixture (1% KL bound), hence rel 2e-3.
-    prior = HalfNormal(scale)
+@pytest.mark.parametrize("name, printed", [("halfnormal-0.5", 1.092287),
+                                           ("halfnormal-1.0", 2.184573),
+                                           ("halfcauchy-0.5", 5.050571)])
+def test_tau_prior_predictive_matches_bayesmeta(name, printed):
+    # JSS p.30, normalmixture(): 97.5% quantile of theta_i ~ N(0, tau^2), tau ~ HN(0.5), HN(1.0),
+    # HC(0.5). normalmixture() itself discretises the mixture (1% KL bound), hence rel 2e-3.
+    # The prior comes from the shipped prior file.
+    prior = resolve_prior(name, load_dataset().outcome("secure_attachment_post")).tau
     cdf = lambda x: integrate.quad(lambda t: stats.norm.cdf(x / t) * math.exp(prior.logpdf(t)),
                                    0, np.inf)[0]
     from scipy.optimize import brentq
@@ -63,8 +66,8 @@ def test_turner_density_matches_lognormal_tau2_formula():
 
 def test_every_prior_file_loads_with_sources():
     sets = load_prior_sets()
-    for name in ("halfnormal-0.5", "halfnormal-1.0", "turner", "rhodes", "vague", "sceptical",
-                 "enthusiastic"):
+    for name in ("halfnormal-0.5", "halfnormal-1.0", "halfcauchy-0.5", "turner", "rhodes",
+                 "vague", "sceptical", "enthusiastic"):
         assert name in sets
         assert sets[name].source and sets[name].mu and sets[name].tau
 
@@ -136,3 +139,49 @@ def test_every_binary_prior_file_names_its_baseline_prior_with_a_source():
             assert p.baseline is not None, name
             assert p.baseline["family"] == "normal" and p.baseline["sd"] == 10.0, name
             assert "dat.collins1985a" in p.baseline["source"], name
+
+
+def outcome_of(measure="OR", outcome_type="", comparison_type=""):
+    return Outcome(outcome="o", label="o", comparison="a_vs_b", measure=measure, benefit="lower",
+                   timepoint="", mcid=None, outcome_type=outcome_type,
+                   comparison_type=comparison_type)
+
+
+def test_turner_column_is_chosen_by_comparison_type():
+    # TurnerEtAlPrior("surgical", "pharmacological", "placebo / control")$qprior(c(.025,.5,.975))
+    # = 0.06233896 0.34300852 1.88734045 (Roever 2020 JSS p.31), through the shipped file
+    prior = resolve_prior("turner", outcome_of(outcome_type="surgical",
+                                               comparison_type="pharm_vs_control"))
+    np.testing.assert_allclose(prior.tau.ppf([0.025, 0.5, 0.975]),
+                               [0.06233896, 0.34300852, 1.88734045], rtol=1e-7)
+    assert "pharmacological vs placebo/control" in prior.tau_source
+    # Turner et al. 2015 Table IV, mental health row (../shared/REFERENCES.md 2a), every column
+    table = {"pharm_vs_control": (-2.12, 1.53), "pharm_vs_pharm": (-2.35, 1.60),
+             "nonpharm_vs_control": (-2.34, 1.72), "nonpharm_vs_pharm": (-1.09, 1.27),
+             "nonpharm_vs_nonpharm": (-1.67, 1.47)}
+    for ctype, cell in table.items():
+        tau = resolve_prior("turner", outcome_of(outcome_type="mental_health",
+                                                 comparison_type=ctype)).tau
+        assert (tau.mu, tau.sigma) == cell
+
+
+def test_rhodes_columns_cover_every_comparison_type():
+    # Rhodes et al. 2015 Table 3, mental health row: pharm vs placebo t5(-2.99, 2.16), pharm vs
+    # pharm t5(-3.27, 2.14), any non-pharmacological comparison t5(-3.85, 1.93)
+    table = {"pharm_vs_control": (-2.99, 2.16), "pharm_vs_pharm": (-3.27, 2.14),
+             "nonpharm_vs_control": (-3.85, 1.93), "nonpharm_vs_pharm": (-3.85, 1.93),
+             "nonpharm_vs_nonpharm": (-3.85, 1.93)}
+    for ctype, cell in table.items():
+        tau = resolve_prior("rhodes", outcome_of("SMD", "mental_health", ctype)).tau
+        assert (tau.location, tau.scale, tau.df) == (*cell, 5.0)
+
+
+def test_missing_comparison_type_is_named_as_the_default_used():
+    prior = resolve_prior("turner", outcome_of(outcome_type="mental_health"))
+    assert (prior.tau.mu, prior.tau.sigma) == (-2.34, 1.72)
+    assert "comparison type not given in outcomes.csv: used 'nonpharm_vs_control'" in prior.notes
+
+
+def test_unit_free_tau_priors_are_refused_on_mean_differences_with_how_to_scale():
+    with pytest.raises(InputError, match=r"is for RR, OR, SMD outcomes.*unit-information SD"):
+        resolve_prior("halfnormal-0.5", outcome_of("MD"))

@@ -55,6 +55,14 @@ CASES = {
                         "row 2, column 'measure': 'HR' is not allowed (allowed: RR, OR, SMD, MD)"),
     "unknown_benefit": ({"outcomes.csv": (",SMD,higher", ",SMD,up")}, ["list"], 2,
                         "row 3, column 'benefit': 'up' is not allowed (allowed: lower, higher)"),
+    "unknown_comparison_type": ({"outcomes.csv": (
+        "mcid\nrejection,Acute rejection,il2ra_vs_control,OR,lower,6 months,0.8\nscore,Symptom "
+        "score,x_vs_control,SMD,higher,post,0.2\n", "mcid,comparison_type\nrejection,Acute "
+        "rejection,il2ra_vs_control,OR,lower,6 months,0.8,drug_vs_control\nscore,Symptom "
+        "score,x_vs_control,SMD,higher,post,0.2,\n")},
+                                ["list"], 2,
+                                "row 2, column 'comparison_type': unknown comparison type "
+                                "'drug_vs_control' (allowed: nonpharm_vs_control"),
     "undefined_outcome_in_studies": ({"studies.csv": ("score,Grant", "scores,Grant")}, ["list"], 2,
                                      "outcome 'scores' is not defined in outcomes.csv; did you mean 'score'?"),
     "published_outside_ci": ({"published.csv": ("0.2,0.1,0.4", "0.5,0.1,0.4")}, ["list"], 2,

@@ -1,6 +1,9 @@
 """Write the pinned CLI outputs of tests/golden/cases.py (run once, before code moves):
 
-    python tests/golden/make_golden.py
+    python tests/golden/make_golden.py [NAME-PART ...]
+
+With arguments, only the cases whose file name contains one of them are rewritten (re-pin what
+an intended change of output touched, and say so in the commit).
 """
 
 import contextlib
@@ -21,7 +24,10 @@ def data_dir(name):
     return bundled_data_dir().parent / name
 
 
+only = sys.argv[1:]
 for kind, case, filename in all_cases():
+    if only and not any(part in filename for part in only):
+        continue
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(argv(kind, case, data_dir))

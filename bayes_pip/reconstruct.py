@@ -1,0 +1,387 @@
+"""Reconstruct the integer 2x2 tables consistent with a review's printed pooled result.
+
+When a review prints a pooled risk ratio (or odds ratio) with its 95% CI, the number of studies
+and of participants, and its method, and other sources print some arm sizes and counts, the
+integer tables (events and totals per arm and study) that reproduce every printed number are
+few. This module enumerates all of them, vectorised over candidates in chunks, with RevMan 5's
+own algorithm for the review's method, and keeps those whose pooled estimate and CI round to the
+printed values.
+
+Plain data in, plain data out: the data layer reads ``constraints.csv`` and calls
+:func:`reconstruct_outcome` and :func:`reconstruct_jointly`.
+
+References
+----------
+Di Pietrantonj C. Four-fold table cell frequencies imputation in meta analysis. Stat Med
+2006;25:2299-2322 (the idea: enumerate integer tables consistent with printed summaries).
+Deeks JJ, Higgins JPT. Statistical algorithms in Review Manager 5 (2010): "M-H, Random".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bayes_pip import dl, measures
+from bayes_pip.effects import double_zero
+
+ARMS = ("pip", "ctrl")
+FIELDS = ("n", "events")
+METHODS = ("MH-random", "DL", "MH-fixed", "IV-fixed")
+CHUNK = 1 << 20              # candidates evaluated per vectorised step
+MAX_CANDIDATES = 2 * 10**9   # refuse an enumeration larger than this (ask for constraints)
+MAX_KEPT = 100_000           # solutions kept per outcome (the count is always exact)
+
+
+@dataclass(frozen=True)
+class Printed:
+    """A printed pooled result: value, CI and the decimals each was printed with."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    decimals: tuple[int, int, int]
+    k: int
+    participants: int | None
+
+    def half_units(self) -> np.ndarray:
+        """Half a unit in the last printed decimal of each value (the rounding tolerance)."""
+        return 0.5 * 10.0 ** -np.asarray(self.decimals, float)
+
+
+@dataclass(frozen=True)
+class CellRange:
+    """Bounds on one cell of one study: ``arm`` pip/ctrl, ``field`` n/events."""
+
+    study: str
+    arm: str
+    field: str
+    low: int
+    high: int
+    group: str = ""   # cells with the same group hold the same number (arm sizes shared
+                      # across outcomes)
+    partition: str = ""  # event cells of one classification (same study, arm, partition) sum
+                         # to at most the arm size
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One outcome to reconstruct."""
+
+    outcome: str
+    measure: str
+    method: str
+    printed: Printed
+    studies: tuple[str, ...]
+    cells: tuple[CellRange, ...]
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Every integer table consistent with a printed result.
+
+    ``tables`` has shape (n_kept, k, 4) with columns events_pip, n_pip, events_ctrl, n_ctrl in
+    the order of ``studies``; ``n_solutions`` counts all of them (``tables`` may be capped).
+    """
+
+    outcome: str
+    measure: str
+    method: str
+    studies: tuple[str, ...]
+    printed: Printed
+    n_candidates: int
+    n_solutions: int
+    tables: np.ndarray
+    diagnosis: str = ""           # why nothing was consistent, when nothing was
+    joint: tuple[str, ...] = ()   # outcomes reconstructed jointly with this one
+    n_single: int | None = None   # solutions before the joint constraints
+
+    @property
+    def cell_ranges(self) -> list[dict]:
+        out = []
+        for j, study in enumerate(self.studies):
+            row = {"study": study}
+            for c, name in enumerate(("events_pip", "n_pip", "events_ctrl", "n_ctrl")):
+                column = self.tables[:, j, c] if len(self.tables) else np.array([])
+                row[name] = ([int(column.min()), int(column.max())] if column.size else None)
+            out.append(row)
+        return out
+
+    def reproduces(self) -> list[dict]:
+        """The pooled estimate and CI each kept table gives (natural scale, full precision)."""
+        return [dict(zip(("estimate", "ci_low", "ci_high"), map(float, row)))
+                for row in pooled_natural(self.tables, self.measure, self.method).T]
+
+    def reproduces_estimates(self) -> np.ndarray:
+        """The pooled estimate (natural scale) of each kept table."""
+        return pooled_natural(self.tables, self.measure, self.method)[0]
+
+    def to_dict(self, limit: int = 1000) -> dict:
+        names = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
+        tables = [[{"study": s, **{n: int(t[j, c]) for c, n in enumerate(names)}}
+                   for j, s in enumerate(self.studies)] for t in self.tables[:limit]]
+        p = self.printed
+        return {
+            "outcome": self.outcome, "measure": self.measure, "method": self.method,
+            "printed": {"estimate": p.estimate, "ci_low": p.ci_low, "ci_high": p.ci_high,
+                        "decimals": list(p.decimals), "k": p.k,
+                        "participants": p.participants},
+            "n_candidates": self.n_candidates, "n_solutions": self.n_solutions,
+            "n_solutions_before_joint": self.n_single, "joint_with": list(self.joint),
+            "solutions": tables, "solutions_shown": len(tables),
+            "cell_ranges": self.cell_ranges,
+            "reproduces": self.reproduces()[:limit],
+            "diagnosis": self.diagnosis or None,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# RevMan's pooled result for many candidate tables at once
+# ---------------------------------------------------------------------------------------------
+
+def pooled_natural(tables: np.ndarray, measure: str, method: str) -> np.ndarray:
+    """Pooled estimate, CI low and CI high on the natural scale, shape (3, n_tables).
+
+    ``tables`` (n, k, 4): events_pip, n_pip, events_ctrl, n_ctrl. Studies with no events or only
+    events in both arms are left out, as RevMan does; 0.5 is added to every cell of a study with
+    a zero cell for the study's log effect and variance (not for the M-H estimate itself).
+    """
+    scale = measures.get(measure)
+    t = np.asarray(tables, float)
+    a, n1, c, n2 = t[..., 0], t[..., 1], t[..., 2], t[..., 3]
+    mask = ~double_zero(a, n1, c, n2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y, v = scale.effect(a, n1, c, n2)
+        y, v = np.where(mask, y, 0.0), np.where(mask, v, 1.0)
+        if method == "MH-random":
+            r = dl.mantel_haenszel_random(a, n1, c, n2, measure, y, v, mask)
+        elif method == "MH-fixed":
+            r = dl.mantel_haenszel(a, n1, c, n2, measure, y, v, mask)
+        elif method == "DL":
+            r = dl.dersimonian_laird(y, v, mask)
+        elif method == "IV-fixed":
+            r = dl.inverse_variance_fixed(y, v, mask)
+        else:
+            raise ValueError(f"unknown method {method}")
+        out = np.stack([r.mu, r.ci_low, r.ci_high])
+        out = scale.to_natural(out)
+    # a study left out changes k: such a table does not reproduce a k-study analysis
+    return np.where(mask.all(axis=-1), out, np.nan)
+
+
+def matches(values: np.ndarray, printed: Printed) -> np.ndarray:
+    """Which candidates round to the printed estimate, CI low and CI high (shape (3, n))."""
+    target = np.array([printed.estimate, printed.ci_low, printed.ci_high])[:, None]
+    tol = printed.half_units()[:, None] * (1 + 1e-9) + 1e-12
+    with np.errstate(invalid="ignore"):
+        return np.abs(values - target) <= tol
+
+
+# ---------------------------------------------------------------------------------------------
+# enumeration
+# ---------------------------------------------------------------------------------------------
+
+def cell_bounds(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds (k, 4) of every cell: events_pip, n_pip, events_ctrl, n_ctrl."""
+    k = len(problem.studies)
+    total = problem.printed.participants
+    n_high = total - (2 * k - 1) if total is not None else None
+    low = np.zeros((k, 4), dtype=np.int64)
+    high = np.zeros((k, 4), dtype=np.int64)
+    low[:, [1, 3]] = 1
+    high[:, [1, 3]] = n_high if n_high is not None else -1
+    high[:, [0, 2]] = -1   # events: at most n (applied per candidate)
+    col = {("pip", "events"): 0, ("pip", "n"): 1, ("ctrl", "events"): 2, ("ctrl", "n"): 3}
+    for cell in problem.cells:
+        j = problem.studies.index(cell.study)
+        c = col[(cell.arm, cell.field)]
+        low[j, c] = max(low[j, c], cell.low)
+        high[j, c] = cell.high if high[j, c] < 0 else min(high[j, c], cell.high)
+    if (high[:, [1, 3]] < 0).any():
+        raise ValueError("without the number of participants every arm size needs a maximum")
+    return low, high
+
+
+def arm_size_vectors(low: np.ndarray, high: np.ndarray, total: int | None):
+    """Every vector of the 2k arm sizes within bounds (summing to ``total`` when given)."""
+    lo = low[:, [1, 3]].ravel()
+    hi = high[:, [1, 3]].ravel()
+    if total is None:
+        for combo in itertools.product(*(range(a, b + 1) for a, b in zip(lo, hi))):
+            yield np.array(combo)
+        return
+    # all but the last cell free, the last one fixed by the total (pruned by remaining bounds)
+    suffix_lo = np.concatenate([np.cumsum(lo[::-1])[::-1], [0]])
+    suffix_hi = np.concatenate([np.cumsum(hi[::-1])[::-1], [0]])
+
+    def walk(i, partial, used):
+        if i == len(lo) - 1:
+            last = total - used
+            if lo[i] <= last <= hi[i]:
+                yield np.array(partial + [last])
+            return
+        for value in range(lo[i], hi[i] + 1):
+            rest = total - used - value
+            if suffix_lo[i + 1] <= rest <= suffix_hi[i + 1]:
+                yield from walk(i + 1, partial + [value], used + value)
+
+    yield from walk(0, [], 0)
+
+
+def count_candidates(low, high, total) -> int:
+    """How many candidate tables the enumeration will test."""
+    count = 0
+    for sizes in arm_size_vectors(low, high, total):
+        n = sizes.reshape(-1, 2)
+        ev_hi = np.where(high[:, [0, 2]] < 0, n, np.minimum(high[:, [0, 2]], n))
+        width = np.maximum(ev_hi - low[:, [0, 2]] + 1, 0)
+        count += int(np.prod(width, dtype=object))
+        if count > MAX_CANDIDATES:
+            return count
+    return count
+
+
+def candidates(low, high, total):
+    """Candidate tables (m, k, 4) in chunks of about CHUNK."""
+    k = low.shape[0]
+    buffer, size = [], 0
+    for sizes in arm_size_vectors(low, high, total):
+        n = sizes.reshape(k, 2)
+        ev_lo = low[:, [0, 2]]
+        ev_hi = np.where(high[:, [0, 2]] < 0, n, np.minimum(high[:, [0, 2]], n))
+        if (ev_hi < ev_lo).any():
+            continue
+        grids = np.meshgrid(*[np.arange(ev_lo[j, a], ev_hi[j, a] + 1)
+                              for j in range(k) for a in range(2)], indexing="ij")
+        events = np.stack([g.ravel() for g in grids], axis=-1).reshape(-1, k, 2)
+        block = np.empty((len(events), k, 4), dtype=np.int64)
+        block[..., 0], block[..., 2] = events[..., 0], events[..., 1]
+        block[..., 1], block[..., 3] = n[:, 0], n[:, 1]
+        buffer.append(block)
+        size += len(block)
+        if size >= CHUNK:
+            yield np.concatenate(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield np.concatenate(buffer)
+
+
+def reconstruct_outcome(problem: Problem) -> Reconstruction:
+    """Every integer table that reproduces the printed pooled result of one outcome."""
+    low, high = cell_bounds(problem)
+    total = problem.printed.participants
+    n_candidates = count_candidates(low, high, total)
+    if n_candidates > MAX_CANDIDATES:
+        raise ValueError(f"{n_candidates:.3g} candidate tables (more than {MAX_CANDIDATES:.0e}); "
+                         "bound more arm sizes or counts in constraints.csv")
+    kept, count = [], 0
+    partial = np.zeros(4, dtype=np.int64)  # candidates matching estimate / +low / +high / all
+    for block in candidates(low, high, total):
+        ok = matches(pooled_natural(block, problem.measure, problem.method), problem.printed)
+        partial += [ok[0].sum(), (ok[0] & ok[1]).sum(), (ok[0] & ok[2]).sum(), ok.all(0).sum()]
+        hit = block[ok.all(axis=0)]
+        count += len(hit)
+        if sum(len(h) for h in kept) < MAX_KEPT:
+            kept.append(hit)
+    tables = (np.concatenate(kept)[:MAX_KEPT] if kept
+              else np.zeros((0, len(problem.studies), 4), dtype=np.int64))
+    diagnosis = ""
+    if count == 0:
+        p = problem.printed
+        diagnosis = (f"none of {n_candidates} candidate tables reproduces the printed result: "
+                     f"{partial[0]} give the estimate {p.estimate:g}, {partial[1]} of them also "
+                     f"the lower limit {p.ci_low:g} and {partial[2]} the upper limit "
+                     f"{p.ci_high:g}")
+        if n_candidates == 0:
+            diagnosis = ("no candidate table satisfies the constraints (arm sizes cannot sum "
+                         "to the number of participants within their bounds)")
+    return Reconstruction(problem.outcome, problem.measure, problem.method, problem.studies,
+                          problem.printed, n_candidates, count, tables, diagnosis)
+
+
+# ---------------------------------------------------------------------------------------------
+# joint reconstruction across outcomes that share trials and arms
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Links:
+    groups: dict = field(default_factory=dict)      # group -> [(outcome index, j, column)]
+    partitions: dict = field(default_factory=dict)  # (study, arm, partition) -> [(outcome, j, c)]
+
+
+def _links(problems: list[Problem]) -> _Links:
+    links = _Links()
+    col = {("pip", "events"): 0, ("pip", "n"): 1, ("ctrl", "events"): 2, ("ctrl", "n"): 3}
+    for i, p in enumerate(problems):
+        for cell in p.cells:
+            where = (i, p.studies.index(cell.study), col[(cell.arm, cell.field)])
+            if cell.group:
+                links.groups.setdefault(cell.group, []).append(where)
+            if cell.partition and cell.field == "events":
+                links.partitions.setdefault((cell.study, cell.arm, cell.partition),
+                                            []).append(where)
+    return links
+
+
+def reconstruct_jointly(problems: list[Problem], max_joint: int = 5_000_000
+                        ) -> list[Reconstruction]:
+    """Reconstruct outcomes that share arms together.
+
+    Cells with the same ``group`` must hold the same number in every outcome (e.g. the arm sizes
+    of the attachment outcomes of one trial), and event cells of one ``partition`` (categories
+    of one classification: secure, avoidant, resistant, disorganised) sum to at most the arm
+    size. Each outcome keeps the tables that belong to at least one joint solution.
+    """
+    single = [reconstruct_outcome(p) for p in problems]
+    if len(problems) == 1:
+        return single
+    links = _links(problems)
+    sets = [r.tables for r in single]
+    # 1. shared values: keep only values feasible in every outcome of the group (to a fixpoint)
+    changed = True
+    while changed and all(len(s) for s in sets):
+        changed = False
+        for members in links.groups.values():
+            common = None
+            for i, j, c in members:
+                values = set(np.unique(sets[i][:, j, c]).tolist())
+                common = values if common is None else common & values
+            for i, j, c in members:
+                keep = np.isin(sets[i][:, j, c], list(common))
+                if not keep.all():
+                    sets[i], changed = sets[i][keep], True
+    # 2. joint combinations (exact group equality and partition sums), when they fit in memory
+    sizes = [len(s) for s in sets]
+    if all(sizes) and math.prod(sizes) <= max_joint and (links.groups or links.partitions):
+        index = np.stack(np.meshgrid(*[np.arange(n) for n in sizes], indexing="ij"),
+                         -1).reshape(-1, len(sets))
+        ok = np.ones(len(index), bool)
+        for members in links.groups.values():
+            first = None
+            for i, j, c in members:
+                values = sets[i][index[:, i], j, c]
+                first = values if first is None else first
+                ok &= values == first
+        n_col = {0: 1, 2: 3}
+        for members in links.partitions.values():
+            total = sum(sets[i][index[:, i], j, c] for i, j, c in members)
+            i, j, c = members[0]
+            ok &= total <= sets[i][index[:, i], j, n_col[c]]
+        index = index[ok]
+        sets = [s[np.unique(index[:, i])] for i, s in enumerate(sets)]
+    names = tuple(p.outcome for p in problems)
+    out = []
+    for r, s in zip(single, sets):
+        diagnosis = r.diagnosis
+        if r.n_solutions and not len(s):
+            diagnosis = (f"{r.n_solutions} tables reproduce this outcome alone, but none is "
+                         f"consistent with the outcomes it shares arms with "
+                         f"({', '.join(n for n in names if n != r.outcome)})")
+        capped = r.n_solutions > len(r.tables)
+        out.append(Reconstruction(r.outcome, r.measure, r.method, r.studies, r.printed,
+                                  r.n_candidates, len(s) if not capped else r.n_solutions, s,
+                                  diagnosis, names, r.n_solutions))
+    return out
