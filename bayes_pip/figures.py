@@ -57,7 +57,7 @@ def forest_plot(main):
                      "shrunken"))
     if main.dl:
         d = main.dl
-        rows.append((f"DerSimonian-Laird (k = {d.k})", d.estimate, d.ci_low,
+        rows.append((f"{d.method_label} (k = {d.k})", d.estimate, d.ci_low,
                      d.ci_high, "dl"))
     if main.published:
         p = main.published

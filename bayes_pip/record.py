@@ -188,6 +188,15 @@ class DLRecord(Record):
     studies: tuple[DLStudy, ...]
     published: Agreement | None
 
+    @property
+    def method_label(self) -> str:
+        """How the classical analysis pooled, in words a methods section uses."""
+        return METHOD_LABELS.get(self.method, self.method)
+
+
+METHOD_LABELS = {"DL": "DerSimonian-Laird", "MH-random": "RevMan M-H random effects",
+                 "IV-fixed": "inverse-variance fixed effect", "MH-fixed": "M-H fixed effect"}
+
 
 @dataclass(frozen=True)
 class Reconstructed(Record):

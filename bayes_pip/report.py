@@ -162,7 +162,7 @@ def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         d = s.dl
         pred = ("-" if not d.prediction else
                 f"[{num(d.prediction.ci_low)}, {num(d.prediction.ci_high)}]")
-        body.append(["DerSimonian-Laird", dl_text_short(d), num(d.tau), pred, "-", "-"])
+        body.append([d.method_label, dl_text_short(d), num(d.tau), pred, "-", "-"])
     if s.published:
         body.append(["published (review)", published_text(s.published), "-", "-", "-", "-"])
     return header, body

@@ -266,7 +266,7 @@ def fit_text(s: dict) -> str:
                          f"{ci_text(st):>28s}")
     if s.dl:
         d = s.dl
-        lines += ["", f"DerSimonian-Laird reference: {m} {d.estimate:.2f} "
+        lines += ["", f"{d.method_label} reference: {m} {d.estimate:.2f} "
                       f"[{d.ci_low:.2f}, {d.ci_high:.2f}], tau^2 = {d.tau2:.3f}, "
                       f"I^2 = {d.i2:.0f}%"]
     if s.published:

@@ -224,3 +224,24 @@ def test_fit_at_the_reconstructed_level_is_hierarchical_and_labelled(capsys):
     assert main(["fit", "secure_attachment_post", "--engine", "exact"]) == 0
     text = capsys.readouterr().out
     assert "reconstructed" in text and "not printed data" in text
+
+
+def test_pip_joint_reconstruction_recovers_the_inferred_control_arm_size():
+    """The Cicchetti 2006b control arm (n = 54) is an inference; bounded only within 49-59, the
+    four outcomes together still admit exactly one set of tables, with n = 54 (each outcome
+    alone admits up to 15)."""
+    import dataclasses
+
+    ds = load_dataset()
+    problems = []
+    for o in ds.linked_outcomes("secure_attachment_post"):
+        p = ds.reconstruction_problem(o)
+        cells = tuple(dataclasses.replace(c, low=49, high=59)
+                      if (c.study, c.arm, c.field) == ("Cicchetti 2006b", "ctrl", "n") else c
+                      for c in p.cells)
+        problems.append(dataclasses.replace(p, cells=cells))
+    joint = rc.reconstruct_jointly(problems)
+    assert max(r.n_single for r in joint) > 1
+    for r in joint:
+        assert r.n_solutions == 1
+        assert r.tables[0].tolist() == [list(t) for t in PIP_TABLES[r.outcome]]
