@@ -22,8 +22,8 @@ from bayes_pip.engines.mixture import MixturePosterior
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
 from bayes_pip.errors import ConvergenceError, InputError
-from bayes_pip.record import (Diagnostics, FitFailure, FitRecord, Likelihood, PublishedResult,
-                              Reconstructed, Settings)
+from bayes_pip.record import (BMARecord, Diagnostics, FitFailure, FitRecord, Interval,
+                              Likelihood, ModelEvidence, PublishedResult, Reconstructed, Settings)
 from bayes_pip.summarise import posterior_summary
 from bayes_pip.version import __version__
 
@@ -276,3 +276,76 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
     if progress:
         progress(len(jobs), len(jobs), "done")
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Bayes factors and model averaging (exact, by quadrature)
+# ---------------------------------------------------------------------------------------------
+
+def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
+                level: str = "auto", prior_sets=None) -> BMARecord:
+    """Marginal likelihoods of {fixed, random effects} x {mu = 0, mu free}, Bayes factors and
+    the model-averaged pooled effect (equal prior model probabilities).
+
+    At summary level (the published pooled estimate, one observation) only the two fixed-effect
+    models are defined; reconstructed data use their table (refused when there are several).
+    """
+    from bayes_pip.engines import evidence as ev
+    from bayes_pip.engines.exact import exact_posterior
+
+    resolved = dataset.resolve(outcome_id, level)
+    level_used, status = resolved.level, resolved.status.description
+    outcome = resolved.outcome
+    sets = load_prior_sets() if prior_sets is None else prior_sets
+    prior = resolve_prior(prior_name or default_prior_name(outcome.measure), outcome, sets)
+    scale = outcome.scale
+    notes = list(prior.notes)
+    if resolved.level == "summary":
+        p = resolved.published
+        y = np.array([float(scale.to_analysis(p.estimate))])
+        se = se_from_ci(float(scale.to_analysis(p.ci_low)), float(scale.to_analysis(p.ci_high)))
+        v = np.array([se**2])
+        k, participants, random_effects = p.k, p.participants, False
+        notes.insert(0, "Summary level: the published pooled estimate is one observation, so "
+                        "only the fixed-effect models (mu = 0 against mu free) are compared; "
+                        "heterogeneity cannot be tested.")
+    else:
+        if resolved.level == "reconstructed":
+            rec = resolved.reconstruction
+            if rec.n_solutions != 1:
+                raise InputError(f"outcome '{outcome_id}' has {rec.n_solutions} reconstructed "
+                                 "tables; Bayes factors are given for a single table (try "
+                                 "--level summary)")
+            resolved = dataclasses.replace(resolved, rows=resolved.table_rows()[0],
+                                           level="study", reconstruction=None)
+            notes.insert(0, f"Data: {data_status_label(rec)}.")
+        es = classical_from(resolved).effects
+        y, v = es.y, es.v
+        k, participants, random_effects = es.k, es.participants, es.k > 1
+        if es.k == 1:
+            notes.insert(0, "A single study: heterogeneity cannot be tested; only the "
+                            "fixed-effect models are compared.")
+    e = ev.evidence(y, v, prior.mu, prior.tau, random_effects=random_effects)
+    parts = {"FE": ev.fixed_effect_posterior(y, v, prior.mu)}
+    if random_effects:
+        parts["RE"] = exact_posterior(y, v, prior.mu, prior.tau)
+    averaged = ev.AveragedMu(e, parts)
+    mu = Interval(*(averaged.quantile(q) for q in (0.5, 0.025, 0.975)))
+    natural = Interval(*(float(scale.to_natural(x)) for x in (mu.median, mu.ci_low, mu.ci_high)))
+    benefit = averaged.cdf(0.0) - averaged.null if outcome.benefit == "lower" \
+        else averaged.sf(0.0)
+    p_re = None
+    if random_effects:
+        p_re = parts["RE"].cdf("mu", 0.0) if outcome.benefit == "lower" \
+            else parts["RE"].sf("mu", 0.0)
+    models = tuple(ModelEvidence(m, ev.MODEL_TITLES[m], e.log_ml[m], e.prior_probability[m],
+                                 e.posterior_probability[m]) for m in e.posterior_probability)
+    return BMARecord(
+        outcome=outcome.outcome, label=outcome.label, measure=outcome.measure,
+        benefit=outcome.benefit, level=level_used, data_status=status, k=k,
+        participants=participants, prior=prior,
+        bf_effect=e.bf_effect if random_effects else None,
+        bf_heterogeneity=e.bf_heterogeneity if random_effects else None,
+        bf_effect_fixed=math.exp(e.log_ml["FE"] - e.log_ml["FE0"]), models=models, mu=mu,
+        effect=natural, p_benefit=float(benefit), p_benefit_random_effects=p_re,
+        notes=tuple(notes), settings=Settings(None, versions=versions(engines.get("exact"))))

@@ -151,6 +151,33 @@ def cmd_reconstruct(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# bma
+# ---------------------------------------------------------------------------------------------
+
+def cmd_bma(args) -> int:
+    """Bayes factors and model averaging for one outcome, exactly (no Monte Carlo error).
+
+    Marginal likelihoods of four normal-normal models (fixed or random effects, with or without
+    an average effect) by quadrature over tau, the Bayes factors BF10 for an effect and for
+    heterogeneity, posterior model probabilities (equal prior odds), and the model-averaged
+    pooled effect with P(benefit). At summary level only the fixed-effect models apply.
+
+    Example: python -m bayes_pip bma secure_attachment_post
+    """
+    from bayes_pip.analysis import bma_outcome
+    from bayes_pip.data import load_dataset
+    from bayes_pip.summarise import bma_text
+
+    dataset = load_dataset(args.data)
+    record = bma_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
+    if args.json:
+        print_json(record.to_dict())
+    else:
+        print(bma_text(record))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
 # fit
 # ---------------------------------------------------------------------------------------------
 
@@ -223,8 +250,9 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
                    help=engines.help_text() + ". At summary level every engine gives the "
                         "closed-form (conjugate) posterior")
     p.add_argument("--level", choices=LEVELS, default="auto",
-                   help="study: study rows; summary: the published pooled estimate; auto "
-                        "(default): study rows when they cover every study the review pooled")
+                   help="study: study rows; reconstructed: the integer tables consistent with "
+                        "the printed results (see `reconstruct`); summary: the published pooled "
+                        "estimate; auto (default): the first of these the data allow")
     p.add_argument("--seed", type=int_in(0, SEED_MAX), default=DEFAULT_SEED,
                    help="random seed, 0 to 2^32-1 (default %(default)s)")
     p.add_argument("--draws", type=int_in(1, DRAWS_MAX), default=2000,
@@ -429,6 +457,7 @@ def add_command(sub, name: str, summary: str, func) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     from bayes_pip.classical import METHODS
+    from bayes_pip.data import LEVELS
 
     parser = ArgumentParser(
         prog="bayes_pip",
@@ -457,6 +486,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "pooled result of one outcome", cmd_reconstruct)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = add_command(sub, "bma", "Bayes factors and the model-averaged effect of one outcome",
+                    cmd_bma)
+    p.add_argument("outcome", help="outcome id (see `list`)")
+    add_data_option(p)
+    p.add_argument("--prior", default=None,
+                   help="prior set from models/ (default: halfnormal-0.5; vague for MD)")
+    p.add_argument("--prior-dir", metavar="DIR", default=None,
+                   help="a directory of your own prior files (*.toml)")
+    p.add_argument("--prior-file", metavar="FILE", default=None,
+                   help="one prior file of your own (*.toml)")
+    p.add_argument("--level", choices=LEVELS, default="auto",
+                   help="study, reconstructed or summary (default auto: the first the data allow)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = add_command(sub, "fit", "Bayesian fit of one outcome: posterior, P(PIP beats control)",

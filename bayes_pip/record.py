@@ -294,3 +294,43 @@ class FitFailure(Record):
     outcome: str
     prior: str
     error: str
+
+
+# ---------------------------------------------------------------------------------------------
+# model comparison
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelEvidence(Record):
+    """One model of the comparison: its marginal likelihood and probabilities."""
+
+    name: str
+    title: str
+    log_marginal_likelihood: float
+    prior_probability: float
+    posterior_probability: float
+
+
+@dataclass(frozen=True)
+class BMARecord(Record):
+    """Bayes factors and the model-averaged pooled effect of one outcome (`bma --json`)."""
+
+    outcome: str
+    label: str
+    measure: str
+    benefit: str
+    level: str
+    data_status: str
+    k: int
+    participants: int | None
+    prior: Any
+    bf_effect: float | None          # BF10: mu free against mu = 0 (random effects)
+    bf_heterogeneity: float | None   # tau > 0 against tau = 0 (mu free)
+    bf_effect_fixed: float           # BF10 under the fixed-effect model
+    models: tuple[ModelEvidence, ...]
+    mu: Interval                      # model-averaged, analysis scale
+    effect: Interval                  # model-averaged, natural scale
+    p_benefit: float                  # model-averaged P(effect in the direction of benefit)
+    p_benefit_random_effects: float | None
+    notes: tuple[str, ...] = ()
+    settings: Settings = field(default_factory=lambda: Settings(None))

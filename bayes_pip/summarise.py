@@ -458,3 +458,44 @@ def reconstruction_text(rec, outcome: Outcome, shown: int = 10) -> str:
     lines += ["", "These are reconstructed tables, not printed data: every one reproduces the "
               "printed numbers, and fits at --level reconstructed use all of them."]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bayes factors and model averaging
+# ---------------------------------------------------------------------------------------------
+
+def bf_text(bf: float) -> str:
+    """A Bayes factor to 3 significant digits (large ones in scientific notation)."""
+    return f"{bf:.3g}"
+
+
+def bma_text(b) -> str:
+    """`bma` for the terminal: the four models, the Bayes factors, the averaged effect."""
+    lines = [f"{b.label} ({b.outcome}), {b.measure}",
+             f"Data:   {b.data_status}; k = {b.k}, N = {b.participants}",
+             f"Prior:  {b.prior.name}: " + (b.prior.mu.describe() + " (the prior on tau is "
+                                            "not used)" if b.level == "summary"
+                                            else b.prior.describe()),
+             "Method: exact marginal likelihoods by quadrature (no Monte Carlo error); equal "
+             "prior model probabilities", "",
+             f"{'model':48s} {'log p(y|model)':>15s} {'prior':>6s} {'posterior':>10s}"]
+    for m in b.models:
+        lines.append(f"{m.title:48s} {m.log_marginal_likelihood:15.4f} "
+                     f"{m.prior_probability:6.3f} {m.posterior_probability:10.4f}")
+    lines.append("")
+    if b.bf_effect is not None:
+        lines.append(f"BF10 (an average effect, random effects):  {bf_text(b.bf_effect)}")
+        lines.append(f"BF (heterogeneity, tau > 0 vs tau = 0):    {bf_text(b.bf_heterogeneity)}")
+    lines.append(f"BF10 (an effect, fixed effect):             {bf_text(b.bf_effect_fixed)}")
+    e = b.effect
+    lines += ["",
+              f"Model-averaged {b.measure}: median {num(e.median)} [95% interval "
+              f"{num(e.ci_low)}, {num(e.ci_high)}] (the no-effect models put their "
+              f"probability on {b.measure} = {measures.get(b.measure).null:g})",
+              f"Model-averaged P(benefit) = {prob_text(b.p_benefit)}"
+              + (f"; random-effects model alone: {prob_text(b.p_benefit_random_effects)}"
+                 if b.p_benefit_random_effects is not None else "")]
+    lines += [f"Note: {n}" for n in b.notes]
+    lines.append("Note: a Bayes factor for an effect depends on the width of the prior on the "
+                 "pooled effect (a wider prior favours no effect); compare priors with --prior.")
+    return "\n".join(lines)

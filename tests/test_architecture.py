@@ -19,7 +19,7 @@ LAYERS = [
     {"priors"},
     {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",
      "engines.mixture"},
-    {"engines.conjugate", "engines.exact", "engines.pymc_models", "engines.fast_normal",
+    {"engines.conjugate", "engines.exact", "engines.evidence", "engines.pymc_models", "engines.fast_normal",
      "engines.mcmc", "engines"},
     {"engines.normal_nuts", "engines.binomial_nuts"},
     {"classical"},

@@ -16,9 +16,9 @@ The data block passed to the log density is one float64 array:
 
 from __future__ import annotations
 
-import functools
 import math
 
+import numba
 import numpy as np
 
 from bayes_pip.priors import TauFamily
@@ -31,83 +31,85 @@ UNIFORM = int(TauFamily.UNIFORM)
 VAR_NAMES = ["u", "z_mu", "tau", "mu"]
 
 
-@functools.lru_cache(maxsize=None)
+# Module-level functions (not closures): numba caches a function that calls another jitted
+# function by its global name; as closures, the callers missed the on-disk cache in every
+# new process and were recompiled (about 2 s per cold fit).
+@numba.njit(cache=True)
+def log_density(u, z, d):
+    k = int(d[0])
+    m0, s0, family, a, b, c = d[1], d[2], int(d[3]), d[4], d[5], d[6]
+    if family == UNIFORM:
+        sig = 1.0 / (1.0 + math.exp(-u))
+        tau = a * sig
+        dtau = a * sig * (1.0 - sig)
+    else:
+        tau = math.exp(u)
+        dtau = tau
+    s = tau * tau
+    w0 = 1.0 / (s0 * s0)
+    sum_w = 0.0
+    sum_wy = 0.0
+    sum_w2 = 0.0
+    sum_log = 0.0
+    for i in range(k):
+        w = 1.0 / (d[HEADER + k + i] + s)
+        sum_w += w
+        sum_wy += w * d[HEADER + i]
+        sum_w2 += w * w
+        sum_log += math.log(d[HEADER + k + i] + s)
+    big_w = w0 + sum_w
+    m = (w0 * m0 + sum_wy) / big_w
+    resid = w0 * (m0 - m) ** 2
+    sum_w2r2 = 0.0
+    for i in range(k):
+        w = 1.0 / (d[HEADER + k + i] + s)
+        r = d[HEADER + i] - m
+        resid += w * r * r
+        sum_w2r2 += w * w * r * r
+    f = -0.5 * sum_log - 0.5 * math.log(big_w) - 0.5 * resid
+    # d f / d(tau^2): envelope theorem for m (Notes of normal_normal_model)
+    dfds = -0.5 * sum_w + 0.5 * sum_w2 / big_w + 0.5 * sum_w2r2
+    du = dfds * 2.0 * tau * dtau
+    # log density of u under the tau prior (Jacobian included), as tau_prior_block
+    if family == HALFNORMAL:
+        prior = math.log(2.0) - 0.5 * math.log(2 * math.pi) - math.log(a) - s / (2 * a * a) + u
+        dprior = -s / (a * a) + 1.0
+    elif family == HALFCAUCHY:
+        prior = math.log(2 / math.pi) - math.log(a) - math.log1p(s / (a * a)) + u
+        dprior = -(2.0 * s / (a * a)) / (1.0 + s / (a * a)) + 1.0
+    elif family == LOGNORMAL_TAU2:
+        prior = -0.5 * ((u - a) / b) ** 2 - math.log(b) - 0.5 * math.log(2 * math.pi)
+        dprior = -(u - a) / (b * b)
+    elif family == LOGT_TAU2:
+        t = (u - a) / b
+        prior = (math.lgamma((c + 1) / 2) - math.lgamma(c / 2) - 0.5 * math.log(c * math.pi)
+                 - math.log(b) - (c + 1) / 2 * math.log1p(t * t / c))
+        dprior = -(c + 1) * (u - a) / (b * b * c + (u - a) ** 2)
+    else:
+        # log(sigmoid(u)) + log(1 - sigmoid(u)), written stably
+        prior = -(max(-u, 0.0) + math.log1p(math.exp(-abs(u)))) \
+            - (max(u, 0.0) + math.log1p(math.exp(-abs(u))))
+        dprior = 1.0 - 2.0 / (1.0 + math.exp(-u))
+    lp = f + prior - 0.5 * z * z - 0.5 * math.log(2 * math.pi)
+    return lp, du + dprior, -z, m + z / math.sqrt(big_w), tau
+
+@numba.njit(cache=True)
+def logp_grad(x, block):
+    lp, du, dz, mu, tau = log_density(x[0], x[1], block)
+    grad = np.empty(2)
+    grad[0] = du
+    grad[1] = dz
+    return lp, grad
+
+@numba.njit(cache=True)
+def expand(x, block):
+    lp, du, dz, mu, tau = log_density(x[0], x[1], block)
+    return tau, mu
+
+
+
 def callbacks():
     """Log density with gradient, expansion to (tau, mu), and the raw density; cached on disk."""
-    import numba
-
-    @numba.njit(cache=True)
-    def log_density(u, z, d):
-        k = int(d[0])
-        m0, s0, family, a, b, c = d[1], d[2], int(d[3]), d[4], d[5], d[6]
-        if family == UNIFORM:
-            sig = 1.0 / (1.0 + math.exp(-u))
-            tau = a * sig
-            dtau = a * sig * (1.0 - sig)
-        else:
-            tau = math.exp(u)
-            dtau = tau
-        s = tau * tau
-        w0 = 1.0 / (s0 * s0)
-        sum_w = 0.0
-        sum_wy = 0.0
-        sum_w2 = 0.0
-        sum_log = 0.0
-        for i in range(k):
-            w = 1.0 / (d[HEADER + k + i] + s)
-            sum_w += w
-            sum_wy += w * d[HEADER + i]
-            sum_w2 += w * w
-            sum_log += math.log(d[HEADER + k + i] + s)
-        big_w = w0 + sum_w
-        m = (w0 * m0 + sum_wy) / big_w
-        resid = w0 * (m0 - m) ** 2
-        sum_w2r2 = 0.0
-        for i in range(k):
-            w = 1.0 / (d[HEADER + k + i] + s)
-            r = d[HEADER + i] - m
-            resid += w * r * r
-            sum_w2r2 += w * w * r * r
-        f = -0.5 * sum_log - 0.5 * math.log(big_w) - 0.5 * resid
-        # d f / d(tau^2): envelope theorem for m (Notes of normal_normal_model)
-        dfds = -0.5 * sum_w + 0.5 * sum_w2 / big_w + 0.5 * sum_w2r2
-        du = dfds * 2.0 * tau * dtau
-        # log density of u under the tau prior (Jacobian included), as tau_prior_block
-        if family == HALFNORMAL:
-            prior = math.log(2.0) - 0.5 * math.log(2 * math.pi) - math.log(a) - s / (2 * a * a) + u
-            dprior = -s / (a * a) + 1.0
-        elif family == HALFCAUCHY:
-            prior = math.log(2 / math.pi) - math.log(a) - math.log1p(s / (a * a)) + u
-            dprior = -(2.0 * s / (a * a)) / (1.0 + s / (a * a)) + 1.0
-        elif family == LOGNORMAL_TAU2:
-            prior = -0.5 * ((u - a) / b) ** 2 - math.log(b) - 0.5 * math.log(2 * math.pi)
-            dprior = -(u - a) / (b * b)
-        elif family == LOGT_TAU2:
-            t = (u - a) / b
-            prior = (math.lgamma((c + 1) / 2) - math.lgamma(c / 2) - 0.5 * math.log(c * math.pi)
-                     - math.log(b) - (c + 1) / 2 * math.log1p(t * t / c))
-            dprior = -(c + 1) * (u - a) / (b * b * c + (u - a) ** 2)
-        else:
-            # log(sigmoid(u)) + log(1 - sigmoid(u)), written stably
-            prior = -(max(-u, 0.0) + math.log1p(math.exp(-abs(u)))) \
-                - (max(u, 0.0) + math.log1p(math.exp(-abs(u))))
-            dprior = 1.0 - 2.0 / (1.0 + math.exp(-u))
-        lp = f + prior - 0.5 * z * z - 0.5 * math.log(2 * math.pi)
-        return lp, du + dprior, -z, m + z / math.sqrt(big_w), tau
-
-    @numba.njit(cache=True)
-    def logp_grad(x, block):
-        lp, du, dz, mu, tau = log_density(x[0], x[1], block)
-        grad = np.empty(2)
-        grad[0] = du
-        grad[1] = dz
-        return lp, grad
-
-    @numba.njit(cache=True)
-    def expand(x, block):
-        lp, du, dz, mu, tau = log_density(x[0], x[1], block)
-        return tau, mu
-
     return logp_grad, expand, log_density
 
 

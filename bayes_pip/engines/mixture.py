@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize
 
 
 class MixturePosterior:
@@ -43,6 +42,8 @@ class MixturePosterior:
     def quantile(self, target, q: float) -> float:
         if len(self.parts) == 1:
             return self.parts[0].quantile(target, q)
+        from scipy import optimize  # lazily: `list` and `dl` never need it
+
         ends = [p.quantile(target, q) for p in self.parts]
         low, high = min(ends), max(ends)   # the mixture quantile lies between the parts'
         if high - low <= 1e-14 * max(1.0, abs(low)):

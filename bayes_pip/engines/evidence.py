@@ -1,0 +1,198 @@
+"""Marginal likelihoods of the four normal-normal models, Bayes factors and model averaging,
+by one-dimensional quadrature (no Monte Carlo error).
+
+Models for effects y_i with variances v_i (Roever 2020, Sections 2.6 and 2.11; Gronau et al.
+2017 for the averaging over fixed/random x null/effect):
+
+- ``RE``   y_i ~ N(mu, v_i + tau^2), mu ~ N(m0, s0^2), tau ~ p(tau)
+- ``FE``   tau = 0, mu ~ N(m0, s0^2)
+- ``RE0``  mu = 0, tau ~ p(tau)
+- ``FE0``  mu = 0 and tau = 0
+
+Notes
+-----
+With w_i = 1/(v_i + tau^2), w_0 = 1/s0^2, W = w_0 + sum w_i, m = (w_0 m0 + sum w_i y_i) / W:
+
+    log p(y | tau)        = -k/2 log(2 pi) + 1/2 sum log w_i + 1/2 log w_0 - 1/2 log W
+                            - 1/2 [w_0 (m0 - m)^2 + sum w_i (y_i - m)^2]        (mu integrated)
+    log p(y | tau, mu = 0) = -k/2 log(2 pi) + 1/2 sum log w_i - 1/2 sum w_i y_i^2
+
+and p(y) = int p(y | tau) p(tau) dtau, computed in log tau by composite 5-point Gauss-Legendre
+over the range where the integrand lives (as the exact engine), plus the mass below it, where
+p(y | tau) equals p(y | 0). Bayes factors are ratios of these; bayesmeta's ``$bayesfactor``
+prints BF01 = p(y | null) / p(y | RE).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, special
+
+from bayes_pip.errors import InputError
+
+LOG_2PI = math.log(2 * math.pi)
+GL_X, GL_W = np.polynomial.legendre.leggauss(5)
+MODELS = ("FE0", "FE", "RE0", "RE")
+MODEL_TITLES = {"FE0": "fixed effect, no effect (mu = 0, tau = 0)",
+                "FE": "fixed effect (tau = 0)",
+                "RE0": "random effects, no average effect (mu = 0)",
+                "RE": "random effects"}
+
+
+def log_lik_mu_integrated(y, v, tau, mu_prior) -> np.ndarray:
+    """log p(y | tau) with mu integrated over its normal prior, for every tau (vector)."""
+    tau2 = np.asarray(tau, float)[:, None] ** 2
+    w = 1.0 / (v[None, :] + tau2)
+    w0, m0 = 1.0 / mu_prior.sd**2, mu_prior.mean
+    big_w = w0 + w.sum(axis=1)
+    m = (w0 * m0 + (w * y[None, :]).sum(axis=1)) / big_w
+    resid = (w * (y[None, :] - m[:, None]) ** 2).sum(axis=1) + w0 * (m0 - m) ** 2
+    return (-0.5 * len(y) * LOG_2PI + 0.5 * np.log(w).sum(axis=1) + 0.5 * math.log(w0)
+            - 0.5 * np.log(big_w) - 0.5 * resid)
+
+
+def log_lik_mu_zero(y, v, tau) -> np.ndarray:
+    """log p(y | tau, mu = 0) for every tau (vector)."""
+    tau2 = np.asarray(tau, float)[:, None] ** 2
+    w = 1.0 / (v[None, :] + tau2)
+    return -0.5 * len(y) * LOG_2PI + 0.5 * np.log(w).sum(axis=1) - 0.5 * (w * y**2).sum(axis=1)
+
+
+def log_integral_over_tau(log_lik, v, tau_prior, cells: int = 1500) -> float:
+    """log of int p(y | tau) p(tau) dtau, ``log_lik`` a vectorised function of tau."""
+    def log_f(log_tau):
+        tau = np.exp(log_tau)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            value = log_lik(tau) + tau_prior.logpdf(tau) + log_tau
+        return np.where(np.isfinite(value), value, -np.inf)
+
+    centre = math.log(math.sqrt(float(np.median(v))))
+    scout = np.linspace(centre - 40.0, centre + 30.0, 4001)
+    f = log_f(scout)
+    shift = float(np.max(f))
+    alive = np.flatnonzero(f - shift > math.log(1e-16))
+    lo, hi = scout[max(alive[0] - 1, 0)], scout[min(alive[-1] + 1, len(scout) - 1)]
+    if alive[-1] == len(scout) - 1:
+        raise InputError("the marginal likelihood does not converge within the quadrature range: "
+                         "the prior on tau is too vague (or improper) for a Bayes factor")
+    edges = np.linspace(lo, hi, cells + 1)
+    jumps = [math.log(b) for b in getattr(tau_prior, "breakpoints", ()) if b > 0]
+    jumps = [j for j in jumps if lo < j < hi]
+    if jumps:
+        edges = np.union1d(edges, jumps)
+    half = 0.5 * np.diff(edges)[:, None]
+    nodes = edges[:-1, None] + half * (GL_X[None, :] + 1)
+    mass = float(np.sum(half * GL_W[None, :] * np.exp(log_f(nodes.ravel()).reshape(nodes.shape)
+                                                       - shift)))
+    if alive[0] == 0:  # below lo, p(y | tau) = p(y | 0): the prior's mass there
+        mass += math.exp(float(log_lik(np.zeros(1))[0]) - shift) * float(
+            tau_prior.cdf(math.exp(lo)))
+    return shift + math.log(mass)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Log marginal likelihoods of the four models (None where a model does not apply)."""
+
+    log_ml: dict              # model -> log p(y | model)
+    prior_probability: dict   # model -> prior model probability
+    posterior_probability: dict
+
+    @property
+    def bf_effect(self) -> float:
+        """BF10 under random effects: p(y | RE) / p(y | RE0) (mu free against mu = 0)."""
+        return math.exp(self.log_ml["RE"] - self.log_ml["RE0"])
+
+    @property
+    def bf_heterogeneity(self) -> float:
+        """BF for tau > 0 against tau = 0 (mu free): p(y | RE) / p(y | FE)."""
+        return math.exp(self.log_ml["RE"] - self.log_ml["FE"])
+
+
+def evidence(y, v, mu_prior, tau_prior, prior_probability: dict | None = None,
+             random_effects: bool = True) -> Evidence:
+    """Marginal likelihoods and posterior model probabilities (default: equal prior odds).
+
+    ``random_effects=False`` (a published pooled estimate: one observation) compares the two
+    fixed-effect models only.
+    """
+    y = np.atleast_1d(np.asarray(y, float))
+    v = np.atleast_1d(np.asarray(v, float))
+    if not getattr(mu_prior, "proper", True) or not math.isfinite(mu_prior.sd):
+        raise InputError("Bayes factors need a proper prior on mu (a flat prior makes the "
+                         "marginal likelihood arbitrary)")
+    zero = np.zeros(1)
+    log_ml = {"FE0": float(log_lik_mu_zero(y, v, zero)[0]),
+              "FE": float(log_lik_mu_integrated(y, v, zero, mu_prior)[0])}
+    models = ("FE0", "FE")
+    if random_effects:
+        if not getattr(tau_prior, "proper", True):
+            raise InputError("Bayes factors need a proper prior on tau")
+        log_ml["RE0"] = log_integral_over_tau(lambda t: log_lik_mu_zero(y, v, t), v, tau_prior)
+        log_ml["RE"] = log_integral_over_tau(lambda t: log_lik_mu_integrated(y, v, t, mu_prior),
+                                             v, tau_prior)
+        models = MODELS
+    if prior_probability is None:
+        prior_probability = {m: 1.0 / len(models) for m in models}
+    logs = np.array([log_ml[m] + math.log(prior_probability[m]) for m in models])
+    post = np.exp(logs - special.logsumexp(logs))
+    return Evidence(log_ml, dict(prior_probability), dict(zip(models, map(float, post))))
+
+
+class AveragedMu:
+    """The model-averaged posterior of mu: a mixture of the effect models' posteriors and a point
+    mass at 0 (the null models' posterior probability)."""
+
+    def __init__(self, ev: Evidence, parts: dict):
+        self.null = sum(p for m, p in ev.posterior_probability.items() if m.endswith("0"))
+        self.parts = [(ev.posterior_probability[m], post) for m, post in parts.items()]
+
+    def cdf(self, x: float) -> float:
+        return float(self.null * (x >= 0) + sum(w * p.cdf("mu", x) for w, p in self.parts))
+
+    def sf(self, x: float) -> float:
+        return float(self.null * (x < 0) + sum(w * p.sf("mu", x) for w, p in self.parts))
+
+    def quantile(self, q: float) -> float:
+        """The smallest x with CDF(x) >= q (the point mass at 0 can hold a quantile)."""
+        above = self.cdf(0.0)
+        below = above - self.null   # just below 0 (the other parts are continuous)
+        if below < q <= above:
+            return 0.0
+        ends = [p.quantile("mu", min(max(q, 1e-12), 1 - 1e-12)) for _, p in self.parts] + [0.0]
+        low, high = min(ends) - 1.0, max(ends) + 1.0
+        while self.cdf(low) > q:
+            low -= 2 * (high - low)
+        while self.cdf(high) < q:
+            high += 2 * (high - low)
+        return float(optimize.brentq(lambda x: self.cdf(x) - q, low, high, xtol=1e-12,
+                                     rtol=1e-12))
+
+
+class NormalPosterior:
+    """mu ~ N(mean, sd^2): the fixed-effect posterior with a normal prior on mu."""
+
+    def __init__(self, mean: float, sd: float):
+        self.m, self.s = mean, sd
+
+    def cdf(self, target, x):
+        return float(special.ndtr((x - self.m) / self.s))
+
+    def sf(self, target, x):
+        return float(special.ndtr((self.m - x) / self.s))
+
+    def quantile(self, target, q):
+        return float(self.m + self.s * special.ndtri(q))
+
+
+def fixed_effect_posterior(y, v, mu_prior) -> NormalPosterior:
+    """mu | y under the fixed-effect model: precision-weighted with the normal prior."""
+    y = np.atleast_1d(np.asarray(y, float))
+    w = 1.0 / np.atleast_1d(np.asarray(v, float))
+    w0 = 1.0 / mu_prior.sd**2
+    big_w = w0 + w.sum()
+    return NormalPosterior(float((w0 * mu_prior.mean + (w * y).sum()) / big_w),
+                           math.sqrt(1.0 / big_w))
