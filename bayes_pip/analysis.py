@@ -22,8 +22,10 @@ from bayes_pip.engines.mixture import MixturePosterior
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
 from bayes_pip.errors import ConvergenceError, InputError
-from bayes_pip.record import (BMARecord, Diagnostics, FitFailure, FitRecord, Interval,
-                              Likelihood, ModelEvidence, PublishedResult, Reconstructed, Settings)
+from bayes_pip.record import (BMARecord, Diagnostics, EggerRecord, FitFailure, FitRecord,
+                              InfluenceRecord, InfluenceRow, Interval, LeaveOneOutRow, Likelihood,
+                              LooRow,
+                              ModelEvidence, PublishedResult, Reconstructed, Settings)
 from bayes_pip.summarise import posterior_summary
 from bayes_pip.version import __version__
 
@@ -349,3 +351,126 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
         bf_effect_fixed=math.exp(e.log_ml["FE"] - e.log_ml["FE0"]), models=models, mu=mu,
         effect=natural, p_benefit=float(benefit), p_benefit_random_effects=p_re,
         notes=tuple(notes), settings=Settings(None, versions=versions(engines.get("exact"))))
+
+
+# ---------------------------------------------------------------------------------------------
+# robustness: leave one study out, influence, small-study effects
+# ---------------------------------------------------------------------------------------------
+
+def study_level(dataset: Dataset, outcome_id: str, level: str, what: str):
+    """The resolved outcome at study level (printed or the single reconstructed table)."""
+    resolved = dataset.resolve(outcome_id, level)
+    if resolved.level == "summary":
+        raise InputError(f"{what} needs study-level data; outcome '{outcome_id}' is analysed "
+                         "from its published pooled result only")
+    label = resolved.status.description
+    if resolved.level == "reconstructed":
+        rec = resolved.reconstruction
+        if rec.n_solutions != 1:
+            raise InputError(f"outcome '{outcome_id}' has {rec.n_solutions} reconstructed "
+                             f"tables; {what} is given for a single table")
+        resolved = dataclasses.replace(resolved, rows=resolved.table_rows()[0])
+    return resolved, label
+
+
+def influence_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
+                      level: str = "auto", prior_sets=None) -> InfluenceRecord:
+    """Each study left out in turn (DL and the exact Bayesian posterior) and metafor's influence
+    diagnostics of the DL model."""
+    from bayes_pip import robustness
+    from bayes_pip.engines.exact import exact_posterior
+    from bayes_pip.summarise import benefit_probability
+
+    resolved, status = study_level(dataset, outcome_id, level, "leave-one-out")
+    level_used = resolved.level
+    resolved = dataclasses.replace(resolved, level="study", reconstruction=None)
+    outcome = resolved.outcome
+    es = classical_from(resolved).effects
+    if es.k < 3:
+        raise InputError(f"leave-one-out needs at least 3 studies; outcome '{outcome_id}' has "
+                         f"{es.k}")
+    sets = load_prior_sets() if prior_sets is None else prior_sets
+    prior = resolve_prior(prior_name or default_prior_name(outcome.measure), outcome, sets)
+    scale = outcome.scale
+    loo = robustness.leave_one_out(es.y, es.v)
+    infl = robustness.influence(es.y, es.v)
+
+    def row(name, estimate, low, high, tau2, i2, q, keep):
+        post = exact_posterior(es.y[keep], es.v[keep], prior.mu, prior.tau)
+        nat = [float(scale.to_natural(post.quantile("mu", p))) for p in (0.5, 0.025, 0.975)]
+        return LeaveOneOutRow(name, float(scale.to_natural(estimate)),
+                              float(scale.to_natural(low)), float(scale.to_natural(high)),
+                              float(tau2), float(i2), float(q), *nat,
+                              post.quantile("tau", 0.5), benefit_probability(post, outcome, 0.0))
+
+    full_dl = classical_from(resolved).pooled
+    every = np.ones(es.k, bool)
+    full = row("all studies", full_dl.mu, full_dl.ci_low, full_dl.ci_high, full_dl.tau2,
+               full_dl.i2, full_dl.q, every)
+    rows = tuple(row(name, loo.estimate[i], loo.ci_low[i], loo.ci_high[i], loo.tau2[i],
+                     loo.i2[i], loo.q[i], every & (np.arange(es.k) != i))
+                 for i, name in enumerate(es.study))
+    diag = tuple(InfluenceRow(name, *(float(getattr(infl, f)[i]) for f in (
+        "rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del", "hat", "weight",
+        "dfbetas")), bool(infl.influential[i])) for i, name in enumerate(es.study))
+    notes = []
+    if level_used == "reconstructed":
+        notes.append(f"Data: {status}.")
+    if es.k < 5:
+        notes.append(f"With {es.k} studies each leave-one-out analysis rests on {es.k - 1}: "
+                     "expect large changes; the influence criteria were designed for more studies.")
+    return InfluenceRecord(outcome.outcome, outcome.label, outcome.measure, outcome.benefit,
+                           level_used, status, es.k, prior, full, rows, diag, tuple(notes))
+
+
+def egger_outcome(dataset: Dataset, outcome_id: str, level: str = "auto") -> EggerRecord:
+    """Egger's regression test for small-study effects (refused with fewer than 10 studies)."""
+    from bayes_pip import robustness
+
+    resolved, _ = study_level(dataset, outcome_id, level, "a funnel plot")
+    resolved = dataclasses.replace(resolved, level="study", reconstruction=None)
+    outcome = resolved.outcome
+    classical = classical_from(resolved)
+    es = classical.effects
+    if es.k < robustness.EGGER_MIN_K:
+        raise InputError(f"funnel plots and Egger's test need at least "
+                         f"{robustness.EGGER_MIN_K} studies (Cochrane Handbook 10.4.3.1: with "
+                         f"fewer the test has too little power); outcome '{outcome_id}' has "
+                         f"{es.k}")
+    e = robustness.egger_test(es.y, es.v)
+    scale = outcome.scale
+    return EggerRecord(outcome.outcome, outcome.label, outcome.measure, es.k, e.slope, e.t,
+                       e.df, e.p, float(scale.to_natural(e.limit)),
+                       float(scale.to_natural(e.limit_ci_low)),
+                       float(scale.to_natural(e.limit_ci_high)),
+                       tuple(map(float, es.y)), tuple(map(float, np.sqrt(es.v))),
+                       float(classical.pooled.mu),
+                       ("Asymmetry can come from small-study effects of many kinds (publication "
+                        "bias, heterogeneity, chance), not only from missing studies.",))
+
+
+PARETO_K_HIGH = 0.7  # Vehtari, Gelman & Gabry 2017: above it the PSIS estimate is unreliable
+
+
+def loo_comparison(fits: list[FitRecord]) -> tuple[LooRow, ...]:
+    """PSIS-LOO (ArviZ) of each fit on its per-study log-likelihood, best first."""
+    import warnings
+
+    import arviz as az
+
+    rows = []
+    for f in fits:
+        if f.level == "summary":
+            raise InputError("leave-one-study-out needs study-level data; this outcome is "
+                             "analysed from its published pooled result")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # high Pareto k is reported in the table instead
+            loo = az.loo(f.idata, pointwise=True)
+        k = np.asarray(loo.pareto_k).ravel()
+        names = [s.study for s in f.studies] or [f"study {i + 1}" for i in range(len(k))]
+        rows.append((f.prior.name, float(loo.elpd_loo), float(loo.se), float(loo.p_loo),
+                     float(k.max()), tuple(n for n, v in zip(names, k) if v > PARETO_K_HIGH)))
+    best = max(r[1] for r in rows)
+    out = [LooRow(name, elpd, se, p, best - elpd, kmax, high)
+           for name, elpd, se, p, kmax, high in rows]
+    return tuple(sorted(out, key=lambda r: r.elpd_diff))

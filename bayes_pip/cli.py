@@ -178,6 +178,76 @@ def cmd_bma(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# influence and funnel
+# ---------------------------------------------------------------------------------------------
+
+def cmd_influence(args) -> int:
+    """Leave each study out in turn, and the influence of each study on the pooled result.
+
+    For every study: the DerSimonian-Laird result and the exact Bayesian posterior (pooled
+    effect, tau, P(benefit)) without it, and metafor's influence diagnostics of the DL model
+    (externally standardised residual, DFFITS, Cook's distance, COVRATIO, tau^2 and Q without
+    the study, hat value, weight, DFBETAS) with its flag for influential studies. Needs at least
+    3 studies. --out DIR also writes the JSON and a plot.
+
+    Example: python -m bayes_pip influence acute_rejection --data data/crins2014
+    """
+    from bayes_pip import figures
+    from bayes_pip.analysis import influence_outcome
+    from bayes_pip.data import load_dataset
+    from bayes_pip.report import check_output_dir, json_text, write_report_files
+    from bayes_pip.summarise import influence_text
+
+    if args.out:
+        check_output_dir(args.out)
+    dataset = load_dataset(args.data)
+    record = influence_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
+    if args.out:
+        files = {f"{record.outcome}_influence.json": json_text(record.to_dict()),
+                 f"{record.outcome}_leave_one_out.png":
+                     figures.png_bytes(figures.leave_one_out_plot(record))}
+        for path in write_report_files(args.out, files):
+            sys.stderr.write(f"wrote {path}\n")
+    if args.json:
+        print_json(record.to_dict())
+    else:
+        print(influence_text(record))
+    return EXIT_OK
+
+
+def cmd_funnel(args) -> int:
+    """Funnel plot and Egger's regression test for small-study effects (10 studies or more).
+
+    Egger's test regresses each study's effect (log scale for ratios) on its standard error with
+    weights 1/v (metafor regtest(model="lm")); the intercept is the limit estimate as the
+    standard error goes to 0. Refused with fewer than 10 studies. --out DIR writes the JSON and
+    the funnel plot.
+
+    Example: python -m bayes_pip funnel aspirin_mortality --data mydata
+    """
+    from bayes_pip import figures
+    from bayes_pip.analysis import egger_outcome
+    from bayes_pip.data import load_dataset
+    from bayes_pip.report import check_output_dir, json_text, write_report_files
+    from bayes_pip.summarise import egger_text
+
+    if args.out:
+        check_output_dir(args.out)
+    dataset = load_dataset(args.data)
+    record = egger_outcome(dataset, args.outcome, args.level)
+    if args.out:
+        files = {f"{record.outcome}_funnel.json": json_text(record.to_dict()),
+                 f"{record.outcome}_funnel.png": figures.png_bytes(figures.funnel_plot(record))}
+        for path in write_report_files(args.out, files):
+            sys.stderr.write(f"wrote {path}\n")
+    if args.json:
+        print_json(record.to_dict())
+    else:
+        print(egger_text(record))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
 # fit
 # ---------------------------------------------------------------------------------------------
 
@@ -295,6 +365,9 @@ def emit(records, as_json: bool, as_text) -> int:
 def cmd_compare_priors(args) -> int:
     """Fit one outcome under every applicable prior (or --priors a,b,...) beside the DL result.
 
+    --loo adds a ranking of the prior sets by PSIS leave-one-study-out predictive accuracy
+    (ArviZ), with Pareto k warnings, and says when the ranking cannot be used.
+
     Example: python -m bayes_pip compare-priors secure_attachment_post
     """
     from bayes_pip.analysis import compare_priors
@@ -306,7 +379,17 @@ def cmd_compare_priors(args) -> int:
                           args.seed, sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json),
                           prior_sets(args))
-    return emit(fits, args.json, comparison_text)
+    if not args.loo:
+        return emit(fits, args.json, comparison_text)
+    from bayes_pip.analysis import loo_comparison
+    from bayes_pip.summarise import loo_text
+
+    loo = loo_comparison(fits)
+    if args.json:
+        print_json({"fits": [f.to_dict() for f in fits], "loo": [r.to_dict() for r in loo]})
+    else:
+        print(comparison_text(fits) + "\n" + loo_text(loo, fits[0].k))
+    return EXIT_OK
 
 
 def cmd_sweep(args) -> int:
@@ -502,6 +585,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="study, reconstructed or summary (default auto: the first the data allow)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = add_command(sub, "influence", "leave each study out; influence diagnostics",
+                    cmd_influence)
+    p.add_argument("outcome", help="outcome id (see `list`)")
+    add_data_option(p)
+    p.add_argument("--prior", default=None,
+                   help="prior set for the Bayesian columns (default: halfnormal-0.5; vague "
+                        "for MD)")
+    p.add_argument("--prior-dir", metavar="DIR", default=None,
+                   help="a directory of your own prior files (*.toml)")
+    p.add_argument("--prior-file", metavar="FILE", default=None,
+                   help="one prior file of your own (*.toml)")
+    p.add_argument("--level", choices=LEVELS, default="auto",
+                   help="study or reconstructed (default auto)")
+    p.add_argument("--out", metavar="DIR", default=None, help="also write JSON and a plot to DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = add_command(sub, "funnel", "funnel plot and Egger's test (10 studies or more)",
+                    cmd_funnel)
+    p.add_argument("outcome", help="outcome id (see `list`)")
+    add_data_option(p)
+    p.add_argument("--level", choices=LEVELS, default="auto",
+                   help="study or reconstructed (default auto)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="also write JSON and the funnel plot to DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = add_command(sub, "fit", "Bayesian fit of one outcome: posterior, P(PIP beats control)",
                     cmd_fit)
     p.add_argument("outcome", help="outcome id (see `list`)")
@@ -514,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outcome", help="outcome id (see `list`)")
     p.add_argument("--priors", default=None, metavar="A,B,...",
                    help="comma-separated prior sets (default: every prior that applies)")
+    p.add_argument("--loo", action="store_true",
+                   help="also rank the prior sets by PSIS leave-one-study-out predictive "
+                        "accuracy (ArviZ); --json then prints {fits, loo}")
     add_fit_options(p, prior=False)
 
     p = add_command(sub, "sweep", "every outcome x every applicable prior",

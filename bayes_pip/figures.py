@@ -35,11 +35,25 @@ def png_bytes(fig) -> bytes:
 
 
 def log_axis(ax) -> None:
-    """Log x axis with plain tick labels (0.1, 1, 10) for ratio measures."""
+    """Log x axis with plain tick labels for ratio measures: 0.1, 1, 10 and, between them,
+    0.2 and 0.5 (and 0.3 ... 0.8 when the axis spans less than a decade); never '3x10^-1'."""
+    import math
+
     from matplotlib.ticker import FuncFormatter
 
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+    def minor(v, _):
+        if v <= 0:
+            return ""
+        mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9))
+        low, high = ax.get_xlim()
+        narrow = high / max(low, 1e-300) < 10
+        keep = (2, 3, 4, 5, 6, 8) if narrow else (2, 5)
+        return f"{v:.3g}" if mantissa in keep else ""
+
+    ax.xaxis.set_minor_formatter(FuncFormatter(minor))
 
 
 def forest_plot(main):
@@ -153,4 +167,54 @@ def sensitivity_plot(rows: list):
     ax.set_xlabel(f"{m}: posterior median and 95% credible interval")
     ax.set_title(f"{plain(s.label)}: sensitivity to the prior", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def leave_one_out_plot(r):
+    """Pooled effect with each study left out: DL (red) and Bayesian (blue) rows per study."""
+    m = r.measure
+    rows = [("all studies", r.full)] + [(f"without {plain(x.study)}", x) for x in r.leave_one_out]
+    fig, ax = new_figure((7.5, 0.55 * len(rows) + 1.2))
+    for i, (label, x) in enumerate(rows):
+        yy = len(rows) - 1 - i
+        ax.errorbar([x.estimate], [yy + 0.15], xerr=[[x.estimate - x.ci_low],
+                                                    [x.ci_high - x.estimate]],
+                    fmt="D", color="tab:red", ms=5, capsize=0,
+                    label="DerSimonian-Laird (95% CI)" if i == 0 else None)
+        ax.errorbar([x.bayes_median], [yy - 0.15], xerr=[[x.bayes_median - x.bayes_ci_low],
+                                                        [x.bayes_ci_high - x.bayes_median]],
+                    fmt="o", color="tab:blue", ms=5, capsize=0,
+                    label=f"Bayesian, prior {plain(r.prior.name)} (95% CrI)" if i == 0 else None)
+    ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
+    null = measures.get(m).null
+    ax.axvline(null, color="grey", ls="--", lw=1)
+    if measures.get(m).is_ratio:
+        log_axis(ax)
+    ax.set_xlabel(f"{m} (95% interval)")
+    ax.set_title(plain(f"{r.label}: leave one study out"))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8,
+              frameon=False)
+    return fig
+
+
+def funnel_plot(e):
+    """Funnel plot on the analysis scale: effect against standard error (inverted), with the
+    pseudo 95% confidence region around the pooled estimate and Egger's line."""
+    y = np.asarray(e.y)
+    se = np.asarray(e.se)
+    fig, ax = new_figure((6, 4.8))
+    top = float(se.max()) * 1.05
+    grid = np.linspace(0, top, 50)
+    ax.fill_betweenx(grid, e.pooled - 1.96 * grid, e.pooled + 1.96 * grid, color="0.92",
+                     label="pseudo 95% confidence region")
+    ax.axvline(e.pooled, color="grey", lw=1, label="DL pooled estimate")
+    ax.scatter(y, se, color="black", s=18, zorder=3, label="studies")
+    limit = float(measures.get(e.measure).to_analysis(e.limit))
+    ax.plot(limit + e.slope * grid, grid, color="tab:red", lw=1,
+            label=f"Egger's line (p = {e.p:.3g})")
+    ax.set_ylim(top, 0)
+    ax.set_xlabel(f"{measures.get(e.measure).analysis_label}")
+    ax.set_ylabel("standard error")
+    ax.set_title(plain(f"{e.label}: funnel plot"))
+    ax.legend(loc="lower left", fontsize=8, frameon=False)
     return fig

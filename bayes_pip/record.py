@@ -334,3 +334,94 @@ class BMARecord(Record):
     p_benefit_random_effects: float | None
     notes: tuple[str, ...] = ()
     settings: Settings = field(default_factory=lambda: Settings(None))
+
+
+# ---------------------------------------------------------------------------------------------
+# robustness: leave one study out, influence, small-study effects
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LeaveOneOutRow(Record):
+    """The analysis without one study: DL (natural scale) and the exact Bayesian fit."""
+
+    study: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    tau2: float
+    i2: float
+    q: float
+    bayes_median: float | None
+    bayes_ci_low: float | None
+    bayes_ci_high: float | None
+    bayes_tau_median: float | None
+    p_benefit: float | None
+
+
+@dataclass(frozen=True)
+class InfluenceRow(Record):
+    """metafor's influence diagnostics of one study (DL model)."""
+
+    study: str
+    rstudent: float
+    dffits: float
+    cook_d: float
+    cov_r: float
+    tau2_del: float
+    qe_del: float
+    hat: float
+    weight: float
+    dfbetas: float
+    influential: bool
+
+
+@dataclass(frozen=True)
+class InfluenceRecord(Record):
+    """`influence --json`: each study left out in turn, and its influence on the DL fit."""
+
+    outcome: str
+    label: str
+    measure: str
+    benefit: str
+    level: str
+    data_status: str
+    k: int
+    prior: Any
+    full: LeaveOneOutRow             # all studies (study = "all studies")
+    leave_one_out: tuple[LeaveOneOutRow, ...]
+    influence: tuple[InfluenceRow, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EggerRecord(Record):
+    """`funnel --json`: Egger's regression test (analysis scale) with the data it used."""
+
+    outcome: str
+    label: str
+    measure: str
+    k: int
+    slope: float
+    t: float
+    df: int
+    p: float
+    limit: float            # natural scale: the estimate as the standard error goes to 0
+    limit_ci_low: float
+    limit_ci_high: float
+    y: tuple[float, ...]
+    se: tuple[float, ...]
+    pooled: float           # DL pooled estimate, analysis scale (the funnel's centre)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LooRow(Record):
+    """PSIS leave-one-study-out predictive accuracy of one fit (ArviZ ``az.loo``)."""
+
+    prior: str
+    elpd_loo: float
+    se: float
+    p_loo: float
+    elpd_diff: float          # best elpd_loo minus this one (0 for the best)
+    pareto_k_max: float
+    high_pareto_k: tuple[str, ...]   # studies with Pareto k > 0.7 (estimate unreliable)

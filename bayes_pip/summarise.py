@@ -499,3 +499,70 @@ def bma_text(b) -> str:
     lines.append("Note: a Bayes factor for an effect depends on the width of the prior on the "
                  "pooled effect (a wider prior favours no effect); compare priors with --prior.")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# robustness
+# ---------------------------------------------------------------------------------------------
+
+def influence_text(r) -> str:
+    """`influence` for the terminal: leave-one-out (DL and Bayesian), influence diagnostics."""
+    m = r.measure
+    lines = [f"{r.label} ({r.outcome}), {m}; k = {r.k}; {r.data_status}",
+             f"Bayesian columns: exact engine, prior {r.prior.name} ({r.prior.describe()})", "",
+             "Leave one study out",
+             f"{'omitted':24s} {'DL ' + m + ' [95% CI]':>24s} {'tau^2':>7s} {'I^2':>5s} "
+             f"{'Bayes ' + m + ' [95% CrI]':>26s} {'tau':>5s} {'P(benefit)':>10s}"]
+    for x in (r.full, *r.leave_one_out):
+        dl_ci = f"{num2(x.estimate)} [{num2(x.ci_low)}, {num2(x.ci_high)}]"
+        b_ci = f"{num2(x.bayes_median)} [{num2(x.bayes_ci_low)}, {num2(x.bayes_ci_high)}]"
+        name = "(none: all studies)" if x is r.full else x.study
+        lines.append(f"{name:24s} {dl_ci:>24s} {x.tau2:7.3f} {x.i2:4.0f}% {b_ci:>26s} "
+                     f"{x.bayes_tau_median:5.2f} {prob_text(x.p_benefit):>10s}")
+    lines += ["", "Influence on the DerSimonian-Laird fit (Viechtbauer & Cheung 2010; metafor "
+              "influence())",
+              f"{'study':24s} {'rstudent':>8s} {'dffits':>7s} {'cook.d':>7s} {'cov.r':>6s} "
+              f"{'tau2.del':>8s} {'QE.del':>7s} {'hat':>5s} {'weight':>6s} {'dfbetas':>7s}"]
+    for x in r.influence:
+        lines.append(f"{x.study:24s} {x.rstudent:8.3f} {x.dffits:7.3f} {x.cook_d:7.3f} "
+                     f"{x.cov_r:6.3f} {x.tau2_del:8.4f} {x.qe_del:7.3f} {x.hat:5.3f} "
+                     f"{x.weight:5.1f}% {x.dfbetas:7.3f}{' *' if x.influential else ''}")
+    flagged = [x.study for x in r.influence if x.influential]
+    lines.append("* influential by metafor's criteria: " + (", ".join(flagged) if flagged
+                                                           else "none"))
+    lines += [f"Note: {n}" for n in r.notes]
+    return "\n".join(lines)
+
+
+def egger_text(e) -> str:
+    m = e.measure
+    return "\n".join([
+        f"{e.label} ({e.outcome}), {m}; k = {e.k}",
+        "Egger's regression test for funnel-plot asymmetry (weighted regression of the "
+        f"{measures.get(m).analysis_label} on its standard error, weights 1/v):",
+        f"  slope {e.slope:.4f}, t = {e.t:.3f} (df = {e.df}), p = {e.p:.4g}",
+        f"  limit estimate (standard error -> 0): {m} {num2(e.limit)} "
+        f"[{num2(e.limit_ci_low)}, {num2(e.limit_ci_high)}]",
+        *(f"Note: {n}" for n in e.notes)])
+
+
+def loo_text(rows, k: int) -> str:
+    """The PSIS-LOO ranking of prior sets, with what it can and cannot say."""
+    lines = ["", "Leave-one-study-out predictive accuracy (PSIS-LOO, ArviZ; best first)",
+             f"{'prior':18s} {'elpd_loo':>9s} {'SE':>6s} {'p_loo':>6s} {'diff':>6s} "
+             f"{'max Pareto k':>12s}"]
+    for r in rows:
+        warn = f"  k > 0.7: {', '.join(r.high_pareto_k)}" if r.high_pareto_k else ""
+        lines.append(f"{r.prior:18s} {r.elpd_loo:9.2f} {r.se:6.2f} {r.p_loo:6.2f} "
+                     f"{r.elpd_diff:6.2f} {r.pareto_k_max:12.2f}{warn}")
+    if k < 5:
+        lines.append(f"Note: with {k} studies each left-out study is a large part of the data; "
+                     "differences in elpd are within their SE and mostly reflect the tails of "
+                     "the priors. Do not choose a prior by this ranking.")
+    else:
+        lines.append("Note: an elpd difference smaller than about twice its SE does not "
+                     "distinguish the priors.")
+    if any(r.high_pareto_k for r in rows):
+        lines.append("Note: Pareto k > 0.7 marks studies whose PSIS estimate is unreliable "
+                     "(an exact refit without the study would be needed).")
+    return "\n".join(lines)
