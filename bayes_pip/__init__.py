@@ -7,6 +7,7 @@ The public Python API (see :mod:`bayes_pip.api` and README, "Python API"):
     data = bp.load()                     # or bp.load("data/crins2014"), bp.load(outcomes=df, ...)
     fit = bp.fit(data, "secure_attachment_post", prior="sceptical", engine="exact")
     fits = bp.compare_priors(data, "secure_attachment_post")
+    bf = bp.bma(data, "secure_attachment_post").bf_effect   # exact Bayes factor
     fig = bp.figures.forest_plot(fit)
 
 Names are loaded on first use, so `python -m bayes_pip list` does not pay for them.
@@ -16,7 +17,7 @@ from bayes_pip.version import __version__
 
 # API names never repeat a submodule's name (bayes_pip.dl, bayes_pip.priors are modules)
 __all__ = ["__version__", "load", "fit", "compare_priors", "classical_fit", "outcomes",
-           "prior_sets", "figures"]
+           "prior_sets", "bma", "influence", "reconstruction", "figures"]
 
 
 def __getattr__(name):

@@ -24,7 +24,7 @@ from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, load_dataset, load_frames
 from bayes_pip.engines.base import SamplerSettings
 from bayes_pip.priors import load_prior_sets
-from bayes_pip.record import DLRecord, FitRecord
+from bayes_pip.record import BMARecord, DLRecord, FitRecord, InfluenceRecord
 
 DEFAULT_SEED = analysis.DEFAULT_SEED
 ensure_writable_caches()
@@ -92,3 +92,23 @@ def outcomes(data=None) -> pd.DataFrame:
 def prior_sets(prior_dir: str | Path | None = None) -> list[str]:
     """Names of the prior sets (shipped, plus those in ``prior_dir``)."""
     return list(load_prior_sets(extra=prior_dir))
+
+
+def bma(data, outcome: str, prior: str | None = None, level: str = "auto",
+        prior_dir: str | Path | None = None) -> BMARecord:
+    """Exact Bayes factors (effect, heterogeneity) and the model-averaged pooled effect."""
+    return analysis.bma_outcome(load(data), outcome, prior, level,
+                                load_prior_sets(extra=prior_dir))
+
+
+def influence(data, outcome: str, prior: str | None = None, level: str = "auto",
+              prior_dir: str | Path | None = None) -> InfluenceRecord:
+    """Each study left out in turn (DL and exact Bayesian) and metafor's influence diagnostics."""
+    return analysis.influence_outcome(load(data), outcome, prior, level,
+                                      load_prior_sets(extra=prior_dir))
+
+
+def reconstruction(data, outcome: str):
+    """The integer tables consistent with an outcome's printed pooled result (or None when the
+    data set has no constraints for it); ``.to_dict()`` is `reconstruct --json`."""
+    return load(data).reconstruction(outcome)

@@ -428,7 +428,7 @@ def cmd_report(args) -> int:
 
     Example: python -m bayes_pip report --all --out reports
     """
-    from bayes_pip.analysis import compare_priors, outcomes_with_data
+    from bayes_pip.analysis import bma_outcome, compare_priors, outcomes_with_data
     from bayes_pip.data import bundled_data_dir, load_dataset
     from bayes_pip.report import (LIMITS_PIP, check_output_dir, outcome_report,
                                   summary_of_findings, write_report_files)
@@ -455,7 +455,11 @@ def cmd_report(args) -> int:
         fits = compare_priors(dataset, outcome_id, None, args.engine, args.level, args.seed,
                               sampler_settings(args), prior_sets=sets)
         all_fits[outcome_id] = fits
-        files.update(outcome_report(fits, provenance))
+        try:  # Bayes factors under the main prior, where they are defined
+            bma = bma_outcome(dataset, outcome_id, fits[0].prior.name, args.level, sets)
+        except InputError:
+            bma = None
+        files.update(outcome_report(fits, provenance, bma))
     if show:
         show(len(outcome_ids), len(outcome_ids), "writing files")
     if args.all:

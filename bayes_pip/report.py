@@ -23,7 +23,8 @@ from pathlib import Path
 
 from bayes_pip import figures, measures
 from bayes_pip.errors import InputError
-from bayes_pip.summarise import discussion_sentences, engine_text, level_text, num, prob_text
+from bayes_pip.summarise import (bma_sentence, discussion_sentences, engine_text, level_text,
+                                 num, prob_text)
 
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
@@ -211,8 +212,15 @@ def img_tag(png: bytes, alt: str) -> str:
             f"src=\"data:image/png;base64,{base64.b64encode(png).decode('ascii')}\">")
 
 
-def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
-    """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit."""
+def bma_table(b) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "log marginal likelihood", "prior probability", "posterior probability"]
+    return header, [[m.title, f"{m.log_marginal_likelihood:.3f}", f"{m.prior_probability:.3f}",
+                     f"{m.posterior_probability:.3f}"] for m in b.models]
+
+
+def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | str]:
+    """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit;
+    ``bma`` (optional) the Bayes factors and model averaging under its prior."""
     main = fits[0]
     rows = list(fits)
     o = main.outcome
@@ -250,6 +258,12 @@ def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
            f"({main.measure} {'>' if main.benefit == 'higher' else '<'} "
            f"{measures.get(main.measure).null:g}); P(beyond MCID): beyond "
            f"{main.measure} {main.mcid:g}." if main.mcid is not None else "", ""]
+    if bma is not None:
+        bma_h, bma_b = bma_table(bma)
+        md += ["## Is there an effect? Bayes factors and model averaging", "",
+               "> " + bma_sentence(bma), "", md_table(bma_h, bma_b), "",
+               "Exact marginal likelihoods (quadrature); `python -m bayes_pip bma "
+               f"{o}` prints the details.", ""]
     if st_h:
         md += ["## Studies", "", md_table(st_h, st_b), ""]
     md += ["## Figures", ""] + [f"![{name}]({name})" for name in pngs] + [""]
@@ -264,6 +278,10 @@ def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
             "<h2>For the discussion section</h2>",
             f"<blockquote>{html.escape(' '.join(sentences))}</blockquote>",
             "<h2>Sensitivity to the prior</h2>", html_table(sens_h, sens_b)]
+    if bma is not None:
+        body += ["<h2>Is there an effect? Bayes factors and model averaging</h2>",
+                 f"<blockquote>{html.escape(bma_sentence(bma))}</blockquote>",
+                 html_table(*bma_table(bma))]
     if st_h:
         body += ["<h2>Studies</h2>", html_table(st_h, st_b)]
     body += ["<h2>Figures</h2>"] + [img_tag(png, name) for name, png in pngs.items()]
@@ -276,7 +294,8 @@ def outcome_report(fits: list, provenance: str) -> dict[str, bytes | str]:
     files: dict[str, bytes | str] = dict(pngs)
     files[f"{o}.md"] = "\n".join(md)
     files[f"{o}.html"] = html_page(main.label, "\n".join(body))
-    files[f"{o}.json"] = json_text({"main": main.to_dict(), "priors": [r.to_dict() for r in rows]})
+    files[f"{o}.json"] = json_text({"main": main.to_dict(), "priors": [r.to_dict() for r in rows],
+                                    **({"bma": bma.to_dict()} if bma is not None else {})})
     return files
 
 

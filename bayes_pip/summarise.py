@@ -566,3 +566,21 @@ def loo_text(rows, k: int) -> str:
         lines.append("Note: Pareto k > 0.7 marks studies whose PSIS estimate is unreliable "
                      "(an exact refit without the study would be needed).")
     return "\n".join(lines)
+
+
+def bma_sentence(b) -> str:
+    """One sentence on the evidence for an effect and for heterogeneity (numbers from ``b``)."""
+    null = f"{b.measure} = {measures.get(b.measure).null:g}"
+    if b.bf_effect is not None:
+        head = (f"Under the {b.prior.name} prior, the data were {bf_text(b.bf_effect)} times as "
+                f"likely under a random-effects model with an average effect as under one "
+                f"without ({null}), and {bf_text(b.bf_heterogeneity)} times as likely with "
+                "between-study heterogeneity as without")
+    else:
+        head = (f"Under the {b.prior.name} prior on the pooled effect, the data were "
+                f"{bf_text(b.bf_effect_fixed)} times as likely with an effect as without "
+                f"({null}; fixed effect only, heterogeneity cannot be assessed here)")
+    e = b.effect
+    return (f"{head}; averaged over the models with equal prior probabilities, the "
+            f"{b.measure} was {num(e.median)} (95% interval {num(e.ci_low)} to "
+            f"{num(e.ci_high)}) and the probability of benefit {prob_text(b.p_benefit)}.")

@@ -152,3 +152,19 @@ def test_bma_command_on_crins_and_at_summary_level(capsys):
     assert d["bf_effect_fixed"] == pytest.approx(bf, rel=1e-10)
     assert main(["bma", "parental_depression_incidence"]) == 0
     assert "the prior on tau is not used" in capsys.readouterr().out
+
+
+def test_report_sentence_numbers_equal_the_bma_record():
+    import re
+
+    import bayes_pip as bp
+    from bayes_pip.summarise import bf_text, bma_sentence, num, prob_text
+
+    b = bp.bma(None, "secure_attachment_post")
+    text = bma_sentence(b)
+    for value in (bf_text(b.bf_effect), bf_text(b.bf_heterogeneity), num(b.effect.median),
+                  num(b.effect.ci_low), num(b.effect.ci_high), prob_text(b.p_benefit)):
+        assert re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])", text), value
+    assert b.level == "reconstructed" and "not printed data" in b.data_status
+    summary = bp.bma(None, "secure_attachment_post", level="summary")
+    assert "fixed effect only" in bma_sentence(summary)
