@@ -26,7 +26,7 @@ from bayes_pip.record import (BMARecord, Diagnostics, EggerRecord, FitFailure, F
                               InfluenceRecord, InfluenceRow, Interval, LeaveOneOutRow, Likelihood,
                               LooRow,
                               ModelEvidence, PublishedResult, Reconstructed, Settings)
-from bayes_pip.summarise import posterior_summary
+from bayes_pip.summarise import posterior_summary, prior_data_conflict
 from bayes_pip.version import __version__
 
 DEFAULT_SEED = 20150603  # any fixed number; stored with every output
@@ -92,6 +92,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
         return FitRecord(**base, engine=used.name, k=published.k,
                          participants=published.participants, prior=prior,
                          **posterior_summary(post, outcome, [], with_tau=False),
+                         prior_data_conflict=prior_data_conflict(y, se, prior.mu),
                          likelihood=Likelihood(y, se, published.source), diagnostics=None,
                          dl=None, published=published_record(published), notes=tuple(notes),
                          settings=Settings(None, versions=versions(used)), posterior=post,
@@ -115,7 +116,11 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                      prior=prior,
                      baseline_prior=(prior.baseline_dict()
                                      if requested.model == "binomial-normal" else None),
-                     **posterior_summary(result.posterior, outcome, es.study, observed=es.y),
+                     **posterior_summary(result.posterior, outcome, es.study, observed=es.y,
+                                         v=es.v),
+                     prior_data_conflict=prior_data_conflict(float(classical.pooled.mu),
+                                                             float(classical.pooled.se),
+                                                             prior.mu),
                      probability_draws=(result.diagnostics["chains"]
                                         * result.diagnostics["draws"]
                                         if result.diagnostics else None),
@@ -183,6 +188,7 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
     observed = np.median([[s.observed for s in f.studies] for f in fits], axis=0)
     fields = posterior_summary(post, outcome, rec.studies,
                                observed=outcome.scale.to_analysis(observed))
+    fields["tau2"] = fields["i2"] = None  # I^2 depends on each table's variances: not mixed
     mixed = dataclasses.replace(first, **fields, level="reconstructed", dl=dl_record,
                                 data_status=resolved.status.description,
                                 reconstruction=summary, notes=tuple(notes),

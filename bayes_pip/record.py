@@ -117,6 +117,18 @@ class Diagnostics(Record):
 
 
 @dataclass(frozen=True)
+class Conflict(Record):
+    """Prior-data conflict on the pooled effect (Box 1980): the prior-predictive two-sided tail
+    probability of the data's own pooled estimate."""
+
+    estimate: float      # the data's pooled estimate (analysis scale: DL, or the published one)
+    se: float
+    z: float             # (estimate - prior mean) / sqrt(prior sd^2 + se^2)
+    p_value: float
+    flagged: bool        # p_value < CONFLICT_P
+
+
+@dataclass(frozen=True)
 class Likelihood(Record):
     """Summary level: the published estimate (analysis scale) and its SE, as the likelihood."""
 
@@ -261,6 +273,14 @@ class FitRecord(Record):
     # MCMC: the number of posterior draws the probabilities rest on (a probability of 0 or 1
     # from N draws means below 1/N or above 1 - 1/N)
     probability_draws: int | None = field(default=None, metadata=OMIT_NONE)
+    # P(effect beyond no effect in the direction of harm); P(|effect| within the MCID band
+    # around no effect: a trivial effect), where the outcome has an MCID
+    p_harm: float | None = field(default=None, metadata=OMIT_NONE)
+    p_trivial: float | None = field(default=None, metadata=OMIT_NONE)
+    # study level: tau^2 and I^2 (Higgins-Thompson typical within-study variance) posteriors
+    tau2: Interval | None = field(default=None, metadata=OMIT_NONE)
+    i2: Interval | None = field(default=None, metadata=OMIT_NONE)
+    prior_data_conflict: Conflict | None = field(default=None, metadata=OMIT_NONE)
     likelihood: Likelihood | None = field(default=None, metadata=OMIT_NONE)
     # level "reconstructed": the tables behind the fit (the posterior is their mixture)
     reconstruction: Reconstructed | None = field(default=None, metadata=OMIT_NONE)

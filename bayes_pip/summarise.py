@@ -10,8 +10,8 @@ import dataclasses
 from bayes_pip.data import Dataset, Outcome
 from bayes_pip.effects import double_zero
 from bayes_pip import engines, measures
-from bayes_pip.record import (DLRecord, FitFailure, Interval, MuSummary, StudyEstimate,
-                              TauSummary)
+from bayes_pip.record import (Conflict, DLRecord, FitFailure, Interval, MuSummary,
+                              StudyEstimate, TauSummary)
 
 
 def outcome_listing(dataset: Dataset) -> list[dict]:
@@ -134,9 +134,52 @@ def benefit_probability(post, outcome: Outcome, threshold: float) -> float:
     return post.cdf("mu", threshold) if outcome.benefit == "lower" else post.sf("mu", threshold)
 
 
-def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_tau=True) -> dict:
+def typical_within_variance(v) -> float:
+    """Higgins & Thompson (2002) typical within-study variance, s^2 = (k - 1) sum w /
+    ((sum w)^2 - sum w^2), w = 1/v (as bayesmeta's I2 and metafor's I^2)."""
+    import numpy as np
+
+    w = 1.0 / np.asarray(v, float)
+    return float((len(w) - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum()))
+
+
+def harm_probability(post, outcome: Outcome) -> float:
+    """P(mu beyond no effect in the direction of harm | data)."""
+    return post.sf("mu", 0.0) if outcome.benefit == "lower" else post.cdf("mu", 0.0)
+
+
+def trivial_probability(post, outcome: Outcome) -> float | None:
+    """P(the pooled effect lies within +/- the MCID of no effect | data) (analysis scale: a
+    ratio MCID of 0.75 gives the band 0.75 to 1/0.75)."""
+    if outcome.mcid is None:
+        return None
+    delta = abs(float(outcome.scale.to_analysis(outcome.mcid)))
+    return max(post.cdf("mu", delta) - post.cdf("mu", -delta), 0.0)
+
+
+CONFLICT_P = 0.05  # flag a prior whose prior-predictive tail probability is below this
+
+
+def prior_data_conflict(estimate: float, se: float, mu_prior) -> Conflict | None:
+    """Box's (1980) prior-predictive check for the pooled effect: under the prior, the data's
+    pooled estimate is distributed N(m0, s0^2 + se^2); a two-sided tail probability below
+    0.05 flags a prior that the data contradict (e.g. a sceptical prior against a clear
+    effect). None for a flat prior."""
+    import math
+
+    from scipy import special
+
+    if not math.isfinite(getattr(mu_prior, "sd", math.inf)):
+        return None
+    z = (estimate - mu_prior.mean) / math.sqrt(mu_prior.sd**2 + se**2)
+    p = float(2 * special.ndtr(-abs(z)))
+    return Conflict(float(estimate), float(se), float(z), p, p < CONFLICT_P)
+
+
+def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_tau=True,
+                      v=None) -> dict:
     """The posterior fields of a :class:`FitRecord`: mu, effect, tau, prediction,
-    probabilities, studies."""
+    probabilities, studies (and, given the within-study variances ``v``, tau^2 and I^2)."""
     m = outcome.measure
     mu = interval(post, "mu")
     d = {
@@ -152,6 +195,14 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
     if outcome.mcid is not None:
         d["p_mcid"] = benefit_probability(post, outcome,
                                           float(outcome.scale.to_analysis(outcome.mcid)))
+    d["p_harm"] = harm_probability(post, outcome)
+    d["p_trivial"] = trivial_probability(post, outcome)
+    if with_tau and v is not None and len(v) > 1:
+        # I^2(tau) = tau^2 / (tau^2 + s^2) is increasing in tau: its quantiles are tau's
+        s2 = typical_within_variance(v)
+        tq = [post.quantile("tau", q) for q in (0.5, *CRI)]
+        d["tau2"] = Interval(*(t * t for t in tq))
+        d["i2"] = Interval(*(t * t / (t * t + s2) for t in tq))
     if with_tau:
         tau = interval(post, "tau")
         d["tau"] = TauSummary(post.mean("tau"), tau.median, tau.ci_low, tau.ci_high)
@@ -256,9 +307,26 @@ def fit_text(s: dict) -> str:
                      f"[{s.tau.ci_low:.2f}, {s.tau.ci_high:.2f}]")
         lines.append(f"{'Prediction (new study) ' + m:34s} {s.prediction.median:8.2f}  "
                      f"[{s.prediction.ci_low:.2f}, {s.prediction.ci_high:.2f}]")
+    if s.i2:
+        lines.append(f"{'Heterogeneity I^2':34s} {100 * s.i2.median:7.0f}%  "
+                     f"[{100 * s.i2.ci_low:.0f}%, {100 * s.i2.ci_high:.0f}%]")
     lines += ["", f"P({benefit_words(s)}) = {prob_text(s.p_benefit, s.probability_draws)}"]
     if s.p_mcid is not None:
         lines.append(f"P({mcid_words(s)}) = {prob_text(s.p_mcid, s.probability_draws)}")
+    if s.p_harm is not None:
+        lines.append(f"P(harm: {harm_words(s)}) = {prob_text(s.p_harm, s.probability_draws)}")
+    if s.p_trivial is not None:
+        lines.append(f"P(trivial: {trivial_words(s)}) = "
+                     f"{prob_text(s.p_trivial, s.probability_draws)}")
+    if s.p_benefit_new_study is not None:
+        lines.append(f"P(a new study's true effect favours {intervention_name(s)}) = "
+                     f"{prob_text(s.p_benefit_new_study, s.probability_draws)}")
+    if s.prior_data_conflict and s.prior_data_conflict.flagged:
+        c = s.prior_data_conflict
+        lines.append(f"Prior-data conflict: the data's pooled estimate is in the prior's "
+                     f"{c.p_value:.2g} tail (Box's prior-predictive check): the prior on the "
+                     "pooled effect and the data disagree, so this result mixes two "
+                     "contradicting sources.")
     if s.studies:
         lines += ["", f"{'Study':28s} {'observed':>9s}  {'shrunken median [95% CrI]':>28s}"]
         for st in s.studies:
@@ -276,6 +344,19 @@ def fit_text(s: dict) -> str:
     for note in s.notes:
         lines.append(f"Note: {note}")
     return "\n".join(lines)
+
+
+def harm_words(s) -> str:
+    null = f"{measures.get(s.measure).null:g}"
+    return f"{s.measure} {'>' if s.benefit == 'lower' else '<'} {null}"
+
+
+def trivial_words(s) -> str:
+    scale = measures.get(s.measure)
+    if scale.is_ratio:
+        low, high = sorted((s.mcid, 1 / s.mcid))
+        return f"{low:.3g} < {s.measure} < {high:.3g}"
+    return f"|{s.measure}| < {abs(s.mcid):g}"
 
 
 def short(x: float) -> str:
@@ -314,6 +395,7 @@ def comparison_text(rows: list[dict]) -> str:
     lines += ["", f"P(benefit) = P({benefit_words(s)})."]
     if s.p_mcid is not None:
         lines.append(f"P(>MCID) = P({mcid_words(s)}).")
+    lines += conflict_lines(rows)
     for r in rows:
         lines.append(f"{r.prior.name}: {r.prior.title}")
     for note in dict.fromkeys(n for r in rows for n in r.prior.notes):
@@ -321,6 +403,27 @@ def comparison_text(rows: list[dict]) -> str:
     if s.level == "summary":
         lines.append("Note: " + summary_level_note_short())
     return "\n".join(lines)
+
+
+def conflict_lines(rows: list) -> list[str]:
+    """Which priors the data contradict (Box's check), and the P(benefit) range without them."""
+    flagged = [r for r in rows if r.prior_data_conflict and r.prior_data_conflict.flagged]
+    if not flagged:
+        return ["Prior-data conflict (Box's prior-predictive check on the pooled effect, "
+                "p < 0.05): none."]
+    out = ["Prior-data conflict (Box's prior-predictive check on the pooled effect, p < 0.05): "
+           + ", ".join(f"{r.prior.name} (p = {r.prior_data_conflict.p_value:.2g})"
+                       for r in flagged)
+           + ". The data contradict these priors; their rows mix two disagreeing sources."]
+    rest = [r for r in rows if r not in flagged]
+    if rest and len(rest) < len(rows):
+        lo = min(r.p_benefit for r in rest)
+        hi = max(r.p_benefit for r in rest)
+        all_lo = min(r.p_benefit for r in rows)
+        all_hi = max(r.p_benefit for r in rows)
+        out.append(f"P(benefit) across all priors: {prob_text(all_lo)} to {prob_text(all_hi)}; "
+                   f"without the conflicting ones: {prob_text(lo)} to {prob_text(hi)}.")
+    return out
 
 
 def summary_level_note_short() -> str:
