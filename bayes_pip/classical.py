@@ -17,7 +17,10 @@ from bayes_pip.effects import EffectSizes, effect_sizes
 from bayes_pip.errors import InputError
 from bayes_pip.record import Agreement, Bounds, DLRecord, DLStudy
 
-METHODS = ("DL", "MH-random", "IV-fixed", "MH-fixed")
+METHODS = ("DL", "REML", "PM", "MH-random", "IV-fixed", "MH-fixed")
+CI_METHODS = ("wald", "hksj")
+PI_DISTRIBUTIONS = {"t": "t(k-2) (Higgins, Thompson & Spiegelhalter 2009)",
+                    "z": "normal (metafor predict() with a z test)"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class ClassicalAnalysis:
     prediction: tuple[float, float]
     published: Published | None
     provenance: tuple[str, ...]
+    ci_method: str = "wald"
+    pi_distribution: str = "t"
 
     def record(self) -> DLRecord:
         """The typed record: natural-scale estimate beside analysis-scale mu, se, tau2."""
@@ -51,6 +56,26 @@ class ClassicalAnalysis:
         est = to_natural(float(p.mu))
         ci_low = float(to_natural(float(p.ci_low)))
         ci_high = float(to_natural(float(p.ci_high)))
+        extra = {}
+        random = p.method not in ("IV-fixed", "MH-fixed")
+        es = self.effects
+        if random:
+            extra["tau2_method"] = "DL" if p.method == "MH-random" else p.method
+            if es.k > 1:
+                low, high = dlcore.q_profile_tau2_ci(es.y, es.v)
+                extra.update(tau2_ci_low=float(low), tau2_ci_high=float(high),
+                             i2_ci_low=float(dlcore.i2_from_tau2(low, es.v)),
+                             i2_ci_high=float(dlcore.i2_from_tau2(high, es.v)))
+            pi = dlcore.prediction_interval(p, self.pi_distribution)
+            if not math.isnan(float(pi[0])):
+                extra.update(pi_low=float(to_natural(float(pi[0]))),
+                             pi_high=float(to_natural(float(pi[1]))))
+            extra["pi_distribution"] = PI_DISTRIBUTIONS[self.pi_distribution]
+            if self.ci_method == "hksj" and es.k > 1:
+                se_hk, low, high, p_hk = dlcore.hartung_knapp(p, es.y, es.v)
+                ci_low = float(to_natural(float(low)))
+                ci_high = float(to_natural(float(high)))
+                extra.update(ci_method="hksj", t_hksj=float(p.mu / se_hk), p_hksj=float(p_hk))
         agreement = None
         if self.published is not None:
             agreement = published_agreement(self.published, est, ci_low, ci_high, int(p.k))
@@ -60,7 +85,7 @@ class ClassicalAnalysis:
             ci_high=ci_high, mu=float(p.mu), se=float(p.se), z=float(p.z), p=float(p.p),
             tau2=float(p.tau2), tau=math.sqrt(float(p.tau2)), q=float(p.q), df=int(p.df),
             i2=float(p.i2), prediction=prediction, excluded=tuple(self.effects.excluded),
-            studies=studies, published=agreement)
+            studies=studies, published=agreement, **extra)
 
     def to_dict(self) -> dict:
         """The `dl --json` object."""
@@ -143,13 +168,20 @@ def check_effects(es: EffectSizes, outcome_id: str, file: str) -> None:
                          "study's means, SDs and counts", file=file)
 
 
-def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL") -> ClassicalAnalysis:
+def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL", ci: str = "wald",
+                       pi: str = "t") -> ClassicalAnalysis:
     """Effect sizes and pooled result of one outcome's study rows."""
-    return classical_from(dataset.resolve(outcome_id, level=None), method)
+    return classical_from(dataset.resolve(outcome_id, level=None), method, ci, pi)
 
 
-def classical_from(resolved: Resolved, method: str = "DL") -> ClassicalAnalysis:
-    """Effect sizes and pooled result of a resolved outcome's study rows."""
+def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
+                   pi: str = "t") -> ClassicalAnalysis:
+    """Effect sizes and pooled result of a resolved outcome's study rows.
+
+    ``method``: DL, REML, PM (tau^2 estimators, inverse-variance random effects), MH-random
+    (RevMan), IV-fixed, MH-fixed or file; ``ci``: wald or hksj (Hartung-Knapp-Sidik-Jonkman,
+    t(k-1), variance factor not truncated: metafor test="knha"); ``pi``: t (t(k-2), default) or
+    z for the prediction interval."""
     outcome = resolved.outcome
     outcome_id = outcome.outcome
     if method == "file":
@@ -168,8 +200,16 @@ def classical_from(resolved: Resolved, method: str = "DL") -> ClassicalAnalysis:
     if method in ("MH-fixed", "MH-random") and not outcome.scale.mantel_haenszel:
         raise InputError(f"--method {method} needs an RR or OR outcome, "
                          f"'{outcome_id}' is {outcome.measure}")
-    if method == "DL":
-        pooled = dlcore.dersimonian_laird(es.y, es.v)
+    if ci not in CI_METHODS or pi not in PI_DISTRIBUTIONS:
+        raise InputError(f"--ci must be one of {', '.join(CI_METHODS)} and --pi one of "
+                         f"{', '.join(PI_DISTRIBUTIONS)}")
+    if ci == "hksj" and method in ("IV-fixed", "MH-fixed"):
+        raise InputError("--ci hksj applies to random-effects methods (DL, REML, PM, MH-random)")
+    if method in ("DL", "REML", "PM"):
+        try:
+            pooled = dlcore.random_effects(es.y, es.v, method=method)
+        except dlcore.NotConverged as exc:
+            raise InputError(f"outcome '{outcome_id}': {exc}; try --method DL") from None
     elif method == "IV-fixed":
         pooled = dlcore.inverse_variance_fixed(es.y, es.v)
     elif method == "MH-fixed":
@@ -186,4 +226,4 @@ def classical_from(resolved: Resolved, method: str = "DL") -> ClassicalAnalysis:
     keep = ~rows["study"].isin(es.excluded)
     provenance = tuple(str(p) for p in rows.loc[keep, "provenance"])
     return ClassicalAnalysis(outcome, es, pooled, (float(low), float(high)),
-                             resolved.published, provenance)
+                             resolved.published, provenance, ci, pi)

@@ -109,7 +109,8 @@ def cmd_dl(args) -> int:
     from bayes_pip.summarise import dl_text
 
     dataset = load_dataset(args.data)
-    analysis = classical_analysis(dataset, args.outcome, method=args.method)
+    analysis = classical_analysis(dataset, args.outcome, method=args.method, ci=args.ci,
+                                  pi=args.pi)
     if args.json:
         print_json(analysis.to_dict())
     else:
@@ -566,7 +567,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS + ("file",), default="DL",
                    help="pooling method: DL (default, as metafor rma method='DL'), MH-random "
                         "(RevMan 'M-H, Random'), IV-fixed, MH-fixed, or file: the method and "
-                        "model an imported RevMan file names")
+                        "model an imported RevMan file names; REML and PM (Paule-Mandel) are "
+                        "tau^2 estimators for inverse-variance random effects")
+    p.add_argument("--ci", choices=("wald", "hksj"), default="wald",
+                   help="confidence interval of the pooled effect: wald (normal, default) or "
+                        "hksj (Hartung-Knapp-Sidik-Jonkman, t(k-1); the variance factor is not "
+                        "truncated at 1, as metafor test='knha')")
+    p.add_argument("--pi", choices=("t", "z"), default="t",
+                   help="prediction interval: t (t(k-2), Higgins-Thompson-Spiegelhalter; "
+                        "default) or z (metafor's predict() with a z test)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = add_command(sub, "reconstruct", "integer 2x2 tables consistent with the printed "

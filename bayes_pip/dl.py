@@ -196,13 +196,156 @@ def mantel_haenszel_random(a, n1, c, n2, measure: str, y, v, mask=None) -> Poole
     return result
 
 
-def prediction_interval(result: PooledResult):
-    """Approximate 95% prediction interval for a new study's effect (Higgins et al. 2009).
+# ---------------------------------------------------------------------------------------------
+# other tau^2 estimators, Q-profile intervals, Hartung-Knapp-Sidik-Jonkman (vectorised)
+# ---------------------------------------------------------------------------------------------
+
+TAU2_METHODS = ("DL", "REML", "PM")
+ITERATIONS = 200   # fixed number of vectorised bisection / Fisher-scoring steps
+TOLERANCE = 1e-10  # relative convergence required of every meta-analysis
+
+
+class NotConverged(ArithmeticError):
+    """An iterative tau^2 estimator did not converge within ITERATIONS steps."""
+
+
+def generalised_q(y, v, tau2, mask):
+    """Q(tau^2) = sum w_i (y_i - mu_w)^2 with w_i = 1/(v_i + tau^2): decreasing in tau^2."""
+    w = np.where(mask, 1.0 / (v + tau2[..., None]), 0.0)
+    mu = np.sum(w * y, axis=-1) / np.sum(w, axis=-1)
+    return np.sum(w * (y - mu[..., None]) ** 2, axis=-1)
+
+
+def solve_q(y, v, mask, target):
+    """The tau^2 >= 0 where Q(tau^2) = target (0 when Q(0) <= target), by bisection.
+
+    Q(tau^2) <= sum (y_i - ybar)^2 / tau^2, so the root lies below sum (y_i - ybar)^2 / target.
+    """
+    y, v, mask = prepare(y, v, mask)
+    k = mask.sum(axis=-1)
+    ybar = np.sum(np.where(mask, y, 0.0), axis=-1) / np.maximum(k, 1)
+    spread = np.sum(np.where(mask, (y - ybar[..., None]) ** 2, 0.0), axis=-1)
+    target = np.broadcast_to(np.asarray(target, float), spread.shape)
+    low = np.zeros_like(spread)
+    high = spread / np.maximum(target, 1e-300) * (1 + 1e-9) + 1e-300
+    at_zero = generalised_q(y, v, low, mask) <= target
+    for _ in range(ITERATIONS):
+        mid = 0.5 * (low + high)
+        above = generalised_q(y, v, mid, mask) > target
+        low = np.where(above, mid, low)
+        high = np.where(above, high, mid)
+    root = np.where(at_zero, 0.0, 0.5 * (low + high))
+    if np.any(~at_zero & (high - low > TOLERANCE * np.maximum(1.0, high))):
+        raise NotConverged("Q-profile bisection did not converge")
+    return root
+
+
+def paule_mandel_tau2(y, v, mask=None):
+    """Paule-Mandel: the tau^2 where the generalised Q equals its expectation k - 1."""
+    y, v, mask = prepare(y, v, mask)
+    k = mask.sum(axis=-1)
+    return np.where(k > 1, solve_q(y, v, mask, np.maximum(k - 1, 1)), 0.0)
+
+
+def reml_tau2(y, v, mask=None, start=None):
+    """Restricted maximum likelihood by Fisher scoring (truncated at 0), vectorised.
 
     Notes
     -----
-    mu +/- t_{k-2, 0.975} sqrt(tau^2 + SE^2); undefined (NaN) for k < 3.
+    With w_i = 1/(v_i + tau^2) and mu_w the weighted mean, the REML score and information are
+    U = 1/2 [sum w_i^2 (y_i - mu_w)^2 - sum w_i + sum w_i^2 / sum w_i],
+    I = 1/2 [sum w_i^2 - 2 sum w_i^3 / sum w_i + (sum w_i^2 / sum w_i)^2];
+    tau^2 <- max(0, tau^2 + U / I) (as metafor ``rma(method="REML")``), from the DL estimate.
     """
+    y, v, mask = prepare(y, v, mask)
+    tau2 = dersimonian_laird(y, v, mask).tau2 if start is None else np.asarray(start, float)
+    step = np.zeros_like(tau2)
+    for _ in range(ITERATIONS):
+        w = np.where(mask, 1.0 / (v + tau2[..., None]), 0.0)
+        s1, s2, s3 = (np.sum(w**p, axis=-1) for p in (1, 2, 3))
+        mu = np.sum(w * y, axis=-1) / s1
+        score = 0.5 * (np.sum(w**2 * (y - mu[..., None]) ** 2, axis=-1) - s1 + s2 / s1)
+        info = 0.5 * (s2 - 2 * s3 / s1 + (s2 / s1) ** 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = np.maximum(0.0, tau2 + np.where(info > 0, score / info, 0.0))
+        step = np.abs(new - tau2)
+        tau2 = new
+        if np.all(step <= TOLERANCE * np.maximum(1.0, tau2)):
+            break
+    else:
+        raise NotConverged("REML Fisher scoring did not converge")
+    return tau2
+
+
+def random_effects(y, v, mask=None, method: str = "DL") -> PooledResult:
+    """Inverse-variance random effects with tau^2 from DL, REML or PM (metafor ``rma``)."""
+    if method == "DL":
+        return dersimonian_laird(y, v, mask)
+    y, v, mask = prepare(y, v, mask)
+    fixed = inverse_variance_fixed(y, v, mask)
+    tau2 = {"REML": reml_tau2, "PM": paule_mandel_tau2}[method](y, v, mask)
+    w_star = 1.0 / (v + tau2[..., None])
+    result = weighted_pooled(y, w_star, mask, method, tau2, fixed.q, fixed.df, fixed.k)
+    # I^2 from the estimated tau^2 (metafor); for DL this equals (Q - df) / Q
+    i2 = np.where(fixed.k > 1, i2_from_tau2(tau2, v, mask), 0.0)
+    return PooledResult(**{**result.__dict__, "i2": i2})
+
+
+def q_profile_tau2_ci(y, v, mask=None, level: float = 0.95):
+    """Q-profile confidence interval for tau^2 (Viechtbauer 2007): the tau^2 values where the
+    generalised Q equals the chi^2_{k-1} quantiles (1 + level)/2 (lower) and (1 - level)/2
+    (upper); 0 where Q(0) is already below them (metafor ``confint``)."""
+    y, v, mask = prepare(y, v, mask)
+    df = np.maximum(mask.sum(axis=-1) - 1, 1)
+    upper_q = special.chdtri(df, (1 - level) / 2)   # chi2 quantile (1 + level)/2
+    lower_q = special.chdtri(df, (1 + level) / 2)   # chi2 quantile (1 - level)/2
+    return solve_q(y, v, mask, upper_q), solve_q(y, v, mask, lower_q)
+
+
+def typical_within_variance(v, mask=None):
+    """Higgins & Thompson (2002): s^2 = (k - 1) sum w / ((sum w)^2 - sum w^2), w = 1/v."""
+    v = np.asarray(v, float)
+    mask = np.ones(v.shape, bool) if mask is None else np.broadcast_to(mask, v.shape)
+    w = np.where(mask, 1.0 / v, 0.0)
+    k = mask.sum(axis=-1)
+    return (k - 1) * w.sum(axis=-1) / (w.sum(axis=-1) ** 2 - (w**2).sum(axis=-1))
+
+
+def i2_from_tau2(tau2, v, mask=None):
+    """I^2 (percent) implied by tau^2: 100 tau^2 / (tau^2 + s^2) (metafor ``confint``)."""
+    s2 = typical_within_variance(v, mask)
+    return 100.0 * tau2 / (tau2 + s2)
+
+
+def hartung_knapp(result: PooledResult, y, v, mask=None):
+    """Hartung-Knapp-Sidik-Jonkman: SE^2 = sum w* (y - mu)^2 / ((k - 1) sum w*), t(k - 1).
+
+    The variance factor is not truncated at 1 (metafor ``test="knha"``; its ``test="adhoc"``
+    would use max(1, factor)). Returns (se, ci_low, ci_high, p).
+    """
+    y, v, mask = prepare(y, v, mask)
+    w = np.where(mask, 1.0 / (v + result.tau2[..., None]), 0.0)
+    k = mask.sum(axis=-1)
+    df = np.maximum(k - 1, 1)
+    factor = np.sum(w * (y - result.mu[..., None]) ** 2, axis=-1) / df
+    se = np.sqrt(factor / np.sum(w, axis=-1))
+    t = special.stdtrit(df, 0.975)
+    p = 2.0 * special.stdtr(df, -np.abs(result.mu / se))
+    return se, result.mu - t * se, result.mu + t * se, p
+
+
+def prediction_interval(result: PooledResult, distribution: str = "t"):
+    """Approximate 95% prediction interval for a new study's effect.
+
+    Notes
+    -----
+    ``distribution="t"`` (default; Higgins, Thompson & Spiegelhalter 2009, the Cochrane
+    Handbook): mu +/- t_{k-2, 0.975} sqrt(tau^2 + SE^2), undefined (NaN) for k < 3.
+    ``"z"`` (metafor ``predict`` with a z test): mu +/- z_{0.975} sqrt(tau^2 + SE^2).
+    """
+    if distribution == "z":
+        half = Z_975 * np.sqrt(result.tau2 + result.se**2)
+        return result.mu - half, result.mu + half
     df = np.asarray(result.k) - 2
     with np.errstate(invalid="ignore"):
         t = np.where(df >= 1, special.stdtrit(np.maximum(df, 1), 0.975), np.nan)

@@ -199,6 +199,18 @@ class DLRecord(Record):
     excluded: tuple[str, ...]
     studies: tuple[DLStudy, ...]
     published: Agreement | None
+    # heterogeneity and intervals (random-effects methods; left out of the JSON otherwise)
+    tau2_method: str | None = field(default=None, metadata=OMIT_NONE)
+    ci_method: str = "wald"
+    tau2_ci_low: float | None = field(default=None, metadata=OMIT_NONE)   # Q-profile 95%
+    tau2_ci_high: float | None = field(default=None, metadata=OMIT_NONE)
+    i2_ci_low: float | None = field(default=None, metadata=OMIT_NONE)
+    i2_ci_high: float | None = field(default=None, metadata=OMIT_NONE)
+    pi_low: float | None = field(default=None, metadata=OMIT_NONE)        # natural scale
+    pi_high: float | None = field(default=None, metadata=OMIT_NONE)
+    pi_distribution: str | None = field(default=None, metadata=OMIT_NONE)
+    t_hksj: float | None = field(default=None, metadata=OMIT_NONE)   # with --ci hksj: t(k-1)
+    p_hksj: float | None = field(default=None, metadata=OMIT_NONE)
 
     @property
     def method_label(self) -> str:
@@ -206,7 +218,8 @@ class DLRecord(Record):
         return METHOD_LABELS.get(self.method, self.method)
 
 
-METHOD_LABELS = {"DL": "DerSimonian-Laird", "MH-random": "RevMan M-H random effects",
+METHOD_LABELS = {"DL": "DerSimonian-Laird", "REML": "REML random effects",
+                 "PM": "Paule-Mandel random effects", "MH-random": "RevMan M-H random effects",
                  "IV-fixed": "inverse-variance fixed effect", "MH-fixed": "M-H fixed effect"}
 
 

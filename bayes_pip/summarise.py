@@ -70,10 +70,16 @@ def num(x: float | None, digits: int = 2) -> str:
 def dl_text(d: DLRecord, outcome: Outcome) -> str:
     """Human-readable DL table for one outcome."""
     m = d.measure
+    model = ("fixed-effect" if d.method in ("IV-fixed", "MH-fixed") else "random-effects")
+    ci_words = ("95% CI: Hartung-Knapp-Sidik-Jonkman, t(k-1)" if d.ci_method == "hksj"
+                else "95% CI: Wald (normal)")
+    heading = (f"Classical {model} meta-analysis ({d.method_label}), k = {d.k}, "
+               f"N = {d.participants}; {ci_words}")
+    if d.k == 1:
+        heading = f"A single study (nothing is pooled), N = {d.participants}; {ci_words}"
     lines = [
         f"{outcome.label} ({d.outcome}), {m}, {direction_phrase(outcome)}",
-        f"Classical random-effects meta-analysis ({d.method}), k = {d.k}, "
-        f"N = {d.participants}",
+        heading,
         "",
         f"{'study':28s} {m:>8s} {'95% CI':>18s} {'weight':>7s}",
     ]
@@ -86,14 +92,22 @@ def dl_text(d: DLRecord, outcome: Outcome) -> str:
     ci = f"[{num(d.ci_low)}, {num(d.ci_high)}]"
     lines.append(f"{'Pooled (' + d.method + ')':28s} {num(d.estimate):>8s} {ci:>18s} "
                  f"{'100.0':>6s}%")
-    if d.prediction:
-        pi = f"[{num(d.prediction.ci_low)}, {num(d.prediction.ci_high)}]"
-        lines.append(f"{'95% prediction interval':28s} {'':>8s} {pi:>18s}")
+    if d.pi_low is not None:
+        pi = f"[{num(d.pi_low)}, {num(d.pi_high)}]"
+        lines.append(f"{'95% prediction interval':28s} {'':>8s} {pi:>18s} ({d.pi_distribution})")
+    het = (f"Heterogeneity: tau^2 = {d.tau2:.4f} (tau = {d.tau:.3f}"
+           + (f"; {d.tau2_method}" if d.tau2_method else "") + ")")
+    if d.tau2_ci_low is not None:
+        het += (f", 95% CI [{d.tau2_ci_low:.4f}, {d.tau2_ci_high:.4f}] (Q-profile)")
+    i2 = f"I^2 = {d.i2:.1f}%"
+    if d.i2_ci_low is not None:
+        i2 += f" [{d.i2_ci_low:.1f}%, {d.i2_ci_high:.1f}%]"
     lines += [
         "",
-        f"Heterogeneity: tau^2 = {d.tau2:.4f} (tau = {d.tau:.3f}), Q = {d.q:.2f} "
-        f"(df = {d.df}), I^2 = {d.i2:.1f}%",
-        f"Test for overall effect: z = {d.z:.2f}, p = {d.p:.4g}",
+        f"{het}, Q = {d.q:.2f} (df = {d.df}), {i2}",
+        (f"Test for overall effect (HKSJ): t = {d.t_hksj:.2f} (df = {d.df}), "
+         f"p = {d.p_hksj:.4g}" if d.t_hksj is not None else
+         f"Test for overall effect: z = {d.z:.2f}, p = {d.p:.4g}"),
     ]
     if d.k == 1:
         lines.append("Note: a single study; the pooled result is that study's estimate and "
