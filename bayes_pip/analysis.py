@@ -26,7 +26,7 @@ from bayes_pip.record import (BMARecord, Diagnostics, EggerRecord, FitFailure, F
                               InfluenceRecord, InfluenceRow, Interval, LeaveOneOutRow, Likelihood,
                               LooRow,
                               ModelEvidence, PublishedResult, Reconstructed, Settings)
-from bayes_pip.summarise import posterior_summary, prior_data_conflict
+from bayes_pip.summarise import posterior_summary, prior_data_conflict, tau_bands
 from bayes_pip.version import __version__
 
 DEFAULT_SEED = 20150603  # any fixed number; stored with every output
@@ -121,6 +121,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                      prior_data_conflict=prior_data_conflict(float(classical.pooled.mu),
                                                              float(classical.pooled.se),
                                                              prior.mu),
+                     tau_bands=tau_bands(result.posterior, prior.tau, outcome),
                      probability_draws=(result.diagnostics["chains"]
                                         * result.diagnostics["draws"]
                                         if result.diagnostics else None),

@@ -129,6 +129,17 @@ class Conflict(Record):
 
 
 @dataclass(frozen=True)
+class TauBands(Record):
+    """Prior and posterior probability of tau in Spiegelhalter, Abrams & Myles' (2004, Sec.
+    5.7.3) bands for log ratios: below 0.1 (low), 0.1-0.5 (reasonable), 0.5-1 (fairly high),
+    above 1 (fairly extreme)."""
+
+    bands: tuple[str, ...]
+    prior: tuple[float, ...]
+    posterior: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Likelihood(Record):
     """Summary level: the published estimate (analysis scale) and its SE, as the likelihood."""
 
@@ -294,6 +305,7 @@ class FitRecord(Record):
     tau2: Interval | None = field(default=None, metadata=OMIT_NONE)
     i2: Interval | None = field(default=None, metadata=OMIT_NONE)
     prior_data_conflict: Conflict | None = field(default=None, metadata=OMIT_NONE)
+    tau_bands: TauBands | None = field(default=None, metadata=OMIT_NONE)
     likelihood: Likelihood | None = field(default=None, metadata=OMIT_NONE)
     # level "reconstructed": the tables behind the fit (the posterior is their mixture)
     reconstruction: Reconstructed | None = field(default=None, metadata=OMIT_NONE)

@@ -11,7 +11,7 @@ from bayes_pip.data import Dataset, Outcome
 from bayes_pip.effects import double_zero
 from bayes_pip import engines, measures
 from bayes_pip.record import (Conflict, DLRecord, FitFailure, Interval, MuSummary,
-                              StudyEstimate, TauSummary)
+                              StudyEstimate, TauBands, TauSummary)
 
 
 def outcome_listing(dataset: Dataset) -> list[dict]:
@@ -169,6 +169,25 @@ def trivial_probability(post, outcome: Outcome) -> float | None:
         return None
     delta = abs(float(outcome.scale.to_analysis(outcome.mcid)))
     return max(post.cdf("mu", delta) - post.cdf("mu", -delta), 0.0)
+
+
+TAU_BANDS = ((0.1, "low"), (0.5, "reasonable"), (1.0, "fairly high"), (None, "fairly extreme"))
+
+
+def tau_bands(post, tau_prior, outcome: Outcome) -> TauBands | None:
+    """Prior and posterior probabilities of Spiegelhalter's heterogeneity bands (log ratios)."""
+    if not outcome.scale.is_ratio:
+        return None
+    edges = [0.0] + [b for b, _ in TAU_BANDS[:-1]]
+
+    def probs(cdf):
+        cum = [cdf(e) for e in edges[1:]]
+        return tuple(float(max(b - a, 0.0)) for a, b in zip([0.0] + cum, cum + [1.0]))
+
+    names = ("tau < 0.1 (low)", "0.1-0.5 (reasonable)", "0.5-1 (fairly high)",
+             "tau > 1 (fairly extreme)")
+    return TauBands(names, probs(lambda x: float(tau_prior.cdf(x))),
+                    probs(lambda x: post.cdf("tau", x)))
 
 
 CONFLICT_P = 0.05  # flag a prior whose prior-predictive tail probability is below this
@@ -335,6 +354,11 @@ def fit_text(s: dict) -> str:
     if s.p_benefit_new_study is not None:
         lines.append(f"P(a new study's true effect favours {intervention_name(s)}) = "
                      f"{prob_text(s.p_benefit_new_study, s.probability_draws)}")
+    if s.tau_bands:
+        b = s.tau_bands
+        lines.append("Heterogeneity bands (Spiegelhalter et al. 2004), prior -> posterior: "
+                     + "; ".join(f"{name} {prob_text(p)} -> {prob_text(q, s.probability_draws)}"
+                                 for name, p, q in zip(b.bands, b.prior, b.posterior)))
     if s.prior_data_conflict and s.prior_data_conflict.flagged:
         c = s.prior_data_conflict
         lines.append(f"Prior-data conflict: the data's pooled estimate is in the prior's "
@@ -519,6 +543,18 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
         out.append(f"The probability of an effect beyond the minimal clinically important "
                    f"difference ({main.measure} {main.mcid:g}) was "
                    f"{prob_text(main.p_mcid, main.probability_draws)}.")
+    if main.p_harm is not None:
+        out.append(f"The probability of harm ({harm_words(main)}) was "
+                   f"{prob_text(main.p_harm, main.probability_draws)}.")
+    if main.p_benefit_new_study is not None:
+        out.append(f"The probability that the true effect in a new study would favour {who} "
+                   f"was {prob_text(main.p_benefit_new_study, main.probability_draws)}.")
+    if main.tau_bands is not None:
+        b = main.tau_bands
+        out.append(f"The posterior probability of fairly high or extreme heterogeneity (tau "
+                   f"above 0.5 on the log scale; Spiegelhalter et al. 2004) was "
+                   f"{prob_text(sum(b.posterior[2:]), main.probability_draws)} (prior "
+                   f"{prob_text(sum(b.prior[2:]))}).")
     if main.prediction:
         pr = main.prediction
         out.append(f"The 95% prediction interval for the effect in a new study was "

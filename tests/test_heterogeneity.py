@@ -176,3 +176,18 @@ def test_dl_command_json_fields(capsys):
     assert d["pi_distribution"].startswith("t(k-2)") and d["ci_method"] == "wald"
     assert [d["pi_low"], d["pi_high"]] == pytest.approx(np.exp(HET["crins_or"]["DL"]["pi_t"]),
                                                          rel=1e-6)
+
+
+def test_tau_bands_prior_closed_form_and_posterior_cdf(crins):
+    b = crins.tau_bands
+    # half-normal(0.5): P(tau < t) = 2 Phi(t / 0.5) - 1 (closed form)
+    cdf = [2 * stats.norm.cdf(t / 0.5) - 1 for t in (0.1, 0.5, 1.0)]
+    expected = np.diff([0.0, *cdf, 1.0])
+    np.testing.assert_allclose(b.prior, expected, atol=1e-12)
+    assert b.prior[3] == pytest.approx(0.0455, abs=1e-4)  # JSS p.12: about 5% fairly extreme
+    post = crins.posterior
+    np.testing.assert_allclose(b.posterior, np.diff([0.0, post.cdf("tau", 0.1),
+                                                     post.cdf("tau", 0.5), post.cdf("tau", 1.0),
+                                                     1.0]), atol=1e-12)
+    # bayesmeta: tau quantiles 0.0177 (2.5%) and 0.973 (97.5%): P(tau > 1) below 2.5%
+    assert 0 < b.posterior[3] < 0.025
