@@ -106,6 +106,9 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
     if es.k == 1:
         notes.append("A single study: the posterior of tau is essentially its prior, and the "
                      "pooled effect carries that uncertainty.")
+    if published is not None and es.k < published.k:
+        notes.append(f"Partial data: study rows for {es.k} of the {published.k} studies the "
+                     "review pooled; this is not a re-analysis of the review's result.")
     if requested.stochastic:
         settings = requested.settings_for(settings or SamplerSettings(), es.k)
     result = requested.fit(Problem(outcome, "study", effects=es), prior, seed, settings,
@@ -253,9 +256,18 @@ def outcomes_with_data(dataset: Dataset) -> list[str]:
     return [o for o in dataset.outcome_ids() if dataset.status(o).level is not None]
 
 
+def has_level(dataset: Dataset, outcome_id: str, level: str) -> bool:
+    """Whether an outcome can be analysed at ``level`` (auto: at some level)."""
+    try:
+        dataset.resolve(outcome_id, level)
+    except InputError:
+        return False
+    return True
+
+
 def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = engines.DEFAULT,
-          seed: int = DEFAULT_SEED, settings=None, progress=None, prior_sets=None
-          ) -> list[FitRecord | FitFailure]:
+          seed: int = DEFAULT_SEED, settings=None, progress=None, prior_sets=None,
+          level: str = "auto") -> list[FitRecord | FitFailure]:
     """Every outcome with data x every applicable prior (or the given priors, where they apply).
 
     A fit that fails the convergence checks does not stop the sweep: it is returned as a
@@ -264,21 +276,24 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
     sets = load_prior_sets() if prior_sets is None else prior_sets
     jobs = []
     for outcome_id in outcomes_with_data(dataset):
-        level = dataset.status(outcome_id).level
-        names = priors_for(dataset, outcome_id, level, sets)
+        if level != "auto" and not has_level(dataset, outcome_id, level):
+            continue  # --level study: outcomes without study rows are not swept
+        used = dataset.resolve(outcome_id, level).level
+        names = priors_for(dataset, outcome_id, used, sets)
         if prior_names:
             names = [n for n in prior_names
                      if n in applicable_priors(dataset.outcome(outcome_id), sets)]
         jobs += [(outcome_id, name) for name in names]
     if not jobs:
-        raise InputError("nothing to fit: no outcome with data has a prior set that applies "
-                         "(see `list` and the applies_to of each prior file)")
+        raise InputError("nothing to fit: no outcome with data has a prior set that applies"
+                         + (f" at level {level}" if level != "auto" else "")
+                         + " (see `list` and the applies_to of each prior file)")
     rows = []
     for i, (outcome_id, name) in enumerate(jobs):
         if progress:
             progress(i, len(jobs), f"{outcome_id}: {name}")
         try:
-            rows.append(fit_outcome(dataset, outcome_id, name, engine, "auto", seed, settings,
+            rows.append(fit_outcome(dataset, outcome_id, name, engine, level, seed, settings,
                                     prior_sets=sets))
         except ConvergenceError as exc:
             rows.append(FitFailure(outcome_id, name, str(exc)))

@@ -152,6 +152,37 @@ def cmd_reconstruct(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# priors
+# ---------------------------------------------------------------------------------------------
+
+def cmd_priors(args) -> int:
+    """The prior sets that apply to one outcome, as applied to it, with their sources.
+
+    Example: python -m bayes_pip priors secure_attachment_post
+    """
+    from bayes_pip.data import load_dataset
+    from bayes_pip.priors import applicable_priors, default_prior_name, resolve_prior
+
+    dataset = load_dataset(args.data)
+    outcome = dataset.outcome(args.outcome)
+    sets = prior_sets(args)
+    resolved = [resolve_prior(n, outcome, sets) for n in applicable_priors(outcome, sets)]
+    default = default_prior_name(outcome.measure)
+    if args.json:
+        print_json([{**p.to_dict(), "default": p.name == default} for p in resolved])
+        return EXIT_OK
+    print(f"Prior sets for {outcome.label} ({outcome.outcome}), {outcome.measure}:")
+    for p in resolved:
+        print(f"\n{p.name}{' (default)' if p.name == default else ''}: {p.title}")
+        print(f"  {p.describe()}")
+        print(f"  mu: {p.mu_source}")
+        print(f"  tau: {p.tau_source}")
+        for note in p.notes:
+            print(f"  note: {note}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
 # bma
 # ---------------------------------------------------------------------------------------------
 
@@ -408,7 +439,7 @@ def cmd_sweep(args) -> int:
 
     dataset = load_dataset(args.data)
     rows = sweep(dataset, prior_list(args), args.engine, args.seed, sampler_settings(args),
-                 progress_printer(sys.stderr.isatty()), prior_sets(args))
+                 progress_printer(sys.stderr.isatty()), prior_sets(args), args.level)
     emit(rows, args.json, sweep_text)
     failed = sum(isinstance(r, FitFailure) for r in rows)
     if failed:
@@ -429,7 +460,7 @@ def cmd_report(args) -> int:
 
     Example: python -m bayes_pip report --all --out reports
     """
-    from bayes_pip.analysis import bma_outcome, compare_priors, outcomes_with_data
+    from bayes_pip.analysis import bma_outcome, compare_priors, outcomes_with_data, priors_for
     from bayes_pip.data import bundled_data_dir, load_dataset
     from bayes_pip.report import (LIMITS_PIP, check_output_dir, outcome_report,
                                   summary_of_findings, write_report_files)
@@ -453,7 +484,14 @@ def cmd_report(args) -> int:
     for i, outcome_id in enumerate(outcome_ids):
         if show:
             show(i, len(outcome_ids), outcome_id)
-        fits = compare_priors(dataset, outcome_id, None, args.engine, args.level, args.seed,
+        names = None
+        if args.prior:  # the primary analysis first, then the other priors that apply
+            names = priors_for(dataset, outcome_id, dataset.resolve(outcome_id, args.level).level,
+                               sets)
+            if args.prior not in sets:
+                raise InputError(f"unknown prior '{args.prior}' (available: {', '.join(sets)})")
+            names = [args.prior] + [n for n in names if n != args.prior]
+        fits = compare_priors(dataset, outcome_id, names, args.engine, args.level, args.seed,
                               sampler_settings(args), prior_sets=sets)
         all_fits[outcome_id] = fits
         try:  # Bayes factors under the main prior, where they are defined
@@ -471,6 +509,10 @@ def cmd_report(args) -> int:
     written = write_report_files(args.out, files)
     main_file = (f"{args.out}/summary_of_findings.md" if args.all
                  else f"{args.out}/{args.outcome}.md")
+    if args.json:  # the records behind the reports, one list of fits per outcome
+        print_json({o: [f.to_dict() for f in fits] for o, fits in all_fits.items()})
+        sys.stderr.write(f"Wrote {len(written)} files to {args.out}/ (start with {main_file}).\n")
+        return EXIT_OK
     print(f"Wrote {len(written)} files to {args.out}/ (start with {main_file}).")
     if args.all:
         from bayes_pip.report import sof_rows
@@ -584,6 +626,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = add_command(sub, "priors", "the prior sets that apply to one outcome, with sources",
+                    cmd_priors)
+    p.add_argument("outcome", help="outcome id (see `list`)")
+    add_data_option(p)
+    p.add_argument("--prior-dir", metavar="DIR", default=None,
+                   help="a directory of your own prior files (*.toml)")
+    p.add_argument("--prior-file", metavar="FILE", default=None,
+                   help="one prior file of your own (*.toml)")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
     p = add_command(sub, "bma", "Bayes factors and the model-averaged effect of one outcome",
                     cmd_bma)
     p.add_argument("outcome", help="outcome id (see `list`)")
@@ -654,6 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "summary-of-findings table")
     p.add_argument("--out", metavar="DIR", default="reports", help="output directory "
                    "(default: reports)")
+    p.add_argument("--prior", default=None,
+                   help="the primary analysis's prior set (default: halfnormal-0.5; vague for "
+                        "MD); the other applicable priors form the sensitivity analysis")
     add_fit_options(p, prior=False)
 
     p = add_command(sub, "import", "convert RevMan 5 / RevMan Web files into a data directory",

@@ -235,3 +235,23 @@ def test_one_trial_is_never_called_a_meta_analysis():
     text = " ".join(discussion_sentences(fit, [fit]))
     assert "meta-analysis of 1" not in text and "meta-analysis" not in text
     assert text.startswith("One trial (134 participants)") and "prior-driven" in text
+
+
+def test_priors_command_sweep_level_report_prior_and_json(tmp_path, capsys):
+    from bayes_pip.cli import main
+
+    assert main(["priors", "secure_attachment_post", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in listed if p["default"]] == ["halfnormal-0.5"]
+    assert all(p["source"] and p["tau"]["source"] for p in listed)
+    assert "rhodes" not in [p["name"] for p in listed]  # an SMD prior, not for RR
+    assert main(["sweep", "--engine", "exact", "--level", "study", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["level"] for r in rows} == {"study"}
+    partial = [r for r in rows if r["outcome"] == "parent_reported_depression"][0]
+    assert any("Partial data: study rows for 1 of the 4" in n for n in partial["notes"])
+    assert main(["report", "secure_attachment_post", "--engine", "exact", "--prior", "turner",
+                 "--out", str(tmp_path / "r"), "--json"]) == 0
+    fits = json.loads(capsys.readouterr().out)["secure_attachment_post"]
+    assert fits[0]["prior"]["name"] == "turner" and len(fits) > 1
+    assert "turner prior" in (tmp_path / "r" / "secure_attachment_post.md").read_text()
