@@ -383,7 +383,10 @@ def test_exact_engine_memory_is_bounded_for_100000_studies():
     assert r.returncode == 0, r.stderr
     tau, rss_kib = r.stdout.split()
     assert abs(float(tau) - 0.3) < 0.01      # the simulated tau
-    assert int(rss_kib) < 1024 * 1024         # below 1 GiB (was 5.6 GiB)
+    # below 2 GiB (was 5.6 GiB before the engine worked in blocks): 200 MB here, but one
+    # clean CI run peaked at 1.06 GB (the allocator keeps freed blocks); the issue asks for
+    # "a few GiB" at most
+    assert int(rss_kib) < 2 * 1024 * 1024
 
 
 def test_a_team_prior_file(tmp_path):
