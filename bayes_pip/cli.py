@@ -517,7 +517,7 @@ def cmd_report(args) -> int:
     if args.all:
         from bayes_pip.report import sof_rows
         for r in sof_rows(all_fits):
-            print(f"  {r['outcome']:42s} {r['level']:7s} {r['measure']} {r['bayes']:>22s}  "
+            print(f"  {r['outcome']:42s} {r['level']:13s} {r['measure']:3s} {r['bayes']:>22s}  "
                   f"P(benefit) {r['p_benefit']} ({r['p_benefit_min']} to {r['p_benefit_max']})")
     return EXIT_OK
 

@@ -36,7 +36,8 @@ def png_bytes(fig) -> bytes:
 
 def log_axis(ax) -> None:
     """Log x axis with plain tick labels for ratio measures: 0.1, 1, 10 and, between them,
-    0.2 and 0.5 (and 0.3 ... 0.8 when the axis spans less than a decade); never '3x10^-1'."""
+    0.2 and 0.5 when the axis spans up to 2.5 decades (0.3 ... 0.8 when less than one);
+    never '3x10^-1'."""
     import math
 
     from matplotlib.ticker import FuncFormatter
@@ -49,8 +50,8 @@ def log_axis(ax) -> None:
             return ""
         mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9))
         low, high = ax.get_xlim()
-        narrow = high / max(low, 1e-300) < 10
-        keep = (2, 3, 4, 5, 6, 8) if narrow else (2, 5)
+        decades = math.log10(high / max(low, 1e-300))
+        keep = (2, 3, 4, 5, 6, 8) if decades < 1 else (2, 5) if decades <= 2.5 else ()
         return f"{v:.3g}" if mantissa in keep else ""
 
     ax.xaxis.set_minor_formatter(FuncFormatter(minor))
