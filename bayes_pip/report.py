@@ -23,8 +23,8 @@ from pathlib import Path
 
 from bayes_pip import figures, measures
 from bayes_pip.errors import InputError
-from bayes_pip.summarise import (bma_sentence, discussion_sentences, engine_text, level_text,
-                                 num, prob_text)
+from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences,
+                                 engine_text, level_text, num, prob_text)
 
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
@@ -149,23 +149,29 @@ def dl_text_short(d: dict | None) -> str:
 
 def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     header = ["prior", f"{rows[0].measure} median [95% CrI]", "tau median",
-              "95% prediction interval", "P(benefit)", "P(beyond MCID)"]
+              "95% prediction interval", "P(benefit)", "P(beyond MCID)", "P(harm)",
+              "prior-data conflict"]
     body = []
     for r in rows:
         pred = ("-" if not r.prediction else
                 f"[{num(r.prediction.ci_low)}, {num(r.prediction.ci_high)}]")
+        c = r.prior_data_conflict
         body.append([r.prior.name, interval_text(r.effect),
                      num(r.tau.median) if r.tau else "-", pred,
                      prob_text(r.p_benefit, r.probability_draws),
-                     prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"])
+                     prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-",
+                     prob_text(r.p_harm, r.probability_draws) if r.p_harm is not None else "-",
+                     "-" if c is None else (f"yes (p = {c.p_value:.2g})" if c.flagged
+                                            else "no")])
     s = rows[0]
     if s.dl:
         d = s.dl
         pred = ("-" if not d.prediction else
                 f"[{num(d.prediction.ci_low)}, {num(d.prediction.ci_high)}]")
-        body.append([d.method_label, dl_text_short(d), num(d.tau), pred, "-", "-"])
+        body.append([d.method_label, dl_text_short(d), num(d.tau), pred, "-", "-", "-", "-"])
     if s.published:
-        body.append(["published (review)", published_text(s.published), "-", "-", "-", "-"])
+        body.append(["published (review)", published_text(s.published), "-", "-", "-", "-",
+                     "-", "-"])
     return header, body
 
 
@@ -257,7 +263,8 @@ def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | s
            f"P(benefit): posterior probability that the pooled effect favours PIP "
            f"({main.measure} {'>' if main.benefit == 'higher' else '<'} "
            f"{measures.get(main.measure).null:g}); P(beyond MCID): beyond "
-           f"{main.measure} {main.mcid:g}." if main.mcid is not None else "", ""]
+           f"{main.measure} {main.mcid:g}." if main.mcid is not None else "", "",
+           *conflict_lines(rows), ""]
     if bma is not None:
         bma_h, bma_b = bma_table(bma)
         md += ["## Is there an effect? Bayes factors and model averaging", "",
@@ -277,7 +284,8 @@ def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | s
                              for k, v in facts) + "</ul>",
             "<h2>For the discussion section</h2>",
             f"<blockquote>{html.escape(' '.join(sentences))}</blockquote>",
-            "<h2>Sensitivity to the prior</h2>", html_table(sens_h, sens_b)]
+            "<h2>Sensitivity to the prior</h2>", html_table(sens_h, sens_b),
+            *(f"<p>{html.escape(line)}</p>" for line in conflict_lines(rows))]
     if bma is not None:
         body += ["<h2>Is there an effect? Bayes factors and model averaging</h2>",
                  f"<blockquote>{html.escape(bma_sentence(bma))}</blockquote>",

@@ -410,14 +410,18 @@ def comparison_text(rows: list[dict]) -> str:
     lines = [f"{s.label} ({s.outcome}), {m}: sensitivity to the prior",
              f"Data: {level_text(s)}", f"Engine: {s.engine}", "",
              f"{'prior':16s} {m + ' median [95% CrI]':>26s} {'tau':>6s} "
-             f"{'prediction [95%]':>18s} {'P(benefit)':>10s} {'P(>MCID)':>9s}"]
+             f"{'prediction [95%]':>18s} {'P(benefit)':>10s} {'P(>MCID)':>9s} "
+             f"{'P(harm)':>8s}"]
     for r in rows:
         tau = f"{r.tau.median:.2f}" if r.tau else "-"
         pred = (f"[{num2(r.prediction.ci_low)}, {num2(r.prediction.ci_high)}]"
                 if r.prediction else "-")
         pm = prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"
+        ph = prob_text(r.p_harm, r.probability_draws) if r.p_harm is not None else "-"
+        flag = " *" if r.prior_data_conflict and r.prior_data_conflict.flagged else ""
         lines.append(f"{r.prior.name:16s} {ci_text(r.effect):>26s} {tau:>6s} "
-                     f"{pred:>18s} {prob_text(r.p_benefit, r.probability_draws):>10s} {pm:>9s}")
+                     f"{pred:>18s} {prob_text(r.p_benefit, r.probability_draws):>10s} {pm:>9s} "
+                     f"{ph:>8s}{flag}")
     d = s.dl
     if d:
         pred = (f"[{d.prediction.ci_low:.2f}, {d.prediction.ci_high:.2f}]"
@@ -449,8 +453,8 @@ def conflict_lines(rows: list) -> list[str]:
     if not flagged:
         return ["Prior-data conflict (Box's prior-predictive check on the pooled effect, "
                 "p < 0.05): none."]
-    out = ["Prior-data conflict (Box's prior-predictive check on the pooled effect, p < 0.05): "
-           + ", ".join(f"{r.prior.name} (p = {r.prior_data_conflict.p_value:.2g})"
+    out = ["Prior-data conflict (*; Box's prior-predictive check on the pooled effect, "
+           "p < 0.05): " + ", ".join(f"{r.prior.name} (p = {r.prior_data_conflict.p_value:.2g})"
                        for r in flagged)
            + ". The data contradict these priors; their rows mix two disagreeing sources."]
     rest = [r for r in rows if r not in flagged]
