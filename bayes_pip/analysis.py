@@ -72,7 +72,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
     requested = engines.get(engine)
     base = {
         "outcome": outcome.outcome, "label": outcome.label, "comparison": outcome.comparison,
-        "measure": outcome.measure, "benefit": outcome.benefit, "level": resolved.level,
+        "intervention": outcome.intervention, "measure": outcome.measure, "benefit": outcome.benefit, "level": resolved.level,
         "data_status": resolved.status.description,
     }
     published = resolved.published

@@ -461,17 +461,15 @@ def cmd_report(args) -> int:
     Example: python -m bayes_pip report --all --out reports
     """
     from bayes_pip.analysis import bma_outcome, compare_priors, outcomes_with_data, priors_for
-    from bayes_pip.data import bundled_data_dir, load_dataset
-    from bayes_pip.report import (LIMITS_PIP, check_output_dir, outcome_report,
+    from bayes_pip.data import load_dataset
+    from bayes_pip.report import (check_output_dir, outcome_report, provenance_text,
                                   summary_of_findings, write_report_files)
 
     if bool(args.outcome) == bool(args.all):
         raise InputError("give one OUTCOME or --all")
     check_output_dir(args.out)
     dataset = load_dataset(args.data)
-    bundled = dataset.directory.resolve() == bundled_data_dir().resolve()
-    provenance = (LIMITS_PIP if bundled else
-                  f"Study data from {dataset.directory}; each row's source is in studies.csv.")
+    provenance = provenance_text(dataset.metadata, dataset.directory)
     outcome_ids = outcomes_with_data(dataset) if args.all else [args.outcome]
     if not outcome_ids:
         raise InputError("nothing to report: no outcome has study rows or a published result",
@@ -503,8 +501,9 @@ def cmd_report(args) -> int:
         show(len(outcome_ids), len(outcome_ids), "writing files")
     if args.all:
         skipped = [o for o in dataset.outcome_ids() if o not in all_fits]
-        label = ("the bundled parent-infant psychotherapy review data (Barlow et al. 2015, "
-                 "Cochrane CD010534.pub2)" if bundled else str(args.data))
+        meta = dataset.metadata
+        label = (f"{meta['title']} ({meta['citation']})" if meta["title"] and meta["citation"]
+                 else meta["title"] or str(dataset.directory))
         files.update(summary_of_findings(all_fits, skipped, label, provenance))
     written = write_report_files(args.out, files)
     main_file = (f"{args.out}/summary_of_findings.md" if args.all

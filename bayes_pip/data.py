@@ -82,6 +82,7 @@ class Outcome:
     mcid: float | None
     outcome_type: str = ""
     comparison_type: str = ""   # one of COMPARISON_TYPES; picks the empirical prior's column
+    intervention: str = "the intervention"   # how texts name it (dataset.toml)
     method: str = ""   # analysis method a RevMan file names (MH, IV, Peto), if any
     model: str = ""    # fixed or random, if the source names it
 
@@ -217,7 +218,13 @@ class Dataset:
     trials: pd.DataFrame | None
     published: pd.DataFrame | None
     constraints: pd.DataFrame | None = None
+    metadata: dict = field(default_factory=lambda: dict(METADATA_DEFAULTS))
     _reconstructed: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def intervention_for(self, comparison: str) -> str:
+        """The intervention's name in sentences for a comparison (dataset.toml)."""
+        table = self.metadata.get("comparisons", {}).get(comparison, {})
+        return table.get("intervention") or self.metadata["intervention"]
 
     def outcome_ids(self) -> list[str]:
         return list(self.outcomes["outcome"])
@@ -238,6 +245,7 @@ class Dataset:
                        mcid=None if mcid is None or pd.isna(mcid) else float(mcid),
                        outcome_type=str(r.get("outcome_type", "") or ""),
                        comparison_type=str(r.get("comparison_type", "") or ""),
+                       intervention=self.intervention_for(r["comparison"]),
                        method=str(r.get("method", "") or ""), model=str(r.get("model", "") or ""))
 
     def status(self, outcome_id: str) -> DataStatus:
@@ -744,7 +752,45 @@ def load_dataset(directory: str | Path | None = None) -> Dataset:
                                         outcomes, published, str(constraints_path))
                    if constraints_path.exists() else None)
     return Dataset(directory=directory, outcomes=outcomes, studies=studies, trials=trials,
-                   published=published, constraints=constraints)
+                   published=published, constraints=constraints,
+                   metadata=read_metadata(directory / "dataset.toml"))
+
+
+METADATA_DEFAULTS = {"title": "", "citation": "", "intervention": "the intervention",
+                     "comparator": "control", "limits": "", "comparisons": {}}
+METADATA_TEXT_MAX = 4000
+
+
+def read_metadata(path: Path) -> dict:
+    """dataset.toml (optional): title, citation, intervention and comparator names, a limits
+    paragraph, and per-comparison intervention names; every value is plain text."""
+    import tomllib
+
+    meta = dict(METADATA_DEFAULTS)
+    if not path.exists():
+        return meta
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"not a readable TOML file ({exc})", file=str(path)) from None
+    for key, value in spec.items():
+        if key not in METADATA_DEFAULTS:
+            raise InputError(f"unknown key '{key[:40]}' (allowed: "
+                             f"{', '.join(METADATA_DEFAULTS)})", file=str(path), column=key)
+        if key == "comparisons":
+            ok = isinstance(value, dict) and all(
+                isinstance(v, dict) and set(v) <= {"intervention"}
+                and all(isinstance(x, str) and len(x) <= 200 for x in v.values())
+                for v in value.values())
+            if not ok:
+                raise InputError("comparisons must be tables with an 'intervention' text",
+                                 file=str(path), column="comparisons")
+        elif not isinstance(value, str) or len(value) > METADATA_TEXT_MAX or any(
+                ord(ch) < 32 and ch not in "\n\t" for ch in value):
+            raise InputError(f"must be text of at most {METADATA_TEXT_MAX} characters",
+                             file=str(path), column=key)
+        meta[key] = value
+    return meta
 
 
 def printed_decimals(x: float) -> int:

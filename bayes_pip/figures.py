@@ -96,7 +96,7 @@ def forest_plot(main):
     ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
     if measures.get(m).log_scale:
         log_axis(ax)
-    favours = "favours PIP" if main.comparison.startswith("pip_") else "favours intervention"
+    favours = f"favours {plain(main.intervention)}"
     side = "left" if main.benefit == "lower" else "right"
     ax.set_xlabel(f"{m} (95% interval); {side} of the dashed line {favours}")
     ax.set_title(plain(main.label), fontsize=11)

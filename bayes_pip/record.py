@@ -275,6 +275,8 @@ class FitRecord(Record):
     outcome: str
     label: str
     comparison: str
+    # how texts name the intervention of this comparison (dataset.toml; "the intervention")
+    intervention: str = field(default="the intervention", kw_only=True)
     measure: str
     benefit: str
     level: str

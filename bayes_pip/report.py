@@ -123,13 +123,10 @@ def write_fit(out_dir: Path, result) -> list[Path]:
 # ---------------------------------------------------------------------------------------------
 
 
-LIMITS_PIP = (
-    "The bundled PIP data hold the pooled results printed in the review's abstract, the eight "
-    "trials' characteristics and three study-level rows (one of them derived from a printed "
-    "percentage with an inferred denominator). The review's own forest-plot tables were not "
-    "available. Summary-level re-analyses inherit the review's analysis choices (RevMan "
-    "random effects) and cannot re-estimate heterogeneity; with two to four trials per outcome, "
-    "heterogeneity is poorly estimated in any case.")
+def provenance_text(metadata: dict, directory) -> str:
+    """The limits paragraph of a data set (dataset.toml), or a plain pointer to its sources."""
+    return metadata.get("limits") or (f"Study data from {directory}; each row's source is in "
+                                      "studies.csv.")
 
 
 def interval_text(d) -> str:
@@ -260,7 +257,8 @@ def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | s
     md += [f"- **{k}:** {v}" for k, v in facts]
     md += ["", "## For the discussion section", "", "> " + " ".join(sentences), "",
            "## Sensitivity to the prior", "", md_table(sens_h, sens_b), "",
-           f"P(benefit): posterior probability that the pooled effect favours PIP "
+           f"P(benefit): posterior probability that the pooled effect favours "
+           f"{main.intervention} "
            f"({main.measure} {'>' if main.benefit == 'higher' else '<'} "
            f"{measures.get(main.measure).null:g}); P(beyond MCID): beyond "
            f"{main.measure} {main.mcid:g}." if main.mcid is not None else "", "",
@@ -357,7 +355,8 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
     table = sof_table_rows(rows)
     title = "Summary of findings: Bayesian re-analysis"
     intro = (f"Data: {dataset_label}. One row per outcome with data; P(benefit) is the posterior "
-             "probability that the pooled effect favours PIP under the main prior; the range "
+             "probability that the pooled effect favours the intervention under the main prior; "
+             "the range "
              "runs over every prior that applies (see each outcome's report).")
     links = [f"[{o}]({local_href(o + '.html')})" for o in all_fits]
     md = [f"# {title}", "", intro, "", md_table(SOF_HEADER, table), "",

@@ -57,9 +57,9 @@ def direction_phrase(outcome: Outcome) -> str:
     return f"{outcome.measure} {sign} {null} favours {intervention_name(outcome)}"
 
 
-def intervention_name(outcome: Outcome) -> str:
-    """'PIP' for the review's comparisons, 'the intervention' for any other data set."""
-    return "PIP" if outcome.comparison.startswith("pip_") else "the intervention"
+def intervention_name(outcome) -> str:
+    """How texts name the intervention (an Outcome or a fit record; from dataset.toml)."""
+    return outcome.intervention
 
 
 def num(x: float | None, digits: int = 2) -> str:
@@ -262,10 +262,7 @@ def benefit_words(s: dict) -> str:
     """'P(RR > 1: PIP increases infant secure attachment)' style label from a fit summary."""
     null = f"{measures.get(s.measure).null:g}"
     sign = ">" if s.benefit == "higher" else "<"
-    if not s.comparison.startswith("pip_"):
-        return f"{s.measure} {sign} {null}: favours the intervention"
-    verb = "increases" if s.benefit == "higher" else "reduces"
-    return f"{s.measure} {sign} {null}: PIP {verb} {s.label[0].lower() + s.label[1:]}"
+    return f"{s.measure} {sign} {null}: favours {s.intervention}"
 
 
 def mcid_words(s: dict) -> str:
@@ -509,9 +506,7 @@ def prior_phrase(s: dict) -> str:
 
 def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
     """Ready-to-paste sentences; every number comes from the fit records given."""
-    who = "PIP" if main.comparison.startswith("pip_") else "the intervention"
-    if main.comparison == "pip_vs_alternative":
-        who = "PIP (compared with the alternative treatment)"
+    who = main.intervention
     verb = "increases" if main.benefit == "higher" else "reduces"
     what = main.label[0].lower() + main.label[1:]
     out = []

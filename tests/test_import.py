@@ -148,3 +148,26 @@ def test_imported_review_fits_with_every_engine(tmp_path):
     r = run_cli("fit", ASPIRIN, "--data", str(d), "--engine", "exact", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["k"] == 7
+
+
+def test_no_review_specific_words_in_another_review(tmp_path):
+    """Nothing in the code names PIP: on the imported Fleiss review and on Crins 2014 every text,
+    report and figure label says 'the intervention' (or the data set's own name)."""
+    from conftest import run_main
+
+    d = imported(tmp_path, RM5)
+    out = tmp_path / "reports"
+    r = run_main("report", "--all", "--engine", "exact", "--data", str(d), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    import re
+
+    texts = [re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", p.read_text())
+             for p in out.glob("*") if p.suffix in (".md", ".html", ".csv", ".json")]
+    assert texts and not any("PIP" in t or "parent-infant" in t for t in texts)
+    for args in (["fit", "acute_rejection", "--engine", "exact"],
+                 ["compare-priors", "acute_rejection", "--engine", "exact"],
+                 ["dl", "acute_rejection"], ["bma", "acute_rejection"]):
+        r = run_main(*args, "--data", "data/crins2014")
+        assert r.returncode == 0 and "PIP" not in r.stdout, (args, r.stderr)
+    assert "favours IL-2RA" in run_main("fit", "acute_rejection", "--engine", "exact",
+                                        "--data", "data/crins2014").stdout
