@@ -90,7 +90,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
             notes.append(f"--engine {engine} does not apply at summary level; the "
                          "closed-form normal-normal posterior was used")
         return FitRecord(**base, engine=used.name, k=published.k,
-                         participants=published.participants, prior=prior,
+                         participants=published.participants, prior=prior.summary_level(),
                          **posterior_summary(post, outcome, [], with_tau=False),
                          prior_data_conflict=prior_data_conflict(y, se, prior.mu),
                          likelihood=Likelihood(y, se, published.source), diagnostics=None,

@@ -366,6 +366,11 @@ class ResolvedPrior:
     notes: tuple[str, ...] = ()
     baseline: Normal = Normal(0.0, DEFAULT_BASELINE_SD)
     baseline_source: str = DEFAULT_BASELINE_SOURCE
+    tau_used: bool = True   # False at summary level: heterogeneity is not modelled
+
+    def summary_level(self) -> "ResolvedPrior":
+        """The prior as a summary-level fit uses it: only the prior on the pooled effect."""
+        return dataclasses.replace(self, tau_used=False)
 
     def baseline_dict(self) -> dict:
         """The binomial-normal model's control-arm baseline prior, as stored with such fits."""
@@ -374,14 +379,20 @@ class ResolvedPrior:
                 "source": self.baseline_source}
 
     def to_dict(self) -> dict:
+        tau = ({"family": self.tau.family, **self.tau.params(), "source": self.tau_source}
+               if self.tau_used else
+               "not modelled (summary level: the published pooled estimate has no "
+               "between-study information, so no prior on tau is used)")
         return {
             "name": self.name, "title": self.title, "source": self.source,
             "mu": {"family": self.mu.family, **self.mu.params(), "source": self.mu_source},
-            "tau": {"family": self.tau.family, **self.tau.params(), "source": self.tau_source},
+            "tau": tau,
             "notes": list(self.notes),
         }
 
     def describe(self) -> str:
+        if not self.tau_used:
+            return f"{self.mu.describe()}; heterogeneity not modelled"
         return f"{self.mu.describe()}; {self.tau.describe()}"
 
 

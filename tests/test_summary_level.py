@@ -3,6 +3,7 @@ normal-normal posterior (computed here independently from the printed estimate a
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -73,3 +74,14 @@ def test_default_level_uses_published_result_when_study_rows_are_incomplete(data
 def test_summary_level_compares_one_prior_per_distinct_effect_prior(dataset):
     names = priors_for(dataset, "secure_attachment_post", "summary")
     assert names == ["halfnormal-0.5", "vague", "sceptical", "enthusiastic"]
+
+
+def test_summary_level_json_names_only_the_prior_actually_used(capsys):
+    """At summary level the prior on tau is not used: the JSON says so instead of naming it."""
+    from bayes_pip.cli import main
+
+    assert main(["fit", "parental_depression_incidence", "--engine", "exact", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["level"] == "summary"
+    assert d["prior"]["mu"]["family"] == "normal" and d["prior"]["mu"]["sd"] == 4.0
+    assert isinstance(d["prior"]["tau"], str) and d["prior"]["tau"].startswith("not modelled")
