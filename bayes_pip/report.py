@@ -308,6 +308,55 @@ def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | s
 SOF_COLUMNS = ["outcome", "label", "measure", "level", "k", "participants", "published",
                "grade", "dl", "bayes_prior", "bayes", "p_benefit", "p_benefit_min",
                "p_benefit_max", "prediction"]
+# the CSV is for analysis: one value per column, numbers as numbers (empty when not defined)
+SOF_CSV_COLUMNS = ["outcome", "label", "measure", "level", "k", "participants",
+                   "published_estimate", "published_ci_low", "published_ci_high", "grade",
+                   "classical_method", "classical_estimate", "classical_ci_low",
+                   "classical_ci_high", "prior", "bayes_median", "bayes_ci_low", "bayes_ci_high",
+                   "tau_median", "prediction_low", "prediction_high", "p_benefit", "p_harm",
+                   "p_benefit_new_study", "p_benefit_min", "p_benefit_min_prior",
+                   "p_benefit_max", "p_benefit_max_prior", "conflicting_priors",
+                   "shares_studies_with"]
+
+
+def shared_studies(all_fits: dict[str, list]) -> dict[str, list[str]]:
+    """Outcomes whose fits pool some of the same studies (not independent evidence)."""
+    names = {o: {s.study for s in fits[0].studies} for o, fits in all_fits.items()}
+    return {o: [p for p in all_fits if p != o and names[o] & names[p]] for o in all_fits}
+
+
+def sof_csv_rows(all_fits: dict[str, list]) -> list[dict]:
+    """The numeric summary-of-findings rows (CSV), straight from the fit records."""
+    shared = shared_studies(all_fits)
+    out = []
+    for outcome_id, fits in all_fits.items():
+        main = fits[0]
+        low = min(fits, key=lambda f: f.p_benefit)
+        high = max(fits, key=lambda f: f.p_benefit)
+        p, d = main.published, main.dl
+        out.append({
+            "outcome": outcome_id, "label": main.label, "measure": main.measure,
+            "level": main.level, "k": main.k, "participants": main.participants,
+            "published_estimate": p.estimate if p else "",
+            "published_ci_low": p.ci_low if p else "", "published_ci_high": p.ci_high if p else "",
+            "grade": (p.grade if p else "") or "",
+            "classical_method": d.method if d else "", "classical_estimate": d.estimate if d else "",
+            "classical_ci_low": d.ci_low if d else "", "classical_ci_high": d.ci_high if d else "",
+            "prior": main.prior.name, "bayes_median": main.effect.median,
+            "bayes_ci_low": main.effect.ci_low, "bayes_ci_high": main.effect.ci_high,
+            "tau_median": main.tau.median if main.tau else "",
+            "prediction_low": main.prediction.ci_low if main.prediction else "",
+            "prediction_high": main.prediction.ci_high if main.prediction else "",
+            "p_benefit": main.p_benefit, "p_harm": main.p_harm,
+            "p_benefit_new_study": ("" if main.p_benefit_new_study is None
+                                    else main.p_benefit_new_study),
+            "p_benefit_min": low.p_benefit, "p_benefit_min_prior": low.prior.name,
+            "p_benefit_max": high.p_benefit, "p_benefit_max_prior": high.prior.name,
+            "conflicting_priors": " ".join(f.prior.name for f in fits if f.prior_data_conflict
+                                           and f.prior_data_conflict.flagged),
+            "shares_studies_with": " ".join(shared[outcome_id]),
+        })
+    return out
 
 
 def sof_rows(all_fits: dict[str, list]) -> list[dict]:
@@ -349,10 +398,11 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
                         provenance: str) -> dict[str, str]:
     rows = sof_rows(all_fits)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SOF_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=SOF_CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(sof_csv_rows(all_fits))
     table = sof_table_rows(rows)
+    shared = {o: others for o, others in shared_studies(all_fits).items() if others}
     title = "Summary of findings: Bayesian re-analysis"
     intro = (f"Data: {dataset_label}. One row per outcome with data; P(benefit) is the posterior "
              "probability that the pooled effect favours the intervention under the main prior; "
@@ -361,6 +411,12 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
     links = [f"[{o}]({local_href(o + '.html')})" for o in all_fits]
     md = [f"# {title}", "", intro, "", md_table(SOF_HEADER, table), "",
           "Reports: " + ", ".join(links), ""]
+    not_independent = ("Not independent: " + "; ".join(
+        f"{o} shares studies with {', '.join(others)}" for o, others in shared.items())
+        + ". Their results rest partly on the same trials and participants and must not be "
+          "counted as separate evidence.") if shared else ""
+    if not_independent:
+        md += [not_independent, ""]
     if skipped:
         md += [f"Outcomes without data (not analysed): {', '.join(skipped)}.", ""]
     md += ["## Provenance and limits", "", provenance, ""]
@@ -368,6 +424,8 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
             html_table(SOF_HEADER, table),
             "<p>Reports: " + ", ".join(f"<a href=\"{html.escape(local_href(o + '.html'))}\">"
                                        f"{html.escape(o)}</a>" for o in all_fits) + "</p>"]
+    if not_independent:
+        body.append(f"<p class=\"note\">{html.escape(not_independent)}</p>")
     if skipped:
         body.append(f"<p class=\"note\">Outcomes without data (not analysed): "
                     f"{html.escape(', '.join(skipped))}.</p>")

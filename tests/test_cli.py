@@ -118,12 +118,14 @@ def test_report_numbers_equal_the_fit_records(tmp_path):
         fits = json.loads((out / f"{row['outcome']}.json").read_text())
         main = fits["main"]
         e = main["effect"]
-        assert row["bayes"] == f"{e['median']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]"
+        # the CSV holds numbers (full precision), the Markdown the formatted text
+        assert [float(row[c]) for c in ("bayes_median", "bayes_ci_low", "bayes_ci_high")] == \
+            [e["median"], e["ci_low"], e["ci_high"]]
         assert row["level"] == main["level"] and int(row["k"]) == main["k"]
         ps = [f["p_benefit"] for f in fits["priors"]]
-        assert row["p_benefit"] == fmt_p(main["p_benefit"])
-        assert row["p_benefit_min"] == fmt_p(min(ps)) and row["p_benefit_max"] == fmt_p(max(ps))
-        assert row["bayes"] in md_sof
+        assert float(row["p_benefit"]) == main["p_benefit"]
+        assert float(row["p_benefit_min"]) == min(ps) and float(row["p_benefit_max"]) == max(ps)
+        assert f"{e['median']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]" in md_sof
         md = (out / f"{row['outcome']}.md").read_text()
         html = (out / f"{row['outcome']}.html").read_text()
         sentence = (f"the posterior median {main['measure']} was {e['median']:.2f} (95% CrI "
@@ -255,3 +257,22 @@ def test_priors_command_sweep_level_report_prior_and_json(tmp_path, capsys):
     fits = json.loads(capsys.readouterr().out)["secure_attachment_post"]
     assert fits[0]["prior"]["name"] == "turner" and len(fits) > 1
     assert "turner prior" in (tmp_path / "r" / "secure_attachment_post.md").read_text()
+
+
+def test_summary_of_findings_csv_is_numeric_and_flags_shared_trials(tmp_path):
+    import pandas as pd
+
+    from conftest import run_main
+
+    out = tmp_path / "r"
+    assert run_main("report", "--all", "--engine", "exact", "--out", str(out)).returncode == 0
+    sof = pd.read_csv(out / "summary_of_findings.csv")
+    for column in ("bayes_median", "bayes_ci_low", "bayes_ci_high", "p_benefit", "p_harm",
+                   "p_benefit_min", "p_benefit_max", "published_estimate"):
+        assert sof[column].dtype == float, column
+    shared = dict(zip(sof["outcome"], sof["shares_studies_with"].fillna("")))
+    # the four attachment outcomes: the same two trials (Barlow 2015: 2 studies, 168 infants)
+    assert set(shared["secure_attachment_post"].split()) == {
+        "avoidant_attachment_post", "disorganised_attachment_post", "insecure_to_secure_post"}
+    assert shared["parental_depression_incidence"] == ""
+    assert "Not independent" in (out / "summary_of_findings.md").read_text()
