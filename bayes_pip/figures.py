@@ -151,7 +151,7 @@ def sensitivity_plot(rows: list):
               r.effect.ci_high, f"P(benefit) {r.p_benefit:.3f}", "#1f77b4") for r in rows]
     if s.dl:
         d = s.dl
-        items.append(("DL (classical)", d.estimate, d.ci_low, d.ci_high, "", "#d62728"))
+        items.append((d.method_label, d.estimate, d.ci_low, d.ci_high, "", "#d62728"))
     if s.published:
         p = s.published
         items.append(("published", p.estimate, p.ci_low, p.ci_high, "", "#d62728"))

@@ -424,7 +424,8 @@ def comparison_text(rows: list[dict]) -> str:
         pred = (f"[{d.prediction.ci_low:.2f}, {d.prediction.ci_high:.2f}]"
                 if d.prediction else "-")
         ci = f"{d.estimate:.2f} [{d.ci_low:.2f}, {d.ci_high:.2f}]"
-        lines.append(f"{'DL (classical)':16s} {ci:>26s} {d.tau:6.2f} {pred:>18s} "
+        label = "DL (classical)" if d.method == "DL" else d.method
+        lines.append(f"{label:16s} {ci:>26s} {d.tau:6.2f} {pred:>18s} "
                      f"{'-':>10s} {'-':>9s}")
     p = s.published
     if p:
