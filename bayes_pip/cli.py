@@ -202,16 +202,27 @@ def cmd_bma(args) -> int:
 
     dataset = load_dataset(args.data)
     record = bma_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
-    if args.json:
-        print_json(record.to_dict())
-    else:
-        print(bma_text(record))
-    return EXIT_OK
+    return output_record(args, record, bma_text)
 
 
 # ---------------------------------------------------------------------------------------------
 # influence and funnel
 # ---------------------------------------------------------------------------------------------
+
+def output_record(args, record, as_text, files=None) -> int:
+    """Write ``files`` (name -> content) into --out when given, then print the record as JSON
+    (--json) or text."""
+    from bayes_pip.report import write_report_files
+
+    if getattr(args, "out", None) and files:
+        for path in write_report_files(args.out, files):
+            sys.stderr.write(f"wrote {path}\n")
+    if args.json:
+        print_json(record.to_dict())
+    else:
+        print(as_text(record))
+    return EXIT_OK
+
 
 def cmd_influence(args) -> int:
     """Leave each study out in turn, and the influence of each study on the pooled result.
@@ -227,24 +238,17 @@ def cmd_influence(args) -> int:
     from bayes_pip import figures
     from bayes_pip.analysis import influence_outcome
     from bayes_pip.data import load_dataset
-    from bayes_pip.report import check_output_dir, json_text, write_report_files
+    from bayes_pip.report import check_output_dir, json_text
     from bayes_pip.summarise import influence_text
 
     if args.out:
         check_output_dir(args.out)
     dataset = load_dataset(args.data)
     record = influence_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
-    if args.out:
-        files = {f"{record.outcome}_influence.json": json_text(record.to_dict()),
-                 f"{record.outcome}_leave_one_out.png":
-                     figures.png_bytes(figures.leave_one_out_plot(record))}
-        for path in write_report_files(args.out, files):
-            sys.stderr.write(f"wrote {path}\n")
-    if args.json:
-        print_json(record.to_dict())
-    else:
-        print(influence_text(record))
-    return EXIT_OK
+    files = args.out and {f"{record.outcome}_influence.json": json_text(record.to_dict()),
+                          f"{record.outcome}_leave_one_out.png":
+                              figures.png_bytes(figures.leave_one_out_plot(record))}
+    return output_record(args, record, influence_text, files)
 
 
 def cmd_funnel(args) -> int:
@@ -260,23 +264,17 @@ def cmd_funnel(args) -> int:
     from bayes_pip import figures
     from bayes_pip.analysis import egger_outcome
     from bayes_pip.data import load_dataset
-    from bayes_pip.report import check_output_dir, json_text, write_report_files
+    from bayes_pip.report import check_output_dir, json_text
     from bayes_pip.summarise import egger_text
 
     if args.out:
         check_output_dir(args.out)
     dataset = load_dataset(args.data)
     record = egger_outcome(dataset, args.outcome, args.level)
-    if args.out:
-        files = {f"{record.outcome}_funnel.json": json_text(record.to_dict()),
-                 f"{record.outcome}_funnel.png": figures.png_bytes(figures.funnel_plot(record))}
-        for path in write_report_files(args.out, files):
-            sys.stderr.write(f"wrote {path}\n")
-    if args.json:
-        print_json(record.to_dict())
-    else:
-        print(egger_text(record))
-    return EXIT_OK
+    files = args.out and {f"{record.outcome}_funnel.json": json_text(record.to_dict()),
+                          f"{record.outcome}_funnel.png":
+                              figures.png_bytes(figures.funnel_plot(record))}
+    return output_record(args, record, egger_text, files)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,14 +338,8 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     from bayes_pip.data import LEVELS
 
     add_data_option(p)
-    if prior:
-        p.add_argument("--prior", default=None,
-                       help="prior set from models/ (default: halfnormal-0.5; vague for MD)")
-    p.add_argument("--prior-dir", metavar="DIR", default=None,
-                   help="a directory of your own prior files (*.toml, the format of models/), "
-                        "used beside the shipped ones; a name may not repeat a shipped one")
-    p.add_argument("--prior-file", metavar="FILE", default=None,
-                   help="one prior file of your own (*.toml), used beside the shipped ones")
+    add_prior_options(p, "prior set from models/ (default: halfnormal-0.5; vague for MD)"
+                      if prior else None)
     p.add_argument("--engine", choices=engines.CHOICES, default=engines.DEFAULT,
                    help=engines.help_text() + ". At summary level every engine gives the "
                         "closed-form (conjugate) posterior")
@@ -576,6 +568,17 @@ def add_data_option(p: argparse.ArgumentParser) -> None:
                         "(default: the bundled PIP review data)")
 
 
+def add_prior_options(p: argparse.ArgumentParser, prior_help: str | None = None) -> None:
+    """--prior (when ``prior_help``), --prior-dir and --prior-file."""
+    if prior_help:
+        p.add_argument("--prior", default=None, help=prior_help)
+    p.add_argument("--prior-dir", metavar="DIR", default=None,
+                   help="a directory of your own prior files (*.toml, the format of models/), "
+                        "used beside the shipped ones; a name may not repeat a shipped one")
+    p.add_argument("--prior-file", metavar="FILE", default=None,
+                   help="one prior file of your own (*.toml), used beside the shipped ones")
+
+
 def add_command(sub, name: str, summary: str, func) -> argparse.ArgumentParser:
     """A subcommand whose --help is its function's docstring (with an example)."""
     p = sub.add_parser(name, help=summary, description=inspect.cleandoc(func.__doc__),
@@ -629,22 +632,14 @@ def build_parser() -> argparse.ArgumentParser:
                     cmd_priors)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
-    p.add_argument("--prior-dir", metavar="DIR", default=None,
-                   help="a directory of your own prior files (*.toml)")
-    p.add_argument("--prior-file", metavar="FILE", default=None,
-                   help="one prior file of your own (*.toml)")
+    add_prior_options(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
     p = add_command(sub, "bma", "Bayes factors and the model-averaged effect of one outcome",
                     cmd_bma)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
-    p.add_argument("--prior", default=None,
-                   help="prior set from models/ (default: halfnormal-0.5; vague for MD)")
-    p.add_argument("--prior-dir", metavar="DIR", default=None,
-                   help="a directory of your own prior files (*.toml)")
-    p.add_argument("--prior-file", metavar="FILE", default=None,
-                   help="one prior file of your own (*.toml)")
+    add_prior_options(p, "prior set from models/ (default: halfnormal-0.5; vague for MD)")
     p.add_argument("--level", choices=LEVELS, default="auto",
                    help="study, reconstructed or summary (default auto: the first the data allow)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -653,13 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
                     cmd_influence)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
-    p.add_argument("--prior", default=None,
-                   help="prior set for the Bayesian columns (default: halfnormal-0.5; vague "
-                        "for MD)")
-    p.add_argument("--prior-dir", metavar="DIR", default=None,
-                   help="a directory of your own prior files (*.toml)")
-    p.add_argument("--prior-file", metavar="FILE", default=None,
-                   help="one prior file of your own (*.toml)")
+    add_prior_options(p, "prior set for the Bayesian columns (default: halfnormal-0.5; vague "
+                         "for MD)")
     p.add_argument("--level", choices=LEVELS, default="auto",
                    help="study or reconstructed (default auto)")
     p.add_argument("--out", metavar="DIR", default=None, help="also write JSON and a plot to DIR")
