@@ -24,9 +24,9 @@ from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_
 from bayes_pip.errors import ConvergenceError, InputError
 from bayes_pip.record import (BMARecord, Diagnostics, EggerRecord, FitFailure, FitRecord,
                               InfluenceRecord, InfluenceRow, Interval, LeaveOneOutRow, Likelihood,
-                              LooRow,
-                              ModelEvidence, PublishedResult, Reconstructed, Settings)
-from bayes_pip.summarise import posterior_summary, prior_data_conflict, tau_bands
+                              LooRow, ModelEvidence, PublishedResult, Reconstructed, Settings)
+from bayes_pip.summarise import (benefit_probability, posterior_summary, prior_data_conflict,
+                                 tau_bands)
 from bayes_pip.version import __version__
 
 DEFAULT_SEED = 20150603  # any fixed number; stored with every output
@@ -72,7 +72,8 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
     requested = engines.get(engine)
     base = {
         "outcome": outcome.outcome, "label": outcome.label, "comparison": outcome.comparison,
-        "intervention": outcome.intervention, "measure": outcome.measure, "benefit": outcome.benefit, "level": resolved.level,
+        "intervention": outcome.intervention, "measure": outcome.measure,
+        "benefit": outcome.benefit, "level": resolved.level,
         "data_status": resolved.status.description,
     }
     published = resolved.published
@@ -147,20 +148,21 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
     equal-weight mixture of their posteriors, with the spread across tables."""
     rec = resolved.reconstruction
     tables = resolved.table_rows()
+    kept = len(tables)
     cap = MAX_TABLES[engines.get(engine).stochastic]
-    sampling = "the only table" if len(tables) == 1 else f"all {len(tables)} tables"
-    if len(tables) > cap:
+    sampling = "the only table" if kept == 1 else f"all {kept} tables"
+    if kept > cap:
         order = np.argsort(rec.reproduces_estimates(), kind="stable")
-        picks = order[np.unique(np.linspace(0, len(order) - 1, cap).round().astype(int))]
+        picks = order[np.unique(np.linspace(0, kept - 1, cap).round().astype(int))]
         tables = [tables[i] for i in picks]
-        sampling = (f"a stratified sample of {len(tables)} of {len(resolved.table_rows())} "
-                    "tables, evenly spaced over the tables ordered by their pooled estimate")
+        sampling = (f"a stratified sample of {len(tables)} of {kept} tables, evenly spaced "
+                    "over the tables ordered by their pooled estimate")
     if rec.n_solutions > len(rec.tables):
         sampling += f" (the first {len(rec.tables)} tables found were kept)"
     fits = []
     for rows in tables:
-        one = dataclasses.replace(resolved, rows=rows, level="study", reconstruction=None)
-        fits.append(fit_resolved(one, prior_name, engine, seed, settings, progress, sets))
+        fits.append(fit_resolved(resolved.with_rows(rows), prior_name, engine, seed, settings,
+                                 progress, sets))
     first = fits[0]
     label = data_status_label(rec)
     if len(fits) == 1:
@@ -181,8 +183,7 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
                             "n_ctrl": int(row.n_ctrl)} for row in r.itertuples(index=False))
                      for r in tables[:20]))
     # the classical reference pools the (first) table as the review did (RevMan's method)
-    dl_record = classical_from(dataclasses.replace(resolved, rows=tables[0], level="study",
-                                                   reconstruction=None), rec.method).record()
+    dl_record = classical_from(resolved.with_rows(tables[0]), rec.method).record()
     if len(fits) == 1:
         return dataclasses.replace(first, level="reconstructed", dl=dl_record,
                                    data_status=resolved.status.description,
@@ -204,7 +205,7 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
 
 def data_status_label(rec) -> str:
     n = rec.n_solutions
-    return (f"reconstructed, the only integer table consistent with every printed number"
+    return ("reconstructed, the only integer table consistent with every printed number"
             if n == 1 else
             f"reconstructed, one of {n} integer tables consistent with every printed number")
 
@@ -335,15 +336,9 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
                         "heterogeneity cannot be tested.")
     else:
         if resolved.level == "reconstructed":
-            rec = resolved.reconstruction
-            if rec.n_solutions != 1:
-                raise InputError(f"outcome '{outcome_id}' has {rec.n_solutions} reconstructed "
-                                 "tables; Bayes factors are given for a single table (try "
-                                 "--level summary)")
-            resolved = dataclasses.replace(resolved, rows=resolved.table_rows()[0],
-                                           level="study", reconstruction=None)
-            notes.insert(0, f"Data: {data_status_label(rec)}.")
-        es = classical_from(resolved).effects
+            notes.insert(0, f"Data: {data_status_label(resolved.reconstruction)}.")
+        es = classical_from(single_table(resolved, "Bayes factors are given for a single table "
+                                                   "(try --level summary)")).effects
         y, v = es.y, es.v
         k, participants, random_effects = es.k, es.participants, es.k > 1
         if es.k == 1:
@@ -356,12 +351,10 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
     averaged = ev.AveragedMu(e, parts)
     mu = Interval(*(averaged.quantile(q) for q in (0.5, 0.025, 0.975)))
     natural = Interval(*(float(scale.to_natural(x)) for x in (mu.median, mu.ci_low, mu.ci_high)))
+    # P(mu < 0) leaves out the null models' point mass at 0 (not a benefit)
     benefit = averaged.cdf(0.0) - averaged.null if outcome.benefit == "lower" \
         else averaged.sf(0.0)
-    p_re = None
-    if random_effects:
-        p_re = parts["RE"].cdf("mu", 0.0) if outcome.benefit == "lower" \
-            else parts["RE"].sf("mu", 0.0)
+    p_re = benefit_probability(parts["RE"], outcome, 0.0) if random_effects else None
     models = tuple(ModelEvidence(m, ev.MODEL_TITLES[m], e.log_ml[m], e.prior_probability[m],
                                  e.posterior_probability[m]) for m in e.posterior_probability)
     return BMARecord(
@@ -379,20 +372,27 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
 # robustness: leave one study out, influence, small-study effects
 # ---------------------------------------------------------------------------------------------
 
+def single_table(resolved: Resolved, refusal: str) -> Resolved:
+    """A resolved outcome at study level: its printed rows, or its only reconstructed table
+    (with several, refused: ``refusal`` says what is given for one table only)."""
+    if resolved.level != "reconstructed":
+        return resolved
+    rec = resolved.reconstruction
+    if rec.n_solutions != 1:
+        raise InputError(f"outcome '{resolved.outcome.outcome}' has {rec.n_solutions} "
+                         f"reconstructed tables; {refusal}")
+    return resolved.with_rows(resolved.table_rows()[0])
+
+
 def study_level(dataset: Dataset, outcome_id: str, level: str, what: str):
-    """The resolved outcome at study level (printed or the single reconstructed table)."""
+    """The outcome at study level (printed or the single reconstructed table), with the level
+    and data status it was resolved at."""
     resolved = dataset.resolve(outcome_id, level)
     if resolved.level == "summary":
         raise InputError(f"{what} needs study-level data; outcome '{outcome_id}' is analysed "
                          "from its published pooled result only")
-    label = resolved.status.description
-    if resolved.level == "reconstructed":
-        rec = resolved.reconstruction
-        if rec.n_solutions != 1:
-            raise InputError(f"outcome '{outcome_id}' has {rec.n_solutions} reconstructed "
-                             f"tables; {what} is given for a single table")
-        resolved = dataclasses.replace(resolved, rows=resolved.table_rows()[0])
-    return resolved, label
+    return (single_table(resolved, f"{what} is given for a single table"), resolved.level,
+            resolved.status.description)
 
 
 def influence_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
@@ -401,13 +401,11 @@ def influence_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None 
     diagnostics of the DL model."""
     from bayes_pip import robustness
     from bayes_pip.engines.exact import exact_posterior
-    from bayes_pip.summarise import benefit_probability
 
-    resolved, status = study_level(dataset, outcome_id, level, "leave-one-out")
-    level_used = resolved.level
-    resolved = dataclasses.replace(resolved, level="study", reconstruction=None)
+    resolved, level_used, status = study_level(dataset, outcome_id, level, "leave-one-out")
     outcome = resolved.outcome
-    es = classical_from(resolved).effects
+    classical = classical_from(resolved)
+    es = classical.effects
     if es.k < 3:
         raise InputError(f"leave-one-out needs at least 3 studies; outcome '{outcome_id}' has "
                          f"{es.k}")
@@ -425,7 +423,7 @@ def influence_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None 
                               float(tau2), float(i2), float(q), *nat,
                               post.quantile("tau", 0.5), benefit_probability(post, outcome, 0.0))
 
-    full_dl = classical_from(resolved).pooled
+    full_dl = classical.pooled
     every = np.ones(es.k, bool)
     full = row("all studies", full_dl.mu, full_dl.ci_low, full_dl.ci_high, full_dl.tau2,
                full_dl.i2, full_dl.q, every)
@@ -449,8 +447,7 @@ def egger_outcome(dataset: Dataset, outcome_id: str, level: str = "auto") -> Egg
     """Egger's regression test for small-study effects (refused with fewer than 10 studies)."""
     from bayes_pip import robustness
 
-    resolved, _ = study_level(dataset, outcome_id, level, "a funnel plot")
-    resolved = dataclasses.replace(resolved, level="study", reconstruction=None)
+    resolved, _, _ = study_level(dataset, outcome_id, level, "a funnel plot")
     outcome = resolved.outcome
     classical = classical_from(resolved)
     es = classical.effects

@@ -13,6 +13,7 @@ import numpy as np
 
 from bayes_pip import dl as dlcore
 from bayes_pip.data import Dataset, Outcome, Published, Resolved
+from bayes_pip.data import printed_decimals as decimals_printed
 from bayes_pip.effects import EffectSizes, effect_sizes
 from bayes_pip.errors import InputError
 from bayes_pip.record import Agreement, Bounds, DLRecord, DLStudy
@@ -110,13 +111,8 @@ class ClassicalAnalysis:
 
 
 def printed_decimals(*values: float) -> int:
-    """Decimals a published value was printed with (e.g. 0.74 -> 2, 63.7 -> 1)."""
-    best = 0
-    for x in values:
-        text = repr(float(x))
-        if "e" not in text and "." in text:
-            best = max(best, len(text.split(".")[1].rstrip("0")))
-    return best
+    """Decimals the most precise of several published values was printed with."""
+    return max((decimals_printed(x) for x in values), default=0)
 
 
 def published_agreement(published: Published, estimate: float, ci_low: float, ci_high: float,

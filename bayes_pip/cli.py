@@ -209,13 +209,11 @@ def cmd_bma(args) -> int:
 # influence and funnel
 # ---------------------------------------------------------------------------------------------
 
-def output_record(args, record, as_text, files=None) -> int:
-    """Write ``files`` (name -> content) into --out when given, then print the record as JSON
-    (--json) or text."""
-    from bayes_pip.report import write_report_files
-
-    if getattr(args, "out", None) and files:
-        for path in write_report_files(args.out, files):
+def output_record(args, record, as_text, write=None) -> int:
+    """With --out, ``write()`` writes the files and returns their paths; then the record is
+    printed as JSON (--json) or text."""
+    if getattr(args, "out", None) and write is not None:
+        for path in write():
             sys.stderr.write(f"wrote {path}\n")
     if args.json:
         print_json(record.to_dict())
@@ -238,17 +236,17 @@ def cmd_influence(args) -> int:
     from bayes_pip import figures
     from bayes_pip.analysis import influence_outcome
     from bayes_pip.data import load_dataset
-    from bayes_pip.report import check_output_dir, json_text
+    from bayes_pip.report import check_output_dir, json_text, write_report_files
     from bayes_pip.summarise import influence_text
 
     if args.out:
         check_output_dir(args.out)
     dataset = load_dataset(args.data)
     record = influence_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
-    files = args.out and {f"{record.outcome}_influence.json": json_text(record.to_dict()),
-                          f"{record.outcome}_leave_one_out.png":
-                              figures.png_bytes(figures.leave_one_out_plot(record))}
-    return output_record(args, record, influence_text, files)
+    return output_record(args, record, influence_text, lambda: write_report_files(args.out, {
+        f"{record.outcome}_influence.json": json_text(record.to_dict()),
+        f"{record.outcome}_leave_one_out.png":
+            figures.png_bytes(figures.leave_one_out_plot(record))}))
 
 
 def cmd_funnel(args) -> int:
@@ -264,17 +262,16 @@ def cmd_funnel(args) -> int:
     from bayes_pip import figures
     from bayes_pip.analysis import egger_outcome
     from bayes_pip.data import load_dataset
-    from bayes_pip.report import check_output_dir, json_text
+    from bayes_pip.report import check_output_dir, json_text, write_report_files
     from bayes_pip.summarise import egger_text
 
     if args.out:
         check_output_dir(args.out)
     dataset = load_dataset(args.data)
     record = egger_outcome(dataset, args.outcome, args.level)
-    files = args.out and {f"{record.outcome}_funnel.json": json_text(record.to_dict()),
-                          f"{record.outcome}_funnel.png":
-                              figures.png_bytes(figures.funnel_plot(record))}
-    return output_record(args, record, egger_text, files)
+    return output_record(args, record, egger_text, lambda: write_report_files(args.out, {
+        f"{record.outcome}_funnel.json": json_text(record.to_dict()),
+        f"{record.outcome}_funnel.png": figures.png_bytes(figures.funnel_plot(record))}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,14 +299,7 @@ def cmd_fit(args) -> int:
                          level=args.level, seed=args.seed, settings=sampler_settings(args),
                          progress=sys.stderr.isatty() and not args.json,
                          prior_sets=prior_sets(args))
-    if args.out:
-        for path in write_fit(args.out, result):
-            sys.stderr.write(f"wrote {path}\n")
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        print(fit_text(result))
-    return EXIT_OK
+    return output_record(args, result, fit_text, lambda: write_fit(args.out, result))
 
 
 def sampler_settings(args):

@@ -16,6 +16,7 @@ file, the row (as a spreadsheet shows it: the header is row 1) and the column. E
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import io
 import math
@@ -189,6 +190,10 @@ class Resolved:
     level: str | None
     directory: Path
     reconstruction: reconstruct.Reconstruction | None = None
+
+    def with_rows(self, rows: pd.DataFrame) -> "Resolved":
+        """The same outcome at study level on ``rows`` (e.g. one reconstructed table)."""
+        return dataclasses.replace(self, rows=rows, level="study", reconstruction=None)
 
     def table_rows(self) -> list[pd.DataFrame]:
         """Each reconstructed table as study rows (the studies.csv columns), provenance
@@ -749,7 +754,7 @@ def load_dataset(directory: str | Path | None = None) -> Dataset:
     trials = read_table(trials_path, TRIAL_COLUMNS) if trials_path.exists() else None
     constraints_path = directory / "constraints.csv"
     constraints = (validate_constraints(read_table(constraints_path, CONSTRAINT_COLUMNS),
-                                        outcomes, published, str(constraints_path))
+                                        outcomes, str(constraints_path))
                    if constraints_path.exists() else None)
     return Dataset(directory=directory, outcomes=outcomes, studies=studies, trials=trials,
                    published=published, constraints=constraints,
@@ -802,8 +807,7 @@ def printed_decimals(x: float) -> int:
     return len(text.split(".")[1].rstrip("0")) if "e" not in text and "." in text else 0
 
 
-def validate_constraints(frame: pd.DataFrame, outcomes: pd.DataFrame,
-                         published: pd.DataFrame | None, file: str) -> pd.DataFrame:
+def validate_constraints(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
     """constraints.csv: one row per bounded cell (outcome, study, arm pip|ctrl, field n|events,
     min, max, source; optional group, partition, provenance)."""
     frame = frame.copy()

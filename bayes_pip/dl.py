@@ -15,6 +15,7 @@ Viechtbauer W. metafor, ``rma(yi, vi, method="DL")`` and ``rma.mh``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -288,7 +289,7 @@ def random_effects(y, v, mask=None, method: str = "DL") -> PooledResult:
     result = weighted_pooled(y, w_star, mask, method, tau2, fixed.q, fixed.df, fixed.k)
     # I^2 from the estimated tau^2 (metafor); for DL this equals (Q - df) / Q
     i2 = np.where(fixed.k > 1, i2_from_tau2(tau2, v, mask), 0.0)
-    return PooledResult(**{**result.__dict__, "i2": i2})
+    return dataclasses.replace(result, i2=i2)
 
 
 def q_profile_tau2_ci(y, v, mask=None, level: float = 0.95):

@@ -594,10 +594,10 @@ def resolve_mu(spec: dict, outcome: Outcome, file: str) -> Normal:
     return Normal(0.0 if family == "sceptical" else delta, sd)
 
 
-def tau_cell(spec: dict, outcome: Outcome) -> tuple[dict | None, str, str, str]:
+def tau_cell(spec: dict, outcome: Outcome) -> tuple[dict | None, str, str, str, dict | None]:
     """The cell of an empirical prior table (Turner, Rhodes) for an outcome: its parameters (None
     when the table has no such cell), the column's source, the outcome type and the comparison
-    type used.
+    type used, and the column looked in (None when the table has no column for that type).
 
     A table file holds its default column in ``by_outcome_type`` (used for every comparison type
     listed in ``default_comparison_types``) and other columns in
@@ -608,12 +608,12 @@ def tau_cell(spec: dict, outcome: Outcome) -> tuple[dict | None, str, str, str]:
     ctype = outcome.comparison_type or defaults[0]
     columns = spec.get("by_comparison_type", {})
     if ctype in columns:
-        column = columns[ctype]
-        return column.get(wanted) if wanted != "source" else None, column.get("source", ""), \
-            wanted, ctype
+        column = {c: v for c, v in columns[ctype].items() if c != "source"}
+        return column.get(wanted), columns[ctype].get("source", ""), wanted, ctype, column
     if ctype not in defaults:
-        return None, "", wanted, ctype
-    return spec["by_outcome_type"].get(wanted), "", wanted, ctype
+        return None, "", wanted, ctype, None
+    column = spec["by_outcome_type"]
+    return column.get(wanted), "", wanted, ctype, column
 
 
 def resolve_tau(spec: dict, outcome: Outcome, file: str) -> tuple[object, str, tuple[str, ...]]:
@@ -623,17 +623,13 @@ def resolve_tau(spec: dict, outcome: Outcome, file: str) -> tuple[object, str, t
     params = spec
     source = spec.get("source", "")
     if "by_outcome_type" in spec:
-        params, column_source, wanted, ctype = tau_cell(spec, outcome)
+        params, column_source, wanted, ctype, column = tau_cell(spec, outcome)
+        if column is None:
+            raise InputError(f"comparison type '{ctype}' of outcome '{outcome.outcome}' has "
+                             "no column in this prior", file=file, column="comparison_type")
         if params is None:
-            available = (spec["by_comparison_type"][ctype] if ctype in
-                         spec.get("by_comparison_type", {}) else spec["by_outcome_type"])
-            if ctype not in spec.get("by_comparison_type", {}) and ctype not in spec.get(
-                    "default_comparison_types", COMPARISON_TYPES):
-                raise InputError(f"comparison type '{ctype}' of outcome '{outcome.outcome}' has "
-                                 "no column in this prior", file=file, column="comparison_type")
             raise InputError(f"outcome type '{wanted}' of outcome '{outcome.outcome}' has no "
-                             f"cell in this prior (available: "
-                             f"{', '.join(c for c in available if c != 'source')})", file=file,
+                             f"cell in this prior (available: {', '.join(column)})", file=file,
                              column="outcome_type")
         source = f"{column_source or source}; cell: {wanted}"
         if not outcome.outcome_type:

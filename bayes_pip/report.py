@@ -305,9 +305,6 @@ def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | s
     return files
 
 
-SOF_COLUMNS = ["outcome", "label", "measure", "level", "k", "participants", "published",
-               "grade", "dl", "bayes_prior", "bayes", "p_benefit", "p_benefit_min",
-               "p_benefit_max", "prediction"]
 # the CSV is for analysis: one value per column, numbers as numbers (empty when not defined)
 SOF_CSV_COLUMNS = ["outcome", "label", "measure", "level", "k", "participants",
                    "published_estimate", "published_ci_low", "published_ci_high", "grade",

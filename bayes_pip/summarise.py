@@ -9,7 +9,7 @@ import dataclasses
 
 from bayes_pip.data import Dataset, Outcome
 from bayes_pip.effects import double_zero
-from bayes_pip import engines, measures
+from bayes_pip import dl, engines, measures
 from bayes_pip.record import (Conflict, DLRecord, FitFailure, Interval, MuSummary,
                               StudyEstimate, TauBands, TauSummary)
 
@@ -148,15 +148,6 @@ def benefit_probability(post, outcome: Outcome, threshold: float) -> float:
     return post.cdf("mu", threshold) if outcome.benefit == "lower" else post.sf("mu", threshold)
 
 
-def typical_within_variance(v) -> float:
-    """Higgins & Thompson (2002) typical within-study variance, s^2 = (k - 1) sum w /
-    ((sum w)^2 - sum w^2), w = 1/v (as bayesmeta's I2 and metafor's I^2)."""
-    import numpy as np
-
-    w = 1.0 / np.asarray(v, float)
-    return float((len(w) - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum()))
-
-
 def harm_probability(post, outcome: Outcome) -> float:
     """P(mu beyond no effect in the direction of harm | data)."""
     return post.sf("mu", 0.0) if outcome.benefit == "lower" else post.cdf("mu", 0.0)
@@ -171,22 +162,22 @@ def trivial_probability(post, outcome: Outcome) -> float | None:
     return max(post.cdf("mu", delta) - post.cdf("mu", -delta), 0.0)
 
 
-TAU_BANDS = ((0.1, "low"), (0.5, "reasonable"), (1.0, "fairly high"), (None, "fairly extreme"))
+# Spiegelhalter, Abrams & Myles (2004, Sec. 5.7.3): the band edges on tau and their names
+TAU_BAND_EDGES = (0.1, 0.5, 1.0)
+TAU_BAND_NAMES = ("tau < 0.1 (low)", "0.1-0.5 (reasonable)", "0.5-1 (fairly high)",
+                  "tau > 1 (fairly extreme)")
 
 
 def tau_bands(post, tau_prior, outcome: Outcome) -> TauBands | None:
     """Prior and posterior probabilities of Spiegelhalter's heterogeneity bands (log ratios)."""
     if not outcome.scale.is_ratio:
         return None
-    edges = [0.0] + [b for b, _ in TAU_BANDS[:-1]]
 
     def probs(cdf):
-        cum = [cdf(e) for e in edges[1:]]
+        cum = [cdf(e) for e in TAU_BAND_EDGES]
         return tuple(float(max(b - a, 0.0)) for a, b in zip([0.0] + cum, cum + [1.0]))
 
-    names = ("tau < 0.1 (low)", "0.1-0.5 (reasonable)", "0.5-1 (fairly high)",
-             "tau > 1 (fairly extreme)")
-    return TauBands(names, probs(lambda x: float(tau_prior.cdf(x))),
+    return TauBands(TAU_BAND_NAMES, probs(lambda x: float(tau_prior.cdf(x))),
                     probs(lambda x: post.cdf("tau", x)))
 
 
@@ -232,7 +223,7 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
     d["p_trivial"] = trivial_probability(post, outcome)
     if with_tau and v is not None and len(v) > 1:
         # I^2(tau) = tau^2 / (tau^2 + s^2) is increasing in tau: its quantiles are tau's
-        s2 = typical_within_variance(v)
+        s2 = float(dl.typical_within_variance(v))
         tq = [post.quantile("tau", q) for q in (0.5, *CRI)]
         d["tau2"] = Interval(*(t * t for t in tq))
         d["i2"] = Interval(*(t * t / (t * t + s2) for t in tq))
