@@ -45,6 +45,7 @@ PUBLISHED_COLUMNS = ("outcome", "measure", "estimate", "ci_low", "ci_high", "k",
 TRIAL_COLUMNS = ("study", "source")
 CONSTRAINT_COLUMNS = ("outcome", "study", "arm", "field", "min", "max", "source")
 PROVENANCES = ("printed", "derived", "inferred")
+MAX_ARM = 10_000_000  # participants in one trial arm (bounds in constraints.csv)
 COUNT_COLUMNS = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
 CONTINUOUS_COLUMNS = ("mean_pip", "sd_pip", "mean_ctrl", "sd_ctrl")
 LEVELS = ("auto", "study", "reconstructed", "summary")
@@ -836,6 +837,9 @@ def validate_constraints(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str)
     low = parse_number(frame, "min", file, required=True, integer=True, minimum=0)
     high = parse_number(frame, "max", file, required=True, integer=True, minimum=0)
     for i, (a, b, fld) in enumerate(zip(low, high, frame["field"])):
+        if b > MAX_ARM:
+            raise InputError(f"max {b:g} is more than bayes_pip accepts for one arm "
+                             f"({MAX_ARM:,})", file=file, row=csv_row(i), column="max")
         if a > b:
             raise InputError(f"min {a:g} is greater than max {b:g}", file=file, row=csv_row(i),
                              column="min")

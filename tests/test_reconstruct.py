@@ -272,6 +272,8 @@ GOOD = ("sec,A,ctrl,n,54,54,s\nsec,A,ctrl,events,9,9,s\n"
     ("sec,A,placebo,n,54,54,s\n" + GOOD, "row 2, column 'arm': 'placebo' is not allowed"),
     ("sec,A,pip,n,60,50,s\n" + GOOD, "row 2, column 'min': min 60 is greater than max 50"),
     ("sec,A,pip,n,5.5,50,s\n" + GOOD, "column 'min': '5.5' is not a whole number"),
+    ("sec,A,pip,n,1,1e300,s\n" + GOOD, "row 2, column 'max': max 1e+300 is more than"),
+    ("sec,A,pip,n,1,nan,s\n" + GOOD, "row 2, column 'max': 'nan' is not a finite number"),
     ("other,A,pip,n,1,50,s\n" + GOOD, "row 2, column 'outcome': outcome 'other' is not defined"),
     ("sec,A,ctrl,n,54,54,s\n" + GOOD, "this cell (outcome, study, arm, field) is bounded twice"),
     ("sec,A,ctrl,n,54,54,\n" + GOOD[len("sec,A,ctrl,n,54,54,s\n"):], "column 'source'"),
