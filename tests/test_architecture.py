@@ -21,7 +21,7 @@ LAYERS = [
      "engines.mixture"},
     {"engines.conjugate", "engines.exact", "engines.evidence", "engines.pymc_models", "engines.fast_normal",
      "engines.mcmc", "engines"},
-    {"engines.normal_nuts", "engines.binomial_nuts"},
+    {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch"},
     {"classical"},
     {"summarise"},
     {"analysis", "figures"},

@@ -1,0 +1,606 @@
+"""The exact normal-normal posterior for many meta-analyses at once (no Python loop over them).
+
+The same model and method as :mod:`bayes_pip.engines.exact`: mu is integrated out analytically
+given tau; p(log tau | y) is integrated by composite 5-point Gauss-Legendre quadrature over the
+range where it exceeds 1e-16 of its maximum, and the mass below that range is carried by a node
+at tau = 0 (there p(y | tau) = p(y | 0) and the posterior has the prior's shape). The data are
+padded ``(n_meta, k_max)`` arrays with a mask, as in the vectorised DerSimonian-Laird core.
+
+Every row gets its own grid in log tau (found by a two-stage scan), because the posteriors of tau
+of different meta-analyses need not overlap. The rows run in one compiled loop (numba, parallel
+over the machine's cores, cached on disk): per row the grid, the quadrature, and the summaries
+(quantiles of mu and of a new study's effect by safeguarded Newton iterations on the normal
+mixture's CDF; quantiles of tau by Newton iterations on the exact integral inside the cell that
+holds them; P(mu < 0), P(mu > 0) and the same for a new study). Rows that share a prior set run
+together; a batch with several prior sets loops over the distinct sets only. Memory is bounded by
+running the rows in blocks.
+
+Where the mixture is summarised, nodes with tau^2 below 1e-13 of the smallest within-study
+variance are merged into the tau = 0 node (their conditional normals are equal to ~1e-13), which
+removes most of the lower tail's nodes from the summaries without changing them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from scipy import special
+
+from bayes_pip.engines.exact import GL_W, GL_X, NODES_PER_CELL, ExactPosterior, check_proper
+from bayes_pip.errors import InputError
+from bayes_pip.priors import TauFamily
+
+SCOUT_POINTS = 161     # per stage: stage 1 spans log(s) - 40 ... log(s) + 30; stage 2 the live range
+CELLS = 200            # Gauss-Legendre cells per row (5 nodes each)
+LOG_TAU_BELOW, LOG_TAU_ABOVE = 40.0, 30.0
+LOG_NEGLIGIBLE = math.log(1e-16)
+UPPER_TAIL_MAX = 1e-10
+MERGE_TAU2 = 1e-13     # tau^2 / min(v) below which a node's conditional normals equal tau = 0's
+BLOCK_ROWS = 20_000    # rows per block (memory: the outputs plus per-thread scratch)
+QUANTILES = (0.025, 0.5, 0.975)
+
+HALFNORMAL, HALFCAUCHY = int(TauFamily.HALFNORMAL), int(TauFamily.HALFCAUCHY)
+LOGNORMAL_TAU2, LOGT_TAU2 = int(TauFamily.LOGNORMAL_TAU2), int(TauFamily.LOGT_TAU2)
+UNIFORM = int(TauFamily.UNIFORM)
+
+# summary columns of the kernel's output
+(MU_MEAN, MU_SD, TAU_MEAN, P_MU_BELOW, P_MU_ABOVE, P_NEW_BELOW, P_NEW_ABOVE, CUM0, TOTAL,
+ N_FIXED) = range(10)
+
+
+def tau_prior_code(tau_prior) -> tuple[int, float, float, float]:
+    """(family code, a, b, c): the prior on tau as the compiled loop reads it (for log tau:
+    half-normal/half-Cauchy scale; mean and sd; location, scale and df; uniform upper bound)."""
+    code = int(tau_prior.code)
+    if code == UNIFORM:
+        params = (tau_prior.upper,)
+    else:
+        params = tau_prior.sampler_params()
+    params = tuple(float(p) for p in params) + (0.0,) * (3 - len(params))
+    return (code, *params)
+
+
+@numba.njit(cache=True)
+def _log_prior_u(u, family, a, b, c):
+    """log density of u = log tau under the prior on tau (Jacobian included)."""
+    if family == HALFNORMAL:
+        t = math.exp(u)
+        return math.log(2.0) - 0.5 * math.log(2 * math.pi) - math.log(a) - t * t / (2 * a * a) + u
+    if family == HALFCAUCHY:
+        t = math.exp(u)
+        return math.log(2 / math.pi) - math.log(a) - math.log1p((t / a) ** 2) + u
+    if family == LOGNORMAL_TAU2:
+        return -0.5 * ((u - a) / b) ** 2 - math.log(b) - 0.5 * math.log(2 * math.pi)
+    if family == LOGT_TAU2:
+        t = (u - a) / b
+        return (math.lgamma((c + 1) / 2) - math.lgamma(c / 2) - 0.5 * math.log(c * math.pi)
+                - math.log(b) - (c + 1) / 2 * math.log1p(t * t / c))
+    # uniform on (0, a); a = inf: the improper uniform prior
+    if math.isinf(a):
+        return u
+    if math.exp(u) > a:
+        return -math.inf
+    return u - math.log(a)
+
+
+@numba.njit(cache=True)
+def _moments(y, v, k, tau, w0, m0):
+    """m(tau), V(tau) and log p(y | tau) (up to a constant) for one meta-analysis."""
+    s = tau * tau
+    big_w = w0
+    swy = w0 * m0
+    sum_log = 0.0
+    for i in range(k):
+        w = 1.0 / (v[i] + s)
+        big_w += w
+        swy += w * y[i]
+        sum_log += math.log(v[i] + s)
+    m = swy / big_w
+    resid = w0 * (m0 - m) ** 2
+    for i in range(k):
+        r = y[i] - m
+        resid += r * r / (v[i] + s)
+    return m, 1.0 / big_w, -0.5 * sum_log - 0.5 * math.log(big_w) - 0.5 * resid
+
+
+@numba.njit(cache=True)
+def _log_density(y, v, k, u, w0, m0, family, a, b, c):
+    lp = _log_prior_u(u, family, a, b, c)
+    if not math.isfinite(lp):
+        return -math.inf
+    value = _moments(y, v, k, math.exp(u), w0, m0)[2] + lp
+    return value if math.isfinite(value) else -math.inf
+
+
+@numba.njit(cache=True)
+def _ndtr(z):
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+@numba.njit(cache=True)
+def _scan(y, v, k, lo, hi, npts, w0, m0, family, a, b, c, logd):
+    step = (hi - lo) / (npts - 1)
+    best = -math.inf
+    for j in range(npts):
+        logd[j] = _log_density(y, v, k, lo + j * step, w0, m0, family, a, b, c)
+        if logd[j] > best:
+            best = logd[j]
+    first = -1
+    last = -1
+    for j in range(npts):
+        if logd[j] - best > LOG_NEGLIGIBLE:
+            if first < 0:
+                first = j
+            last = j
+    return best, first, last, step
+
+
+@numba.njit(cache=True, parallel=True)
+def scout_rows(y, v, k, w0, m0, family, a, b, c, out):
+    """Per row: the live range of p(log tau | y) and what the tail terms need.
+
+    out columns: lo, hi, shift, at_bottom, at_top, log p(y | 0), log p(y | e^hi), scan mass, dead.
+    """
+    n = y.shape[0]
+    for r in numba.prange(n):
+        kr = k[r]
+        yr = y[r]
+        vr = v[r]
+        centre = math.log(math.sqrt(np.median(vr[:kr])))
+        logd = np.empty(SCOUT_POINTS)
+        best, first, last, step = _scan(yr, vr, kr, centre - LOG_TAU_BELOW,
+                                        centre + LOG_TAU_ABOVE, SCOUT_POINTS, w0, m0, family,
+                                        a, b, c, logd)
+        if first < 0:
+            out[r, 8] = 1.0
+            continue
+        lo1 = centre - LOG_TAU_BELOW + max(first - 1, 0) * step
+        hi1 = centre - LOG_TAU_BELOW + min(last + 1, SCOUT_POINTS - 1) * step
+        at_bottom = first == 0
+        at_top = last == SCOUT_POINTS - 1
+        best, first, last, step = _scan(yr, vr, kr, lo1, hi1, SCOUT_POINTS, w0, m0, family,
+                                        a, b, c, logd)
+        lo = lo1 if at_bottom else lo1 + max(first - 1, 0) * step
+        hi = hi1 if at_top else lo1 + min(last + 1, SCOUT_POINTS - 1) * step
+        if family == UNIFORM and not math.isinf(a):
+            hi = min(hi, math.log(a))
+        mass = 0.0
+        for j in range(SCOUT_POINTS):
+            mass += math.exp(logd[j] - best)
+        out[r, 0] = lo
+        out[r, 1] = hi
+        out[r, 2] = best
+        out[r, 3] = 1.0 if at_bottom else 0.0
+        out[r, 4] = 1.0 if at_top else 0.0
+        out[r, 5] = _moments(yr, vr, kr, 0.0, w0, m0)[2]
+        out[r, 6] = _moments(yr, vr, kr, math.exp(hi), w0, m0)[2]
+        out[r, 7] = mass * step
+        out[r, 8] = 0.0
+
+
+@numba.njit(cache=True)
+def _mixture_quantile(w, m, s, nc, q, zq):
+    """q-quantile of sum_j w_j N(m_j, s_j^2) (j < nc) by safeguarded Newton iterations."""
+    lo = math.inf
+    hi = -math.inf
+    mean = 0.0
+    second = 0.0
+    for j in range(nc):
+        lo = min(lo, m[j] - 40 * s[j])
+        hi = max(hi, m[j] + 40 * s[j])
+        mean += w[j] * m[j]
+        second += w[j] * (s[j] * s[j] + m[j] * m[j])
+    x = mean + math.sqrt(max(second - mean * mean, 0.0)) * zq
+    x = min(max(x, lo), hi)
+    for _ in range(200):
+        f = -q
+        dens = 0.0
+        for j in range(nc):
+            z = (x - m[j]) / s[j]
+            f += w[j] * _ndtr(z)
+            dens += w[j] * math.exp(-0.5 * z * z) / s[j]
+        dens /= math.sqrt(2 * math.pi)
+        if f < 0:
+            lo = x
+        elif f > 0:
+            hi = x
+        else:
+            return x
+        new = x - f / dens if dens > 0 else 0.5 * (lo + hi)
+        if not (new > lo and new < hi):
+            new = 0.5 * (lo + hi)
+        if abs(new - x) <= 1e-14 * max(1.0, abs(x)):
+            return new
+        x = new
+    return x
+
+
+@numba.njit(cache=True, parallel=True)
+def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, cells, gl_x, gl_w,
+                   qs, zqs, out, store, edges_out, cum_out, tau_out, weight_out, m_out,
+                   var_out):
+    """Per row: quadrature nodes and weights, then every summary (see the module notes).
+
+    out columns: the fixed ones (MU_MEAN ... CUM0), then mu, new-study and tau quantiles
+    (len(qs) each). With ``store``, the nodes are written to the *_out arrays as well.
+    """
+    n = y.shape[0]
+    npc = gl_x.shape[0]
+    nq = qs.shape[0]
+    nn = cells * npc + 1
+    for r in numba.prange(n):
+        kr = k[r]
+        yr = y[r]
+        vr = v[r]
+        width = (hi[r] - lo[r]) / cells
+        half = 0.5 * width
+        tau = np.empty(nn)
+        mass = np.empty(nn)
+        mm = np.empty(nn)
+        var = np.empty(nn)
+        cum = np.empty(cells + 1)
+        tau[0] = 0.0
+        mass[0] = tail[r]
+        cum[0] = tail[r]
+        for cidx in range(cells):
+            a_c = lo[r] + cidx * width
+            cell_mass = 0.0
+            for g in range(npc):
+                u = a_c + half * (gl_x[g] + 1.0)
+                j = 1 + cidx * npc + g
+                d = math.exp(_log_density(yr, vr, kr, u, w0, m0, family, a, b, c) - shift[r])
+                mass[j] = half * gl_w[g] * d
+                tau[j] = math.exp(u)
+                cell_mass += mass[j]
+            cum[cidx + 1] = cum[cidx] + cell_mass
+        total = cum[cells]
+        vmin = math.inf
+        for i in range(kr):
+            vmin = min(vmin, vr[i])
+        for j in range(nn):
+            mass[j] /= total
+            mm[j], var[j], _ = _moments(yr, vr, kr, tau[j], w0, m0)
+        for cidx in range(cells + 1):
+            cum[cidx] /= total
+        if store:
+            for cidx in range(cells + 1):
+                edges_out[r, cidx] = lo[r] + cidx * width
+                cum_out[r, cidx] = cum[cidx]
+            for j in range(nn):
+                tau_out[r, j] = tau[j]
+                weight_out[r, j] = mass[j]
+                m_out[r, j] = mm[j]
+                var_out[r, j] = var[j]
+        # compressed mixture: merge nodes indistinguishable from tau = 0, drop empty ones
+        cw = np.empty(nn)
+        cm = np.empty(nn)
+        cv = np.empty(nn)
+        ct = np.empty(nn)
+        cw[0] = mass[0]
+        cm[0] = mm[0]
+        cv[0] = var[0]
+        ct[0] = 0.0
+        nc = 1
+        tau_mean = 0.0
+        for j in range(1, nn):
+            tau_mean += mass[j] * tau[j]
+            if tau[j] * tau[j] < MERGE_TAU2 * vmin:
+                cw[0] += mass[j]
+            elif mass[j] > 1e-300:
+                cw[nc] = mass[j]
+                cm[nc] = mm[j]
+                cv[nc] = var[j]
+                ct[nc] = tau[j]
+                nc += 1
+        mean = 0.0
+        second = 0.0
+        pb = 0.0
+        pa = 0.0
+        nb = 0.0
+        na = 0.0
+        for j in range(nc):
+            sd = math.sqrt(cv[j])
+            sdn = math.sqrt(cv[j] + ct[j] * ct[j])
+            mean += cw[j] * cm[j]
+            second += cw[j] * (cv[j] + cm[j] * cm[j])
+            pb += cw[j] * _ndtr(-cm[j] / sd)
+            pa += cw[j] * _ndtr(cm[j] / sd)
+            nb += cw[j] * _ndtr(-cm[j] / sdn)
+            na += cw[j] * _ndtr(cm[j] / sdn)
+        out[r, MU_MEAN] = mean
+        out[r, MU_SD] = math.sqrt(max(second - mean * mean, 0.0))
+        out[r, TAU_MEAN] = tau_mean
+        out[r, P_MU_BELOW] = min(max(pb, 0.0), 1.0)
+        out[r, P_MU_ABOVE] = min(max(pa, 0.0), 1.0)
+        out[r, P_NEW_BELOW] = min(max(nb, 0.0), 1.0)
+        out[r, P_NEW_ABOVE] = min(max(na, 0.0), 1.0)
+        out[r, CUM0] = cum[0]
+        out[r, TOTAL] = total
+        sd_mu = np.empty(nc)
+        sd_new = np.empty(nc)
+        for j in range(nc):
+            sd_mu[j] = math.sqrt(cv[j])
+            sd_new[j] = math.sqrt(cv[j] + ct[j] * ct[j])
+        for iq in range(nq):
+            out[r, N_FIXED + iq] = _mixture_quantile(cw, cm, sd_mu, nc, qs[iq], zqs[iq])
+            out[r, N_FIXED + nq + iq] = _mixture_quantile(cw, cm, sd_new, nc, qs[iq], zqs[iq])
+            # tau: the cell holding the quantile, then Newton on the integral inside it
+            q = qs[iq]
+            if q < cum[0]:
+                out[r, N_FIXED + 2 * nq + iq] = math.nan  # in the prior-shaped lower tail
+                continue
+            cidx = 0
+            while cidx < cells - 1 and cum[cidx + 1] < q:
+                cidx += 1
+            a_c = lo[r] + cidx * width
+            lo_x = a_c
+            hi_x = a_c + width
+            span = max(cum[cidx + 1] - cum[cidx], 1e-300)
+            x = a_c + width * min(max((q - cum[cidx]) / span, 0.0), 1.0)
+            for _ in range(100):
+                hx = 0.5 * (x - a_c)
+                part = 0.0
+                for g in range(npc):
+                    u = a_c + hx * (gl_x[g] + 1.0)
+                    part += gl_w[g] * math.exp(
+                        _log_density(yr, vr, kr, u, w0, m0, family, a, b, c) - shift[r])
+                f = cum[cidx] + hx * part / total - q
+                deriv = math.exp(_log_density(yr, vr, kr, x, w0, m0, family, a, b, c)
+                                 - shift[r]) / total
+                if f < 0:
+                    lo_x = x
+                elif f > 0:
+                    hi_x = x
+                else:
+                    break
+                new = x - f / deriv if deriv > 0 else 0.5 * (lo_x + hi_x)
+                if not (new > lo_x and new < hi_x):
+                    new = 0.5 * (lo_x + hi_x)
+                if abs(new - x) <= 1e-14 * max(1.0, abs(x)):
+                    x = new
+                    break
+                x = new
+            out[r, N_FIXED + 2 * nq + iq] = math.exp(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# the Python side: input checks, priors grouped, blocks, the tails that need a prior's CDF
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchPosterior:
+    """Exact posteriors of ``n`` meta-analyses: summaries per row, and (with ``store``) the
+    quadrature nodes of every row. ``error`` says, per row, why it has no posterior ("" if none)."""
+
+    y: np.ndarray            # (n, k_max), left-aligned
+    v: np.ndarray
+    k: np.ndarray
+    mu_prior: tuple
+    tau_prior: tuple
+    quantiles: tuple
+    summary: np.ndarray      # (n, N_FIXED + 3 len(quantiles)); NaN where error
+    error: np.ndarray
+    nodes: dict | None
+
+    @property
+    def n(self) -> int:
+        return self.y.shape[0]
+
+    def column(self, name: str) -> np.ndarray:
+        nq = len(self.quantiles)
+        block = {"mu": 0, "predict": 1, "tau": 2}
+        if name in block:
+            start = N_FIXED + block[name] * nq
+            return self.summary[:, start:start + nq]
+        return self.summary[:, globals()[name.upper()]]
+
+    def row(self, i: int) -> ExactPosterior:
+        """Meta-analysis ``i`` as the one-at-a-time engine's posterior object (needs ``store``)."""
+        if self.error[i]:
+            raise InputError(self.error[i])
+        if self.nodes is None:
+            raise ValueError("batch_posterior(..., store=True) keeps the nodes rows need")
+        kr = int(self.k[i])
+        nd = self.nodes
+        return ExactPosterior(y=self.y[i, :kr].copy(), v=self.v[i, :kr].copy(),
+                              mu_prior=self.mu_prior[i], tau_prior=self.tau_prior[i],
+                              edges=nd["edges"][i], cum_edges=nd["cum_edges"][i],
+                              log_shift=float(nd["shift"][i]),
+                              total=float(self.summary[i, TOTAL]), tau=nd["tau"][i],
+                              weight=nd["weight"][i], mu_mean=nd["mu_mean"][i],
+                              mu_var=nd["mu_var"][i])
+
+
+def _key(obj):
+    try:
+        hash(obj)
+        return obj
+    except TypeError:
+        return repr(obj)
+
+
+def _per_row_priors(n, prior):
+    """One prior set (with ``.mu`` and ``.tau``) for every row, or a sequence of them."""
+    if prior is None:
+        raise InputError("exact_batch needs a prior: a prior set (with .mu and .tau) or one per row")
+    if hasattr(prior, "mu") and hasattr(prior, "tau"):
+        return [prior.mu] * n, [prior.tau] * n
+    prior = list(prior)
+    if len(prior) != n:
+        raise InputError(f"{len(prior)} priors for {n} meta-analyses")
+    return [p.mu for p in prior], [p.tau for p in prior]
+
+
+def _left_aligned(y, v, mask):
+    """Move each row's real studies to the front (the compiled loop reads the first k)."""
+    order = np.argsort(~mask, axis=1, kind="stable")
+    y = np.take_along_axis(y, order, 1)
+    v = np.take_along_axis(v, order, 1)
+    mask = np.take_along_axis(mask, order, 1)
+    return np.where(mask, y, 0.0), np.where(mask, v, 1.0), mask.sum(axis=1)
+
+
+def batch_posterior(y, v, mask=None, prior=None, quantiles=QUANTILES, store: bool = False,
+                    cells: int = CELLS) -> BatchPosterior:
+    """Exact posteriors of the meta-analyses in the rows of ``y``, ``v`` (padded, ``mask`` marks
+    real studies; without it every finite cell is a study)."""
+    y = np.atleast_2d(np.asarray(y, float))
+    v = np.atleast_2d(np.asarray(v, float))
+    if y.shape != v.shape or y.ndim != 2:
+        raise InputError(f"y and v must be (n_meta, k_max) arrays of one shape, not {y.shape} "
+                         f"and {v.shape}")
+    mask = (np.isfinite(y) & np.isfinite(v) if mask is None
+            else np.broadcast_to(np.asarray(mask, bool), y.shape))
+    n = y.shape[0]
+    mus, taus = _per_row_priors(n, prior)
+    error = np.full(n, "", dtype=object)
+    bad = np.any(mask & ~(np.isfinite(y) & np.isfinite(v) & (v > 0)), axis=1)
+    error[bad] = "every study needs a finite effect and a positive, finite variance"
+    y, v, k = _left_aligned(y, v, mask)
+    error[k == 0] = "no studies"
+    kmax = max(int(k.max()) if n else 1, 1)
+    y = np.ascontiguousarray(y[:, :kmax])
+    v = np.ascontiguousarray(v[:, :kmax])
+    k = k.astype(np.int64)
+    qs = np.asarray(quantiles, float)
+    zqs = special.ndtri(qs)
+    nq = len(qs)
+    summary = np.full((n, N_FIXED + 3 * nq), np.nan)
+    nn = cells * NODES_PER_CELL + 1
+    nodes = None
+    if store:
+        nodes = {"edges": np.full((n, cells + 1), np.nan), "cum_edges": np.full((n, cells + 1), np.nan),
+                 "tau": np.full((n, nn), np.nan), "weight": np.full((n, nn), np.nan),
+                 "mu_mean": np.full((n, nn), np.nan), "mu_var": np.full((n, nn), np.nan),
+                 "shift": np.full(n, np.nan)}
+    groups: dict = {}
+    for i, pair in enumerate(zip(mus, taus)):
+        groups.setdefault(_key(pair), []).append(i)
+    for members in groups.values():
+        members = np.asarray(members)
+        mu_p, tau_p = mus[members[0]], taus[members[0]]
+        for kk in np.unique(k[members]):
+            try:
+                check_proper(int(kk), mu_p, tau_p)
+            except InputError as exc:
+                sel = members[(k[members] == kk) & (error[members] == "")]
+                error[sel] = str(exc)
+        rows = members[error[members] == ""]
+        for start in range(0, len(rows), BLOCK_ROWS):
+            _run_block(rows[start:start + BLOCK_ROWS], y, v, k, mu_p, tau_p, cells, qs, zqs,
+                       summary, nodes, error)
+    return BatchPosterior(y=y, v=v, k=k, mu_prior=tuple(mus), tau_prior=tuple(taus),
+                          quantiles=tuple(float(q) for q in qs), summary=summary, error=error,
+                          nodes=nodes)
+
+
+def _prior_cdf(tau_p, tau):
+    if not getattr(tau_p, "proper", True):   # improper uniform: the integral of 1 up to tau
+        return np.asarray(tau, float)
+    return np.asarray(tau_p.cdf(tau), float)
+
+
+def _run_block(rows, y, v, k, mu_p, tau_p, cells, qs, zqs, summary, nodes, error):
+    if mu_p.proper:
+        w0, m0 = 1.0 / mu_p.sd**2, float(mu_p.mean)
+    else:
+        w0, m0 = 0.0, 0.0
+    family, a, b, c = tau_prior_code(tau_p)
+    yb, vb, kb = y[rows], v[rows], k[rows]
+    sc = np.zeros((len(rows), 9))
+    scout_rows(yb, vb, kb, w0, m0, family, a, b, c, sc)
+    lo, hi, shift = sc[:, 0], sc[:, 1], sc[:, 2]
+    at_bottom, at_top, dead = sc[:, 3] > 0, sc[:, 4] > 0, sc[:, 8] > 0
+    error[rows[dead]] = "the prior on tau gives zero density everywhere the data allow"
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        tail = np.where(at_bottom & ~dead,
+                        np.exp(sc[:, 5] - shift) * _prior_cdf(tau_p, np.exp(np.where(dead, 0, lo))),
+                        0.0)
+        if getattr(tau_p, "proper", True):
+            upper = np.exp(sc[:, 6] - shift) * (1.0 - _prior_cdf(tau_p, np.exp(hi)))
+        else:
+            upper = np.full(len(rows), np.inf)
+        escaped = at_top & ~dead & ~(upper / sc[:, 7] < UPPER_TAIL_MAX)
+    error[rows[escaped]] = ("the posterior of tau is not contained in the quadrature range; the "
+                            "prior on tau is probably too vague (or improper) for this number of "
+                            "studies")
+    good = ~dead & ~escaped
+    r = rows[good]
+    if not len(r):
+        return
+    nq = len(qs)
+    out = np.full((len(r), N_FIXED + 3 * nq), np.nan)
+    nn = cells * NODES_PER_CELL + 1
+    if nodes is not None:
+        store = [np.empty((len(r), cells + 1)), np.empty((len(r), cells + 1))] + \
+            [np.empty((len(r), nn)) for _ in range(4)]
+    else:
+        store = [np.empty((1, 1))] * 6
+    integrate_rows(y[r], v[r], k[r], w0, m0, family, a, b, c, lo[good], hi[good], shift[good],
+                   tail[good], cells, GL_X, GL_W, qs, zqs, out, nodes is not None, *store)
+    # tau quantiles that fall in the prior-shaped lower tail (below the quadrature range)
+    tq = out[:, N_FIXED + 2 * nq:]
+    cum0 = out[:, CUM0]
+    for j, q in enumerate(qs):
+        low = np.isnan(tq[:, j])
+        if low.any():
+            lower = _prior_cdf(tau_p, np.exp(lo[good][low]))
+            tq[low, j] = tau_p.ppf(q / cum0[low] * lower)
+    summary[r] = out
+    if nodes is not None:
+        for name, arr in zip(("edges", "cum_edges", "tau", "weight", "mu_mean", "mu_var"), store):
+            nodes[name][r] = arr
+        nodes["shift"][r] = shift[good]
+
+
+def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=QUANTILES):
+    """Exact normal-normal posteriors of many meta-analyses at once, as an ``xarray.Dataset``.
+
+    ``y``, ``v``: (n_meta, k_max) effects and within-study variances on the analysis scale (log for
+    ratios), padded; ``mask`` marks real studies (default: the finite cells). ``prior``: a prior
+    set (anything with ``.mu`` and ``.tau``, e.g. ``bp.prior_sets`` resolved for an outcome) or a
+    sequence of them, one per row. ``benefit``: "lower" or "higher" (one, or one per row): the
+    direction of benefit for P(benefit).
+
+    Returns variables over ``meta`` (and ``quantile``): k, mu_mean, mu_sd, mu, tau, theta_new
+    (a new study's effect), tau_mean, p_benefit, p_benefit_new, and error ("" where the row has
+    a posterior; otherwise why not, and NaN values).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayes_pip.priors import Normal, HalfNormal
+    >>> from types import SimpleNamespace
+    >>> prior = SimpleNamespace(mu=Normal(0, 4), tau=HalfNormal(0.5))
+    >>> out = exact_batch([[-2.31, -1.26]], [[0.359, 0.412]], prior=prior)
+    >>> round(float(out.mu.sel(quantile=0.5)[0]), 2)
+    -1.78
+    """
+    import xarray as xr
+
+    post = batch_posterior(y, v, mask, prior, quantiles)
+    n = post.n
+    direction = np.broadcast_to(np.asarray(benefit, dtype=object), (n,))
+    bad = [d for d in set(direction.tolist()) if d not in ("lower", "higher")]
+    if bad:
+        raise InputError(f"benefit must be 'lower' or 'higher', not {bad[0]!r}")
+    lower = direction == "lower"
+    s = post.summary
+    coords = {"meta": np.arange(n), "quantile": list(post.quantiles)}
+    return xr.Dataset(
+        {"k": ("meta", post.k),
+         "mu_mean": ("meta", s[:, MU_MEAN]), "mu_sd": ("meta", s[:, MU_SD]),
+         "mu": (("meta", "quantile"), post.column("mu")),
+         "theta_new": (("meta", "quantile"), post.column("predict")),
+         "tau": (("meta", "quantile"), post.column("tau")),
+         "tau_mean": ("meta", s[:, TAU_MEAN]),
+         "p_benefit": ("meta", np.where(lower, s[:, P_MU_BELOW], s[:, P_MU_ABOVE])),
+         "p_benefit_new": ("meta", np.where(lower, s[:, P_NEW_BELOW], s[:, P_NEW_ABOVE])),
+         "error": ("meta", post.error.astype(str))},
+        coords=coords,
+        attrs={"engine": "exact (batched)", "model": "normal-normal",
+               "quadrature": f"{CELLS} cells x {NODES_PER_CELL}-point Gauss-Legendre in log tau "
+                             "per meta-analysis"})
