@@ -51,20 +51,25 @@ def summary_level_notes() -> list[str]:
 
 def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
                 engine: str = engines.DEFAULT, level: str = "auto", seed: int = DEFAULT_SEED,
-                settings=None, progress: bool = False, prior_sets=None) -> FitRecord:
+                settings=None, progress: bool = False, prior_sets=None,
+                precomputed=None) -> FitRecord:
     """Fit one outcome under one prior set and summarise the posterior.
 
     Raises InputError for bad choices, ConvergenceError when MCMC misses the thresholds
     (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences).
     """
     return fit_resolved(dataset.resolve(outcome_id, level), prior_name, engine, seed, settings,
-                        progress, prior_sets)
+                        progress, prior_sets, precomputed)
 
 
 def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                  engine: str = engines.DEFAULT, seed: int = DEFAULT_SEED, settings=None,
-                 progress: bool = False, prior_sets=None) -> FitRecord:
-    """Fit a resolved outcome (see :meth:`bayes_pip.data.Dataset.resolve`)."""
+                 progress: bool = False, prior_sets=None, precomputed=None) -> FitRecord:
+    """Fit a resolved outcome (see :meth:`bayes_pip.data.Dataset.resolve`).
+
+    ``precomputed``: exact posteriors already computed by the batched engine, keyed by
+    :func:`exact_key` (sweeps with ``--engine exact``); other engines ignore it.
+    """
     outcome = resolved.outcome
     sets = load_prior_sets() if prior_sets is None else prior_sets
     prior_name = prior_name or default_prior_name(outcome.measure)
@@ -100,7 +105,8 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                          draws=functools.partial(conjugate_idata, post, y, se, prior, seed))
 
     if resolved.level == "reconstructed":
-        return fit_reconstructed(resolved, prior_name, engine, seed, settings, progress, sets)
+        return fit_reconstructed(resolved, prior_name, engine, seed, settings, progress, sets,
+                                 precomputed)
 
     classical = classical_from(resolved)
     es = classical.effects
@@ -112,8 +118,9 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
                      "review pooled; this is not a re-analysis of the review's result.")
     if requested.stochastic:
         settings = requested.settings_for(settings or SamplerSettings(), es.k)
-    result = requested.fit(Problem(outcome, "study", effects=es), prior, seed, settings,
-                           progress)
+    known = (precomputed or {}).get(exact_key(es, prior)) if requested.name == "exact" else None
+    result = requested.fit(Problem(outcome, "study", effects=es, posterior=known), prior, seed,
+                           settings, progress)
     used_settings = Settings(seed if requested.stochastic else None, **result.settings,
                              versions=versions(requested))
     return FitRecord(**base, engine=requested.name, k=es.k, participants=es.participants,
@@ -142,10 +149,9 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
 MAX_TABLES = {False: 200, True: 20}
 
 
-def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, progress, sets
-                      ) -> FitRecord:
-    """Fit every reconstructed table (or a stratified sample) at study level and report the
-    equal-weight mixture of their posteriors, with the spread across tables."""
+def tables_to_fit(resolved: Resolved, engine: str) -> tuple[list, str]:
+    """The reconstructed tables a fit uses (all, or a stratified sample) and how they were
+    chosen, in words."""
     rec = resolved.reconstruction
     tables = resolved.table_rows()
     kept = len(tables)
@@ -159,10 +165,19 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
                     "over the tables ordered by their pooled estimate")
     if rec.n_solutions > len(rec.tables):
         sampling += f" (the first {len(rec.tables)} tables found were kept)"
+    return tables, sampling
+
+
+def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, progress, sets,
+                      precomputed=None) -> FitRecord:
+    """Fit every reconstructed table (or a stratified sample) at study level and report the
+    equal-weight mixture of their posteriors, with the spread across tables."""
+    rec = resolved.reconstruction
+    tables, sampling = tables_to_fit(resolved, engine)
     fits = []
     for rows in tables:
         fits.append(fit_resolved(resolved.with_rows(rows), prior_name, engine, seed, settings,
-                                 progress, sets))
+                                 progress, sets, precomputed))
     first = fits[0]
     label = data_status_label(rec)
     if len(fits) == 1:
@@ -268,11 +283,13 @@ def has_level(dataset: Dataset, outcome_id: str, level: str) -> bool:
 
 def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = engines.DEFAULT,
           seed: int = DEFAULT_SEED, settings=None, progress=None, prior_sets=None,
-          level: str = "auto") -> list[FitRecord | FitFailure]:
+          level: str = "auto", scheduler: str | None = None) -> list[FitRecord | FitFailure]:
     """Every outcome with data x every applicable prior (or the given priors, where they apply).
 
     A fit that fails the convergence checks does not stop the sweep: it is returned as a
-    :class:`FitFailure` (outcome, prior, error) in its place.
+    :class:`FitFailure` (outcome, prior, error) in its place. With ``scheduler`` ("local",
+    "local:N" or a Dask scheduler address) the fits run on a Dask cluster (one task per fit; with
+    the exact engine one task per chunk of fits, batched); the records equal the serial ones.
     """
     sets = load_prior_sets() if prior_sets is None else prior_sets
     jobs = []
@@ -289,18 +306,90 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
         raise InputError("nothing to fit: no outcome with data has a prior set that applies"
                          + (f" at level {level}" if level != "auto" else "")
                          + " (see `list` and the applies_to of each prior file)")
+    if scheduler:
+        return sweep_on_cluster(dataset, jobs, engine, level, seed, settings, sets, progress,
+                                scheduler)
+    rows = fit_jobs(dataset, jobs, engine, level, seed, settings, sets, progress)
+    if progress:
+        progress(len(jobs), len(jobs), "done")
+    return rows
+
+
+def fit_jobs(dataset: Dataset, jobs, engine, level, seed, settings, sets, progress=None,
+             strip: bool = False) -> list[FitRecord | FitFailure]:
+    """The fits of a sweep, in order; with the exact engine all computed in one batch.
+    ``strip`` drops the draws and posterior objects (a cluster sends back what the JSON needs)."""
+    precomputed = batch_exact(dataset, jobs, level, sets) if engine == "exact" else None
     rows = []
     for i, (outcome_id, name) in enumerate(jobs):
         if progress:
             progress(i, len(jobs), f"{outcome_id}: {name}")
         try:
-            rows.append(fit_outcome(dataset, outcome_id, name, engine, level, seed, settings,
-                                    prior_sets=sets))
+            row = fit_outcome(dataset, outcome_id, name, engine, level, seed, settings,
+                              prior_sets=sets, precomputed=precomputed)
+            rows.append(dataclasses.replace(row, draws=None, posterior=None) if strip else row)
         except ConvergenceError as exc:
             rows.append(FitFailure(outcome_id, name, str(exc)))
-    if progress:
-        progress(len(jobs), len(jobs), "done")
     return rows
+
+
+EXACT_CHUNK = 16  # fits per cluster task with the exact engine (batched inside the task)
+
+
+def sweep_on_cluster(dataset, jobs, engine, level, seed, settings, sets, progress, scheduler):
+    from bayes_pip.cluster import run_tasks
+
+    size = EXACT_CHUNK if engine == "exact" else 1
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    tasks = [(dataset, chunk, engine, level, seed, settings, sets, None, True)
+             for chunk in chunks]
+    labels = [", ".join(f"{o}: {n}" for o, n in chunk) for chunk in chunks]
+    rows = []
+    for chunk, (ok, value) in zip(chunks, run_tasks(scheduler, fit_jobs, tasks, labels,
+                                                    progress)):
+        rows += value if ok else [FitFailure(o, n, f"the task failed on the cluster: {value}")
+                                  for o, n in chunk]
+    return rows
+
+
+def exact_key(effects, prior) -> tuple:
+    """What identifies an exact normal-normal problem: the effects, variances and the priors."""
+    return (np.asarray(effects.y, float).tobytes(), np.asarray(effects.v, float).tobytes(),
+            prior.mu, prior.tau)
+
+
+def batch_exact(dataset: Dataset, jobs, level: str, sets) -> dict:
+    """Exact posteriors of every study-level problem of a sweep (each reconstructed table
+    included), computed in one call of the batched engine; keyed by :func:`exact_key`."""
+    from bayes_pip.engines.exact_batch import batch_posterior
+
+    problems = {}
+    for outcome_id, name in jobs:
+        try:
+            resolved = dataset.resolve(outcome_id, level)
+            prior = resolve_prior(name, resolved.outcome, sets)
+        except InputError:
+            continue  # the fit itself reports it
+        if resolved.level == "study":
+            variants = [resolved]
+        elif resolved.level == "reconstructed":
+            variants = [resolved.with_rows(r) for r in tables_to_fit(resolved, "exact")[0]]
+        else:
+            continue  # summary level: the closed-form engine
+        for r in variants:
+            es = classical_from(r).effects
+            problems.setdefault(exact_key(es, prior), (es, prior))
+    if not problems:
+        return {}
+    keys = list(problems)
+    k_max = max(problems[key][0].k for key in keys)
+    y = np.full((len(keys), k_max), np.nan)
+    v = np.full((len(keys), k_max), np.nan)
+    for i, key in enumerate(keys):
+        es = problems[key][0]
+        y[i, :es.k], v[i, :es.k] = es.y, es.v
+    post = batch_posterior(y, v, prior=[problems[key][1] for key in keys], store=True)
+    return {key: post.row(i) for i, key in enumerate(keys) if not post.error[i]}
 
 
 # ---------------------------------------------------------------------------------------------

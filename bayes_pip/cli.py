@@ -366,6 +366,13 @@ def progress_printer(enabled: bool):
     return show
 
 
+def add_scheduler_option(p) -> None:
+    p.add_argument("--scheduler", default=None, metavar="local[:N]|ADDRESS",
+                   help="run the fits on a Dask cluster: 'local' (one worker per core), "
+                        "'local:N', or a scheduler address such as tcp://host:8786 (needs "
+                        "pip install -e '.[dask]'); results equal a serial run")
+
+
 def prior_list(args) -> list[str] | None:
     """--priors a,b,c as a list (None: every prior that applies)."""
     return [n.strip() for n in args.priors.split(",") if n.strip()] if args.priors else None
@@ -421,7 +428,8 @@ def cmd_sweep(args) -> int:
 
     dataset = load_dataset(args.data)
     rows = sweep(dataset, prior_list(args), args.engine, args.seed, sampler_settings(args),
-                 progress_printer(sys.stderr.isatty()), prior_sets(args), args.level)
+                 progress_printer(sys.stderr.isatty()), prior_sets(args), args.level,
+                 args.scheduler)
     emit(rows, args.json, sweep_text)
     failed = sum(isinstance(r, FitFailure) for r in rows)
     if failed:
@@ -677,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priors", default=None, metavar="A,B,...",
                    help="comma-separated prior sets (default: every prior that applies)")
     add_fit_options(p, prior=False)
+    add_scheduler_option(p)
 
     p = add_command(sub, "report", "Markdown/HTML/PNG reports for one outcome or --all",
                     cmd_report)

@@ -52,6 +52,7 @@ class Problem:
     effects: Any = None           # bayes_pip.effects.EffectSizes (study level)
     estimate: float | None = None  # summary level: pooled estimate on the analysis scale
     se: float | None = None        # and its standard error
+    posterior: Any = None          # already computed (the batched exact engine, in sweeps)
 
 
 @dataclass(frozen=True)

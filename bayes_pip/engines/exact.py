@@ -335,10 +335,14 @@ class ExactEngine:
 
     def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
         es = problem.effects
-        post = exact_posterior(es.y, es.v, prior.mu, prior.tau)
+        method = "composite 5-point Gauss-Legendre in log tau"
+        if problem.posterior is not None:  # computed with the other fits of a sweep
+            post, method = problem.posterior, method + " (batched engine)"
+        else:
+            post = exact_posterior(es.y, es.v, prior.mu, prior.tau)
         draws = functools.partial(exact_idata, post, es, prior, seed)
         return EngineResult(post, draws, settings={"quadrature": {
-            "nodes": int(len(post.tau)), "method": "composite 5-point Gauss-Legendre in log tau"}})
+            "nodes": int(len(post.tau)), "method": method}})
 
     def describe(self, fit) -> str:
         return "exact normal-normal posterior (quadrature over tau, no Monte Carlo error)"
