@@ -122,12 +122,33 @@ def dersimonian_laird(y, v, mask=None) -> PooledResult:
     >>> round(float(r.tau2), 4), round(float(r.mu), 4)
     (7.6337, 1.7679)
     """
+    y, v = np.asarray(y, dtype=float), np.asarray(v, dtype=float)
+    if y.ndim > 1 and y.shape == v.shape and y.size // y.shape[-1] >= FUSED_MIN_ROWS:
+        return _dersimonian_laird_fused(y, v, mask)
     y, v, mask = prepare(y, v, mask)
     fixed = inverse_variance_fixed(y, v, mask)
     w = np.where(mask, 1.0 / v, 0.0)
     tau2 = dl_tau2(fixed.q, w, fixed.df, mask)
     w_star = 1.0 / (v + tau2[..., None])
     return weighted_pooled(y, w_star, mask, "DL", tau2, fixed.q, fixed.df, fixed.k)
+
+
+# From this many meta-analyses on, dersimonian_laird runs the fused kernel (bayes_pip.dl_fused):
+# below it the NumPy core takes under ~40 ms here, less than loading the compiled kernel.
+FUSED_MIN_ROWS = 100_000
+
+
+def _dersimonian_laird_fused(y, v, mask) -> PooledResult:
+    """The same estimator in one compiled pass per meta-analysis (equal to 1e-12, tests)."""
+    from bayes_pip.dl_fused import fused_rows
+
+    lead = y.shape[:-1]
+    k_max = y.shape[-1]
+    if mask is not None:
+        mask = np.broadcast_to(mask, y.shape).reshape(-1, k_max)
+    out = fused_rows(y.reshape(-1, k_max), v.reshape(-1, k_max), mask, Z_975)
+    mu, se, tau2, q, z, p, i2, lo, hi, k, df = (c.reshape(lead) for c in out.T)
+    return PooledResult("DL", mu, se, lo, hi, z, p, tau2, q, df.astype(int), i2, k.astype(int))
 
 
 def mantel_haenszel(a, n1, c, n2, measure: str, y=None, v=None, mask=None) -> PooledResult:

@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
-    {"version", "errors", "bundled", "environment", "effects", "record", "dl"},
-    {"measures", "dl_fused", "reconstruct", "robustness", "cluster"},
+    {"version", "errors", "bundled", "environment", "effects", "record", "dl_fused", "dl"},
+    {"measures", "reconstruct", "robustness", "cluster"},
     {"data"},
     {"priors"},
     {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",
@@ -86,13 +86,21 @@ def test_no_import_cycles():
             visit(name, [name])
 
 
-def test_dl_core_uses_numpy_and_scipy_only():
-    tree = ast.parse((PACKAGE / "dl.py").read_text())
+def import_roots(path):
+    tree = ast.parse(path.read_text())
     roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
              for a in n.names}
     roots |= {n.module.split(".")[0] for n in ast.walk(tree)
               if isinstance(n, ast.ImportFrom) and n.module}
-    assert roots <= {"numpy", "scipy", "__future__", "dataclasses", "math"}, roots
+    return roots
+
+
+def test_dl_core_uses_numpy_and_scipy_only():
+    """The DL core: NumPy and SciPy, plus its own fused kernel (numba) for large batches."""
+    assert import_roots(PACKAGE / "dl.py") <= {"numpy", "scipy", "__future__", "dataclasses",
+                                                "math", "bayes_pip"}
+    assert package_imports(PACKAGE / "dl.py") == {"dl_fused"}
+    assert import_roots(PACKAGE / "dl_fused.py") <= {"numpy", "numba", "math", "__future__"}
 
 
 def test_cli_holds_no_statistics():

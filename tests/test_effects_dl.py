@@ -185,15 +185,26 @@ def test_vectorised_equals_loop_on_200000_meta_analyses():
     assert np.all(np.isfinite(r.mu)) and np.all(r.tau2 >= 0)
 
 
-def test_fused_kernel_equals_numpy_core():
-    from bayes_pip.dl_fused import dersimonian_laird_fused
-
-    y, v, k, mask, _ = simulated_meta_analyses(7, 50_000, 9)
-    a = dl.dersimonian_laird(y, v, mask)
-    b = dersimonian_laird_fused(np.where(mask, y, 0), np.where(mask, v, 1), k)
-    for key in ("mu", "se", "tau2", "q", "i2", "p", "ci_low", "ci_high"):
-        np.testing.assert_allclose(getattr(b, key), getattr(a, key), rtol=TOL["vectorised"],
-                                   atol=TOL["vectorised"], err_msg=key)
+def test_fused_kernel_equals_numpy_core(monkeypatch):
+    """dersimonian_laird runs the fused kernel from FUSED_MIN_ROWS meta-analyses on: equal to
+    the NumPy core to 1e-12, with masks that are not left-aligned, empty rows and two leading
+    axes."""
+    y, v, k, mask, rng = simulated_meta_analyses(7, 120_000, 9)
+    mask = np.take_along_axis(mask, rng.permuted(np.tile(np.arange(9), (len(k), 1)), axis=1), 1)
+    mask[:5] = False  # no studies at all
+    assert len(k) >= dl.FUSED_MIN_ROWS
+    fused = dl.dersimonian_laird(y, v, mask)
+    monkeypatch.setattr(dl, "FUSED_MIN_ROWS", 10**9)
+    with np.errstate(all="ignore"):
+        core = dl.dersimonian_laird(y, v, mask)
+    for key in ("mu", "se", "tau2", "q", "i2", "p", "ci_low", "ci_high", "z", "k", "df"):
+        np.testing.assert_allclose(getattr(fused, key), getattr(core, key), rtol=1e-12,
+                                   atol=1e-12, err_msg=key)
+    monkeypatch.undo()
+    shaped = dl.dersimonian_laird(y.reshape(400, 300, 9), v.reshape(400, 300, 9),
+                                  mask.reshape(400, 300, 9))
+    np.testing.assert_array_equal(shaped.mu.reshape(-1), fused.mu)
+    assert shaped.mu.shape == (400, 300)
 
 
 @pytest.mark.parametrize("name", ALL)
