@@ -25,7 +25,7 @@ LAYERS = [
     {"classical"},
     {"summarise"},
     {"analysis", "figures"},
-    {"report", "revman", "api"},
+    {"report", "revman", "api", "calibration"},
     {"cli", "__init__"},
     {"__main__"},
 ]

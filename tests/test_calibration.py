@@ -1,6 +1,6 @@
 """Simulation-based calibration (Talts et al. 2018, arXiv:1804.06788), following the bayesmeta
 calibration study (Roever 2020, JSS App. E: sigma_i ~ U(0.2, 1), half-normal tau prior,
-normal mu prior, k in {2, ..., 20}).
+normal mu prior), through the `calibrate` command and its library function.
 
 Draw (mu, tau) from the prior, theta_i ~ N(mu, tau^2), y_i ~ N(theta_i, sigma_i^2), fit, and record
 where the true value falls in its posterior. If the engine is right, the posterior CDF at the truth
@@ -9,59 +9,65 @@ where the true value falls in its posterior. If the engine is right, the posteri
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from scipy import stats
 
-from bayes_pip.engines.exact import exact_posterior
-from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
-
-GRID = [(2, 0.5), (5, 0.5), (5, 1.0), (10, 0.5)]  # (k, half-normal scale of the tau prior)
-MU_PRIOR = Normal(0.0, 1.0)
+from bayes_pip.calibration import ALPHA, calibrate, simulate
+from conftest import run_main
 
 
-def simulate(rng, k, tau_scale):
-    mu = rng.normal(MU_PRIOR.mean, MU_PRIOR.sd)
-    tau = abs(rng.normal(0, tau_scale))
-    sigma = rng.uniform(0.2, 1.0, size=k)
-    y = rng.normal(rng.normal(mu, tau, size=k), sigma)
-    return mu, tau, y, sigma**2
+def test_calibrate_command_writes_histograms_and_tests(tmp_path):
+    out = tmp_path / "sbc"
+    r = run_main("calibrate", "--engine", "exact", "--k", "2,4", "--reps", "60", "--out",
+                 str(out), "--json")
+    assert r.returncode in (0, 3), r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["k"] == [2, 4] and rec["reps"] == 60 and len(rec["checks"]) == 4
+    assert {c["parameter"] for c in rec["checks"]} == {"mu", "tau"}
+    assert all(0 <= c["p_value"] <= 1 and c["passed"] == (c["p_value"] > ALPHA)
+               for c in rec["checks"])
+    assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "calibration.json").read_text()) == rec
+
+
+def test_a_replicate_depends_only_on_seed_k_and_index():
+    a = simulate(7, 5, 3, 0.5)
+    b = simulate(7, 5, 3, 0.5)
+    c = simulate(7, 5, 4, 0.5)
+    assert np.array_equal(a[2], b[2]) and not np.array_equal(a[2], c[2])
+
+
+@pytest.mark.parametrize("args, message", [(("--k", "0,2"), "--k 0,2"),
+                                           (("--k", "two"), "whole numbers"),
+                                           (("--reps", "5"), "--reps 5"),
+                                           (("--tau-scale", "-1"), "--tau-scale")])
+def test_bad_calibrate_options_are_one_line_errors(args, message):
+    r = run_main("calibrate", *args)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_calibration_on_a_local_cluster_equals_serial():
+    pytest.importorskip("distributed")
+    serial = calibrate("exact", (3,), 40, seed=5)
+    spread = calibrate("exact", (3,), 40, seed=5, scheduler="local:2")
+    assert spread.to_dict() == serial.to_dict()
+    assert [c.values for c in spread.checks] == [c.values for c in serial.checks]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("k, tau_scale", GRID)
-def test_exact_engine_is_calibrated(k, tau_scale):
-    rng = np.random.default_rng(1000 + k + int(10 * tau_scale))
-    pit_mu, pit_tau = [], []
-    for _ in range(1000):
-        mu, tau, y, v = simulate(rng, k, tau_scale)
-        post = exact_posterior(y, v, MU_PRIOR, HalfNormal(tau_scale))
-        pit_mu.append(post.cdf("mu", mu))
-        pit_tau.append(post.cdf("tau", tau))
-    assert stats.kstest(pit_mu, "uniform").pvalue > 0.01
-    assert stats.kstest(pit_tau, "uniform").pvalue > 0.01
+def test_exact_engine_is_calibrated():
+    """The batched exact engine, 500 replicates at k = 2, 5, 10 (half-normal 0.5) and at k = 5
+    with a wider tau prior (half-normal 1)."""
+    for ks, scale in (((2, 5, 10), 0.5), ((5,), 1.0)):
+        rec = calibrate("exact", ks, 500, seed=1000, tau_scale=scale)
+        assert rec.passed, [c.to_dict() for c in rec.checks]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("k, tau_scale", GRID)
-def test_pymc_normal_normal_is_calibrated(k, tau_scale):
-    from bayes_pip.engines.base import SamplerSettings
-    from bayes_pip.engines.normal_nuts import sample_normal_normal
-
-    rng = np.random.default_rng(2000 + k + int(10 * tau_scale))
-    settings = SamplerSettings(draws=500, tune=500, chains=2)
-    prior = ResolvedPrior(name="sbc", title="sbc", source="", mu=MU_PRIOR,
-                          tau=HalfNormal(tau_scale), mu_source="", tau_source="")
-    n_rep, n_keep = 250, 99  # ranks 0..99 over 99 thinned draws
-    ranks = {"mu": [], "tau": []}
-    for r in range(n_rep):
-        mu, tau, y, v = simulate(rng, k, tau_scale)
-        idata = sample_normal_normal(y, v, prior, seed=r, settings=settings,
-                                     study_names=[str(i) for i in range(k)])
-        for name, truth in (("mu", mu), ("tau", tau)):
-            draws = idata.posterior[name].values.ravel()
-            thin = draws[np.linspace(0, draws.size - 1, n_keep).astype(int)]
-            ranks[name].append(int(np.sum(thin < truth)))
-    for name, rk in ranks.items():
-        counts = np.bincount(np.asarray(rk) // 10, minlength=10)  # 10 bins of equal width
-        assert stats.chisquare(counts).pvalue > 0.01, (name, counts)
+def test_pymc_normal_normal_is_calibrated():
+    """The PyMC engine, 250 replicates at k = 2, 5, 10: ranks among 99 thinned draws, chi-square
+    on 10 bins (p > 0.01)."""
+    rec = calibrate("pymc", (2, 5, 10), 250, seed=2000, tau_scale=0.5)
+    assert rec.passed, [c.to_dict() for c in rec.checks]
