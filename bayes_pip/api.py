@@ -112,3 +112,25 @@ def reconstruction(data, outcome: str):
     """The integer tables consistent with an outcome's printed pooled result (or None when the
     data set has no constraints for it); ``.to_dict()`` is `reconstruct --json`."""
     return load(data).reconstruction(outcome)
+
+
+def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=(0.025, 0.5, 0.975)):
+    """Exact normal-normal posteriors of many meta-analyses at once, as an xarray.Dataset
+    (see :func:`bayes_pip.engines.exact_batch.exact_batch`).
+
+    ``prior``: a prior set applied to an outcome (``bp.prior(data, outcome, name)``, or any object
+    with ``.mu`` and ``.tau``), or a sequence of them, one per meta-analysis.
+    """
+    from bayes_pip.engines.exact_batch import exact_batch as run
+
+    return run(y, v, mask, prior, benefit, quantiles)
+
+
+def prior(data, outcome: str, name: str | None = None, prior_dir: str | Path | None = None):
+    """The prior set ``name`` (default: the outcome's default) applied to one outcome."""
+    from bayes_pip.priors import default_prior_name, resolve_prior
+
+    dataset = load(data)
+    o = dataset.outcome(outcome)
+    sets = load_prior_sets(extra=prior_dir)
+    return resolve_prior(name or default_prior_name(o.measure), o, sets)

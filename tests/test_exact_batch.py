@@ -103,3 +103,18 @@ def test_benefit_must_be_a_direction():
     from bayes_pip.errors import InputError
     with pytest.raises(InputError, match="lower' or 'higher"):
         exact_batch([[0.1]], [[0.1]], prior=PRIORS[0], benefit="up")
+
+
+def test_api_batch_reproduces_a_fit():
+    """bp.exact_batch on an outcome's effects with bp.prior gives the numbers of bp.fit."""
+    import bayes_pip as bp
+    from bayes_pip.classical import classical_from
+
+    data = bp.load(str(__import__("pathlib").Path(__file__).parents[1] / "data" / "crins2014"))
+    fit = bp.fit(data, "acute_rejection", engine="exact")
+    es = classical_from(data.resolve("acute_rejection", "study")).effects
+    out = bp.exact_batch([es.y], [es.v], prior=bp.prior(data, "acute_rejection"),
+                         benefit=fit.benefit)
+    assert close(np.exp(out.mu.sel(quantile=0.5).item()), fit.effect.median)
+    assert close(np.exp(out.mu.sel(quantile=0.025).item()), fit.effect.ci_low)
+    assert close(out.p_benefit.item(), fit.p_benefit)
