@@ -6,6 +6,7 @@ The record is inert: printing and reporting read it and never refit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -18,7 +19,8 @@ from bayes_pip.effects import EffectSizes, effect_sizes
 from bayes_pip.errors import InputError
 from bayes_pip.record import Agreement, Bounds, DLRecord, DLStudy
 
-METHODS = ("DL", "REML", "PM", "MH-random", "IV-fixed", "MH-fixed")
+METHODS = ("DL", "REML", "PM", "MH-random", "IV-fixed", "MH-fixed", "Peto")
+FIXED_METHODS = ("IV-fixed", "MH-fixed", "Peto")
 CI_METHODS = ("wald", "hksj")
 PI_DISTRIBUTIONS = {"t": "t(k-2) (Higgins, Thompson & Spiegelhalter 2009)",
                     "z": "normal (metafor predict() with a z test)"}
@@ -58,7 +60,7 @@ class ClassicalAnalysis:
         ci_low = float(to_natural(float(p.ci_low)))
         ci_high = float(to_natural(float(p.ci_high)))
         extra = {}
-        random = p.method not in ("IV-fixed", "MH-fixed")
+        random = p.method not in FIXED_METHODS
         es = self.effects
         if random:
             extra["tau2_method"] = "DL" if p.method == "MH-random" else p.method
@@ -95,14 +97,17 @@ class ClassicalAnalysis:
     def weights(self) -> np.ndarray:
         """Percentage weights of each study in the pooled estimate (as RevMan prints them).
 
-        Mantel-Haenszel fixed effect: OR w_i = b_i c_i / N_i, RR w_i = c_i n1_i / N_i (Deeks &
-        Higgins 2010); otherwise inverse-variance weights 1/(v_i + tau^2).
+        Mantel-Haenszel fixed effect: OR w_i = b_i c_i / N_i, RR w_i = c_i n1_i / N_i, RD
+        w_i = n1_i n2_i / N_i (Deeks & Higgins 2010); otherwise inverse-variance weights
+        1/(v_i + tau^2) (Peto: V_i).
         """
         es = self.effects
         if self.pooled.method == "MH-fixed":
             total = es.n_pip + es.n_ctrl
             if es.measure == "OR":
                 w = (es.n_pip - es.events_pip) * es.events_ctrl / total
+            elif es.measure == "RD":
+                w = es.n_pip * es.n_ctrl / total
             else:
                 w = es.events_ctrl * es.n_pip / total
         else:
@@ -143,10 +148,10 @@ def method_from_file(outcome: Outcome) -> str:
         raise InputError(f"outcome '{outcome.outcome}' names no analysis method (the method and "
                          "model columns of outcomes.csv); choose --method")
     table = {("MH", "fixed"): "MH-fixed", ("MH", "random"): "MH-random",
-             ("IV", "fixed"): "IV-fixed", ("IV", "random"): "DL"}
+             ("IV", "fixed"): "IV-fixed", ("IV", "random"): "DL", ("PETO", "fixed"): "Peto"}
     if (method, model) not in table:
         raise InputError(f"outcome '{outcome.outcome}': method {method} {model} is not "
-                         "supported (supported: MH or IV, fixed or random)")
+                         "supported (supported: MH or IV, fixed or random; Peto fixed)")
     return table[(method, model)]
 
 
@@ -193,13 +198,22 @@ def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
         raise InputError(f"outcome '{outcome_id}': every study has no events (or only events) "
                          f"in both arms, nothing to pool ({', '.join(es.excluded)})",
                          file=resolved.studies_file)
+    allowed = outcome.scale.methods
+    if allowed is not None and method not in allowed:
+        if method != "DL":  # DL is the default: a measure with its own method uses that one
+            raise InputError(f"outcome '{outcome_id}' is {outcome.measure}, pooled by "
+                             f"{' or '.join(allowed)} only (RevMan); not --method {method}")
+        method = allowed[0]
+    if method == "Peto" and outcome.measure != "PETO_OR":
+        raise InputError(f"--method Peto pools Peto odds ratios (measure PETO_OR); "
+                         f"'{outcome_id}' is {outcome.measure}")
     if method in ("MH-fixed", "MH-random") and not outcome.scale.mantel_haenszel:
-        raise InputError(f"--method {method} needs an RR or OR outcome, "
+        raise InputError(f"--method {method} needs an RR, OR or RD outcome, "
                          f"'{outcome_id}' is {outcome.measure}")
     if ci not in CI_METHODS or pi not in PI_DISTRIBUTIONS:
         raise InputError(f"--ci must be one of {', '.join(CI_METHODS)} and --pi one of "
                          f"{', '.join(PI_DISTRIBUTIONS)}")
-    if ci == "hksj" and method in ("IV-fixed", "MH-fixed"):
+    if ci == "hksj" and method in FIXED_METHODS:
         raise InputError("--ci hksj applies to random-effects methods (DL, REML, PM, MH-random)")
     if method in ("DL", "REML", "PM"):
         try:
@@ -208,6 +222,8 @@ def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
             raise InputError(f"outcome '{outcome_id}': {exc}; try --method DL") from None
     elif method == "IV-fixed":
         pooled = dlcore.inverse_variance_fixed(es.y, es.v)
+    elif method == "Peto":  # sum(O - E) / sum(V): the inverse-variance mean of (O - E)/V
+        pooled = dataclasses.replace(dlcore.inverse_variance_fixed(es.y, es.v), method="Peto")
     elif method == "MH-fixed":
         pooled = dlcore.mantel_haenszel(es.events_pip, es.n_pip, es.events_ctrl, es.n_ctrl,
                                         outcome.measure, es.y, es.v)
@@ -217,7 +233,7 @@ def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
     else:
         raise InputError(f"unknown method '{method}' (allowed: {', '.join(METHODS)})")
     low, high = dlcore.prediction_interval(pooled)
-    if pooled.method in ("IV-fixed", "MH-fixed"):  # no heterogeneity, no prediction interval
+    if pooled.method in FIXED_METHODS:  # no heterogeneity, no prediction interval
         low = high = math.nan
     keep = ~rows["study"].isin(es.excluded)
     provenance = tuple(str(p) for p in rows.loc[keep, "provenance"])

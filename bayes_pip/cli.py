@@ -654,7 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_option(p)
     p.add_argument("--method", choices=METHODS + ("file",), default="DL",
                    help="pooling method: DL (default, as metafor rma method='DL'), MH-random "
-                        "(RevMan 'M-H, Random'), IV-fixed, MH-fixed, or file: the method and "
+                        "(RevMan 'M-H, Random'), IV-fixed, MH-fixed, Peto (PETO_OR outcomes, "
+                        "their only method), or file: the method and "
                         "model an imported RevMan file names; REML and PM (Paule-Mandel) are "
                         "tau^2 estimators for inverse-variance random effects")
     p.add_argument("--ci", choices=("wald", "hksj"), default="wald",

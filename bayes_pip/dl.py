@@ -151,8 +151,10 @@ def _dersimonian_laird_fused(y, v, mask) -> PooledResult:
     return PooledResult("DL", mu, se, lo, hi, z, p, tau2, q, df.astype(int), i2, k.astype(int))
 
 
-def mantel_haenszel(a, n1, c, n2, measure: str, y=None, v=None, mask=None) -> PooledResult:
-    """Mantel-Haenszel fixed-effect risk ratio or odds ratio (RevMan 5 "M-H, Fixed").
+def mantel_haenszel(a, n1, c, n2, measure: str, y=None, v=None, mask=None,
+                    rd_variance: str = "greenland-robins") -> PooledResult:
+    """Mantel-Haenszel fixed-effect risk ratio, odds ratio or risk difference (RevMan 5 "M-H,
+    Fixed").
 
     ``a``/``c`` are events and ``n1``/``n2`` totals in the PIP and control arms (no continuity
     correction: the M-H estimator does not need one). Q is computed from the per-study log effects
@@ -165,6 +167,9 @@ def mantel_haenszel(a, n1, c, n2, measure: str, y=None, v=None, mask=None) -> Po
     OR: R = sum(a d / N) / sum(b c / N), Robins-Breslow-Greenland variance with
         P = (a + d)/N, Q = (b + c)/N, R_i = a d / N, S_i = b c / N:
         var = sum(P R)/(2 (sum R)^2) + sum(P S + Q R)/(2 sum R sum S) + sum(Q S)/(2 (sum S)^2).
+    RD: w = n1 n2 / N, RD = sum(w (a/n1 - c/n2)) / sum w, Greenland-Robins variance
+        var = sum((a b n2^3 + c d n1^3) / (n1 n2 N^2)) / (sum w)^2 (Greenland & Robins 1985,
+        as RevMan 5); ``rd_variance="sato"``: Sato, Greenland & Robins (1989), as metafor rma.mh.
     """
     a, n1, c, n2 = (np.asarray(x, dtype=float) for x in (a, n1, c, n2))
     mask = np.ones(a.shape, dtype=bool) if mask is None else np.broadcast_to(mask, a.shape)
@@ -185,9 +190,22 @@ def mantel_haenszel(a, n1, c, n2, measure: str, y=None, v=None, mask=None) -> Po
         var = (np.sum(p_i * r_i, axis=-1) / (2 * sr**2)
                + np.sum(p_i * s_i + q_i * r_i, axis=-1) / (2 * sr * ss)
                + np.sum(q_i * s_i, axis=-1) / (2 * ss**2))
+    elif measure == "RD":
+        w_i = np.where(mask, n1 * n2 / total, 0.0)
+        sw = np.sum(w_i, axis=-1)
+        rd = np.sum(np.where(mask, (a * n2 - c * n1) / total, 0.0), axis=-1) / sw
+        if rd_variance == "sato":
+            p_ = np.sum(np.where(mask, c * (n1 / total) ** 2 - a * (n2 / total) ** 2
+                                 + n1 * n2 * (n2 - n1) / (2 * total**2), 0.0), axis=-1)
+            q_ = np.sum(np.where(mask, (a * (n2 - c) + c * (n1 - a)) / (2 * total), 0.0),
+                        axis=-1)
+            var = (rd * p_ + q_) / sw**2
+        else:
+            var = np.sum(np.where(mask, (a * b * n2**3 + c * d * n1**3)
+                                  / (n1 * n2 * total**2), 0.0), axis=-1) / sw**2
     else:
-        raise ValueError(f"Mantel-Haenszel pooling needs RR or OR, not {measure}")
-    mu = np.log(sr / ss)
+        raise ValueError(f"Mantel-Haenszel pooling needs RR, OR or RD, not {measure}")
+    mu = rd if measure == "RD" else np.log(sr / ss)
     se = np.sqrt(var)
     if y is None:
         q = np.full(mu.shape, np.nan)

@@ -97,6 +97,36 @@ def log_odds_ratio(a, n1, c, n2):
     return y, v
 
 
+def risk_difference(a, n1, c, n2):
+    """Risk difference and its variance.
+
+    Notes
+    -----
+    y = a/n1 - c/n2,  v = p1 (1 - p1)/n1 + p2 (1 - p2)/n2 (= a b / n1^3 + c d / n2^3, RevMan 5),
+    after the zero-cell correction (metafor ``escalc(measure="RD")``, ``to="only0"``). Studies
+    with no events (or only events) in both arms are kept: their risk difference is defined.
+    """
+    a, n1, c, n2, _ = zero_cell_corrected(a, n1, c, n2)
+    p1, p2 = a / n1, c / n2
+    return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+
+
+def peto_log_odds_ratio(a, n1, c, n2):
+    """Peto's one-step log odds ratio and its variance (no zero-cell correction needed).
+
+    Notes
+    -----
+    O - E = a - n1 (a + c) / N,  V = n1 n2 (a + c)(b + d) / (N^2 (N - 1)),
+    y = (O - E) / V,  v = 1 / V  (Yusuf et al. 1985; RevMan 5; metafor ``escalc("PETO")``).
+    """
+    a, n1, c, n2 = (np.asarray(x, dtype=float) for x in (a, n1, c, n2))
+    total = n1 + n2
+    events = a + c
+    o_minus_e = a - n1 * events / total
+    var = n1 * n2 * events * (total - events) / (total**2 * (total - 1))
+    return o_minus_e / var, 1.0 / var
+
+
 def hedges_g(m1, sd1, n1, m2, sd2, n2):
     """Hedges' adjusted g as RevMan 5 computes it.
 
@@ -136,11 +166,12 @@ def effect_sizes(rows: pd.DataFrame, measure) -> EffectSizes:
     if measure.is_dichotomous:
         a = rows["events_pip"].to_numpy(dtype=float)
         c = rows["events_ctrl"].to_numpy(dtype=float)
-        drop = double_zero(a, n1, c, n2)
+        drop = double_zero(a, n1, c, n2) if measure.drops_double_zero else np.zeros(len(a), bool)
         keep = ~drop
         a, n1, c, n2, study = a[keep], n1[keep], c[keep], n2[keep], study[keep]
         y, v = measure.effect(a, n1, c, n2)
-        corrected = zero_cell_corrected(a, n1, c, n2)[4]
+        corrected = (zero_cell_corrected(a, n1, c, n2)[4] if measure.zero_cell_correction
+                     else np.zeros(len(a), bool))
         return EffectSizes(measure.name, tuple(study), y, v, n1, n2, a, c,
                            tuple(bool(x) for x in corrected),
                            tuple(rows["study"].to_numpy(dtype=object)[drop]))

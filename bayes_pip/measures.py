@@ -42,6 +42,10 @@ class Measure:
     mantel_haenszel: bool
     default_prior: str
     unit_free: bool = True  # False: the outcome's own units (MD), so scale-free tau priors do not apply
+    methods: tuple[str, ...] | None = None  # classical methods allowed (None: all that apply)
+    bayesian: bool = True   # False: no Bayesian engine analyses it (Peto's fixed-effect OR)
+    drops_double_zero: bool = True       # studies with no (or only) events in both arms left out
+    zero_cell_correction: bool = True    # 0.5 added to every cell of a study with a zero cell
 
     @property
     def is_ratio(self) -> bool:
@@ -81,6 +85,15 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
     # MD is on the outcome's own scale, so a unit-free tau prior does not apply: vague default
     Measure("MD", "mean difference", CONTINUOUS, False, effects.mean_difference,
             ("MD", "MEAN DIFFERENCE"), None, False, "vague", unit_free=False),
+    # RD: double-zero studies kept (RD = 0 is defined); normal-normal engines on the RD scale;
+    # no log-scale tau prior applies, so the vague prior set is the default
+    Measure("RD", "risk difference", DICHOTOMOUS, False, effects.risk_difference,
+            ("RD", "RISK DIFFERENCE"), None, True, "vague", drops_double_zero=False),
+    # Peto's one-step OR: pooled by Peto's fixed-effect method only (RevMan); a Bayesian
+    # analysis of the same tables uses measure OR
+    Measure("PETO_OR", "Peto odds ratio", DICHOTOMOUS, True, effects.peto_log_odds_ratio,
+            ("PETO_OR", "PETO ODDS RATIO", "PETO OR"), None, False, "halfnormal-0.5",
+            methods=("Peto",), bayesian=False, zero_cell_correction=False),
 )}
 NAMES = tuple(MEASURES)
 

@@ -644,6 +644,10 @@ def resolve_prior(name: str, outcome: Outcome, sets: dict[str, PriorSet] | None 
                   ) -> ResolvedPrior:
     """Apply a named prior set to an outcome."""
     sets = load_prior_sets() if sets is None else sets
+    if not outcome.scale.bayesian:
+        raise InputError(f"outcome '{outcome.outcome}' is {outcome.measure}: Peto's odds ratio is "
+                         "a fixed-effect method with no Bayesian model here; `dl` pools it, and a "
+                         "Bayesian analysis of the same tables uses measure OR")
     if name not in sets:
         raise InputError(f"unknown prior '{name}' (available: {', '.join(sets)})")
     p = sets[name]

@@ -231,7 +231,8 @@ class DLRecord(Record):
 
 METHOD_LABELS = {"DL": "DerSimonian-Laird", "REML": "REML random effects",
                  "PM": "Paule-Mandel random effects", "MH-random": "RevMan M-H random effects",
-                 "IV-fixed": "inverse-variance fixed effect", "MH-fixed": "M-H fixed effect"}
+                 "IV-fixed": "inverse-variance fixed effect", "MH-fixed": "M-H fixed effect",
+                 "Peto": "Peto fixed effect"}
 
 
 @dataclass(frozen=True)

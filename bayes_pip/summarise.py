@@ -70,7 +70,7 @@ def num(x: float | None, digits: int = 2) -> str:
 def dl_text(d: DLRecord, outcome: Outcome) -> str:
     """Human-readable DL table for one outcome."""
     m = d.measure
-    model = ("fixed-effect" if d.method in ("IV-fixed", "MH-fixed") else "random-effects")
+    model = ("fixed-effect" if d.method in ("IV-fixed", "MH-fixed", "Peto") else "random-effects")
     ci_words = ("95% CI: Hartung-Knapp-Sidik-Jonkman, t(k-1)" if d.ci_method == "hksj"
                 else "95% CI: Wald (normal)")
     heading = (f"Classical {model} meta-analysis ({d.method_label}), k = {d.k}, "
