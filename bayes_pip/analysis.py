@@ -58,8 +58,21 @@ def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
     Raises InputError for bad choices, ConvergenceError when MCMC misses the thresholds
     (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences).
     """
+    require_direction(dataset, [outcome_id], "fit")
     return fit_resolved(dataset.resolve(outcome_id, level), prior_name, engine, seed, settings,
                         progress, prior_sets, precomputed)
+
+
+def require_direction(dataset: Dataset, outcome_ids, command: str) -> None:
+    """Refuse outcomes whose direction of benefit is not set (an import without --benefit):
+    ``command`` reports P(benefit), which needs it. `dl` and `compare-priors` work without."""
+    unknown = [o for o in outcome_ids if dataset.outcome(o).benefit == "unknown"]
+    if unknown:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise InputError(f"outcome '{unknown[0]}'{more} has no direction of benefit (benefit "
+                         f"'unknown'); `{command}` needs it for P(benefit): set benefit to lower "
+                         "or higher in outcomes.csv, or import again with --benefit "
+                         "lower|higher|from-labels", file=str(dataset.directory / "outcomes.csv"))
 
 
 def fit_resolved(resolved: Resolved, prior_name: str | None = None,
@@ -302,6 +315,7 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
             names = [n for n in prior_names
                      if n in applicable_priors(dataset.outcome(outcome_id), sets)]
         jobs += [(outcome_id, name) for name in names]
+    require_direction(dataset, list(dict.fromkeys(o for o, _ in jobs)), "sweep")
     if not jobs:
         raise InputError("nothing to fit: no outcome with data has a prior set that applies"
                          + (f" at level {level}" if level != "auto" else "")
@@ -407,6 +421,7 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
     from bayes_pip.engines import evidence as ev
     from bayes_pip.engines.exact import exact_posterior
 
+    require_direction(dataset, [outcome_id], "bma")
     resolved = dataset.resolve(outcome_id, level)
     level_used, status = resolved.level, resolved.status.description
     outcome = resolved.outcome
@@ -491,6 +506,7 @@ def influence_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None 
     from bayes_pip import robustness
     from bayes_pip.engines.exact import exact_posterior
 
+    require_direction(dataset, [outcome_id], "influence")
     resolved, level_used, status = study_level(dataset, outcome_id, level, "leave-one-out")
     outcome = resolved.outcome
     classical = classical_from(resolved)

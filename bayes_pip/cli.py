@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 
 from bayes_pip.version import __version__
 from bayes_pip.environment import ensure_writable_caches
@@ -92,6 +93,11 @@ def cmd_list(args) -> int:
     print("\nk and N: studies and participants the analysis pools (study rows, or the published "
           "pooled result).\nbenefit: which direction of the intervention-vs-control effect is "
           "good.")
+    unknown = [r["outcome"] for r in rows if r["benefit"] == "unknown"]
+    if unknown:
+        print(f"{len(unknown)} outcome(s) have benefit 'unknown': P(benefit) needs a direction; "
+              "set benefit to lower or higher in outcomes.csv before `fit` or `report` (`dl` and "
+              "`compare-priors` work without it).")
     return EXIT_OK
 
 
@@ -496,7 +502,8 @@ def cmd_report(args) -> int:
 
     Example: python -m bayes_pip report --all --out reports
     """
-    from bayes_pip.analysis import bma_outcome, compare_priors, outcomes_with_data, priors_for
+    from bayes_pip.analysis import (bma_outcome, compare_priors, outcomes_with_data, priors_for,
+                                    require_direction)
     from bayes_pip.data import load_dataset
     from bayes_pip.report import (check_output_dir, outcome_report, provenance_text,
                                   summary_of_findings, write_report_files)
@@ -512,6 +519,7 @@ def cmd_report(args) -> int:
                          file=str(dataset.directory))
     if not args.all:
         dataset.outcome(args.outcome)
+    require_direction(dataset, outcome_ids, "report")
     show = progress_printer(sys.stderr.isatty())
     sets = prior_sets(args)
     files, all_fits = {}, {}
@@ -568,7 +576,8 @@ def cmd_import(args) -> int:
 
     The direction of benefit cannot be read from the data: give --benefit lower|higher, or
     --benefit from-labels to take it from RevMan's "Favours ..." labels; otherwise the benefit
-    column is left empty for you to fill, and the labels are printed as a hint.
+    column says 'unknown' (list, dl and compare-priors work; fit and report ask for it) and the
+    labels are printed as a hint.
 
     Example: python -m bayes_pip import review.rm5 --out data/myreview --benefit from-labels
     """
@@ -586,8 +595,8 @@ def cmd_import(args) -> int:
         raise InputError("--out may not contain the file being imported", file=str(out))
     review = read_review(args.source)
     if not review.outcomes:
-        raise InputError("no outcome with data that bayes_pip can analyse (RR, OR, SMD, MD)",
-                         file=args.source)
+        raise InputError("no outcome with data that bayes_pip can analyse (RR, OR, SMD, MD, "
+                         "RD, PETO_OR)", file=args.source)
     files, hints = review_files(review, args.benefit)
     validate_files(files, str(out))  # everything checked in memory before anything is written
     replace_directory(out, files)
@@ -597,7 +606,10 @@ def cmd_import(args) -> int:
         print(f"  skipped: {s}")
     for h in hints:
         print(f"  to do: {h}")
-    if not hints:
+    if hints:
+        print(f"Until then `list`, `dl` and `compare-priors` work (without P(benefit)); `fit` and "
+              f"`report` need the direction. Next: python -m bayes_pip list --data {args.out}")
+    else:
         print(f"Next: python -m bayes_pip list --data {args.out}")
     return EXIT_OK
 
@@ -783,8 +795,22 @@ def terminate(signum, frame):
     raise Terminated
 
 
+def show_data_warning(message, category, filename, lineno, file=None, line=None):
+    """Data warnings as one line each on stderr; other warnings as Python prints them."""
+    from bayes_pip.errors import DataWarning
+
+    if issubclass(category, DataWarning):
+        sys.stderr.write(f"bayes_pip: warning: {message}\n")
+    else:
+        ORIGINAL_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+ORIGINAL_SHOWWARNING = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     ensure_writable_caches()
+    warnings.showwarning = show_data_warning
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, terminate)
     parser = build_parser()

@@ -22,6 +22,7 @@ import io
 import math
 import re
 import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,10 +31,10 @@ import pandas as pd
 
 from bayes_pip import measures, reconstruct
 from bayes_pip.bundled import bundled_path
-from bayes_pip.errors import InputError
+from bayes_pip.errors import DataWarning, InputError
 
 DICHOTOMOUS_MEASURES = measures.names_where(lambda m: m.is_dichotomous)
-BENEFITS = ("lower", "higher")
+BENEFITS = ("lower", "higher", "unknown")  # unknown: an import without --benefit; no P(benefit)
 # intervention comparison types of the empirical heterogeneity priors (Turner et al. 2015 Table IV
 # columns; Rhodes et al. 2015 Table 3 columns, where every non-pharmacological type is one column)
 COMPARISON_TYPES = ("nonpharm_vs_control", "nonpharm_vs_pharm", "nonpharm_vs_nonpharm",
@@ -549,6 +550,16 @@ def check_nonempty(frame: pd.DataFrame, column: str, file: str) -> None:
             raise InputError("value is missing", file=file, row=csv_row(i), column=column)
 
 
+def warn_missing_sources(frame: pd.DataFrame, file: str) -> None:
+    """User data may leave ``source`` empty; say how many rows (the bundled data never do)."""
+    rows = [csv_row(i) for i, value in enumerate(frame["source"]) if value == ""]
+    if rows:
+        shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        warnings.warn(DataWarning(
+            f"{file}: {len(rows)} of {len(frame)} rows have no source (rows {shown}); every "
+            "number in a report should say where it comes from"), stacklevel=2)
+
+
 # ---------------------------------------------------------------------------------------------
 # validation, one file at a time
 # ---------------------------------------------------------------------------------------------
@@ -582,6 +593,10 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
         scale = measures.get(measure)
         if math.isnan(m):
             continue
+        if benefit == "unknown":
+            raise InputError(f"mcid {m:g} needs a direction of benefit: set benefit to lower or "
+                             "higher, or leave mcid empty", file=file, row=csv_row(i),
+                             column="mcid")
         if scale.is_ratio and m <= 0:
             raise InputError(f"mcid {m:g} must be a ratio greater than 0 for {measure}",
                              file=file, row=csv_row(i), column="mcid")
@@ -603,8 +618,9 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
             raise InputError(f"missing required column(s) {', '.join(missing)} (required: "
                              "outcome, study, n_pip, n_ctrl, source; or yi and sei for generic "
                              "inverse variance)", file=file, column=missing[0])
-    for column in ("outcome", "study", "source"):
+    for column in ("outcome", "study"):
         check_nonempty(frame, column, file)
+    warn_missing_sources(frame, file)
     check_label(frame, "study", file)
     measure_of = dict(zip(outcomes["outcome"], outcomes["measure"]))
     for i, outcome in enumerate(frame["outcome"]):
@@ -694,7 +710,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
 def validate_published(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
     frame = frame.copy()
     measure_of = dict(zip(outcomes["outcome"], outcomes["measure"]))
-    check_nonempty(frame, "source", file)
+    warn_missing_sources(frame, file)
     for i, (outcome, measure) in enumerate(zip(frame["outcome"], frame["measure"])):
         if outcome not in measure_of:
             raise InputError(f"outcome '{outcome}' is not defined in outcomes.csv", file=file,
@@ -753,6 +769,8 @@ def load_dataset(directory: str | Path | None = None) -> Dataset:
                  if published_path.exists() else None)
     trials_path = directory / "trials.csv"
     trials = read_table(trials_path, TRIAL_COLUMNS) if trials_path.exists() else None
+    if trials is not None:
+        warn_missing_sources(trials, str(trials_path))
     constraints_path = directory / "constraints.csv"
     constraints = (validate_constraints(read_table(constraints_path, CONSTRAINT_COLUMNS),
                                         outcomes, str(constraints_path))
@@ -887,4 +905,5 @@ def load_frames(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None,
     tr = None
     if trials is not None:
         tr = text(trials, str(IN_MEMORY / "trials.csv"), TRIAL_COLUMNS)
+        warn_missing_sources(tr, str(IN_MEMORY / "trials.csv"))
     return Dataset(directory=IN_MEMORY, outcomes=out, studies=st, trials=tr, published=pub)

@@ -47,3 +47,8 @@ class Terminated(BaseException):
 
 class SamplerError(Exception):
     """The sampler could not run (for instance no finite starting point): exit 1 with a message."""
+
+
+class DataWarning(UserWarning):
+    """Data that load but lack something a report should have (e.g. rows without a source).
+    The CLI prints each as one 'bayes_pip: warning:' line on stderr."""

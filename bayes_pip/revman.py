@@ -440,7 +440,8 @@ def review_files(review: ImportedReview, benefit: str | None) -> tuple[dict[str,
     for o in review.outcomes:
         o = dict(o)
         chosen = benefit_from_labels(o) if benefit == "from-labels" else (benefit or "")
-        o.update({"benefit": chosen, "timepoint": "", "mcid": "", "outcome_type": ""})
+        o.update({"benefit": chosen or "unknown", "timepoint": "", "mcid": "",
+                  "outcome_type": ""})
         if not chosen:
             hint = benefit_from_labels(o) or "?"
             hints.append(f"{o['outcome']}: set benefit (lower or higher); RevMan labels: left "
@@ -459,7 +460,8 @@ def review_files(review: ImportedReview, benefit: str | None) -> tuple[dict[str,
 def validate_files(files: dict[str, str], where: str) -> None:
     """Check the files an import would write exactly as `load` will read them, in memory.
 
-    An empty benefit (left for the user to fill) is not an error here; everything else is.
+    A benefit left 'unknown' (for the user to set) is valid data: `list`, `dl` and
+    `compare-priors` work; `fit` and `report` ask for it.
     """
     import pandas as pd
 
@@ -470,8 +472,6 @@ def validate_files(files: dict[str, str], where: str) -> None:
             if name in files else None
 
     outcomes = frame("outcomes.csv")
-    if outcomes is not None and "benefit" in outcomes.columns:
-        outcomes.loc[outcomes["benefit"] == "", "benefit"] = "lower"  # placeholder
     try:
         load_frames(outcomes, frame("studies.csv"), frame("published.csv"), frame("trials.csv"))
     except InputError as exc:

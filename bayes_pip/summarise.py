@@ -53,6 +53,9 @@ def excluded_studies(rows, outcome: Outcome) -> list[str]:
 def direction_phrase(outcome: Outcome) -> str:
     """'RR < 1 is benefit' style phrase for an outcome."""
     null = f"{outcome.scale.null:g}"
+    if outcome.benefit == "unknown":
+        return (f"direction of benefit not set ({outcome.measure} below or above {null}?): "
+                "P(benefit) needs it")
     sign = "<" if outcome.benefit == "lower" else ">"
     return f"{outcome.measure} {sign} {null} favours {intervention_name(outcome)}"
 
@@ -206,12 +209,13 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
     probabilities, studies (and, given the within-study variances ``v``, tau^2 and I^2)."""
     m = outcome.measure
     mu = interval(post, "mu")
+    known = outcome.benefit != "unknown"  # without a direction there is no P(benefit)
     d = {
         "mu": MuSummary(post.mean("mu"), post.sd("mu"), mu.median, mu.ci_low, mu.ci_high),
         "effect": interval(post, "mu", m),
         "tau": None,
         "prediction": None,
-        "p_benefit": benefit_probability(post, outcome, 0.0),
+        "p_benefit": benefit_probability(post, outcome, 0.0) if known else None,
         "p_mcid": None,
         "mcid": outcome.mcid,
         "studies": (),
@@ -219,7 +223,7 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
     if outcome.mcid is not None:
         d["p_mcid"] = benefit_probability(post, outcome,
                                           float(outcome.scale.to_analysis(outcome.mcid)))
-    d["p_harm"] = harm_probability(post, outcome)
+    d["p_harm"] = harm_probability(post, outcome) if known else None
     d["p_trivial"] = trivial_probability(post, outcome)
     if with_tau and v is not None and len(v) > 1:
         # I^2(tau) = tau^2 / (tau^2 + s^2) is increasing in tau: its quantiles are tau's
@@ -231,7 +235,7 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
         tau = interval(post, "tau")
         d["tau"] = TauSummary(post.mean("tau"), tau.median, tau.ci_low, tau.ci_high)
         d["prediction"] = interval(post, "predict", m)
-        d["p_benefit_new_study"] = benefit_probability_new(post, outcome)
+        d["p_benefit_new_study"] = benefit_probability_new(post, outcome) if known else None
         d["studies"] = tuple(
             StudyEstimate(name, *dataclasses.astuple(interval(post, ("study", i), m)),
                           observed=None if observed is None
@@ -407,9 +411,9 @@ def comparison_text(rows: list[dict]) -> str:
         pm = prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"
         ph = prob_text(r.p_harm, r.probability_draws) if r.p_harm is not None else "-"
         flag = " *" if r.prior_data_conflict and r.prior_data_conflict.flagged else ""
+        pb = prob_text(r.p_benefit, r.probability_draws) if r.p_benefit is not None else "-"
         lines.append(f"{r.prior.name:16s} {ci_text(r.effect):>26s} {tau:>6s} "
-                     f"{pred:>18s} {prob_text(r.p_benefit, r.probability_draws):>10s} {pm:>9s} "
-                     f"{ph:>8s}{flag}")
+                     f"{pred:>18s} {pb:>10s} {pm:>9s} {ph:>8s}{flag}")
     d = s.dl
     if d:
         pred = (f"[{d.prediction.ci_low:.2f}, {d.prediction.ci_high:.2f}]"
@@ -423,7 +427,12 @@ def comparison_text(rows: list[dict]) -> str:
         ci = f"{short(p.estimate)} [{short(p.ci_low)}, {short(p.ci_high)}]"
         lines.append(f"{'published':16s} {ci:>26s}   ({p.model or 'model not given'}, "
                      f"k = {p.k})")
-    lines += ["", f"P(benefit) = P({benefit_words(s)})."]
+    if s.p_benefit is None:
+        lines += ["", f"P(benefit): not computed: the direction of benefit of '{s.outcome}' is "
+                      "not set (benefit 'unknown'); set benefit to lower or higher in "
+                      "outcomes.csv, or import again with --benefit."]
+    else:
+        lines += ["", f"P(benefit) = P({benefit_words(s)})."]
     if s.p_mcid is not None:
         lines.append(f"P(>MCID) = P({mcid_words(s)}).")
     lines += conflict_lines(rows)
@@ -447,7 +456,7 @@ def conflict_lines(rows: list) -> list[str]:
                        for r in flagged)
            + ". The data contradict these priors; their rows mix two disagreeing sources."]
     rest = [r for r in rows if r not in flagged]
-    if rest and len(rest) < len(rows):
+    if rest and len(rest) < len(rows) and rows[0].p_benefit is not None:
         lo = min(r.p_benefit for r in rest)
         hi = max(r.p_benefit for r in rest)
         all_lo = min(r.p_benefit for r in rows)

@@ -171,3 +171,69 @@ def test_no_review_specific_words_in_another_review(tmp_path):
         assert r.returncode == 0 and "PIP" not in r.stdout, (args, r.stderr)
     assert "favours IL-2RA" in run_main("fit", "acute_rejection", "--engine", "exact",
                                         "--data", "data/crins2014").stdout
+
+
+def test_import_without_benefit_leaves_usable_data(tmp_path):
+    """Without --benefit the column says 'unknown': list, dl and compare-priors work (and say
+    P(benefit) needs a direction); fit and report exit 2 naming the outcome and --benefit."""
+    from conftest import run_main
+
+    out = tmp_path / "fleiss"
+    r = run_main("import", str(RM5), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert {row["benefit"] for row in read(out / "outcomes.csv")} == {"unknown"}
+    r = run_main("list", "--data", str(out))
+    assert r.returncode == 0 and "unknown" in r.stdout and "P(benefit) needs a direction" in r.stdout
+    r = run_main("dl", ASPIRIN, "--data", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["k"] == 7
+    r = run_main("compare-priors", ASPIRIN, "--data", str(out), "--engine", "exact", "--json")
+    assert r.returncode == 0, r.stderr
+    fits = json.loads(r.stdout)
+    assert all(f["p_benefit"] is None and f.get("p_harm") is None for f in fits)
+    assert all(f["effect"]["median"] > 0 for f in fits)
+    r = run_main("compare-priors", ASPIRIN, "--data", str(out), "--engine", "exact")
+    assert "P(benefit): not computed" in r.stdout
+    for command in (["fit", ASPIRIN, "--engine", "exact"], ["report", ASPIRIN, "--out",
+                                                            str(tmp_path / "rep")]):
+        r = run_main(*command, "--data", str(out))
+        assert r.returncode == 2, r.stdout
+        assert ASPIRIN in r.stderr and "--benefit" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "rep").exists()
+
+
+def test_empty_source_cells_load_with_a_warning(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from conftest import run_main
+
+    src = Path(__file__).parents[1] / "data" / "crins2014"
+    for name in ("outcomes.csv", "studies.csv"):
+        shutil.copy(src / name, tmp_path / name)
+    rows = pd.read_csv(tmp_path / "studies.csv", dtype=str, keep_default_na=False)
+    rows.loc[[0, 2], "source"] = ""
+    rows.to_csv(tmp_path / "studies.csv", index=False)
+    r = run_main("dl", "acute_rejection", "--data", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "warning:" in r.stderr and "2 of 6 rows have no source (rows 2, 4)" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["pip", "crins2014"])
+def test_bundled_data_give_a_source_for_every_row(name):
+    import warnings
+
+    import pandas as pd
+
+    from bayes_pip.data import load_dataset
+    from bayes_pip.errors import DataWarning
+
+    directory = Path(__file__).parents[1] / "data" / name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        load_dataset(directory)
+    for path in directory.glob("*.csv"):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "source" in frame.columns:
+            assert (frame["source"].str.strip() != "").all(), path.name

@@ -54,7 +54,7 @@ CASES = {
     "unknown_measure": ({"outcomes.csv": (",OR,lower", ",HR,lower")}, ["list"], 2,
                         "row 2, column 'measure': 'HR' is not allowed (allowed: RR, OR, SMD, MD, RD, PETO_OR)"),
     "unknown_benefit": ({"outcomes.csv": (",SMD,higher", ",SMD,up")}, ["list"], 2,
-                        "row 3, column 'benefit': 'up' is not allowed (allowed: lower, higher)"),
+                        "row 3, column 'benefit': 'up' is not allowed (allowed: lower, higher, unknown)"),
     "unknown_comparison_type": ({"outcomes.csv": (
         "mcid\nrejection,Acute rejection,il2ra_vs_control,OR,lower,6 months,0.8\nscore,Symptom "
         "score,x_vs_control,SMD,higher,post,0.2\n", "mcid,comparison_type\nrejection,Acute "
