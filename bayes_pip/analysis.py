@@ -123,6 +123,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
 
     classical = classical_from(resolved)
     es = classical.effects
+    notes += [f"Design: {n}" for n in resolved.adjustments]
     if es.k == 1:
         notes.append("A single study: the posterior of tau is essentially its prior, and the "
                      "pooled effect carries that uncertainty.")

@@ -38,6 +38,7 @@ class ClassicalAnalysis:
     provenance: tuple[str, ...]
     ci_method: str = "wald"
     pi_distribution: str = "t"
+    adjustments: tuple[str, ...] = ()
 
     def record(self) -> DLRecord:
         """The typed record: natural-scale estimate beside analysis-scale mu, se, tau2."""
@@ -88,7 +89,8 @@ class ClassicalAnalysis:
             ci_high=ci_high, mu=float(p.mu), se=float(p.se), z=float(p.z), p=float(p.p),
             tau2=float(p.tau2), tau=math.sqrt(float(p.tau2)), q=float(p.q), df=int(p.df),
             i2=float(p.i2), prediction=prediction, excluded=tuple(self.effects.excluded),
-            studies=studies, published=agreement, **extra)
+            studies=studies, published=agreement,
+            adjustments=tuple(self.adjustments) or None, **extra)
 
     def to_dict(self) -> dict:
         """The `dl --json` object."""
@@ -238,4 +240,4 @@ def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
     keep = ~rows["study"].isin(es.excluded)
     provenance = tuple(str(p) for p in rows.loc[keep, "provenance"])
     return ClassicalAnalysis(outcome, es, pooled, (float(low), float(high)),
-                             resolved.published, provenance, ci, pi)
+                             resolved.published, provenance, ci, pi, resolved.adjustments)

@@ -71,10 +71,9 @@ def cmd_list(args) -> int:
 
     Example: python -m bayes_pip list
     """
-    from bayes_pip.data import load_dataset
     from bayes_pip.summarise import outcome_listing
 
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     rows = outcome_listing(dataset)
     if args.json:
         print_json(rows)
@@ -111,10 +110,9 @@ def cmd_dl(args) -> int:
     Example: python -m bayes_pip dl parent_reported_depression --json
     """
     from bayes_pip.classical import classical_analysis
-    from bayes_pip.data import load_dataset
     from bayes_pip.summarise import dl_text
 
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     analysis = classical_analysis(dataset, args.outcome, method=args.method, ci=args.ci,
                                   pi=args.pi)
     if args.json:
@@ -140,11 +138,10 @@ def cmd_reconstruct(args) -> int:
 
     Example: python -m bayes_pip reconstruct secure_attachment_post
     """
-    from bayes_pip.data import load_dataset
     from bayes_pip.errors import InputError
     from bayes_pip.summarise import reconstruction_text
 
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     dataset.outcome(args.outcome)
     rec = dataset.reconstruction(args.outcome)
     if rec is None:
@@ -166,10 +163,9 @@ def cmd_priors(args) -> int:
 
     Example: python -m bayes_pip priors secure_attachment_post
     """
-    from bayes_pip.data import load_dataset
     from bayes_pip.priors import applicable_priors, default_prior_name, resolve_prior
 
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     outcome = dataset.outcome(args.outcome)
     sets = prior_sets(args)
     resolved = [resolve_prior(n, outcome, sets) for n in applicable_priors(outcome, sets)]
@@ -203,10 +199,9 @@ def cmd_bma(args) -> int:
     Example: python -m bayes_pip bma secure_attachment_post
     """
     from bayes_pip.analysis import bma_outcome
-    from bayes_pip.data import load_dataset
     from bayes_pip.summarise import bma_text
 
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     record = bma_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
     return output_record(args, record, bma_text)
 
@@ -241,13 +236,12 @@ def cmd_influence(args) -> int:
     """
     from bayes_pip import figures
     from bayes_pip.analysis import influence_outcome
-    from bayes_pip.data import load_dataset
     from bayes_pip.report import check_output_dir, json_text, write_report_files
     from bayes_pip.summarise import influence_text
 
     if args.out:
         check_output_dir(args.out)
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     record = influence_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
     return output_record(args, record, influence_text, lambda: write_report_files(args.out, {
         f"{record.outcome}_influence.json": json_text(record.to_dict()),
@@ -267,13 +261,12 @@ def cmd_funnel(args) -> int:
     """
     from bayes_pip import figures
     from bayes_pip.analysis import egger_outcome
-    from bayes_pip.data import load_dataset
     from bayes_pip.report import check_output_dir, json_text, write_report_files
     from bayes_pip.summarise import egger_text
 
     if args.out:
         check_output_dir(args.out)
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     record = egger_outcome(dataset, args.outcome, args.level)
     return output_record(args, record, egger_text, lambda: write_report_files(args.out, {
         f"{record.outcome}_funnel.json": json_text(record.to_dict()),
@@ -294,13 +287,12 @@ def cmd_fit(args) -> int:
     Example: python -m bayes_pip fit secure_attachment_post --prior sceptical
     """
     from bayes_pip.analysis import fit_outcome
-    from bayes_pip.data import load_dataset
     from bayes_pip.report import check_output_dir, write_fit
     from bayes_pip.summarise import fit_text
 
     if args.out:
         check_output_dir(args.out)
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     result = fit_outcome(dataset, args.outcome, prior_name=args.prior, engine=args.engine,
                          level=args.level, seed=args.seed, settings=sampler_settings(args),
                          progress=sys.stderr.isatty() and not args.json,
@@ -398,10 +390,9 @@ def cmd_compare_priors(args) -> int:
     Example: python -m bayes_pip compare-priors secure_attachment_post
     """
     from bayes_pip.analysis import compare_priors
-    from bayes_pip.data import load_dataset
     from bayes_pip.summarise import comparison_text
 
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
                           args.seed, sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json),
@@ -428,11 +419,10 @@ def cmd_sweep(args) -> int:
     Example: python -m bayes_pip sweep --json > sweep.json
     """
     from bayes_pip.analysis import sweep
-    from bayes_pip.data import load_dataset
     from bayes_pip.record import FitFailure
     from bayes_pip.summarise import sweep_text
 
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     rows = sweep(dataset, prior_list(args), args.engine, args.seed, sampler_settings(args),
                  progress_printer(sys.stderr.isatty()), prior_sets(args), args.level,
                  args.scheduler)
@@ -504,14 +494,13 @@ def cmd_report(args) -> int:
     """
     from bayes_pip.analysis import (bma_outcome, compare_priors, outcomes_with_data, priors_for,
                                     require_direction)
-    from bayes_pip.data import load_dataset
     from bayes_pip.report import (check_output_dir, outcome_report, provenance_text,
                                   summary_of_findings, write_report_files)
 
     if bool(args.outcome) == bool(args.all):
         raise InputError("give one OUTCOME or --all")
     check_output_dir(args.out)
-    dataset = load_dataset(args.data)
+    dataset = open_dataset(args)
     provenance = provenance_text(dataset.metadata, dataset.directory)
     outcome_ids = outcomes_with_data(dataset) if args.all else [args.outcome]
     if not outcome_ids:
@@ -622,6 +611,17 @@ def add_data_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", default=None,
                    help="data directory with outcomes.csv, studies.csv, published.csv "
                         "(default: the bundled PIP review data)")
+    p.add_argument("--multi-arm", choices=("refuse", "split", "combine"), default="refuse",
+                   help="a multi-arm trial whose arm appears in two comparisons of one "
+                        "meta-analysis: refuse (default), split the shared arm between them, or "
+                        "combine the other arms into one group (Cochrane Handbook 23.3.4)")
+
+
+def open_dataset(args):
+    """The --data directory, validated, with the --multi-arm remedy."""
+    from bayes_pip.data import load_dataset
+
+    return load_dataset(args.data).with_multi_arm(getattr(args, "multi_arm", "refuse"))
 
 
 def add_prior_options(p: argparse.ArgumentParser, prior_help: str | None = None) -> None:

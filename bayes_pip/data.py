@@ -31,6 +31,7 @@ import pandas as pd
 
 from bayes_pip import measures, reconstruct
 from bayes_pip.bundled import bundled_path
+from bayes_pip import design
 from bayes_pip.errors import DataWarning, InputError
 
 DICHOTOMOUS_MEASURES = measures.names_where(lambda m: m.is_dichotomous)
@@ -192,6 +193,7 @@ class Resolved:
     level: str | None
     directory: Path
     reconstruction: reconstruct.Reconstruction | None = None
+    adjustments: tuple[str, ...] = ()  # multi-arm and cluster adjustments applied to the rows
 
     def with_rows(self, rows: pd.DataFrame) -> "Resolved":
         """The same outcome at study level on ``rows`` (e.g. one reconstructed table)."""
@@ -226,7 +228,14 @@ class Dataset:
     published: pd.DataFrame | None
     constraints: pd.DataFrame | None = None
     metadata: dict = field(default_factory=lambda: dict(METADATA_DEFAULTS))
+    multi_arm: str = "refuse"   # how a shared arm in one meta-analysis is handled (design.py)
     _reconstructed: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def with_multi_arm(self, mode: str) -> "Dataset":
+        """The same data with a multi-arm remedy (refuse, split or combine)."""
+        if mode not in design.MULTI_ARM:
+            raise InputError(f"--multi-arm must be one of {', '.join(design.MULTI_ARM)}")
+        return dataclasses.replace(self, multi_arm=mode, _reconstructed=self._reconstructed)
 
     def intervention_for(self, comparison: str) -> str:
         """The intervention's name in sentences for a comparison (dataset.toml)."""
@@ -369,8 +378,23 @@ class Dataset:
                              file=str(self.directory / "published.csv"))
         if level is not None and level != status.level:
             status = forced_status(status, level, published, rec)
+        notes = ()
+        if level in (None, "study") and not rows.empty:
+            rows, notes = self.design_adjusted(outcome, rows)
         return Resolved(outcome, rows, published, status, level, self.directory,
-                        rec if level == "reconstructed" else None)
+                        rec if level == "reconstructed" else None, tuple(notes))
+
+    def design_adjusted(self, outcome: Outcome, rows: pd.DataFrame):
+        """Study rows with the multi-arm remedy and the cluster design effects applied, each
+        study labelled uniquely; and notes saying what was done (design.py)."""
+        file = str(self.directory / "studies.csv")
+        continuous = not outcome.scale.is_dichotomous
+        rows, notes = design.adjust_multi_arm(rows, outcome.outcome, self.multi_arm, continuous,
+                                              file)
+        rows, cluster_notes = design.adjust_clusters(rows, self.trials, outcome.outcome,
+                                                     continuous, file)
+        rows = rows.assign(study=design.row_names(rows))
+        return rows.reset_index(drop=True), notes + cluster_notes
 
     def study_rows(self, outcome_id: str) -> pd.DataFrame:
         return self.studies[self.studies["outcome"] == outcome_id].reset_index(drop=True)
@@ -629,11 +653,17 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise InputError(f"outcome '{outcome}' is not defined in outcomes.csv{hint}",
                              file=file, row=csv_row(i), column="outcome")
-    duplicated = frame.duplicated(subset=["outcome", "study"])
+    for column in design.ARM_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = ""
+        check_label(frame, column, file)
+    duplicated = frame.duplicated(subset=["outcome", "study", *design.ARM_COLUMNS])
     if duplicated.any():
         i = int(np.flatnonzero(duplicated)[0])
         raise InputError(f"study '{frame['study'].iloc[i]}' appears twice for outcome "
-                         f"'{frame['outcome'].iloc[i]}'", file=file, row=csv_row(i), column="study")
+                         f"'{frame['outcome'].iloc[i]}' (a multi-arm trial's rows name their arms "
+                         "in arm_pip and arm_ctrl)", file=file, row=csv_row(i), column="study")
+    validate_cluster_columns(frame, file)
     measure = frame["outcome"].map(measure_of)
     # generic inverse variance rows give the effect (analysis scale) and its SE directly
     for column in ("yi", "sei"):
@@ -707,6 +737,51 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
     return frame
 
 
+def validate_cluster_columns(frame: pd.DataFrame, file: str) -> None:
+    """Optional icc (0 <= icc < 1) and cluster_size (mean cluster size, >= 1), given together."""
+    icc = parse_number(frame, "icc", file, required=False, minimum=0)
+    size = parse_number(frame, "cluster_size", file, required=False, minimum=1)
+    for i in np.flatnonzero((icc >= 1).to_numpy()):
+        raise InputError(f"icc {icc.iloc[i]:g} must be below 1 (an intra-cluster correlation)",
+                         file=file, row=csv_row(i), column="icc")
+    half = (icc.notna() ^ size.notna()).to_numpy()
+    for i in np.flatnonzero(half):
+        raise InputError("icc and cluster_size must be given together (the design effect is "
+                         "1 + (cluster_size - 1) icc)", file=file, row=csv_row(i),
+                         column="cluster_size" if icc.notna().iloc[i] else "icc")
+    frame["icc"], frame["cluster_size"] = icc, size
+
+
+def validate_trials(frame: pd.DataFrame, file: str) -> pd.DataFrame:
+    """trials.csv: free-text characteristics, plus the design columns the analysis reads."""
+    frame = frame.copy()
+    warn_missing_sources(frame, file)
+    if "cluster_randomised" in frame.columns:
+        check_choice(frame, "cluster_randomised", ("yes", "no", ""), file)
+    validate_cluster_columns(frame, file)
+    return frame
+
+
+def warn_shared_arms(studies: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+    """An arm in two comparisons of the review is fine for separate analyses (a shared control);
+    say so, since pooling those comparisons together would count it twice."""
+    if not set(design.ARM_COLUMNS) <= set(studies.columns):
+        return
+    labelled = studies[(studies["arm_pip"] != "") | (studies["arm_ctrl"] != "")]
+    if labelled.empty:
+        return
+    comparison = dict(zip(outcomes["outcome"], outcomes["comparison"]))
+    for side in ("pip", "ctrl"):
+        used = labelled[labelled[f"arm_{side}"] != ""]
+        for (study, arm), group in used.groupby(["study", f"arm_{side}"], sort=False):
+            comparisons = sorted({comparison[o] for o in group["outcome"]})
+            if len(comparisons) > 1:
+                warnings.warn(DataWarning(
+                    f"study '{study}': its arm '{arm}' is in comparisons "
+                    f"{' and '.join(comparisons)}; fine for separate meta-analyses, but never "
+                    "pool those comparisons together (the arm would count twice)"), stacklevel=2)
+
+
 def validate_published(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
     frame = frame.copy()
     measure_of = dict(zip(outcomes["outcome"], outcomes["measure"]))
@@ -768,9 +843,9 @@ def load_dataset(directory: str | Path | None = None) -> Dataset:
                                     str(published_path))
                  if published_path.exists() else None)
     trials_path = directory / "trials.csv"
-    trials = read_table(trials_path, TRIAL_COLUMNS) if trials_path.exists() else None
-    if trials is not None:
-        warn_missing_sources(trials, str(trials_path))
+    trials = (validate_trials(read_table(trials_path, TRIAL_COLUMNS), str(trials_path))
+              if trials_path.exists() else None)
+    warn_shared_arms(studies, outcomes)
     constraints_path = directory / "constraints.csv"
     constraints = (validate_constraints(read_table(constraints_path, CONSTRAINT_COLUMNS),
                                         outcomes, str(constraints_path))
@@ -904,6 +979,7 @@ def load_frames(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None,
         pub = validate_published(text(published, label, PUBLISHED_COLUMNS), out, label)
     tr = None
     if trials is not None:
-        tr = text(trials, str(IN_MEMORY / "trials.csv"), TRIAL_COLUMNS)
-        warn_missing_sources(tr, str(IN_MEMORY / "trials.csv"))
+        tr = validate_trials(text(trials, str(IN_MEMORY / "trials.csv"), TRIAL_COLUMNS),
+                             str(IN_MEMORY / "trials.csv"))
+    warn_shared_arms(st, out)
     return Dataset(directory=IN_MEMORY, outcomes=out, studies=st, trials=tr, published=pub)

@@ -222,6 +222,8 @@ class DLRecord(Record):
     pi_distribution: str | None = field(default=None, metadata=OMIT_NONE)
     t_hksj: float | None = field(default=None, metadata=OMIT_NONE)   # with --ci hksj: t(k-1)
     p_hksj: float | None = field(default=None, metadata=OMIT_NONE)
+    # multi-arm and cluster adjustments applied to the study rows (design.py)
+    adjustments: tuple[str, ...] | None = field(default=None, metadata=OMIT_NONE)
 
     @property
     def method_label(self) -> str:

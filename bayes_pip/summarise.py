@@ -121,6 +121,8 @@ def dl_text(d: DLRecord, outcome: Outcome) -> str:
     if d.excluded:
         lines.append(f"Excluded (no events or only events in both arms): "
                      f"{', '.join(d.excluded)}")
+    for note in d.adjustments or ():
+        lines.append(f"Design: {note}")
     pub = d.published
     if pub:
         lines += ["",

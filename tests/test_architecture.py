@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
     {"version", "errors", "bundled", "environment", "effects", "record", "dl_fused", "dl"},
-    {"measures", "reconstruct", "robustness", "cluster"},
+    {"measures", "reconstruct", "robustness", "cluster", "design"},
     {"data"},
     {"priors"},
     {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",

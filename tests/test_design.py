@@ -1,0 +1,115 @@
+"""Multi-arm and cluster-randomised trials (Cochrane Handbook 23.3.4 and 23.1.4), against values
+computed by hand from the Handbook's formulas."""
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_pip.classical import classical_from
+from bayes_pip.data import load_frames
+from bayes_pip.design import combine_means
+from bayes_pip.errors import DataWarning, InputError
+
+
+def outcomes(measure="RR", comparisons=("c",)):
+    return pd.DataFrame({"outcome": [f"o{i}" for i in range(len(comparisons))],
+                         "label": "outcome", "comparison": list(comparisons),
+                         "measure": measure, "benefit": "lower"})
+
+
+def dichotomous_rows():
+    """Trial A: two PIP arms against one shared control arm (20/60); trial B: two arms."""
+    return pd.DataFrame({
+        "outcome": "o0", "study": ["Trial A", "Trial A", "Trial B"],
+        "arm_pip": ["dyadic", "group", ""], "arm_ctrl": ["usual care", "usual care", ""],
+        "events_pip": [10, 15, 12], "n_pip": [50, 50, 40],
+        "events_ctrl": [20, 20, 18], "n_ctrl": [60, 60, 41], "source": "test"})
+
+
+def effects(data, mode):
+    return classical_from(data.with_multi_arm(mode).resolve("o0", "study"))
+
+
+def test_a_shared_arm_is_refused_by_default():
+    data = load_frames(outcomes(), dichotomous_rows())
+    with pytest.raises(InputError) as err:
+        effects(data, "refuse")
+    message = str(err.value)
+    assert "'Trial A'" in message and "'usual care'" in message and "count 2 times" in message
+    assert "--multi-arm split" in message and "--multi-arm combine" in message
+
+
+def test_split_divides_the_shared_control_arm():
+    """Handbook: split the shared group, 20/60 becomes 10/30 in each comparison."""
+    a = effects(load_frames(outcomes(), dichotomous_rows()), "split")
+    es = a.effects
+    assert es.study == ("Trial A (dyadic vs usual care)", "Trial A (group vs usual care)",
+                        "Trial B")
+    np.testing.assert_allclose(es.n_ctrl, [30, 30, 41])
+    np.testing.assert_allclose(es.events_ctrl, [10, 10, 18])
+    by_hand = [(math.log((10 / 50) / (10 / 30)), 1 / 10 - 1 / 50 + 1 / 10 - 1 / 30),
+               (math.log((15 / 50) / (10 / 30)), 1 / 15 - 1 / 50 + 1 / 10 - 1 / 30),
+               (math.log((12 / 40) / (18 / 41)), 1 / 12 - 1 / 40 + 1 / 18 - 1 / 41)]
+    np.testing.assert_allclose(es.y, [y for y, _ in by_hand], rtol=1e-14)
+    np.testing.assert_allclose(es.v, [v for _, v in by_hand], rtol=1e-14)
+    rec = a.record()
+    assert rec.participants == 50 + 50 + 60 + 40 + 41  # the shared arm counted once
+    assert any("split" in n for n in rec.adjustments)
+
+
+def test_combine_merges_the_pip_arms():
+    es = effects(load_frames(outcomes(), dichotomous_rows()), "combine").effects
+    assert es.study == ("Trial A", "Trial B")
+    np.testing.assert_allclose(es.events_pip, [25, 12])
+    np.testing.assert_allclose(es.n_pip, [100, 40])
+    np.testing.assert_allclose(es.y[0], math.log((25 / 100) / (20 / 60)), rtol=1e-14)
+
+
+def test_combined_means_and_sds_follow_the_handbook():
+    """Table 6.5.a: n 20 and 30, means 10 and 14, SDs 4 and 5."""
+    n, m, sd = combine_means(np.array([20.0, 30.0]), np.array([10.0, 14.0]), np.array([4.0, 5.0]))
+    assert n == 50 and m == pytest.approx(12.4, rel=1e-15)
+    assert sd == pytest.approx(math.sqrt((19 * 16 + 29 * 25 + 20 * 30 / 50 * 16) / 49), rel=1e-15)
+    rows = pd.DataFrame({
+        "outcome": "o0", "study": ["A", "A"], "arm_pip": ["x", "y"], "arm_ctrl": ["c", "c"],
+        "mean_pip": [10, 14], "sd_pip": [4, 5], "n_pip": [20, 30],
+        "mean_ctrl": [15, 15], "sd_ctrl": [6, 6], "n_ctrl": [40, 40], "source": "test"})
+    es = effects(load_frames(outcomes("MD"), rows), "combine").effects
+    assert es.y[0] == pytest.approx(12.4 - 15, rel=1e-14)
+    assert es.v[0] == pytest.approx(sd**2 / 50 + 36 / 40, rel=1e-14)
+
+
+def test_cluster_trial_uses_the_design_effect():
+    """icc 0.05, mean cluster size 11: design effect 1.5; 30/90 vs 20/90 becomes 20/60 vs
+    13.33/60 (the ratio is unchanged, the variance grows by the design effect's share)."""
+    rows = dichotomous_rows().iloc[[2]].assign(study="Cluster C", events_pip=30, n_pip=90,
+                                                events_ctrl=20, n_ctrl=90, icc="0.05",
+                                                cluster_size="11")
+    es = effects(load_frames(outcomes(), rows), "refuse").effects
+    np.testing.assert_allclose([es.events_pip[0], es.n_pip[0], es.events_ctrl[0], es.n_ctrl[0]],
+                               [20, 60, 20 / 1.5, 60])
+    assert es.y[0] == pytest.approx(math.log(1.5), rel=1e-14)
+    assert es.v[0] == pytest.approx(1 / 20 - 1 / 60 + 1.5 / 20 - 1 / 60, rel=1e-14)
+
+
+def test_cluster_trial_without_icc_is_refused():
+    rows = dichotomous_rows().iloc[[2]]
+    trials = pd.DataFrame({"study": ["Trial B"], "cluster_randomised": ["yes"],
+                           "icc": [""], "cluster_size": [""], "source": ["test"]})
+    data = load_frames(outcomes(), rows, trials=trials)
+    with pytest.raises(InputError, match="cluster-randomised.*icc and cluster_size"):
+        effects(data, "refuse")
+    trials.loc[0, ["icc", "cluster_size"]] = ["0.02", "26"]
+    es = effects(load_frames(outcomes(), rows, trials=trials), "refuse").effects
+    assert es.n_pip[0] == pytest.approx(40 / 1.5)
+
+
+def test_an_arm_in_two_comparisons_is_a_warning():
+    rows = pd.DataFrame({"outcome": ["o0", "o1"], "study": "Trial A", "arm_pip": "dyadic",
+                         "arm_ctrl": ["usual care", "counselling"], "events_pip": 10,
+                         "n_pip": 50, "events_ctrl": 20, "n_ctrl": 60, "source": "test"})
+    with pytest.warns(DataWarning, match="'dyadic' is in comparisons c and d"):
+        load_frames(outcomes(comparisons=("c", "d")), rows)
