@@ -113,3 +113,24 @@ def test_an_arm_in_two_comparisons_is_a_warning():
                          "n_pip": 50, "events_ctrl": 20, "n_ctrl": 60, "source": "test"})
     with pytest.warns(DataWarning, match="'dyadic' is in comparisons c and d"):
         load_frames(outcomes(comparisons=("c", "d")), rows)
+
+
+def test_bundled_pip_marks_its_multi_arm_and_cluster_trials():
+    """The moment study rows are added, the right adjustment applies: Sleed 2013 is refused
+    until an ICC and a mean cluster size are given (none was found)."""
+    from bayes_pip.data import load_dataset
+
+    data = load_dataset()
+    t = data.trials.set_index("study")
+    assert t.loc["Cicchetti 2006b", "multi_arm"] == "yes" and t.loc["Cooper 2003", "multi_arm"] == "yes"
+    assert t.loc["Sleed 2013", "cluster_randomised"] == "yes"
+    assert np.isnan(t.loc["Sleed 2013", "icc"]) and "not found" in t.loc["Sleed 2013", "cluster_source"]
+    o = data.outcomes.iloc[[0]]
+    rows = pd.DataFrame({"outcome": o["outcome"].iloc[0], "study": ["Sleed 2013"], "n_pip": [88],
+                         "n_ctrl": [75], "events_pip": [30], "events_ctrl": [20],
+                         "mean_pip": [1.0], "sd_pip": [1.0], "mean_ctrl": [0.5], "sd_ctrl": [1.0],
+                         "source": ["test"]})
+    trials = data.trials.astype(str).replace("nan", "")
+    with_rows = load_frames(o, rows, trials=trials)
+    with pytest.raises(InputError, match="'Sleed 2013' is cluster-randomised"):
+        classical_from(with_rows.resolve(o["outcome"].iloc[0], "study"))
