@@ -118,3 +118,20 @@ def test_api_batch_reproduces_a_fit():
     assert close(np.exp(out.mu.sel(quantile=0.5).item()), fit.effect.median)
     assert close(np.exp(out.mu.sel(quantile=0.025).item()), fit.effect.ci_low)
     assert close(out.p_benefit.item(), fit.p_benefit)
+
+
+def test_readme_batch_example_runs(monkeypatch):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    monkeypatch.chdir(root)
+    text = (root / "README.md").read_text()
+    section = text[text.index("## Many meta-analyses at once"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "100_000" in code
+    namespace = {}
+    exec(compile(code.replace("100_000", "2_000"), "README.md", "exec"), namespace)  # noqa: S102
+    out = namespace["out"]
+    assert out.sizes["meta"] == 2_000 and (out.error.values == "").all()
+    assert ((out.p_benefit >= 0) & (out.p_benefit <= 1)).all()

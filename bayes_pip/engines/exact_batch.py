@@ -39,6 +39,7 @@ LOG_TAU_BELOW, LOG_TAU_ABOVE = 40.0, 30.0
 LOG_NEGLIGIBLE = math.log(1e-16)
 UPPER_TAIL_MAX = 1e-10
 MERGE_TAU2 = 1e-13     # tau^2 / min(v) below which a node's conditional normals equal tau = 0's
+COARSE = 8             # adjacent mixture components merged for the first quantile iterations
 BLOCK_ROWS = 20_000    # rows per block (memory: the outputs plus per-thread scratch)
 QUANTILES = (0.025, 0.5, 0.975)
 
@@ -182,19 +183,8 @@ def scout_rows(y, v, k, w0, m0, family, a, b, c, out):
 
 
 @numba.njit(cache=True)
-def _mixture_quantile(w, m, s, nc, q, zq):
-    """q-quantile of sum_j w_j N(m_j, s_j^2) (j < nc) by safeguarded Newton iterations."""
-    lo = math.inf
-    hi = -math.inf
-    mean = 0.0
-    second = 0.0
-    for j in range(nc):
-        lo = min(lo, m[j] - 40 * s[j])
-        hi = max(hi, m[j] + 40 * s[j])
-        mean += w[j] * m[j]
-        second += w[j] * (s[j] * s[j] + m[j] * m[j])
-    x = mean + math.sqrt(max(second - mean * mean, 0.0)) * zq
-    x = min(max(x, lo), hi)
+def _newton_quantile(w, m, s, nc, q, x, lo, hi, tol):
+    """Safeguarded Newton iterations on sum_j w_j Phi((x - m_j)/s_j) = q, j < nc."""
     for _ in range(200):
         f = -q
         dens = 0.0
@@ -209,13 +199,56 @@ def _mixture_quantile(w, m, s, nc, q, zq):
             hi = x
         else:
             return x
+        if abs(f) <= 1e-16 * max(q, 1 - q) and dens > 0:
+            return x - f / dens  # one more Newton step would move x by rounding error only
         new = x - f / dens if dens > 0 else 0.5 * (lo + hi)
         if not (new > lo and new < hi):
             new = 0.5 * (lo + hi)
-        if abs(new - x) <= 1e-14 * max(1.0, abs(x)):
+        if abs(new - x) <= tol * max(1.0, abs(x)):
             return new
         x = new
     return x
+
+
+@numba.njit(cache=True)
+def _mixture_quantile(w, m, s, nc, q, zq, gw, gm, gs, ng):
+    """q-quantile of the normal mixture (w, m, s)[:nc]: Newton iterations on a coarse mixture
+    (groups of adjacent components merged by their first two moments: (gw, gm, gs)[:ng]) find
+    the neighbourhood, then on the full mixture to rounding error."""
+    lo = math.inf
+    hi = -math.inf
+    mean = 0.0
+    second = 0.0
+    for j in range(nc):
+        lo = min(lo, m[j] - 40 * s[j])
+        hi = max(hi, m[j] + 40 * s[j])
+        mean += w[j] * m[j]
+        second += w[j] * (s[j] * s[j] + m[j] * m[j])
+    x = mean + math.sqrt(max(second - mean * mean, 0.0)) * zq
+    x = min(max(x, lo), hi)
+    x = _newton_quantile(gw, gm, gs, ng, q, x, lo, hi, 1e-9)
+    x = min(max(x, lo), hi)
+    return _newton_quantile(w, m, s, nc, q, x, lo, hi, 1e-14)
+
+
+@numba.njit(cache=True)
+def _coarse(w, m, s, nc, size, gw, gm, gs):
+    """Merge runs of ``size`` adjacent components, matching their weight, mean and variance."""
+    ng = 0
+    for start in range(0, nc, size):
+        tw = 0.0
+        tm = 0.0
+        t2 = 0.0
+        for j in range(start, min(start + size, nc)):
+            tw += w[j]
+            tm += w[j] * m[j]
+            t2 += w[j] * (s[j] * s[j] + m[j] * m[j])
+        if tw > 0:
+            gw[ng] = tw
+            gm[ng] = tm / tw
+            gs[ng] = math.sqrt(max(t2 / tw - gm[ng] * gm[ng], 1e-300))
+            ng += 1
+    return ng
 
 
 @numba.njit(cache=True, parallel=True)
@@ -245,15 +278,22 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, cells,
         tau[0] = 0.0
         mass[0] = tail[r]
         cum[0] = tail[r]
+        mm[0], var[0], _ = _moments(yr, vr, kr, 0.0, w0, m0)
         for cidx in range(cells):
             a_c = lo[r] + cidx * width
             cell_mass = 0.0
             for g in range(npc):
                 u = a_c + half * (gl_x[g] + 1.0)
                 j = 1 + cidx * npc + g
-                d = math.exp(_log_density(yr, vr, kr, u, w0, m0, family, a, b, c) - shift[r])
+                t = math.exp(u)
+                mj, vj, log_lik = _moments(yr, vr, kr, t, w0, m0)
+                lp = _log_prior_u(u, family, a, b, c)
+                value = log_lik + lp
+                d = math.exp(value - shift[r]) if math.isfinite(value) else 0.0
                 mass[j] = half * gl_w[g] * d
-                tau[j] = math.exp(u)
+                tau[j] = t
+                mm[j] = mj
+                var[j] = vj
                 cell_mass += mass[j]
             cum[cidx + 1] = cum[cidx] + cell_mass
         total = cum[cells]
@@ -262,7 +302,6 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, cells,
             vmin = min(vmin, vr[i])
         for j in range(nn):
             mass[j] /= total
-            mm[j], var[j], _ = _moments(yr, vr, kr, tau[j], w0, m0)
         for cidx in range(cells + 1):
             cum[cidx] /= total
         if store:
@@ -324,9 +363,17 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, cells,
         for j in range(nc):
             sd_mu[j] = math.sqrt(cv[j])
             sd_new[j] = math.sqrt(cv[j] + ct[j] * ct[j])
+        gw = np.empty(nc)
+        gm = np.empty(nc)
+        gs_mu = np.empty(nc)
+        gs_new = np.empty(nc)
+        ng = _coarse(cw, cm, sd_mu, nc, COARSE, gw, gm, gs_mu)
+        _coarse(cw, cm, sd_new, nc, COARSE, gw, gm, gs_new)
         for iq in range(nq):
-            out[r, N_FIXED + iq] = _mixture_quantile(cw, cm, sd_mu, nc, qs[iq], zqs[iq])
-            out[r, N_FIXED + nq + iq] = _mixture_quantile(cw, cm, sd_new, nc, qs[iq], zqs[iq])
+            out[r, N_FIXED + iq] = _mixture_quantile(cw, cm, sd_mu, nc, qs[iq], zqs[iq],
+                                                     gw, gm, gs_mu, ng)
+            out[r, N_FIXED + nq + iq] = _mixture_quantile(cw, cm, sd_new, nc, qs[iq], zqs[iq],
+                                                          gw, gm, gs_new, ng)
             # tau: the cell holding the quantile, then Newton on the integral inside it
             q = qs[iq]
             if q < cum[0]:
