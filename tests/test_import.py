@@ -237,3 +237,27 @@ def test_bundled_data_give_a_source_for_every_row(name):
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         if "source" in frame.columns:
             assert (frame["source"].str.strip() != "").all(), path.name
+
+
+@pytest.mark.parametrize("measure, method, expected_method", [("RD", "MH", "MH-fixed"),
+                                                              ("PETO_OR", "PETO", "Peto")])
+def test_revman_risk_difference_and_peto_are_imported(tmp_path, measure, method,
+                                                      expected_method):
+    """RevMan 5 writes EFFECT_MEASURE="RD" and, for Peto's method, METHOD="PETO" with
+    EFFECT_MEASURE="PETO_OR"; the Fleiss file relabelled so (its stored OR then no longer
+    applies, so only the mapping and the pooling method are checked)."""
+    from conftest import run_main
+
+    text = RM5.read_text(encoding="utf-8")
+    text = text.replace('EFFECT_MEASURE="OR"', f'EFFECT_MEASURE="{measure}"', 1)
+    text = text.replace('METHOD="MH"', f'METHOD="{method}"', 1)
+    source = tmp_path / "relabelled.rm5"
+    source.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    r = run_main("import", str(source), "--out", str(out), "--benefit", "lower")
+    assert r.returncode == 0, r.stderr
+    rows = {row["outcome"]: row for row in read(out / "outcomes.csv")}
+    assert rows[ASPIRIN]["measure"] == measure
+    r = run_main("dl", ASPIRIN, "--data", str(out), "--method", "file", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["method"] == expected_method
