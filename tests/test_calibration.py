@@ -48,6 +48,7 @@ def test_bad_calibrate_options_are_one_line_errors(args, message):
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_calibration_on_a_local_cluster_equals_serial():
     pytest.importorskip("distributed")
     serial = calibrate("exact", (3,), 40, seed=5)

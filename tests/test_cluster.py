@@ -14,6 +14,7 @@ from conftest import run_main
 pytest.importorskip("distributed")
 
 
+@pytest.mark.slow
 def test_sweep_on_a_local_cluster_equals_the_serial_sweep():
     serial = run_main("sweep", "--engine", "exact", "--json")
     assert serial.returncode == 0, serial.stderr
@@ -32,6 +33,7 @@ def halve(x):
     return x / 2
 
 
+@pytest.mark.slow
 def test_a_failing_task_is_reported_and_the_others_kept():
     seen = []
     out = run_tasks("local:2", halve, [(1,), (3,), (8,)], ["one", "three", "eight"],
