@@ -475,15 +475,15 @@ def summary_level_note_short() -> str:
 
 def sweep_text(rows: list) -> str:
     """Outcome x prior table: effect, P(benefit), P(>MCID); failed fits say why."""
-    lines = [f"{'outcome':42s} {'level':7s} {'prior':16s} {'effect [95% CrI]':>24s} "
+    lines = [f"{'outcome':42s} {'level':13s} {'prior':16s} {'effect [95% CrI]':>24s} "
              f"{'P(benefit)':>10s} {'P(>MCID)':>9s}"]
     failed = [r for r in rows if isinstance(r, FitFailure)]
     for r in rows:
         if isinstance(r, FitFailure):
-            lines.append(f"{r.outcome:42s} {'-':7s} {r.prior:16s} {'FAILED (see below)':>24s}")
+            lines.append(f"{r.outcome:42s} {'-':13s} {r.prior:16s} {'FAILED (see below)':>24s}")
             continue
         pm = prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"
-        lines.append(f"{r.outcome:42s} {r.level:7s} {r.prior.name:16s} "
+        lines.append(f"{r.outcome:42s} {r.level:13s} {r.prior.name:16s} "
                      f"{r.measure + ' ' + ci_text(r.effect):>24s} "
                      f"{prob_text(r.p_benefit, r.probability_draws):>10s} {pm:>9s}")
     if failed:
