@@ -179,6 +179,9 @@ def calibration_text(rec: CalibrationRecord) -> str:
         lines.append(f"{c.k:4d} {c.parameter:9s} {c.p_value:15.3f}  "
                      f"{'uniform' if c.passed else 'NOT UNIFORM (p <= 0.01)'}")
     lines.append(f"test: {rec.checks[0].test}" if rec.checks else "")
+    if rec.engine == "pymc" and rec.reps < 5 * BINS:
+        lines.append(f"Note: with {rec.reps} replicates fewer than 5 are expected per bin; the "
+                     f"chi-square p-value is rough (use --reps {5 * BINS} or more).")
     return "\n".join(lines)
 
 
