@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
-    {"version", "errors", "bundled", "environment", "effects", "record", "dl_fused", "dl"},
+    {"version", "errors", "bundled", "environment", "effects", "record", "dl_fused", "dl",
+     "metareg"},
     {"measures", "reconstruct", "robustness", "cluster", "design"},
     {"data"},
     {"priors"},
@@ -21,7 +22,8 @@ LAYERS = [
      "engines.mixture"},
     {"engines.conjugate", "engines.exact", "engines.evidence", "engines.pymc_models", "engines.fast_normal",
      "engines.mcmc", "engines"},
-    {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch"},
+    {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch",
+     "engines.exact_regression"},
     {"classical"},
     {"summarise"},
     {"analysis", "figures"},

@@ -232,10 +232,40 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
     y = np.atleast_1d(np.asarray(y, float))
     v = np.atleast_1d(np.asarray(v, float))
     check_proper(len(y), mu_prior, tau_prior)
+    grid = tau_grid(lambda tau: conditional_moments(y, v, tau, mu_prior)[2], tau_prior,
+                    math.log(math.sqrt(float(np.median(v)))), cells)
+    m, var, _ = conditional_moments(y, v, grid.tau, mu_prior)
+    return ExactPosterior(y=y, v=v, mu_prior=mu_prior, tau_prior=tau_prior, edges=grid.edges,
+                          cum_edges=grid.cum_edges, log_shift=grid.shift, total=grid.total,
+                          tau=grid.tau, weight=grid.weight, mu_mean=m, mu_var=var)
+
+
+@dataclass(frozen=True)
+class TauGrid:
+    """Quadrature over log tau: cell edges, their posterior CDF, and the nodes with their weights
+    (the first node is tau = 0 and carries the lower tail)."""
+    edges: np.ndarray
+    cum_edges: np.ndarray
+    shift: float
+    total: float
+    tau: np.ndarray
+    weight: np.ndarray
+
+
+def tau_grid(log_lik, tau_prior, centre: float, cells: int = CELLS) -> TauGrid:
+    """Composite Gauss-Legendre quadrature of p(log tau | y) ∝ L(tau) p(tau) tau, for any
+    log-likelihood ``log_lik(tau_array)`` that is constant near tau = 0 and decreasing for large tau
+    (every normal model with tau integrated over: the meta-analysis and the meta-regression).
+    ``centre`` is log of a typical within-study SD, around which the scan starts."""
+    def log_dens(log_tau):
+        tau = np.exp(log_tau)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            value = log_lik(tau) + tau_prior.logpdf(tau) + log_tau
+        return np.where(np.isfinite(value), value, -np.inf)
+
     # ---- scout: where does p(log tau | y) live? ----
-    centre = math.log(math.sqrt(float(np.median(v))))
     scout = np.linspace(centre - LOG_TAU_BELOW, centre + LOG_TAU_ABOVE, SCOUT_POINTS)
-    scout_logd = log_density(y, v, scout, mu_prior, tau_prior)
+    scout_logd = log_dens(scout)
     if not np.isfinite(scout_logd).any():
         raise InputError("the prior on tau gives zero density everywhere the data allow")
     shift = float(np.max(scout_logd))
@@ -244,7 +274,7 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
     if alive[-1] == len(scout) - 1:
         # heavy-tailed prior with few studies: bound the mass above the range by
         # p(y | tau_hi) P_prior(tau > tau_hi) (p(y | tau) decreases for large tau)
-        log_lik_hi = conditional_moments(y, v, np.exp([hi]), mu_prior)[2][0]
+        log_lik_hi = log_lik(np.exp([hi]))[0]
         try:
             upper = math.exp(log_lik_hi - shift) * float(1 - tau_prior.cdf(math.exp(hi)))
         except ValueError:
@@ -257,7 +287,7 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
     # ---- below lo, p(y | tau) = p(y | 0) to within 1e-30: the tail is L(0) * P_prior(tau < e^lo)
     tail_mass = 0.0
     if alive[0] == 0:
-        log_lik0 = conditional_moments(y, v, np.zeros(1), mu_prior)[2][0]
+        log_lik0 = log_lik(np.zeros(1))[0]
         tail_mass = math.exp(log_lik0 - shift) * float(tau_prior.cdf(math.exp(lo)))
     # ---- composite Gauss-Legendre over [lo, hi] ----
     # cell boundaries also at every point where the prior density jumps or its support ends
@@ -272,17 +302,15 @@ def exact_posterior(y, v, mu_prior, tau_prior, cells: int = CELLS) -> ExactPoste
     else:  # equal cells
         half = 0.5 * (edges[1] - edges[0])
     nodes = (edges[:-1, None] + half * (GL_X[None, :] + 1)).ravel()
-    dens = np.exp(log_density(y, v, nodes, mu_prior, tau_prior) - shift)
+    dens = np.exp(log_dens(nodes) - shift)
     mass = np.concatenate([[tail_mass], (half * GL_W[None, :]
                                           * dens.reshape(cells, NODES_PER_CELL)).ravel()])
     total = float(mass.sum())
     cum_edges = np.concatenate([[tail_mass], tail_mass + np.cumsum(
         mass[1:].reshape(cells, -1).sum(axis=1))]) / total
     tau = np.concatenate([[0.0], np.exp(nodes)])
-    m, var, _ = conditional_moments(y, v, tau, mu_prior)
-    return ExactPosterior(y=y, v=v, mu_prior=mu_prior, tau_prior=tau_prior, edges=edges,
-                          cum_edges=cum_edges, log_shift=shift, total=total, tau=tau,
-                          weight=mass / total, mu_mean=m, mu_var=var)
+    return TauGrid(edges=edges, cum_edges=cum_edges, shift=shift, total=total, tau=tau,
+                   weight=mass / total)
 
 
 # ---------------------------------------------------------------------------------------------
