@@ -113,12 +113,67 @@ def cmd_dl(args) -> int:
     from bayes_pip.summarise import dl_text
 
     dataset = open_dataset(args)
+    if args.moderator or args.subgroup:
+        return moderator_dl(args, dataset)
     analysis = classical_analysis(dataset, args.outcome, method=args.method, ci=args.ci,
                                   pi=args.pi)
     if args.json:
         print_json(analysis.to_dict())
     else:
         print(dl_text(analysis.record(), analysis.outcome))
+    return EXIT_OK
+
+
+def moderator_dl(args, dataset) -> int:
+    """`dl --moderator` (meta-regression) and `dl --subgroup` (test for subgroup differences)."""
+    from bayes_pip import moderation
+
+    if args.moderator and args.subgroup:
+        raise InputError("give --moderator or --subgroup, not both")
+    if args.subgroup:
+        rec = moderation.classical_subgroups(dataset, args.outcome, args.subgroup,
+                                             method=args.method, tau=args.tau)
+    else:
+        rec = moderation.classical_moderators(dataset, args.outcome, args.moderator,
+                                              method=args.method)
+    if args.json:
+        print_json(rec)
+    else:
+        print(moderation.classical_text(rec))
+    return EXIT_OK
+
+
+def moderator_fit(args, dataset) -> int:
+    """`fit --moderator` / `fit --subgroup`: Bayesian meta-regression."""
+    from bayes_pip import moderation
+    from bayes_pip.report import write_report_files
+
+    if args.moderator and args.subgroup:
+        raise InputError("give --moderator or --subgroup, not both")
+    names = args.moderator or [args.subgroup]
+    if args.subgroup:
+        dataset = dataset.with_moderator_kind(args.subgroup, "categorical")
+    engine = args.engine if args.engine in ("exact", "pymc") else None
+    if engine is None:
+        raise InputError(f"--moderator runs with --engine exact or pymc, not {args.engine}")
+    rec = moderation.bayes_moderators(dataset, args.outcome, names, prior_name=args.prior,
+                                      engine=engine, seed=args.seed,
+                                      settings=sampler_settings(args), level=args.level,
+                                      prior_sets=prior_sets(args))
+    if args.out:
+        from bayes_pip import figures
+        from bayes_pip.report import json_text
+
+        stem = f"{args.outcome}__{'__'.join(names)}__{rec['prior']['name']}"
+        files = {f"{stem}.json": json_text(rec)}
+        if len(names) == 1:
+            files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
+        for path in write_report_files(args.out, files):
+            sys.stderr.write(f"wrote {path}\n")
+    if args.json:
+        print_json(rec)
+    else:
+        print(moderation.bayes_text(rec))
     return EXIT_OK
 
 
@@ -293,6 +348,8 @@ def cmd_fit(args) -> int:
     if args.out:
         check_output_dir(args.out)
     dataset = open_dataset(args)
+    if args.moderator or args.subgroup:
+        return moderator_fit(args, dataset)
     result = fit_outcome(dataset, args.outcome, prior_name=args.prior, engine=args.engine,
                          level=args.level, seed=args.seed, settings=sampler_settings(args),
                          progress=sys.stderr.isatty() and not args.json,
@@ -318,6 +375,15 @@ def prior_sets(args):
     if args.prior_dir and args.prior_file:
         raise InputError("give --prior-dir or --prior-file, not both")
     return load_prior_sets(extra=args.prior_dir or args.prior_file)
+
+
+def add_moderator_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--moderator", action="append", default=None, metavar="NAME",
+                   help="meta-regression on a column of studies.csv or trials.csv (repeat for "
+                        "several); numeric per unit as given, or categorical against its first "
+                        "level")
+    p.add_argument("--subgroup", default=None, metavar="NAME",
+                   help="subgroup analysis by a column of studies.csv or trials.csv")
 
 
 def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
@@ -677,6 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pi", choices=("t", "z"), default="t",
                    help="prediction interval: t (t(k-2), Higgins-Thompson-Spiegelhalter; "
                         "default) or z (metafor's predict() with a z test)")
+    add_moderator_options(p)
+    p.add_argument("--tau", choices=("separate", "common"), default="separate",
+                   help="with --subgroup: a tau^2 per subgroup (RevMan, default) or one shared "
+                        "tau^2 (the mixed-effects model; Q between is its QM)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = add_command(sub, "reconstruct", "integer 2x2 tables consistent with the printed "
@@ -727,7 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_fit_options(p)
     p.add_argument("--out", metavar="DIR", default=None,
-                   help="also write the JSON summary (and netCDF draws for MCMC) to DIR")
+                   help="also write the JSON summary (and netCDF draws for MCMC) to DIR; with "
+                        "--moderator, the JSON and a bubble plot")
+    add_moderator_options(p)
 
     p = add_command(sub, "compare-priors", "one outcome under every applicable prior",
                     cmd_compare_priors)

@@ -231,6 +231,12 @@ class Dataset:
     multi_arm: str = "refuse"   # how a shared arm in one meta-analysis is handled (design.py)
     _reconstructed: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def with_moderator_kind(self, name: str, kind: str) -> "Dataset":
+        """The same data with a moderator read as ``kind`` (e.g. a numeric code as categories)."""
+        declared = dict(self.metadata.get("moderators") or {})
+        declared[name] = {"kind": kind}
+        return dataclasses.replace(self, metadata={**self.metadata, "moderators": declared})
+
     def with_multi_arm(self, mode: str) -> "Dataset":
         """The same data with a multi-arm remedy (refuse, split or combine)."""
         if mode not in design.MULTI_ARM:

@@ -219,3 +219,51 @@ def funnel_plot(e):
     ax.set_title(plain(f"{e.label}: funnel plot"))
     ax.legend(loc="lower left", fontsize=8, frameon=False)
     return fig
+
+
+def bubble_plot(rec: dict):
+    """Meta-regression on one moderator: each study's observed effect (area by its weight,
+    1/(v_i + tau^2) at the posterior median of tau) against the moderator, with the posterior
+    median regression line and its 95% credible band (numeric moderator) or each level's fitted
+    effect with its 95% interval (categorical moderator). Natural scale; log axis for ratios."""
+    from matplotlib.ticker import FuncFormatter
+
+    studies = rec["study_effects"]
+    mod = rec["moderators"][0]
+    fig, ax = new_figure((6.4, 4.2))
+    categorical = mod["kind"] == "categorical"
+    levels = mod["levels"] or []
+    xs = [levels.index(s["value"]) if categorical else s["value"] for s in studies]
+    w = np.array([s["weight"] for s in studies])
+    sizes = 40 + 400 * w / w.max()
+    if rec.get("line"):
+        line = rec["line"]
+        ax.fill_between(line["x"], line["ci_low"], line["ci_high"], color="tab:blue", alpha=0.18,
+                        lw=0, label="95% credible band")
+        ax.plot(line["x"], line["median"], color="tab:blue", lw=1.6, label="posterior median")
+    if categorical:
+        for f in rec["fitted"]:
+            i = levels.index(f["at"].split(" = ", 1)[1])
+            ax.errorbar([i + 0.12], [f["estimate"]], yerr=[[f["estimate"] - f["ci_low"]],
+                        [f["ci_high"] - f["estimate"]]], fmt="D", color="tab:blue", ms=7,
+                        capsize=4, label="fitted effect (95% CrI)" if i == 0 else None)
+        ax.set_xticks(range(len(levels)), [plain(v) for v in levels])
+        ax.set_xlim(-0.6, len(levels) - 0.4)
+    ax.scatter(xs, [s["estimate"] for s in studies], s=sizes, facecolor="none",
+               edgecolor="black", lw=1.2, label="study (area: weight)", zorder=3)
+    for x, s in zip(xs, studies):
+        ax.annotate(plain(s["study"]), (x, s["estimate"]), textcoords="offset points",
+                    xytext=(-8, 6), ha="right", fontsize=8)
+    null = measures.get(rec["measure"]).null
+    ax.axhline(null, color="grey", lw=0.8, ls="--")
+    if measures.get(rec["measure"]).is_ratio:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_xlabel(plain(mod["name"]))
+    ax.set_ylabel(plain(f"{rec['measure']} ({rec['label']})"))
+    ax.set_title(plain(f"{rec['label']}: {rec['k']} studies ({rec['level']} level), prior "
+                       f"{rec['prior']['name']}"),
+                 fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="best")
+    return fig

@@ -339,6 +339,19 @@ class PriorSet:
     notes: str = ""
     order: int = 100
     baseline: dict | None = None
+    coefficients: dict | None = None
+
+
+# Meta-regression coefficients (one per moderator column; the intercept is always flat). A prior
+# file may set them in a [coefficients] section: family = "normal" with sd per standardised unit
+# (per SD of a numeric moderator across the studies analysed, per contrast for a categorical one),
+# or family = "flat". Otherwise this default is used on unit-free measures (log ratios, SMD, RD).
+DEFAULT_COEFFICIENT_SD = 1.0
+DEFAULT_COEFFICIENT_SOURCE = (
+    "bayes_pip default: Normal(0, 1^2) per SD of a numeric moderator (per contrast for a "
+    "categorical one) on the analysis scale, so a change of more than 2 on the log-ratio or SMD "
+    "scale per SD of a moderator is a priori unlikely; the intercept is flat (as bayesmeta bmr)")
+COEFFICIENT_FAMILIES = ("normal", "flat")
 
 
 # The binomial-normal model's control-arm baseline b_i (logit of the control risk for OR; the
@@ -367,6 +380,9 @@ class ResolvedPrior:
     baseline: Normal = Normal(0.0, DEFAULT_BASELINE_SD)
     baseline_source: str = DEFAULT_BASELINE_SOURCE
     tau_used: bool = True   # False at summary level: heterogeneity is not modelled
+    coefficients: dict = dataclasses.field(default_factory=lambda: {
+        "family": "normal", "sd": DEFAULT_COEFFICIENT_SD, "per": "standardised",
+        "source": DEFAULT_COEFFICIENT_SOURCE})
 
     def summary_level(self) -> "ResolvedPrior":
         """The prior as a summary-level fit uses it: only the prior on the pooled effect."""
@@ -420,7 +436,7 @@ def read_prior_set(path: Path) -> PriorSet:
     return PriorSet(name=spec["name"], title=spec["title"], source=spec["source"],
                     applies_to=tuple(spec["applies_to"]), mu=spec["mu"], tau=spec["tau"],
                     path=path, notes=spec.get("notes", ""), order=int(spec.get("order", 100)),
-                    baseline=spec.get("baseline"))
+                    baseline=spec.get("baseline"), coefficients=spec.get("coefficients"))
 
 
 # parameter -> (must be > 0, may be infinite); everything else must be a finite number
@@ -468,6 +484,18 @@ def check_parameters(spec: dict, path: Path) -> None:
             raise InputError("the baseline prior must be a table with family = \"normal\", mean "
                              "and sd", file=str(path), column="baseline.family")
         check("baseline", spec["baseline"])
+    if "coefficients" in spec:
+        c = spec["coefficients"]
+        if not isinstance(c, dict) or c.get("family") not in COEFFICIENT_FAMILIES:
+            raise InputError("the coefficients prior must be a table with family = \"normal\" "
+                             "(and sd, per standardised unit) or family = \"flat\"",
+                             file=str(path), column="coefficients.family")
+        if c["family"] == "normal":
+            sd = c.get("sd")
+            if (isinstance(sd, bool) or not isinstance(sd, (int, float)) or not math.isfinite(sd)
+                    or not SCALE_RANGE[0] <= sd <= SCALE_RANGE[1]):
+                raise InputError(f"{sd!r} is not allowed (must be a number from 1e-06 to 1e+06)",
+                                 file=str(path), column="coefficients.sd")
     tau = spec["tau"]
     table = tau.get("by_outcome_type")
     if table is None:
@@ -671,6 +699,19 @@ def resolve_prior(name: str, outcome: Outcome, sets: dict[str, PriorSet] | None 
     if p.baseline is not None:
         baseline = Normal(float(p.baseline["mean"]), float(p.baseline["sd"]))
         baseline_source = p.baseline.get("source", "")
+    if p.coefficients is not None:
+        coefficients = {"family": p.coefficients["family"], "per": "standardised",
+                        "source": p.coefficients.get("source", "")}
+        if p.coefficients["family"] == "normal":
+            coefficients["sd"] = float(p.coefficients["sd"])
+    elif outcome.scale.unit_free:
+        coefficients = {"family": "normal", "sd": DEFAULT_COEFFICIENT_SD, "per": "standardised",
+                        "source": DEFAULT_COEFFICIENT_SOURCE}
+    else:  # natural units (MD): no default scale exists
+        coefficients = {"family": "flat", "per": "standardised",
+                        "source": "flat: a mean difference is in the outcome's own units, so "
+                                  "bayes_pip has no default scale for its coefficients"}
     return ResolvedPrior(name=p.name, title=p.title, source=p.source, mu=mu, tau=tau,
                          mu_source=mu_source, tau_source=tau_source, notes=notes,
-                         baseline=baseline, baseline_source=baseline_source)
+                         baseline=baseline, baseline_source=baseline_source,
+                         coefficients=coefficients)

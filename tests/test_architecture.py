@@ -26,7 +26,7 @@ LAYERS = [
      "engines.exact_regression"},
     {"classical"},
     {"summarise"},
-    {"analysis", "figures"},
+    {"analysis", "figures", "moderation"},
     {"report", "revman", "api", "calibration"},
     {"cli", "__init__"},
     {"__main__"},

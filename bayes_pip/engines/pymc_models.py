@@ -234,3 +234,29 @@ def run_nutpie(kind: str, data: dict, seed: int, settings: SamplerSettings, prog
         return nutpie.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
                          cores=settings.cores, seed=seed, target_accept=settings.target_accept,
                          progress_bar=progress)
+
+
+def meta_regression_model(y, v, X, names, study, prior: ResolvedPrior, coef_mean, coef_sd):
+    """Bayesian meta-regression as written in a paper: y_i ~ N(x_i' beta, v_i + tau^2) (theta_i
+    integrated out), beta_j ~ N(m_j, s_j^2) or flat (s_j infinite), tau under the prior set's own
+    PyMC distribution. Coordinates: ``coefficient`` (intercept first, then each moderator column)
+    and ``study``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    coef_sd = np.asarray(coef_sd, float)
+    with pm.Model(coords={"coefficient": list(names), "study": list(study)}) as model:
+        x = pm.Data("X", np.asarray(X, float), dims=("study", "coefficient"))
+        y_obs = pm.Data("y_obs", np.asarray(y, float), dims="study")
+        v_obs = pm.Data("v", np.asarray(v, float), dims="study")
+        parts = []
+        for j, name in enumerate(names):
+            if np.isfinite(coef_sd[j]):
+                parts.append(pm.Normal(f"beta_{j}", float(coef_mean[j]), float(coef_sd[j])))
+            else:
+                parts.append(pm.Flat(f"beta_{j}"))
+        beta = pm.Deterministic("beta", pt.stack(parts), dims="coefficient")
+        tau = prior.tau.pymc("tau")
+        pm.Normal("y", mu=pt.dot(x, beta), sigma=pt.sqrt(v_obs + tau**2), observed=y_obs,
+                  dims="study")
+    return model

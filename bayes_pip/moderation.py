@@ -1,0 +1,518 @@
+"""Review objective 2: which programme features modify the effect (meta-regression, subgroups).
+
+Moderators are columns of studies.csv (per row) or trials.csv (per trial), joined by study; a
+column ``<name>_source`` beside a moderator says where each value comes from. A moderator is
+numeric when every value given parses as a number, categorical otherwise (levels sorted, the first
+is the reference). Studies without a value are left out, and every output names them.
+
+- :func:`classical_moderators` / :func:`classical_subgroups`: metafor-equivalent meta-regression and
+  RevMan's test for subgroup differences (:mod:`bayes_pip.metareg`).
+- :func:`bayes_moderators`: the Bayesian meta-regression, exact (quadrature over tau, the method of
+  bayesmeta ``bmr``) or PyMC (NUTS with a design matrix), with the prior set's tau prior and its
+  coefficient priors (``[coefficients]`` in the prior file; default Normal(0, 1) per SD of a
+  numeric moderator, per contrast of a categorical one; intercept flat).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from bayes_pip import metareg
+from bayes_pip.classical import classical_from
+from bayes_pip.data import (COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS,
+                            Dataset, Resolved, identifier_problem)
+from bayes_pip.errors import InputError
+
+EXPLORATORY_K = 10   # Cochrane Handbook 10.11.5.1: meta-regression needs about 10 studies per moderator
+RESERVED = {"outcome", "study", "source", "provenance", "notes", "yi", "sei", "arm_pip",
+            "arm_ctrl", "design", "arms", "randomised_n", "timepoints", "review_comparisons",
+            *COUNT_COLUMNS, *CONTINUOUS_COLUMNS, *OUTCOME_COLUMNS, *STUDY_COLUMNS}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModeratorData:
+    """One outcome's effects with moderator values (studies without a value left out)."""
+    outcome: object
+    level: str
+    study: tuple[str, ...]
+    tables: tuple[tuple[np.ndarray, np.ndarray], ...]   # (y, v) per table (one at study level)
+    moderators: tuple[metareg.Moderator, ...]
+    sources: dict                  # moderator -> {study: source text}
+    dropped: tuple[str, ...]       # studies without a value of some moderator
+    published_k: int | None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.study)
+
+    def design(self):
+        return metareg.design_matrix(list(self.moderators))
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.dropped:
+            out.append(f"Left out for want of a moderator value: {', '.join(self.dropped)}.")
+        if self.k < EXPLORATORY_K:
+            out.append(f"Exploratory: {self.k} studies. With fewer than {EXPLORATORY_K} studies "
+                       "a moderator analysis cannot separate the moderator from everything else "
+                       "that differs between the trials (Cochrane Handbook 10.11.5.1).")
+        if self.level == "reconstructed":
+            n = len(self.tables)
+            out.append(f"Reconstructed data: {n} integer table{'s' if n > 1 else ''} consistent "
+                       "with the printed results, not printed data"
+                       + ("; results are averaged over all of them." if n > 1 else "."))
+        if self.published_k is not None and self.k < self.published_k:
+            out.append(f"Partial data: {self.k} of the {self.published_k} studies the review "
+                       "pooled.")
+        return out
+
+    def moderator_dicts(self) -> list[dict]:
+        return [{"name": m.name, "kind": m.kind,
+                 "levels": m.levels if m.kind == "categorical" else None,
+                 "values": {s: v for s, v in zip(self.study, m.values)},
+                 "sources": self.sources.get(m.name, {})} for m in self.moderators]
+
+
+def base_study(name: str) -> str:
+    """'Cooper 2003 (psychodynamic vs routine care)' -> 'Cooper 2003' (multi-arm row names)."""
+    return name.split(" (", 1)[0]
+
+
+def available(dataset: Dataset) -> list[str]:
+    """Columns that can serve as moderators."""
+    names = []
+    for frame in (dataset.studies, dataset.trials):
+        if frame is None:
+            continue
+        for c in frame.columns:
+            if c not in RESERVED and not c.endswith("_source") and c not in names \
+                    and not c.startswith("cluster") and c not in ("icc", "multi_arm"):
+                names.append(c)
+    return names
+
+
+def lookup(dataset: Dataset, rows, study: tuple[str, ...], name: str):
+    """Values and sources of one moderator for the studies analysed."""
+    in_rows = name in rows.columns
+    trials = dataset.trials
+    in_trials = trials is not None and name in trials.columns
+    if not (in_rows or in_trials) or name in RESERVED:
+        choices = available(dataset)
+        raise InputError(f"unknown moderator '{name[:60]}': not a column of studies.csv or "
+                         f"trials.csv (available: {', '.join(choices) or 'none'})",
+                         file=str(dataset.directory / "trials.csv"), column=name)
+    values, sources = [], {}
+    by_study = {}
+    if in_trials:
+        for _, r in trials.iterrows():
+            by_study[str(r["study"])] = (str(r[name]).strip(),
+                                          str(r.get(f"{name}_source", r.get("source", ""))))
+    row_of = {str(r["study"]): r for _, r in rows.iterrows()} if in_rows else {}
+    for s in study:
+        value, source = "", ""
+        if s in row_of and str(row_of[s][name]).strip() not in ("", "nan"):
+            r = row_of[s]
+            value = str(r[name]).strip()
+            source = str(r.get(f"{name}_source", r.get("source", "")))
+        elif s in by_study or base_study(s) in by_study:
+            value, source = by_study.get(s, by_study.get(base_study(s)))
+        values.append(None if value in ("", "nan") else value)
+        if value not in ("", "nan"):
+            sources[s] = source
+    return values, sources
+
+
+def kind_of(dataset: Dataset, name: str, values) -> str:
+    declared = dataset.metadata.get("moderators", {}).get(name, {}).get("kind") \
+        if isinstance(dataset.metadata.get("moderators"), dict) else None
+    if declared:
+        return declared
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return "categorical"
+    return "numeric"
+
+
+def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],
+                   level: str | None = None) -> ModeratorData:
+    """Resolve an outcome and join the named moderators to its studies."""
+    if not names:
+        raise InputError("give at least one --moderator")
+    if len(set(names)) < len(names):
+        raise InputError("a moderator is given twice")
+    for name in names:
+        problem = identifier_problem(name)
+        if problem:
+            raise InputError(f"moderator name {name[:60]!r} {problem}")
+    resolved: Resolved = dataset.resolve(outcome_id, level=level)
+    if resolved.level == "summary":
+        raise InputError(f"outcome '{outcome_id}' has only the published pooled result: a "
+                         "moderator analysis needs study rows (or reconstructed tables)")
+    frames = resolved.table_rows() if resolved.level == "reconstructed" else [resolved.rows]
+    effects = [classical_from(resolved.with_rows(f) if resolved.level == "reconstructed"
+                              else resolved).effects for f in frames]
+    study = effects[0].study
+    rows = frames[0]
+    raw, sources = {}, {}
+    for name in names:
+        raw[name], sources[name] = lookup(dataset, rows, study, name)
+    keep = [all(raw[n][i] is not None for n in names) for i in range(len(study))]
+    dropped = tuple(s for s, k in zip(study, keep) if not k)
+    idx = np.flatnonzero(keep)
+    mods = []
+    for name in names:
+        vals = [raw[name][i] for i in idx]
+        kind = kind_of(dataset, name, vals)
+        mods.append(metareg.Moderator(name, tuple(float(v) for v in vals) if kind == "numeric"
+                                      else tuple(vals), kind))
+    published = resolved.published
+    return ModeratorData(outcome=resolved.outcome, level=resolved.level,
+                         study=tuple(study[i] for i in idx),
+                         tables=tuple((es.y[idx], es.v[idx]) for es in effects),
+                         moderators=tuple(mods), sources=sources, dropped=dropped,
+                         published_k=None if published is None else published.k)
+
+
+def analysis_scale(outcome) -> str:
+    name = f"log {outcome.measure}" if outcome.scale.is_ratio else outcome.measure
+    return f"coefficients per unit of each moderator as given, on the {name} scale"
+
+
+def check_variation(md: ModeratorData) -> None:
+    for m in md.moderators:
+        distinct = set(m.values)
+        if len(distinct) < 2:
+            shown = ", ".join(f"{s}: {v}" for s, v in zip(md.study, m.values)) or "no study"
+            raise InputError(f"outcome '{md.outcome.outcome}': moderator '{m.name}' does not "
+                             f"vary across the studies with a value ({shown}); nothing to "
+                             f"compare" + (f" (no value for {', '.join(md.dropped)})"
+                                           if md.dropped else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# classical
+# ---------------------------------------------------------------------------------------------
+
+def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
+                         method: str = "DL") -> dict:
+    """Meta-regression of one outcome's study rows on the named moderators (metafor ``rma``)."""
+    if method not in metareg.METHODS:
+        raise InputError(f"--method {method} does not apply to a meta-regression (allowed: "
+                         f"{', '.join(metareg.METHODS)})")
+    md = moderator_data(dataset, outcome_id, names, level=None)
+    check_variation(md)
+    X, columns = md.design()
+    y, v = md.tables[0]
+    try:
+        fit = metareg.meta_regression(y, v, X, columns, method)
+    except ValueError as exc:
+        raise InputError(f"outcome '{outcome_id}': {exc}") from None
+    return {"outcome": outcome_id, "label": md.outcome.label, "measure": md.outcome.measure,
+            "analysis": "meta-regression", "method": method, "level": md.level, "k": md.k,
+            "studies": list(md.study), "moderators": md.moderator_dicts(),
+            "scale": analysis_scale(md.outcome),
+            "coefficients": [{k: c[k] for k in ("name", "estimate", "se", "ci_low", "ci_high", "p")}
+                             for c in fit.coefficients()],
+            "tau2": fit.tau2, "tau2_without_moderators": fit.tau2_without,
+            "qm": fit.qm, "qm_df": fit.qm_df, "qm_p": fit.qm_p, "qe": fit.qe,
+            "qe_df": fit.qe_df, "qe_p": fit.qe_p, "r2": fit.r2, "i2": fit.i2,
+            "notes": md.notes()}
+
+
+def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: str = "DL",
+                        tau: str = "separate") -> dict:
+    """Subgroup analysis with the test for subgroup differences (RevMan 5)."""
+    if method not in metareg.METHODS:
+        raise InputError(f"--method {method} does not apply to a subgroup analysis (allowed: "
+                         f"{', '.join(metareg.METHODS)})")
+    md = moderator_data(dataset, outcome_id, [name], level=None)
+    check_variation(md)
+    y, v = md.tables[0]
+    result = metareg.subgroup_analysis(y, v, md.moderators[0].values, method, tau)
+    return {"outcome": outcome_id, "label": md.outcome.label, "measure": md.outcome.measure,
+            "analysis": "subgroups", "subgroup": name, "level": md.level, "k": md.k,
+            "studies": list(md.study), "moderators": md.moderator_dicts(), **result.to_dict(),
+            "notes": md.notes()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Bayesian
+# ---------------------------------------------------------------------------------------------
+
+def coefficient_prior(md: ModeratorData, columns, prior):
+    """Independent normal (or flat) priors per design column, per unit of the moderator as given:
+    sd = s / SD(x) for a numeric moderator (SD across the studies analysed), s per contrast of a
+    categorical one; the intercept is flat."""
+    from bayes_pip.engines.exact_regression import CoefficientPrior
+
+    spec = prior.coefficients
+    sd = np.full(len(columns), math.inf)
+    if spec["family"] == "normal":
+        j = 1
+        for m in md.moderators:
+            if m.kind == "numeric":
+                spread = float(np.std(np.asarray(m.values, float), ddof=1))
+                sd[j] = spec["sd"] / spread
+                j += 1
+            else:
+                n = len(m.levels) - 1
+                sd[j:j + n] = spec["sd"]
+                j += n
+    return CoefficientPrior(np.zeros(len(columns)), sd)
+
+
+def benefit_probability(post, target, benefit: str):
+    if benefit not in ("higher", "lower"):
+        return None
+    return post.sf(target, 0.0) if benefit == "higher" else post.cdf(target, 0.0)
+
+
+def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
+                     prior_name: str | None = None, engine: str = "exact", seed: int = 1,
+                     settings=None, level: str | None = "auto", prior_sets=None) -> dict:
+    """Bayesian meta-regression of one outcome on the named moderators."""
+    from bayes_pip.engines.exact_regression import exact_regression
+    from bayes_pip.engines.mixture import MixturePosterior
+    from bayes_pip.priors import default_prior_name, load_prior_sets, resolve_prior
+
+    if engine not in ("exact", "pymc"):
+        raise InputError(f"--moderator runs with --engine exact or pymc, not {engine}")
+    md = moderator_data(dataset, outcome_id, names, level=level)
+    check_variation(md)
+    outcome = md.outcome
+    sets = load_prior_sets() if prior_sets is None else prior_sets
+    prior_name = prior_name or default_prior_name(outcome.measure)
+    prior = resolve_prior(prior_name, outcome, sets)
+    X, columns = md.design()
+    cprior = coefficient_prior(md, columns, prior)
+    if np.linalg.matrix_rank(X) < X.shape[1]:
+        raise InputError(f"outcome '{outcome_id}': the moderators {', '.join(names)} are "
+                         "confounded with each other in these studies (the same split of the "
+                         "trials); give one of them")
+    diagnostics = None
+    if engine == "exact":
+        parts = [exact_regression(y, v, X, columns, prior.tau, cprior) for y, v in md.tables]
+        post = parts[0] if len(parts) == 1 else MixturePosterior(parts)
+    else:
+        if len(md.tables) > 1:
+            raise InputError(f"outcome '{outcome_id}' is analysed on {len(md.tables)} "
+                             "reconstructed tables; use --engine exact (which averages over them)")
+        post, diagnostics = pymc_regression(md, X, columns, prior, cprior, seed, settings)
+    scale = outcome.scale
+    coefficients = []
+    for j, name in enumerate(columns):
+        t = ("beta", j)
+        coefficients.append({
+            "name": name, "mean": post.mean(t), "sd": post.sd(t), "median": post.quantile(t, 0.5),
+            "ci_low": post.quantile(t, 0.025), "ci_high": post.quantile(t, 0.975),
+            "p_benefit": None if j == 0 else benefit_probability(post, t, outcome.benefit),
+            "prior": {"family": "flat"} if not np.isfinite(cprior.sd[j])
+            else {"family": "normal", "mean": 0.0, "sd": float(cprior.sd[j])}})
+    fitted = []
+    for row in np.unique(X, axis=0):
+        t = ("fitted", row)
+        label = ", ".join(design_label(m, row, columns) for m in md.moderators)
+        fitted.append({"at": label,
+                       "estimate": float(scale.to_natural(post.quantile(t, 0.5))),
+                       "ci_low": float(scale.to_natural(post.quantile(t, 0.025))),
+                       "ci_high": float(scale.to_natural(post.quantile(t, 0.975))),
+                       "p_benefit": benefit_probability(post, t, outcome.benefit)})
+    tau_med = post.quantile("tau", 0.5)
+    y0, v0 = md.tables[0]
+    study_effects = [{"study": s, "estimate": float(scale.to_natural(y0[i])),
+                      "weight": float(1.0 / (v0[i] + tau_med**2)),
+                      "value": md.moderators[0].values[i]} for i, s in enumerate(md.study)]
+    line = None
+    if len(md.moderators) == 1 and md.moderators[0].kind == "numeric":
+        x = np.asarray(md.moderators[0].values, float)
+        grid = np.linspace(x.min(), x.max(), 41)
+        qs = [[post.quantile(("fitted", np.array([1.0, g])), q) for g in grid]
+              for q in (0.5, 0.025, 0.975)]
+        line = {"x": grid.tolist(), **{key: [float(scale.to_natural(t)) for t in q]
+                                       for key, q in zip(("median", "ci_low", "ci_high"), qs)}}
+    prior_dict = prior.to_dict()
+    prior_dict["coefficients"] = {**prior.coefficients, "per_unit": [
+        c["prior"] for c in coefficients]}
+    record = {"outcome": outcome_id, "label": outcome.label, "measure": outcome.measure,
+              "benefit": outcome.benefit, "analysis": "Bayesian meta-regression",
+              "engine": engine, "level": md.level, "k": md.k, "studies": list(md.study),
+              "moderators": md.moderator_dicts(), "prior": prior_dict,
+              "scale": analysis_scale(outcome),
+              "coefficients": coefficients,
+              "tau": {"median": post.quantile("tau", 0.5), "ci_low": post.quantile("tau", 0.025),
+                      "ci_high": post.quantile("tau", 0.975)},
+              "fitted": fitted, "study_effects": study_effects, "line": line,
+              "diagnostics": diagnostics,
+              "seed": seed if engine == "pymc" else None, "notes": md.notes()}
+    return record
+
+
+def design_label(m: metareg.Moderator, row, columns) -> str:
+    if m.kind == "numeric":
+        return f"{m.name} = {row[columns.index(m.name)]:g}"
+    for level in m.levels[1:]:
+        if row[columns.index(f"{m.name}: {level} vs {m.levels[0]}")] == 1:
+            return f"{m.name} = {level}"
+    return f"{m.name} = {m.levels[0]}"
+
+
+def pymc_regression(md: ModeratorData, X, columns, prior, cprior, seed, settings):
+    """NUTS (nutpie) on the PyMC meta-regression; the same convergence gate as every fit."""
+    import nutpie
+
+    from bayes_pip.engines import mcmc
+    from bayes_pip.engines.base import SamplerSettings
+    from bayes_pip.engines.diagnostics import gate
+    from bayes_pip.engines.pymc_models import meta_regression_model, quiet_imports
+    from bayes_pip.errors import ConvergenceError
+
+    quiet_imports()
+    settings = settings or SamplerSettings()
+    target = settings.target_accept or 0.99   # 0.95 left 2 divergences in 8,000 draws on dat.bcg
+    y, v = md.tables[0]
+    model = meta_regression_model(y, v, X, columns, md.study, prior, cprior.mean, cprior.sd)
+    compiled = nutpie.compile_pymc_model(model)
+    with mcmc.interrupts_propagate():
+        idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
+                              chains=settings.chains, cores=settings.cores or 2, seed=seed,
+                              target_accept=target, progress_bar=False)
+    diagnostics, problems = gate(idata, settings.chains, settings.draws, ("beta", "tau"))
+    if problems:
+        raise ConvergenceError(f"outcome '{md.outcome.outcome}', meta-regression on "
+                               f"{', '.join(m.name for m in md.moderators)}: "
+                               f"{'; '.join(problems)}. Try more draws, a higher "
+                               "--target-accept, or --engine exact.")
+    return RegressionDraws(idata, X), diagnostics
+
+
+class RegressionDraws:
+    """Posterior draws of a meta-regression answering the exact engine's questions."""
+
+    def __init__(self, idata, X):
+        post = idata.posterior
+        self.beta = post["beta"].values.reshape(-1, post["beta"].shape[-1])
+        self.tau = post["tau"].values.ravel()
+        self.idata = idata
+
+    def draws(self, target):
+        if target == "tau":
+            return self.tau
+        if target[0] == "beta":
+            return self.beta[:, target[1]]
+        if target[0] == "fitted":
+            return self.beta @ np.asarray(target[1], float)
+        raise ValueError(f"unknown target {target!r}")
+
+    def mean(self, t):
+        return float(np.mean(self.draws(t)))
+
+    def sd(self, t):
+        return float(np.std(self.draws(t), ddof=1))
+
+    def quantile(self, t, q):
+        return float(np.quantile(self.draws(t), q))
+
+    def cdf(self, t, x):
+        return float(np.mean(self.draws(t) <= x))
+
+    def sf(self, t, x):
+        return float(np.mean(self.draws(t) > x))
+
+
+# ---------------------------------------------------------------------------------------------
+# text
+# ---------------------------------------------------------------------------------------------
+
+def fmt(x, digits=3) -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def header(rec: dict) -> list[str]:
+    mods = "; ".join(f"{m['name']} ({m['kind']}"
+                     + (f": {', '.join(m['levels'])}" if m["levels"] else "") + ")"
+                     for m in rec["moderators"])
+    return [f"{rec['label']} [{rec['outcome']}], {rec['measure']}, {rec['level']} level, "
+            f"k = {rec['k']}: {', '.join(rec['studies'])}",
+            f"Moderators: {mods}"]
+
+
+def classical_text(rec: dict) -> str:
+    lines = header(rec)
+    if rec["analysis"] == "subgroups":
+        lines.append(f"Subgroups by {rec['subgroup']} ({rec['method']}, {rec['tau']} tau^2; "
+                     f"{rec['measure']} on the analysis scale):")
+        for s in rec["subgroups"]:
+            lines.append(f"  {s['level']:<28} k = {s['k']:<3} {fmt(s['estimate'])} "
+                         f"[{fmt(s['ci_low'])}, {fmt(s['ci_high'])}]  tau^2 {fmt(s['tau2'])}")
+        lines.append(f"Test for subgroup differences: Q = {fmt(rec['q_between'])}, df = "
+                     f"{rec['df_between']}, p = {fmt(rec['p_between'])}")
+    else:
+        lines.append(f"Meta-regression ({rec['method']}); {rec['scale']}:")
+        for c in rec["coefficients"]:
+            lines.append(f"  {c['name']:<44} {fmt(c['estimate'])} (SE {fmt(c['se'])}) "
+                         f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]  p = {fmt(c['p'])}")
+        lines.append(f"QM = {fmt(rec['qm'])} (df {rec['qm_df']}, p = {fmt(rec['qm_p'])}); "
+                     f"QE = {fmt(rec['qe'])} (df {rec['qe_df']}, p = {fmt(rec['qe_p'])}); "
+                     f"residual tau^2 = {fmt(rec['tau2'])} (without moderators "
+                     f"{fmt(rec['tau2_without_moderators'])}); R^2 = {fmt(rec['r2'])}%")
+    lines += rec["notes"]
+    return "\n".join(lines)
+
+
+def bayes_text(rec: dict) -> str:
+    lines = header(rec)
+    p = rec["prior"]
+    lines.append(f"Prior '{p['name']}': tau {p['tau']['family']} "
+                 f"{ {k: v for k, v in p['tau'].items() if k not in ('family', 'source')} }; "
+                 "coefficients " + ", ".join(
+                     "flat" if c["prior"]["family"] == "flat" else f"N(0, {c['prior']['sd']:.3g}^2)"
+                     for c in rec["coefficients"]) + f" ({rec['engine']} engine)")
+    lines.append(f"Posterior, {rec['scale']}:")
+    benefit = rec["benefit"]
+    for c in rec["coefficients"]:
+        pb = "" if c["p_benefit"] is None else f"  P(more benefit) {c['p_benefit']:.3f}"
+        lines.append(f"  {c['name']:<44} median {fmt(c['median'])} [{fmt(c['ci_low'])}, "
+                     f"{fmt(c['ci_high'])}]{pb}")
+    t = rec["tau"]
+    lines.append(f"  tau (residual heterogeneity)                 median {fmt(t['median'])} "
+                 f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]")
+    lines.append(f"Fitted {rec['measure']} (natural scale):")
+    for f in rec["fitted"]:
+        pb = "" if f["p_benefit"] is None else f"  P(benefit) {f['p_benefit']:.3f}"
+        lines.append(f"  {f['at']:<44} {fmt(f['estimate'])} [{fmt(f['ci_low'])}, "
+                     f"{fmt(f['ci_high'])}]{pb}")
+    if benefit not in ("higher", "lower"):
+        lines.append("P(benefit) needs the outcome's direction of benefit (outcomes.csv).")
+    lines += [sentence(rec)] + rec["notes"]
+    return "\n".join(lines)
+
+
+def sentence(rec: dict) -> str:
+    """One sentence per moderator coefficient, its uncertainty and the caution; numbers equal
+    the record's."""
+    parts = []
+    for c in rec["coefficients"][1:]:
+        if ": " in c["name"]:
+            name, levels = c["name"].split(": ", 1)
+            level, reference = levels.split(" vs ", 1)
+            what = f"{name} '{level}' compared with '{reference}'"
+            more = f"the effect is more favourable to the intervention with '{level}'"
+        else:
+            what = f"each one-unit increase in {c['name']}"
+            more = f"the effect becomes more favourable to the intervention as {c['name']} increases"
+        direction = ("" if c["p_benefit"] is None else
+                     f"; the probability that {more} is {c['p_benefit']:.2f}")
+        parts.append(f"For {what}, the {rec['measure']} changes by a factor of "
+                     f"{math.exp(c['median']):.2f} (95% credible interval "
+                     f"{math.exp(c['ci_low']):.2f} to {math.exp(c['ci_high']):.2f}){direction}."
+                     if rec["measure"] in ("RR", "OR", "PETO_OR") else
+                     f"For {what}, the {rec['measure']} changes by {c['median']:.2f} (95% "
+                     f"credible interval {c['ci_low']:.2f} to {c['ci_high']:.2f}){direction}.")
+    k = rec["k"]
+    if k < EXPLORATORY_K:
+        parts.append(f"With {k} {'study' if k == 1 else 'studies'}, this is exploratory.")
+    return " ".join(parts)

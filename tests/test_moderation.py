@@ -1,0 +1,179 @@
+"""Moderators from the data files: `dl --moderator/--subgroup` and `fit --moderator` against
+metafor and bayesmeta (tests/reference/metareg_values.json, REFERENCES §9), on a data directory
+written from dat.bcg, and on the bundled PIP data."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_main
+
+REF = json.loads((Path(__file__).parent / "reference" / "metareg_values.json").read_text())
+FLAT_HN = '''name = "flat-hn"
+title = "half-normal(0.5) on tau, flat coefficients"
+applies_to = ["RR"]
+source = "test"
+[mu]
+family = "normal"
+mean = 0.0
+sd = 4.0
+[tau]
+family = "halfnormal"
+scale = 0.5
+[coefficients]
+family = "flat"
+'''
+
+
+@pytest.fixture(scope="module")
+def bcg_dir(tmp_path_factory):
+    """dat.bcg as a data directory: log RR and SE per trial (generic inverse variance), latitude
+    and allocation in trials.csv with a source column."""
+    d = tmp_path_factory.mktemp("bcg")
+    a, c = REF["bcg"]["ablat"], REF["bcg"]["alloc"]
+    pd.DataFrame({"outcome": ["tb"], "label": ["Tuberculosis"], "comparison": ["vaccine"],
+                  "measure": ["RR"], "benefit": ["lower"]}).to_csv(d / "outcomes.csv", index=False)
+    pd.DataFrame({"outcome": "tb", "study": a["studies"], "yi": a["yi"],
+                  "sei": np.sqrt(a["vi"]), "provenance": "printed",
+                  "source": "metafor dat.bcg"}).to_csv(d / "studies.csv", index=False)
+    pd.DataFrame({"study": a["studies"], "source": "metafor dat.bcg", "ablat": a["values"],
+                  "ablat_source": "dat.bcg ablat", "alloc": c["values"]}).to_csv(
+        d / "trials.csv", index=False)
+    (d / "flat.toml").write_text(FLAT_HN)
+    return d
+
+
+@pytest.mark.parametrize("method", ("DL", "REML"))
+def test_dl_moderator_json_matches_metafor(bcg_dir, method):
+    r = run_main("dl", "tb", "--data", str(bcg_dir), "--moderator", "ablat", "--method", method,
+                 "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    ref = REF["bcg"]["ablat"]["regression"][method]
+    assert [c["name"] for c in out["coefficients"]] == ["intercept", "ablat"]
+    for key in ("estimate", "se", "ci_low", "ci_high", "p"):
+        np.testing.assert_allclose([c[key] for c in out["coefficients"]], ref[key], rtol=1e-6)
+    for key in ("tau2", "qm", "qe", "r2"):
+        assert out[key] == pytest.approx(ref[key], rel=1e-6), key
+    assert out["moderators"][0]["sources"]["Aronson 1948"] == "dat.bcg ablat"
+
+
+def test_dl_subgroup_json_matches_metafor(bcg_dir):
+    r = run_main("dl", "tb", "--data", str(bcg_dir), "--subgroup", "alloc", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    ref = REF["bcg"]["alloc"]["subgroups"]["DL"]
+    assert [s["level"] for s in out["subgroups"]] == ref["levels"]
+    np.testing.assert_allclose([s["estimate"] for s in out["subgroups"]], ref["estimate"], rtol=1e-6)
+    assert out["q_between"] == pytest.approx(ref["q_between"], rel=1e-6)
+    assert out["df_between"] == 2 and out["p_between"] == pytest.approx(ref["p_between"], rel=1e-6)
+    text = run_main("dl", "tb", "--data", str(bcg_dir), "--subgroup", "alloc").stdout
+    assert f"Q = {ref['q_between']:.3g}, df = 2" in text
+
+
+def test_fit_moderator_matches_bayesmeta_bmr(bcg_dir, tmp_path):
+    r = run_main("fit", "tb", "--data", str(bcg_dir), "--moderator", "ablat", "--engine", "exact",
+                 "--prior", "flat-hn", "--prior-file", str(bcg_dir / "flat.toml"), "--json",
+                 "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    slope = out["coefficients"][1]
+    assert slope["name"] == "ablat" and slope["prior"] == {"family": "flat"}
+    np.testing.assert_allclose([slope["ci_low"], slope["median"], slope["ci_high"]],
+                               [-0.04537845647, -0.02905552953, -0.01136760282], atol=1e-4)
+    assert out["tau"]["median"] == pytest.approx(0.2949258678, abs=1e-6)
+    # benefit is lower: P(benefit) of the slope is P(slope < 0)
+    assert slope["p_benefit"] > 0.99
+    assert out["prior"]["coefficients"]["family"] == "flat"
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["tb__ablat__flat-hn.json", "tb__ablat__flat-hn__bubble.png"]
+    assert json.loads((tmp_path / "out" / files[0]).read_text())["coefficients"] == out["coefficients"]
+
+
+def test_fit_moderator_text_numbers_equal_the_record(bcg_dir):
+    args = ("fit", "tb", "--data", str(bcg_dir), "--moderator", "alloc", "--engine", "exact")
+    rec = json.loads(run_main(*args, "--json").stdout)
+    text = run_main(*args).stdout
+    c = rec["coefficients"][1]
+    assert c["name"] == "alloc: random vs alternate"
+    assert (f"factor of {math.exp(c['median']):.2f} (95% credible interval "
+            f"{math.exp(c['ci_low']):.2f} to {math.exp(c['ci_high']):.2f})") in text
+    assert f"is {c['p_benefit']:.2f}" in text
+    # default coefficient prior: N(0, 1) per contrast, intercept flat
+    assert [x["prior"] for x in rec["coefficients"]][:2] == [
+        {"family": "flat"}, {"family": "normal", "mean": 0.0, "sd": 1.0}]
+    assert "exploratory" not in text.lower()  # 13 studies
+
+
+def test_default_coefficient_prior_is_per_sd_of_a_numeric_moderator(bcg_dir):
+    rec = json.loads(run_main("fit", "tb", "--data", str(bcg_dir), "--moderator", "ablat",
+                              "--engine", "exact", "--json").stdout)
+    sd = float(np.std(REF["bcg"]["ablat"]["values"], ddof=1))
+    assert rec["coefficients"][1]["prior"]["sd"] == pytest.approx(1.0 / sd, rel=1e-12)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--moderator", "nope"), "unknown moderator 'nope'"),
+    (("--moderator", "../x"), "is not a valid id"),
+    (("--moderator", "ablat", "--subgroup", "alloc"), "not both"),
+    (("--moderator", "ablat", "--moderator", "ablat"), "given twice"),
+])
+def test_moderator_input_errors_exit_2(bcg_dir, args, message):
+    for command in ("dl", "fit"):
+        r = run_main(command, "tb", "--data", str(bcg_dir), *args, "--engine", "exact") \
+            if command == "fit" else run_main(command, "tb", "--data", str(bcg_dir), *args)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+        assert r.stderr.count("\n") == 1
+
+
+def test_pip_attachment_moderator_is_honest_about_two_trials(tmp_path):
+    args = ("fit", "secure_attachment_post", "--moderator", "population_group", "--engine", "exact")
+    r = run_main(*args)
+    assert r.returncode == 0, r.stderr
+    assert "reconstructed level, k = 2" in r.stdout
+    assert "With 2 studies, this is exploratory." in r.stdout
+    assert "Reconstructed data" in r.stdout
+    rec = json.loads(run_main(*args, "--json").stdout)
+    assert rec["moderators"][0]["sources"]["Cicchetti 2006b"].startswith("coded from the printed")
+    # two moderators that split the two trials the same way are refused, not fitted
+    r = run_main(*args, "--moderator", "control_type")
+    assert r.returncode == 2 and "confounded" in r.stderr
+    # a moderator known for only one of the trials
+    r = run_main("dl", "secure_attachment_post", "--moderator", "duration_months")
+    assert r.returncode == 2
+    r = run_main("fit", "secure_attachment_post", "--moderator", "duration_months",
+                 "--engine", "exact")
+    assert r.returncode == 2 and "does not vary" in r.stderr and "Cicchetti 1999a" in r.stderr
+
+
+@pytest.mark.slow
+def test_pymc_meta_regression_matches_exact_within_4_mcse(bcg_dir):
+    import arviz as az
+
+    from bayes_pip import moderation
+    from bayes_pip.data import load_dataset
+    from bayes_pip.engines.base import SamplerSettings
+
+    d = load_dataset(bcg_dir)
+    exact = moderation.bayes_moderators(d, "tb", ["ablat"], engine="exact")
+    ds = moderation.moderator_data(d, "tb", ["ablat"])
+    from bayes_pip.priors import resolve_prior
+    prior = resolve_prior("halfnormal-0.5", ds.outcome)
+    X, cols = ds.design()
+    post, diag = moderation.pymc_regression(ds, X, cols, prior,
+                                            moderation.coefficient_prior(ds, cols, prior), 7,
+                                            SamplerSettings())
+    assert diag["converged"]
+    beta = post.idata.posterior["beta"]
+    idata = post.idata
+    mcse_mean = az.mcse(idata, var_names=["beta"], method="mean")["beta"].values
+    mcse_q = [az.mcse(idata, var_names=["beta"], method="quantile", prob=q)["beta"].values
+              for q in (0.025, 0.975)]
+    for j in range(2):
+        e = exact["coefficients"][j]
+        assert abs(float(beta[..., j].mean()) - e["mean"]) < 4 * mcse_mean[j]
+        assert abs(post.quantile(("beta", j), 0.025) - e["ci_low"]) < 4 * mcse_q[0][j]
+        assert abs(post.quantile(("beta", j), 0.975) - e["ci_high"]) < 4 * mcse_q[1][j]
