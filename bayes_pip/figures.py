@@ -226,7 +226,7 @@ def bubble_plot(rec: dict):
     1/(v_i + tau^2) at the posterior median of tau) against the moderator, with the posterior
     median regression line and its 95% credible band (numeric moderator) or each level's fitted
     effect with its 95% interval (categorical moderator). Natural scale; log axis for ratios."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     studies = rec["study_effects"]
     mod = rec["moderators"][0]
@@ -251,15 +251,17 @@ def bubble_plot(rec: dict):
         ax.set_xlim(-0.6, len(levels) - 0.4)
     ax.scatter(xs, [s["estimate"] for s in studies], s=sizes, facecolor="none",
                edgecolor="black", lw=1.2, label="study (area: weight)", zorder=3)
-    for x, s in zip(xs, studies):
-        ax.annotate(plain(s["study"]), (x, s["estimate"]), textcoords="offset points",
-                    xytext=(-8, 6), ha="right", fontsize=8)
+    if len(studies) <= 8:  # more labels than that overlap; the JSON lists every study
+        for x, s in zip(xs, studies):
+            ax.annotate(plain(s["study"]), (x, s["estimate"]), textcoords="offset points",
+                        xytext=(-8, 6), ha="right", fontsize=8, annotation_clip=True)
     null = measures.get(rec["measure"]).null
     ax.axhline(null, color="grey", lw=0.8, ls="--")
     if measures.get(rec["measure"]).is_ratio:
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(plain(mod["name"]))
     ax.set_ylabel(plain(f"{rec['measure']} ({rec['label']})"))
     ax.set_title(plain(f"{rec['label']}: {rec['k']} studies ({rec['level']} level), prior "
