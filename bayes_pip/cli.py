@@ -143,21 +143,45 @@ def moderator_dl(args, dataset) -> int:
     return EXIT_OK
 
 
+def moderator_names(args) -> list[str]:
+    if args.moderator and args.subgroup:
+        raise InputError("give --moderator or --subgroup, not both")
+    return args.moderator or [args.subgroup]
+
+
+def moderator_engine(args) -> str:
+    if args.engine not in ("exact", "pymc"):
+        raise InputError(f"--moderator runs with --engine exact or pymc, not {args.engine}")
+    return args.engine
+
+
+def moderator_section(args, dataset, outcome_id, prior_name, sets):
+    """A report's moderator section, or the one-line reason it could not be analysed."""
+    from bayes_pip import moderation
+
+    names = moderator_names(args)
+    data = dataset.with_moderator_kind(args.subgroup, "categorical") if args.subgroup else dataset
+    try:
+        rec = moderation.bayes_moderators(data, outcome_id, names, prior_name,
+                                          moderator_engine(args), args.seed,
+                                          sampler_settings(args), args.level, sets)
+    except InputError as exc:
+        if not args.all:
+            raise
+        return (str(exc), None, None, None)
+    return (*moderation.report_section(rec), rec)
+
+
 def moderator_fit(args, dataset) -> int:
     """`fit --moderator` / `fit --subgroup`: Bayesian meta-regression."""
     from bayes_pip import moderation
     from bayes_pip.report import write_report_files
 
-    if args.moderator and args.subgroup:
-        raise InputError("give --moderator or --subgroup, not both")
-    names = args.moderator or [args.subgroup]
+    names = moderator_names(args)
     if args.subgroup:
         dataset = dataset.with_moderator_kind(args.subgroup, "categorical")
-    engine = args.engine if args.engine in ("exact", "pymc") else None
-    if engine is None:
-        raise InputError(f"--moderator runs with --engine exact or pymc, not {args.engine}")
     rec = moderation.bayes_moderators(dataset, args.outcome, names, prior_name=args.prior,
-                                      engine=engine, seed=args.seed,
+                                      engine=moderator_engine(args), seed=args.seed,
                                       settings=sampler_settings(args), level=args.level,
                                       prior_sets=prior_sets(args))
     if args.out:
@@ -459,6 +483,22 @@ def cmd_compare_priors(args) -> int:
     from bayes_pip.summarise import comparison_text
 
     dataset = open_dataset(args)
+    if args.moderator or args.subgroup:
+        from bayes_pip import moderation
+
+        if args.loo:
+            raise InputError("--loo does not apply to a moderator analysis")
+        names = moderator_names(args)
+        if args.subgroup:
+            dataset = dataset.with_moderator_kind(args.subgroup, "categorical")
+        records = moderation.compare_moderator_priors(
+            dataset, args.outcome, names, prior_list(args), moderator_engine(args), args.seed,
+            sampler_settings(args), args.level, prior_sets(args))
+        if args.json:
+            print_json(records)
+        else:
+            print(moderation.comparison_text(records))
+        return EXIT_OK
     fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
                           args.seed, sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json),
@@ -595,7 +635,9 @@ def cmd_report(args) -> int:
             bma = bma_outcome(dataset, outcome_id, fits[0].prior.name, args.level, sets)
         except InputError:
             bma = None
-        files.update(outcome_report(fits, provenance, bma))
+        section = (moderator_section(args, dataset, outcome_id, fits[0].prior.name, sets)
+                   if args.moderator or args.subgroup else None)
+        files.update(outcome_report(fits, provenance, bma, section))
     if show:
         show(len(outcome_ids), len(outcome_ids), "writing files")
     if args.all:
@@ -810,6 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also rank the prior sets by PSIS leave-one-study-out predictive "
                         "accuracy (ArviZ); --json then prints {fits, loo}")
     add_fit_options(p, prior=False)
+    add_moderator_options(p)
 
     p = add_command(sub, "sweep", "every outcome x every applicable prior",
                     cmd_sweep)
@@ -850,6 +893,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the primary analysis's prior set (default: halfnormal-0.5; vague for "
                         "MD); the other applicable priors form the sensitivity analysis")
     add_fit_options(p, prior=False)
+    add_moderator_options(p)
 
     p = add_command(sub, "import", "convert RevMan 5 / RevMan Web files into a data directory",
                     cmd_import)

@@ -43,6 +43,7 @@ class ModeratorData:
     sources: dict                  # moderator -> {study: source text}
     dropped: tuple[str, ...]       # studies without a value of some moderator
     published_k: int | None = None
+    aliases: tuple[str, ...] = ()  # other columns that split these studies the same way
 
     @property
     def k(self) -> int:
@@ -64,6 +65,10 @@ class ModeratorData:
             out.append(f"Reconstructed data: {n} integer table{'s' if n > 1 else ''} consistent "
                        "with the printed results, not printed data"
                        + ("; results are averaged over all of them." if n > 1 else "."))
+        if self.aliases:
+            out.append(f"Aliased: {', '.join(self.aliases)} split{'s' if len(self.aliases) == 1 else ''} "
+                       f"these studies the same way as {', '.join(m.name for m in self.moderators)}, "
+                       "so the data cannot tell them apart.")
         if self.published_k is not None and self.k < self.published_k:
             out.append(f"Partial data: {self.k} of the {self.published_k} studies the review "
                        "pooled.")
@@ -169,8 +174,10 @@ def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],
         kind = kind_of(dataset, name, vals)
         mods.append(metareg.Moderator(name, tuple(float(v) for v in vals) if kind == "numeric"
                                       else tuple(vals), kind))
+    aliases = tuple(other for other in available(dataset) if other not in names
+                    and same_split(lookup(dataset, rows, study, other)[0], raw, names, idx))
     published = resolved.published
-    return ModeratorData(outcome=resolved.outcome, level=resolved.level,
+    return ModeratorData(outcome=resolved.outcome, level=resolved.level, aliases=aliases,
                          study=tuple(study[i] for i in idx),
                          tables=tuple((es.y[idx], es.v[idx]) for es in effects),
                          moderators=tuple(mods), sources=sources, dropped=dropped,
@@ -180,6 +187,23 @@ def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],
 def analysis_scale(outcome) -> str:
     name = f"log {outcome.measure}" if outcome.scale.is_ratio else outcome.measure
     return f"coefficients per unit of each moderator as given, on the {name} scale"
+
+
+def partition(labels) -> set:
+    groups = {}
+    for i, x in enumerate(labels):
+        groups.setdefault(x, []).append(i)
+    return {tuple(g) for g in groups.values()}
+
+
+def same_split(values, raw, names, idx) -> bool:
+    """Whether another column, known for every kept study, splits them exactly as the named
+    moderators do together (and into more than one group)."""
+    other = [values[i] for i in idx]
+    if any(v is None for v in other) or len(idx) < 2:
+        return False
+    joint = [tuple(raw[n][i] for n in names) for i in idx]
+    return len(set(other)) > 1 and partition(other) == partition(joint)
 
 
 def check_variation(md: ModeratorData) -> None:
@@ -516,3 +540,79 @@ def sentence(rec: dict) -> str:
     if k < EXPLORATORY_K:
         parts.append(f"With {k} {'study' if k == 1 else 'studies'}, this is exploratory.")
     return " ".join(parts)
+
+
+def compare_moderator_priors(dataset: Dataset, outcome_id: str, names: list[str],
+                             prior_names: list[str] | None = None, engine: str = "exact",
+                             seed: int = 1, settings=None, level: str | None = "auto",
+                             prior_sets=None) -> list[dict]:
+    """The meta-regression under every prior set that applies (or the named ones)."""
+    from bayes_pip.analysis import priors_for
+    from bayes_pip.priors import load_prior_sets
+
+    sets = load_prior_sets() if prior_sets is None else prior_sets
+    if prior_names is None:
+        prior_names = priors_for(dataset, outcome_id, dataset.resolve(outcome_id, level).level,
+                                 sets)
+    return [bayes_moderators(dataset, outcome_id, names, n, engine, seed, settings, level, sets)
+            for n in prior_names]
+
+
+def comparison_text(records: list[dict]) -> str:
+    """One row per prior: each moderator coefficient's median [95% CrI] and P(more benefit)."""
+    first = records[0]
+    lines = header(first) + [f"Posterior of each moderator coefficient under each prior "
+                             f"({first['scale']}):"]
+    for c in range(1, len(first["coefficients"])):
+        lines.append(f"  {first['coefficients'][c]['name']}")
+        for rec in records:
+            x = rec["coefficients"][c]
+            prior = ("flat" if x["prior"]["family"] == "flat"
+                     else f"N(0, {x['prior']['sd']:.3g}^2)")
+            pb = "-" if x["p_benefit"] is None else f"{x['p_benefit']:.3f}"
+            lines.append(f"    {rec['prior']['name']:<22} {prior:<14} median {fmt(x['median'])} "
+                         f"[{fmt(x['ci_low'])}, {fmt(x['ci_high'])}]  P(more benefit) {pb}")
+    lines += first["notes"]
+    return "\n".join(lines)
+
+
+def report_section(rec: dict) -> tuple[list[str], list[str], dict[str, bytes]]:
+    """Markdown lines, HTML fragments and figures of a report's moderator section."""
+    import html
+
+    from bayes_pip import figures
+
+    name = "__".join(m["name"] for m in rec["moderators"])
+    pngs = {}
+    if len(rec["moderators"]) == 1:
+        pngs[f"{rec['outcome']}_moderator_{name}.png"] = figures.png_bytes(
+            figures.bubble_plot(rec))
+    head = ["coefficient", "prior", "median [95% CrI]", "P(more benefit)"]
+    body = [[c["name"], "flat" if c["prior"]["family"] == "flat"
+             else f"N(0, {c['prior']['sd']:.3g}^2)",
+             f"{fmt(c['median'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
+             "-" if c["p_benefit"] is None else f"{c['p_benefit']:.3f}"]
+            for c in rec["coefficients"]]
+    title = f"Moderators: {', '.join(m['name'] for m in rec['moderators'])}"
+    md = [f"## {title}", "", "> " + sentence(rec), "",
+          "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+          *("| " + " | ".join(r) + " |" for r in body), "",
+          f"{rec['scale']}; prior '{rec['prior']['name']}', {rec['engine']} engine, "
+          f"{rec['level']} level.", ""] + [f"- {n}" for n in rec["notes"]] + [""]
+    md += [f"- {m['name']} in {s}: {m['values'][s]} ({m['sources'].get(s, 'no source')})"
+           for m in rec["moderators"] for s in rec["studies"]] + [""]
+    md += [f"![{n}]({n})" for n in pngs] + [""]
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in r) + "</tr>"
+                   for r in body)
+    frag = [f"<h2>{html.escape(title)}</h2>",
+            f"<blockquote>{html.escape(sentence(rec))}</blockquote>",
+            "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+            + rows + "</table>",
+            f"<p>{html.escape(rec['scale'])}; prior '{html.escape(rec['prior']['name'])}', "
+            f"{html.escape(rec['engine'])} engine, {html.escape(rec['level'])} level.</p>",
+            "<ul>" + "".join(f"<li class=\"note\">{html.escape(n)}</li>" for n in rec["notes"])
+            + "".join(f"<li>{html.escape(m['name'])} in {html.escape(s)}: "
+                      f"{html.escape(str(m['values'][s]))} "
+                      f"({html.escape(m['sources'].get(s, 'no source'))})</li>"
+                      for m in rec["moderators"] for s in rec["studies"]) + "</ul>"]
+    return md, frag, pngs

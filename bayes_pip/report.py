@@ -221,9 +221,12 @@ def bma_table(b) -> tuple[list[str], list[list[str]]]:
                      f"{m.posterior_probability:.3f}"] for m in b.models]
 
 
-def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | str]:
+def outcome_report(fits: list, provenance: str, bma=None,
+                   moderator: tuple | None = None) -> dict[str, bytes | str]:
     """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit;
-    ``bma`` (optional) the Bayes factors and model averaging under its prior."""
+    ``bma`` (optional) the Bayes factors and model averaging under its prior; ``moderator``
+    (optional) a section (markdown lines, HTML fragments, figures, record) or, when the
+    moderator analysis was not possible, (reason, None, None, None)."""
     main = fits[0]
     rows = list(fits)
     o = main.outcome
@@ -269,6 +272,10 @@ def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | s
                "> " + bma_sentence(bma), "", md_table(bma_h, bma_b), "",
                "Exact marginal likelihoods (quadrature); `python -m bayes_pip bma "
                f"{o}` prints the details.", ""]
+    if moderator is not None and moderator[1] is None:
+        md += ["## Moderators", "", f"Not analysed: {moderator[0]}", ""]
+    elif moderator is not None:
+        md += moderator[0]
     if st_h:
         md += ["## Studies", "", md_table(st_h, st_b), ""]
     md += ["## Figures", ""] + [f"![{name}]({name})" for name in pngs] + [""]
@@ -288,6 +295,10 @@ def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | s
         body += ["<h2>Is there an effect? Bayes factors and model averaging</h2>",
                  f"<blockquote>{html.escape(bma_sentence(bma))}</blockquote>",
                  html_table(*bma_table(bma))]
+    if moderator is not None and moderator[1] is None:
+        body += ["<h2>Moderators</h2>", f"<p>Not analysed: {html.escape(moderator[0])}</p>"]
+    elif moderator is not None:
+        body += moderator[1]
     if st_h:
         body += ["<h2>Studies</h2>", html_table(st_h, st_b)]
     body += ["<h2>Figures</h2>"] + [img_tag(png, name) for name, png in pngs.items()]
@@ -298,10 +309,17 @@ def outcome_report(fits: list, provenance: str, bma=None) -> dict[str, bytes | s
                               f"({html.escape(r.prior.title)}): "
                               f"{html.escape(r.prior.source)}</li>" for r in rows) + "</ul>"]
     files: dict[str, bytes | str] = dict(pngs)
+    if moderator is not None and moderator[1] is not None:
+        files.update(moderator[2])
     files[f"{o}.md"] = "\n".join(md)
     files[f"{o}.html"] = html_page(main.label, "\n".join(body))
+    extra = {}
+    if moderator is not None:
+        extra["moderators"] = (moderator[3] if moderator[1] is not None
+                               else {"not_analysed": moderator[0]})
     files[f"{o}.json"] = json_text({"main": main.to_dict(), "priors": [r.to_dict() for r in rows],
-                                    **({"bma": bma.to_dict()} if bma is not None else {})})
+                                    **({"bma": bma.to_dict()} if bma is not None else {}),
+                                    **extra})
     return files
 
 

@@ -177,3 +177,43 @@ def test_pymc_meta_regression_matches_exact_within_4_mcse(bcg_dir):
         assert abs(float(beta[..., j].mean()) - e["mean"]) < 4 * mcse_mean[j]
         assert abs(post.quantile(("beta", j), 0.025) - e["ci_low"]) < 4 * mcse_q[0][j]
         assert abs(post.quantile(("beta", j), 0.975) - e["ci_high"]) < 4 * mcse_q[1][j]
+
+
+def test_aliased_columns_are_named():
+    r = run_main("fit", "secure_attachment_post", "--moderator", "population_group", "--engine",
+                 "exact", "--json")
+    notes = " ".join(json.loads(r.stdout)["notes"])
+    assert "Aliased:" in notes and "control_type" in notes
+
+
+def test_compare_priors_with_a_moderator(bcg_dir):
+    r = run_main("compare-priors", "tb", "--data", str(bcg_dir), "--moderator", "ablat",
+                 "--engine", "exact", "--priors", "halfnormal-0.5,flat-hn", "--prior-file",
+                 str(bcg_dir / "flat.toml"), "--json")
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(r.stdout)
+    assert [x["prior"]["name"] for x in recs] == ["halfnormal-0.5", "flat-hn"]
+    assert recs[1]["coefficients"][1]["median"] == pytest.approx(-0.02905552953, abs=1e-6)
+    text = run_main("compare-priors", "tb", "--data", str(bcg_dir), "--moderator", "ablat",
+                    "--engine", "exact", "--priors", "halfnormal-0.5").stdout
+    c = recs[0]["coefficients"][1]
+    assert f"median {c['median']:.3g} [{c['ci_low']:.3g}, {c['ci_high']:.3g}]" in text
+
+
+def test_report_with_a_moderator_has_a_section_or_says_why_not(tmp_path):
+    out = tmp_path / "rep"
+    r = run_main("report", "--all", "--moderator", "population_group", "--engine", "exact",
+                 "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "secure_attachment_post.md").read_text()
+    rec = json.loads((out / "secure_attachment_post.json").read_text())["moderators"]
+    assert "## Moderators: population_group" in md and sentence_in(rec, md)
+    assert (out / "secure_attachment_post_moderator_population_group.png").stat().st_size > 1000
+    assert "Not analysed: outcome 'parental_depression_incidence' has only the published" in (
+        out / "parental_depression_incidence.md").read_text()
+
+
+def sentence_in(rec, text):
+    from bayes_pip.moderation import sentence
+
+    return sentence(rec) in text
