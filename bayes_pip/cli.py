@@ -130,12 +130,29 @@ def moderator_dl(args, dataset) -> int:
 
     if args.moderator and args.subgroup:
         raise InputError("give --moderator or --subgroup, not both")
+    if args.out:
+        from bayes_pip.report import check_output_dir
+        check_output_dir(args.out)
     if args.subgroup:
         rec = moderation.classical_subgroups(dataset, args.outcome, args.subgroup,
                                              method=args.method, tau=args.tau)
     else:
         rec = moderation.classical_moderators(dataset, args.outcome, args.moderator,
                                               method=args.method)
+    if args.out:
+        from bayes_pip import figures
+        from bayes_pip.report import json_text, write_report_files
+
+        name = args.subgroup or "__".join(args.moderator)
+        kind = "subgroups" if args.subgroup else "metareg"
+        stem = f"{args.outcome}__{name}__{args.method}__{kind}"
+        files = {f"{stem}.json": json_text(rec)}
+        if args.subgroup:
+            files[f"{stem}.png"] = figures.png_bytes(figures.subgroup_forest_plot(rec))
+        elif len(args.moderator) == 1:
+            files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
+        for path in write_report_files(args.out, files):
+            sys.stderr.write(f"wrote {path}\n")
     if args.json:
         print_json(rec)
     else:
@@ -786,6 +803,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prediction interval: t (t(k-2), Higgins-Thompson-Spiegelhalter; "
                         "default) or z (metafor's predict() with a z test)")
     add_moderator_options(p)
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="with --moderator or --subgroup: also write the JSON and a bubble plot "
+                        "or subgroup forest plot to DIR")
     p.add_argument("--tau", choices=("separate", "common"), default="separate",
                    help="with --subgroup: a tau^2 per subgroup (RevMan, default) or one shared "
                         "tau^2 (the mixed-effects model; Q between is its QM)")

@@ -238,15 +238,18 @@ def bubble_plot(rec: dict):
     sizes = 40 + 400 * w / w.max()
     if rec.get("line"):
         line = rec["line"]
+        bayes = "prior" in rec
         ax.fill_between(line["x"], line["ci_low"], line["ci_high"], color="tab:blue", alpha=0.18,
-                        lw=0, label="95% credible band")
-        ax.plot(line["x"], line["median"], color="tab:blue", lw=1.6, label="posterior median")
+                        lw=0, label="95% credible band" if bayes else "95% confidence band")
+        ax.plot(line["x"], line["median" if bayes else "estimate"], color="tab:blue", lw=1.6,
+                label="posterior median" if bayes else "fitted line")
     if categorical:
         for f in rec["fitted"]:
             i = levels.index(f["at"].split(" = ", 1)[1])
             ax.errorbar([i + 0.12], [f["estimate"]], yerr=[[f["estimate"] - f["ci_low"]],
                         [f["ci_high"] - f["estimate"]]], fmt="D", color="tab:blue", ms=7,
-                        capsize=4, label="fitted effect (95% CrI)" if i == 0 else None)
+                        capsize=4, label=("fitted effect (95% CrI)" if "prior" in rec else
+                                          "fitted effect (95% CI)") if i == 0 else None)
         ax.set_xticks(range(len(levels)), [plain(v) for v in levels])
         ax.set_xlim(-0.6, len(levels) - 0.4)
     ax.scatter(xs, [s["estimate"] for s in studies], s=sizes, facecolor="none",
@@ -264,8 +267,49 @@ def bubble_plot(rec: dict):
         ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(plain(mod["name"]))
     ax.set_ylabel(plain(f"{rec['measure']} ({rec['label']})"))
-    ax.set_title(plain(f"{rec['label']}: {rec['k']} studies ({rec['level']} level), prior "
-                       f"{rec['prior']['name']}"),
+    how = (f"prior {rec['prior']['name']}" if "prior" in rec
+           else f"{rec['method']} meta-regression")
+    ax.set_title(plain(f"{rec['label']}: {rec['k']} studies ({rec['level']} level), {how}"),
                  fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="best")
+    return fig
+
+
+def subgroup_forest_plot(rec: dict):
+    """Forest plot grouped by subgroup: each study's estimate and 95% CI, each subgroup's pooled
+    estimate (diamond), and the test for subgroup differences beneath (as RevMan prints it)."""
+    m = rec["measure"]
+    rows = []  # (label, estimate, low, high, kind)
+    for s, n in zip(rec["subgroups"], rec["subgroups_natural"]):
+        rows.append((f"{s['level']}", None, None, None, "header"))
+        for st in rec["study_effects"]:
+            if st["level"] == s["level"]:
+                rows.append((f"  {st['study']}", st["estimate"], st["ci_low"], st["ci_high"],
+                             "study"))
+        rows.append((f"  Subtotal (k = {s['k']}, tau^2 = {s['tau2']:.3g})", n["estimate"],
+                     n["ci_low"], n["ci_high"], "pooled"))
+    fig, ax = new_figure((8, 0.36 * len(rows) + 1.6))
+    labels = []
+    for i, (label, est, lo, hi, kind) in enumerate(rows):
+        yy = len(rows) - i
+        labels.append(plain(label))
+        if kind == "header":
+            continue
+        if kind == "study":
+            ax.plot([lo, hi], [yy, yy], color="#444444", lw=1.2)
+            ax.plot([est], [yy], marker="s", color="#444444", ms=5)
+        else:
+            ax.fill([lo, est, hi, est], [yy, yy + 0.3, yy, yy - 0.3], color="#d62728")
+    ax.set_yticks(range(len(rows), 0, -1), labels)
+    for tick, (_, _, _, _, kind) in zip(ax.get_yticklabels(), rows):
+        if kind == "header":
+            tick.set_fontweight("bold")
+    ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
+    if measures.get(m).log_scale:
+        log_axis(ax)
+    ax.set_xlabel(f"{m} (95% CI); {rec['method']} random effects within subgroups ({rec['tau']} "
+                  f"tau^2)\nTest for subgroup differences: Chi^2 = {rec['q_between']:.2f}, "
+                  f"df = {rec['df_between']}, p = {rec['p_between']:.2g}")
+    ax.set_title(plain(f"{rec['label']}: subgroups by {rec['subgroup']}"), fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
     return fig

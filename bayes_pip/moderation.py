@@ -177,16 +177,20 @@ def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],
     aliases = tuple(other for other in available(dataset) if other not in names
                     and same_split(lookup(dataset, rows, study, other)[0], raw, names, idx))
     published = resolved.published
-    return ModeratorData(outcome=resolved.outcome, level=resolved.level, aliases=aliases,
+    return ModeratorData(outcome=resolved.outcome, level=resolved.level or "study", aliases=aliases,
                          study=tuple(study[i] for i in idx),
                          tables=tuple((es.y[idx], es.v[idx]) for es in effects),
                          moderators=tuple(mods), sources=sources, dropped=dropped,
                          published_k=None if published is None else published.k)
 
 
+def analysis_name(outcome) -> str:
+    return f"log {outcome.measure}" if outcome.scale.is_ratio else outcome.measure
+
+
 def analysis_scale(outcome) -> str:
-    name = f"log {outcome.measure}" if outcome.scale.is_ratio else outcome.measure
-    return f"coefficients per unit of each moderator as given, on the {name} scale"
+    return (f"coefficients per unit of each moderator as given, on the "
+            f"{analysis_name(outcome)} scale")
 
 
 def partition(labels) -> set:
@@ -235,7 +239,26 @@ def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
         fit = metareg.meta_regression(y, v, X, columns, method)
     except ValueError as exc:
         raise InputError(f"outcome '{outcome_id}': {exc}") from None
+    scale = md.outcome.scale
+    study_effects = [{"study": s, "estimate": float(scale.to_natural(y[i])),
+                      "weight": float(1.0 / (v[i] + fit.tau2)),
+                      "value": md.moderators[0].values[i]} for i, s in enumerate(md.study)]
+    fitted = []
+    for row in np.unique(X, axis=0):
+        pr = fit.predict(row[None, :])
+        fitted.append({"at": ", ".join(design_label(m, row, columns) for m in md.moderators),
+                       **{key: float(scale.to_natural(pr[key][0]))
+                          for key in ("estimate", "ci_low", "ci_high")}})
+    line = None
+    if len(md.moderators) == 1 and md.moderators[0].kind == "numeric":
+        x = np.asarray(md.moderators[0].values, float)
+        grid = np.linspace(x.min(), x.max(), 41)
+        pr = fit.predict(np.column_stack([np.ones_like(grid), grid]))
+        line = {"x": grid.tolist(), **{key: [float(scale.to_natural(t)) for t in pr[key]]
+                                       for key in ("estimate", "ci_low", "ci_high")}}
     return {"outcome": outcome_id, "label": md.outcome.label, "measure": md.outcome.measure,
+            "benefit": md.outcome.benefit, "fitted": fitted, "study_effects": study_effects,
+            "line": line,
             "analysis": "meta-regression", "method": method, "level": md.level, "k": md.k,
             "studies": list(md.study), "moderators": md.moderator_dicts(),
             "scale": analysis_scale(md.outcome),
@@ -257,9 +280,23 @@ def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: st
     check_variation(md)
     y, v = md.tables[0]
     result = metareg.subgroup_analysis(y, v, md.moderators[0].values, method, tau)
+    scale = md.outcome.scale
+    z = 1.959963984540054
+    study_effects = [{"study": s, "level": str(md.moderators[0].values[i]),
+                      "estimate": float(scale.to_natural(y[i])),
+                      "ci_low": float(scale.to_natural(y[i] - z * math.sqrt(v[i]))),
+                      "ci_high": float(scale.to_natural(y[i] + z * math.sqrt(v[i])))}
+                     for i, s in enumerate(md.study)]
+    natural = [{"level": g.level, "estimate": float(scale.to_natural(g.estimate)),
+                "ci_low": float(scale.to_natural(g.ci_low)),
+                "ci_high": float(scale.to_natural(g.ci_high))} for g in result.subgroups]
     return {"outcome": outcome_id, "label": md.outcome.label, "measure": md.outcome.measure,
-            "analysis": "subgroups", "subgroup": name, "level": md.level, "k": md.k,
-            "studies": list(md.study), "moderators": md.moderator_dicts(), **result.to_dict(),
+            "benefit": md.outcome.benefit, "analysis": "subgroups", "subgroup": name,
+            "level": md.level, "k": md.k, "studies": list(md.study),
+            "moderators": md.moderator_dicts(),
+            "scale": f"subgroup estimates on the {analysis_name(md.outcome)} scale; "
+                     f"natural-scale copies in subgroups_natural",
+            **result.to_dict(), "subgroups_natural": natural, "study_effects": study_effects,
             "notes": md.notes()}
 
 
@@ -468,10 +505,10 @@ def classical_text(rec: dict) -> str:
     lines = header(rec)
     if rec["analysis"] == "subgroups":
         lines.append(f"Subgroups by {rec['subgroup']} ({rec['method']}, {rec['tau']} tau^2; "
-                     f"{rec['measure']} on the analysis scale):")
-        for s in rec["subgroups"]:
-            lines.append(f"  {s['level']:<28} k = {s['k']:<3} {fmt(s['estimate'])} "
-                         f"[{fmt(s['ci_low'])}, {fmt(s['ci_high'])}]  tau^2 {fmt(s['tau2'])}")
+                     f"{rec['measure']} [95% CI]):")
+        for s, n in zip(rec["subgroups"], rec["subgroups_natural"]):
+            lines.append(f"  {s['level']:<28} k = {s['k']:<3} {fmt(n['estimate'])} "
+                         f"[{fmt(n['ci_low'])}, {fmt(n['ci_high'])}]  tau^2 {fmt(s['tau2'])}")
         lines.append(f"Test for subgroup differences: Q = {fmt(rec['q_between'])}, df = "
                      f"{rec['df_between']}, p = {fmt(rec['p_between'])}")
     else:

@@ -217,3 +217,31 @@ def sentence_in(rec, text):
     from bayes_pip.moderation import sentence
 
     return sentence(rec) in text
+
+
+def test_dl_out_writes_json_and_figures_with_plain_ticks(bcg_dir, tmp_path):
+    from bayes_pip import figures, moderation
+    from bayes_pip.data import load_dataset
+
+    out = tmp_path / "dl"
+    assert run_main("dl", "tb", "--data", str(bcg_dir), "--subgroup", "alloc", "--out",
+                    str(out)).returncode == 0
+    assert run_main("dl", "tb", "--data", str(bcg_dir), "--moderator", "ablat", "--out",
+                    str(out)).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "tb__ablat__DL__metareg.json", "tb__ablat__DL__metareg__bubble.png",
+        "tb__alloc__DL__subgroups.json", "tb__alloc__DL__subgroups.png"]
+    d = load_dataset(bcg_dir)
+    sub = moderation.classical_subgroups(d, "tb", "alloc")
+    # the natural-scale subgroup estimates are the exp of the analysis-scale ones
+    for s, n in zip(sub["subgroups"], sub["subgroups_natural"]):
+        assert n["estimate"] == pytest.approx(math.exp(s["estimate"]), rel=1e-12)
+    reg = moderation.classical_moderators(d, "tb", ["ablat"], "REML")
+    line = reg["line"]
+    ref = REF["bcg"]["ablat"]["regression"]["REML"]["estimate"]
+    assert line["estimate"][0] == pytest.approx(math.exp(ref[0] + ref[1] * line["x"][0]), rel=1e-6)
+    for fig in (figures.subgroup_forest_plot(sub), figures.bubble_plot(reg)):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            ticks = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+            assert ticks and not any("times" in t or "x10" in t or "$" in t for t in ticks), ticks
