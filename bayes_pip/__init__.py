@@ -10,6 +10,7 @@ The public Python API (see :mod:`bayes_pip.api` and README, "Python API"):
     bf = bp.bma(data, "secure_attachment_post").bf_effect   # exact Bayes factor
     fig = bp.figures.forest_plot(fit)
     out = bp.exact_batch(y, v, mask, bp.prior(data, "secure_attachment_post"))  # many at once
+    reg = bp.bayes_meta_regression(data, "secure_attachment_post", "population_group")
 
 Names are loaded on first use, so `python -m bayes_pip list` does not pay for them.
 """
@@ -19,7 +20,7 @@ from bayes_pip.version import __version__
 # API names never repeat a submodule's name (bayes_pip.dl, bayes_pip.priors are modules)
 __all__ = ["__version__", "load", "fit", "compare_priors", "classical_fit", "outcomes",
            "prior_sets", "prior", "bma", "influence", "reconstruction", "exact_batch",
-           "figures"]
+           "meta_regression", "subgroups", "bayes_meta_regression", "figures"]
 
 
 def __getattr__(name):

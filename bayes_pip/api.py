@@ -82,6 +82,42 @@ def classical_fit(data, outcome: str, method: str = "DL") -> DLRecord:
     return classical_from(load(data).resolve(outcome, level=None), method).record()
 
 
+def meta_regression(data, outcome: str, moderators: list[str] | str, method: str = "DL") -> dict:
+    """Classical meta-regression on moderator columns (metafor ``rma(mods=)``); the JSON of
+    ``dl OUTCOME --moderator NAME --json``."""
+    from bayes_pip import moderation
+
+    names = [moderators] if isinstance(moderators, str) else list(moderators)
+    return moderation.classical_moderators(load(data), outcome, names, method)
+
+
+def subgroups(data, outcome: str, moderator: str, method: str = "DL",
+              tau: str = "separate") -> dict:
+    """Subgroup analysis with RevMan's test for subgroup differences; the JSON of
+    ``dl OUTCOME --subgroup NAME --json``."""
+    from bayes_pip import moderation
+
+    return moderation.classical_subgroups(load(data), outcome, moderator, method, tau)
+
+
+def bayes_meta_regression(data, outcome: str, moderators: list[str] | str,
+                          prior: str | None = None, engine: str = "exact", level: str = "auto",
+                          seed: int = DEFAULT_SEED, at: list[float] | None = None,
+                          draws: int = 2000, tune: int = 1000, chains: int = 4,
+                          target_accept: float | None = None,
+                          prior_dir: str | Path | None = None) -> dict:
+    """Bayesian meta-regression (exact quadrature or PyMC); the JSON of ``fit OUTCOME
+    --moderator NAME --json``. ``at``: moderator values to predict the effect at (one numeric
+    moderator)."""
+    from bayes_pip import moderation
+
+    names = [moderators] if isinstance(moderators, str) else list(moderators)
+    return moderation.bayes_moderators(
+        load(data), outcome, names, prior, engine, seed,
+        sampler(engine, draws, tune, chains, target_accept) if engine == "pymc" else None,
+        level, load_prior_sets(extra=prior_dir), at=at)
+
+
 def outcomes(data=None) -> pd.DataFrame:
     """The outcomes of a data set with measure, k, participants, benefit and data status."""
     from bayes_pip.summarise import outcome_listing

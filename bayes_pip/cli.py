@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import os
 import signal
 import sys
@@ -200,7 +201,7 @@ def moderator_fit(args, dataset) -> int:
     rec = moderation.bayes_moderators(dataset, args.outcome, names, prior_name=args.prior,
                                       engine=moderator_engine(args), seed=args.seed,
                                       settings=sampler_settings(args), level=args.level,
-                                      prior_sets=prior_sets(args))
+                                      prior_sets=prior_sets(args), at=args.at)
     if args.out:
         from bayes_pip import figures
         from bayes_pip.report import json_text
@@ -425,6 +426,17 @@ def add_moderator_options(p: argparse.ArgumentParser) -> None:
                         "level")
     p.add_argument("--subgroup", default=None, metavar="NAME",
                    help="subgroup analysis by a column of studies.csv or trials.csv")
+
+
+def numbers_list(text: str) -> list[float]:
+    """'12,52' -> [12.0, 52.0] (finite numbers)."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 12,52")
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated finite numbers")
+    return values
 
 
 def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
@@ -862,6 +874,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the JSON summary (and netCDF draws for MCMC) to DIR; with "
                         "--moderator, the JSON and a bubble plot")
     add_moderator_options(p)
+    p.add_argument("--at", type=numbers_list, default=None, metavar="X1,X2,...",
+                   help="with one numeric --moderator: also predict the effect at these values "
+                        "(e.g. --at 12,52)")
 
     p = add_command(sub, "compare-priors", "one outcome under every applicable prior",
                     cmd_compare_priors)

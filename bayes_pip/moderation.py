@@ -334,8 +334,10 @@ def benefit_probability(post, target, benefit: str):
 
 def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
                      prior_name: str | None = None, engine: str = "exact", seed: int = 1,
-                     settings=None, level: str | None = "auto", prior_sets=None) -> dict:
-    """Bayesian meta-regression of one outcome on the named moderators."""
+                     settings=None, level: str | None = "auto", prior_sets=None,
+                     at: list[float] | None = None) -> dict:
+    """Bayesian meta-regression of one outcome on the named moderators; ``at``: values of a
+    single numeric moderator at which to predict the effect (besides those in the data)."""
     from bayes_pip.engines.exact_regression import exact_regression
     from bayes_pip.engines.mixture import MixturePosterior
     from bayes_pip.priors import default_prior_name, load_prior_sets, resolve_prior
@@ -373,8 +375,16 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
             "p_benefit": None if j == 0 else benefit_probability(post, t, outcome.benefit),
             "prior": {"family": "flat"} if not np.isfinite(cprior.sd[j])
             else {"family": "normal", "mean": 0.0, "sd": float(cprior.sd[j])}})
+    rows = np.unique(X, axis=0)
+    if at:
+        if len(md.moderators) != 1 or md.moderators[0].kind != "numeric":
+            raise InputError("--at gives values of one numeric moderator")
+        if not all(isinstance(a, (int, float)) and math.isfinite(a) for a in at):
+            raise InputError("--at values must be finite numbers")
+        rows = np.vstack([rows, np.column_stack([np.ones(len(at)), np.asarray(at, float)])])
+        rows = np.unique(rows, axis=0)
     fitted = []
-    for row in np.unique(X, axis=0):
+    for row in rows:
         t = ("fitted", row)
         label = ", ".join(design_label(m, row, columns) for m in md.moderators)
         fitted.append({"at": label,

@@ -245,3 +245,27 @@ def test_dl_out_writes_json_and_figures_with_plain_ticks(bcg_dir, tmp_path):
         for ax in fig.axes:
             ticks = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
             assert ticks and not any("times" in t or "x10" in t or "$" in t for t in ticks), ticks
+
+
+def test_prediction_at_chosen_values_and_the_api(bcg_dir):
+    import bayes_pip as bp
+    from bayes_pip.engines.exact_regression import exact_regression
+    from bayes_pip.priors import HalfNormal
+
+    rec = bp.bayes_meta_regression(bcg_dir, "tb", "ablat", prior="flat-hn",
+                                   prior_dir=bcg_dir / "flat.toml", at=[12, 52])
+    a = REF["bcg"]["ablat"]
+    X = np.column_stack([np.ones(13), a["values"]])
+    post = exact_regression(a["yi"], a["vi"], X, ["intercept", "ablat"], HalfNormal(0.5))
+    at12 = next(f for f in rec["fitted"] if f["at"] == "ablat = 12")
+    assert at12["estimate"] == pytest.approx(math.exp(post.quantile(("fitted", [1.0, 12.0]), 0.5)),
+                                             rel=1e-9)
+    assert at12["p_benefit"] == pytest.approx(post.cdf(("fitted", [1.0, 12.0]), 0.0), abs=1e-12)
+    reg = bp.meta_regression(bcg_dir, "tb", "ablat", method="PM")
+    assert reg["tau2"] == pytest.approx(REF["bcg"]["ablat"]["regression"]["PM"]["tau2"], rel=1e-6)
+    sub = bp.subgroups(bcg_dir, "tb", "alloc", tau="common")
+    assert sub["q_between"] == pytest.approx(
+        REF["bcg"]["alloc"]["subgroups"]["DL"]["common_q_between"], rel=1e-6)
+    r = run_main("fit", "tb", "--data", str(bcg_dir), "--moderator", "alloc", "--engine",
+                 "exact", "--at", "12")
+    assert r.returncode == 2 and "one numeric moderator" in r.stderr
