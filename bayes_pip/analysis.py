@@ -91,6 +91,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
     base = {
         "outcome": outcome.outcome, "label": outcome.label, "comparison": outcome.comparison,
         "intervention": outcome.intervention, "measure": outcome.measure,
+        "phrase": outcome.noun_phrase, "mcid_source": outcome.mcid_source,
         "benefit": outcome.benefit, "level": resolved.level,
         "data_status": resolved.status.description,
     }

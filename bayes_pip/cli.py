@@ -665,7 +665,7 @@ def cmd_report(args) -> int:
             bma = None
         section = (moderator_section(args, dataset, outcome_id, fits[0].prior.name, sets)
                    if args.moderator or args.subgroup else None)
-        files.update(outcome_report(fits, provenance, bma, section))
+        files.update(outcome_report(fits, provenance, bma, section, dataset.trials))
     if show:
         show(len(outcome_ids), len(outcome_ids), "writing files")
     if args.all:
@@ -673,7 +673,7 @@ def cmd_report(args) -> int:
         meta = dataset.metadata
         label = (f"{meta['title']} ({meta['citation']})" if meta["title"] and meta["citation"]
                  else meta["title"] or str(dataset.directory))
-        files.update(summary_of_findings(all_fits, skipped, label, provenance))
+        files.update(summary_of_findings(all_fits, skipped, label, provenance, dataset.trials))
     written = write_report_files(args.out, files)
     main_file = (f"{args.out}/summary_of_findings.md" if args.all
                  else f"{args.out}/{args.outcome}.md")

@@ -89,6 +89,14 @@ class Outcome:
     intervention: str = "the intervention"   # how texts name it (dataset.toml)
     method: str = ""   # analysis method a RevMan file names (MH, IV, Peto), if any
     model: str = ""    # fixed or random, if the source names it
+    phrase: str = ""   # noun phrase for sentences ("the incidence of parental depression")
+    mcid_source: str = ""  # where the MCID comes from; empty: an assumed value
+
+    @property
+    def noun_phrase(self) -> str:
+        """What sentences say the intervention changes: the ``phrase`` column, or the label
+        quoted as a name (never spliced into a sentence as if it were a noun phrase)."""
+        return self.phrase or f"the outcome '{self.label}'"
 
     @property
     def scale(self) -> measures.Measure:
@@ -268,7 +276,9 @@ class Dataset:
                        outcome_type=str(r.get("outcome_type", "") or ""),
                        comparison_type=str(r.get("comparison_type", "") or ""),
                        intervention=self.intervention_for(r["comparison"]),
-                       method=str(r.get("method", "") or ""), model=str(r.get("model", "") or ""))
+                       method=str(r.get("method", "") or ""), model=str(r.get("model", "") or ""),
+                       phrase=str(r.get("phrase", "") or "").strip(),
+                       mcid_source=str(r.get("mcid_source", "") or "").strip())
 
     def status(self, outcome_id: str) -> DataStatus:
         return data_status(self.study_rows(outcome_id), self.published_result(outcome_id),
@@ -610,9 +620,10 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
         raise InputError(f"outcome '{frame['outcome'].iloc[i]}' is defined twice", file=file,
                          row=csv_row(i), column="outcome")
     frame = frame.copy()
-    for optional in ("timepoint", "outcome_type", "comparison_type"):
+    for optional in ("timepoint", "outcome_type", "comparison_type", "phrase", "mcid_source"):
         if optional not in frame.columns:
             frame[optional] = ""
+    check_label(frame, "phrase", file)
     for i, value in enumerate(frame["comparison_type"]):
         if isinstance(value, str) and value and value not in COMPARISON_TYPES:
             raise InputError(f"unknown comparison type {value[:40]!r} (allowed: "
@@ -764,6 +775,9 @@ def validate_trials(frame: pd.DataFrame, file: str) -> pd.DataFrame:
     warn_missing_sources(frame, file)
     if "cluster_randomised" in frame.columns:
         check_choice(frame, "cluster_randomised", ("yes", "no", ""), file)
+    for column in frame.columns:   # risk-of-bias judgements, one column per domain
+        if column.startswith("rob_"):
+            check_choice(frame, column, ("low", "high", "unclear", ""), file)
     validate_cluster_columns(frame, file)
     return frame
 

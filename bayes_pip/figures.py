@@ -57,45 +57,101 @@ def log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(FuncFormatter(minor))
 
 
-def forest_plot(main):
-    """Observed and shrunken study estimates, DL and Bayesian pooled rows, prediction interval.
+def interval_label(est, lo, hi) -> str:
+    """'0.74 [0.52, 1.05]' with two decimals (three significant digits from 100 up)."""
+    def f(x):
+        return f"{x:.3g}" if abs(x) >= 100 else f"{x:.2f}"
+    return f"{f(est)} [{f(lo)}, {f(hi)}]"
 
-    Natural scale, log axis for ratios. At summary level: the published estimate and the posterior.
-    """
+
+def forest_plot(main):
+    """Forest plot of one fit: per study the observed estimate (square, area by its DL weight)
+    and the shrunken estimate (circle) on one row, with estimate [95% interval] and weight
+    columns; pooled diamonds for DL (or the published result) and the Bayesian posterior; the
+    prediction interval for a new study. Natural scale, plain log ticks for ratios."""
+    from matplotlib.lines import Line2D
+    from matplotlib.transforms import blended_transform_factory
+
     m = main.measure
-    rows = []  # (label, estimate, low, high, style)
+    rows = []  # (label, kind, payload)
     for st in main.studies:
-        dl_row = next(s for s in main.dl.studies if s.study == st.study)
-        rows.append((f"{st.study} (observed)", dl_row.estimate, dl_row.ci_low,
-                     dl_row.ci_high, "observed"))
-        rows.append((f"{st.study} (shrunken)", st.median, st.ci_low, st.ci_high,
-                     "shrunken"))
+        dl_row = next((s for s in main.dl.studies if s.study == st.study), None) if main.dl \
+            else None
+        rows.append((st.study, "study", (dl_row, st)))
+    pooled = []
     if main.dl:
         d = main.dl
-        rows.append((f"{d.method_label} (k = {d.k})", d.estimate, d.ci_low,
-                     d.ci_high, "dl"))
+        pooled.append((f"{d.method_label} (k = {d.k})", "dl", (d.estimate, d.ci_low, d.ci_high)))
     if main.published:
         p = main.published
-        rows.append((f"Published (k = {p.k})", p.estimate, p.ci_low, p.ci_high, "dl"))
+        pooled.append((f"Published (k = {p.k})", "dl", (p.estimate, p.ci_low, p.ci_high)))
     e = main.effect
-    rows.append((f"Bayesian, prior {main.prior.name}", e.median, e.ci_low,
-                 e.ci_high, "bayes"))
+    pooled.append((f"Bayesian, prior {main.prior.name}", "bayes", (e.median, e.ci_low, e.ci_high)))
     if main.prediction:
         pr = main.prediction
-        rows.append(("Prediction, new study", pr.median, pr.ci_low, pr.ci_high,
-                     "predict"))
-    styles = {"observed": ("s", "#444444"), "shrunken": ("o", "#1f77b4"),
-              "dl": ("D", "#d62728"), "bayes": ("D", "#1f77b4"), "predict": ("|", "#9467bd")}
-    fig, ax = new_figure((8, 0.42 * len(rows) + 1.4))
-    for i, (label, est, lo, hi, style) in enumerate(rows):
-        yy = len(rows) - i
-        marker, colour = styles[style]
-        ax.plot([lo, hi], [yy, yy], color=colour, lw=2.2 if style == "predict" else 1.4)
-        ax.plot([est], [yy], marker=marker, color=colour, ms=7)
-    ax.set_yticks(range(len(rows), 0, -1), [plain(r[0]) for r in rows])
+        pooled.append(("Prediction, new study", "predict", (pr.median, pr.ci_low, pr.ci_high)))
+    rows += pooled
+    n = len(rows)
+    fig, ax = new_figure((10, 0.42 * n + 1.9))
+    colours = {"observed": "#444444", "shrunken": "#1f77b4", "dl": "#d62728",
+               "bayes": "#1f77b4", "predict": "#9467bd"}
+    weights = [r[2][0].weight for r in rows if r[1] == "study" and r[2][0] is not None]
+    wmax = max(weights) if weights else 1.0
+    text = blended_transform_factory(ax.transAxes, ax.transData)
+    for i, (label, kind, payload) in enumerate(rows):
+        yy = n - i
+        if kind == "study":
+            obs, st = payload
+            if obs is not None:
+                ax.plot([obs.ci_low, obs.ci_high], [yy + 0.14] * 2, color=colours["observed"],
+                        lw=1.2)
+                ax.plot([obs.estimate], [yy + 0.14], marker="s", color=colours["observed"],
+                        ms=4 + 8 * (obs.weight / wmax) ** 0.5, ls="none")
+                ax.text(1.02, yy + 0.14, interval_label(obs.estimate, obs.ci_low, obs.ci_high),
+                        transform=text, va="center", fontsize=8)
+                ax.text(1.32, yy, f"{obs.weight:.1f}%", transform=text, va="center",
+                        fontsize=8, ha="right")
+            ax.plot([st.ci_low, st.ci_high], [yy - 0.14] * 2, color=colours["shrunken"], lw=1.2)
+            ax.plot([st.median], [yy - 0.14], marker="o", color=colours["shrunken"], ms=5,
+                    ls="none")
+            ax.text(1.02, yy - 0.16, interval_label(st.median, st.ci_low, st.ci_high),
+                    transform=text, va="center", fontsize=8, color=colours["shrunken"])
+            continue
+        est, lo, hi = payload
+        if kind == "predict":
+            ax.plot([lo, hi], [yy, yy], color=colours[kind], lw=2.4)
+            ax.plot([est], [yy], marker="|", color=colours[kind], ms=10)
+        else:
+            ax.fill([lo, est, hi, est], [yy, yy + 0.28, yy, yy - 0.28], color=colours[kind])
+        ax.text(1.02, yy, interval_label(est, lo, hi), transform=text, va="center", fontsize=8,
+                color=colours[kind] if kind != "dl" else "black")
+    if pooled and main.studies:
+        ax.axhline(len(pooled) + 0.5, color="grey", lw=0.6)
+    ax.set_yticks(range(n, 0, -1), [plain(r[0]) for r in rows])
+    ax.set_ylim(0.4, n + 0.9)
+    ax.text(1.02, n + 0.65, "estimate [95% interval]", transform=text, fontsize=8,
+            fontweight="bold")
+    if weights:
+        ax.text(1.32, n + 0.65, "weight", transform=text, fontsize=8, ha="right",
+                fontweight="bold")
     ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
     if measures.get(m).log_scale:
         log_axis(ax)
+    handles = [Line2D([], [], marker="s", color=colours["observed"], ls="none",
+                      label="observed (CI; area: weight)"),
+               Line2D([], [], marker="o", color=colours["shrunken"], ls="none",
+                      label="shrunken (posterior CrI)"),
+               Line2D([], [], marker="D", color=colours["dl"], ls="none", label="classical pooled"),
+               Line2D([], [], marker="D", color=colours["bayes"], ls="none",
+                      label="Bayesian pooled"),
+               Line2D([], [], color=colours["predict"], lw=2.4, label="prediction interval")]
+    if not main.prediction:
+        handles = handles[:-1]
+    if not main.studies:
+        handles = handles[2:]
+    axes_height = 0.42 * n + 0.8   # inches, roughly: the figure less title and x label
+    ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper center",
+              bbox_to_anchor=(0.5, -0.62 / axes_height), ncol=len(handles))
     favours = f"favours {plain(main.intervention)}"
     side = "left" if main.benefit == "lower" else "right"
     ax.set_xlabel(f"{m} (95% interval); {side} of the dashed line {favours}")
@@ -142,33 +198,121 @@ def prior_posterior_plot(fit, target: str):
     return fig
 
 
+def posterior_density_plot(fit):
+    """Posterior density of the pooled effect over its own range (natural-scale ticks), the area
+    in the direction of benefit shaded and labelled with P(benefit), the MCID marked (and called
+    assumed unless the data name its source), and the prior drawn over the same range."""
+    s = fit
+    post = fit.posterior
+    scale = measures.get(s.measure)
+    lo, hi = post.quantile("mu", 0.005), post.quantile("mu", 0.995)
+    null = float(scale.to_analysis(scale.null))
+    mcid = None if s.mcid is None else float(scale.to_analysis(s.mcid))
+    for extra in (null, mcid):   # show the null and the MCID when they are near the posterior
+        if extra is not None and lo - (hi - lo) <= extra <= hi + (hi - lo):
+            lo, hi = min(lo, extra), max(hi, extra)
+    pad = 0.08 * (hi - lo)
+    x = np.linspace(lo - pad, hi + pad, 600)
+    dens = post.density("mu", x)
+    fig, ax = new_figure((6.5, 3.6))
+    good = x < null if s.benefit == "lower" else x > null
+    ax.fill_between(x, 0, dens, where=good, color="#1f77b4", alpha=0.25, lw=0,
+                    label=f"P(benefit) = {s.p_benefit:.3f}")
+    ax.plot(x, dens, color="#1f77b4", lw=2, label="posterior")
+    prior = fit.prior.mu
+    if getattr(prior, "proper", True):
+        ax.plot(x, np.exp(prior.logpdf(x)), color="grey", ls="--", lw=1,
+                label=f"prior: {prior.describe()}")
+    ax.axvline(null, color="grey", lw=0.8)
+    if mcid is not None and x[0] <= mcid <= x[-1]:
+        assumed = "" if getattr(s, "mcid_source", "") else ", assumed"
+        ax.axvline(mcid, color="#d62728", ls=":", lw=1.2,
+                   label=f"MCID {s.measure} {s.mcid:g}{assumed}")
+    if scale.log_scale:   # ticks at plain natural-scale values: 0.25, 0.5, 1, 2, 4 or decades
+        decades = (x[-1] - x[0]) / np.log(10)
+        nice = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 2.5, 3, 4,
+                         5, 10] if decades < 0.8 else
+                        [0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 4, 5, 10, 20] if decades < 1.5 else
+                        [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]
+                        if decades < 3.5 else [10.0 ** k for k in range(-12, 13)])
+        logs = np.log(nice)
+        keep = (logs >= x[0]) & (logs <= x[-1])
+        ax.set_xticks(logs[keep], [f"{v:g}" for v in nice[keep]])
+        ax.set_xlabel(f"pooled {s.measure} (log axis)")
+    else:
+        ax.set_xlabel(f"pooled {s.measure}")
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel(f"posterior density ({scale.analysis_label} scale)")
+    ax.set_title(f"{plain(s.label)}: pooled effect, prior {plain(s.prior.name)}", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    return fig
+
+
 def sensitivity_plot(rows: list):
-    """Effect median and 95% CrI under each prior, with P(benefit), beside DL and published."""
+    """Pooled effect (estimate and 95% interval) under each prior, beside DL and the published
+    result, with P(benefit) in a column at the right. An interval far wider than the others (a
+    vague prior with few studies) is clipped at the frame with an arrow and its end printed,
+    instead of squashing every other row."""
+    from matplotlib.transforms import blended_transform_factory
+
     s = rows[0]
     m = s.measure
-    fig, ax = new_figure((8, 0.45 * (len(rows) + 2) + 1.2))
-    items = [(r.prior.name, r.effect.median, r.effect.ci_low,
-              r.effect.ci_high, f"P(benefit) {r.p_benefit:.3f}", "#1f77b4") for r in rows]
+    scale = measures.get(m)
+    items = [(r.prior.name, r.effect.median, r.effect.ci_low, r.effect.ci_high,
+              f"P(benefit) {r.p_benefit:.3f}", "#1f77b4") for r in rows]
     if s.dl:
         d = s.dl
         items.append((d.method_label, d.estimate, d.ci_low, d.ci_high, "", "#d62728"))
     if s.published:
         p = s.published
         items.append(("published", p.estimate, p.ci_low, p.ci_high, "", "#d62728"))
-    for i, (label, est, lo, hi, text, colour) in enumerate(items):
+    fig, ax = new_figure((8.5, 0.45 * (len(items) + 1) + 1.3))
+
+    def t(v):   # the plotting coordinate: log for ratios
+        return float(np.log(v)) if scale.log_scale else float(v)
+
+    widths = np.array([t(hi) - t(lo) for _, _, lo, hi, _, _ in items])
+    typical = float(np.median(widths))
+    core = [it for it, w in zip(items, widths) if w <= 2.5 * typical] or items
+    lo_core = min(min(t(it[2]), t(it[1])) for it in core)
+    hi_core = max(max(t(it[3]), t(it[1])) for it in core)
+    null = t(scale.null)
+    lo_core, hi_core = min(lo_core, null), max(hi_core, null)
+    pad = 0.08 * (hi_core - lo_core)
+    left, right = lo_core - pad, hi_core + pad
+    text = blended_transform_factory(ax.transAxes, ax.transData)
+    back = (lambda z: float(np.exp(z))) if scale.log_scale else (lambda z: z)
+    for i, (label, est, lo, hi, note, colour) in enumerate(items):
         yy = len(items) - i
-        ax.plot([lo, hi], [yy, yy], color=colour, lw=1.5)
-        ax.plot([est], [yy], "D", color=colour)
-        if text:
-            ax.annotate(text, (hi, yy), xytext=(6, -3), textcoords="offset points", fontsize=8)
+        a, b = max(t(lo), left), min(t(hi), right)
+        ax.plot([back(a), back(b)], [yy, yy], color=colour, lw=1.5)
+        if left <= t(est) <= right:
+            ax.plot([est], [yy], "D", color=colour)
+        for end, edge, sign in ((t(lo), left, -1), (t(hi), right, 1)):
+            if (end < edge) if sign < 0 else (end > edge):
+                ax.annotate("", xy=(back(edge), yy), xytext=(back(edge - sign * 0.06 * (right - left)), yy),
+                            arrowprops=dict(arrowstyle="->", color=colour, lw=1.5))
+                ax.text(back(edge - sign * 0.01 * (right - left)), yy + 0.22, f"{back(end):.3g}",
+                        ha="right" if sign > 0 else "left", fontsize=7, color=colour)
+        ax.text(1.02, yy, f"{num_label(est)} [{num_label(lo)}, {num_label(hi)}]"
+                + (f"   {note}" if note else ""), transform=text, va="center", fontsize=8)
+    ax.set_xlim(back(left), back(right))
+    ax.set_ylim(0.4, len(items) + 0.8)
     ax.set_yticks(range(len(items), 0, -1), [plain(it[0]) for it in items])
-    ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
-    if measures.get(m).log_scale:
+    ax.axvline(scale.null, color="grey", ls="--", lw=1)
+    if scale.log_scale:
         log_axis(ax)
-    ax.set_xlabel(f"{m}: posterior median and 95% credible interval")
+    ax.set_xlabel(f"{m}: estimate (95% interval)")
+    ax.text(1.02, len(items) + 0.55, "estimate [95% interval]", transform=text, fontsize=8,
+            fontweight="bold")
     ax.set_title(f"{plain(s.label)}: sensitivity to the prior", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def num_label(x: float) -> str:
+    return f"{x:.3g}" if abs(x) >= 100 or (x != 0 and abs(x) < 0.01) else f"{x:.2f}"
 
 
 def leave_one_out_plot(r):

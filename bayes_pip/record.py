@@ -280,6 +280,9 @@ class FitRecord(Record):
     comparison: str
     # how texts name the intervention of this comparison (dataset.toml; "the intervention")
     intervention: str = field(default="the intervention", kw_only=True)
+    # what sentences say the intervention changes, and where the MCID comes from ("" = assumed)
+    phrase: str = field(default="", kw_only=True)
+    mcid_source: str = field(default="", kw_only=True)
     measure: str
     benefit: str
     level: str

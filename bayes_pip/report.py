@@ -222,7 +222,7 @@ def bma_table(b) -> tuple[list[str], list[list[str]]]:
 
 
 def outcome_report(fits: list, provenance: str, bma=None,
-                   moderator: tuple | None = None) -> dict[str, bytes | str]:
+                   moderator: tuple | None = None, trials=None) -> dict[str, bytes | str]:
     """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit;
     ``bma`` (optional) the Bayes factors and model averaging under its prior; ``moderator``
     (optional) a section (markdown lines, HTML fragments, figures, record) or, when the
@@ -231,7 +231,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
     rows = list(fits)
     o = main.outcome
     figs = {f"{o}_forest.png": figures.forest_plot(main),
-            f"{o}_prior_posterior_mu.png": figures.prior_posterior_plot(fits[0], "mu"),
+            f"{o}_posterior_mu.png": figures.posterior_density_plot(fits[0]),
             f"{o}_sensitivity.png": figures.sensitivity_plot(rows)}
     if main.tau:
         figs[f"{o}_prior_posterior_tau.png"] = figures.prior_posterior_plot(fits[0], "tau")
@@ -278,6 +278,10 @@ def outcome_report(fits: list, provenance: str, bma=None,
         md += moderator[0]
     if st_h:
         md += ["## Studies", "", md_table(st_h, st_b), ""]
+    studies = [st.study for st in main.studies] if main.studies else None
+    trial_md, trial_html = trial_sections(trials, studies, md_table, html_table,
+                                          main.comparison)
+    md += trial_md
     md += ["## Figures", ""] + [f"![{name}]({name})" for name in pngs] + [""]
     md += ["## Provenance and limits", "", provenance, ""] + [f"- {n}" for n in notes] + [""]
     md += ["## Priors", ""] + [f"- **{r.prior.name}** ({r.prior.title}): "
@@ -301,6 +305,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
         body += moderator[1]
     if st_h:
         body += ["<h2>Studies</h2>", html_table(st_h, st_b)]
+    body += trial_html
     body += ["<h2>Figures</h2>"] + [img_tag(png, name) for name, png in pngs.items()]
     body += ["<h2>Provenance and limits</h2>", f"<p>{html.escape(provenance)}</p>",
              "<ul>" + "".join(f"<li class=\"note\">{html.escape(n)}</li>" for n in notes)
@@ -338,6 +343,114 @@ def shared_studies(all_fits: dict[str, list]) -> dict[str, list[str]]:
     """Outcomes whose fits pool some of the same studies (not independent evidence)."""
     names = {o: {s.study for s in fits[0].studies} for o, fits in all_fits.items()}
     return {o: [p for p in all_fits if p != o and names[o] & names[p]] for o in all_fits}
+
+
+def shared_groups(all_fits: dict[str, list]) -> list[tuple[list[str], list[str]]]:
+    """Groups of outcomes linked by shared studies (connected components), each with the
+    studies its outcomes share."""
+    names = {o: {s.study for s in fits[0].studies} for o, fits in all_fits.items()}
+    links = shared_studies(all_fits)
+    seen, groups = set(), []
+    for o in all_fits:
+        if o in seen or not links[o]:
+            continue
+        group, todo = [], [o]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            group.append(x)
+            todo += links[x]
+        group = [g for g in all_fits if g in group]
+        common = sorted(set.union(*(names[g] for g in group))
+                        & {s for g in group for h in group if h != g for s in names[g] & names[h]})
+        groups.append((group, common))
+    return groups
+
+
+def not_independent_text(all_fits: dict[str, list]) -> str:
+    """One sentence per group of outcomes that rest on the same trials."""
+    parts = []
+    for group, common in shared_groups(all_fits):
+        parts.append(f"{', '.join(group)} rest on the same trials ({', '.join(common)})")
+    if not parts:
+        return ""
+    return ("Not independent: " + "; ".join(parts) + ". Their results share trials and "
+            "participants and must not be counted as separate evidence.")
+
+
+def trials_of(trials, studies: list[str] | None, comparison: str | None):
+    """The trials.csv rows of the given studies (multi-arm row names map to their trial), or,
+    without study names, those whose review_comparisons name the comparison."""
+    if studies is not None:
+        base = {str(x).split(" (", 1)[0] for x in studies}
+        return trials[trials["study"].isin(base)]
+    if comparison and "review_comparisons" in trials.columns:
+        keep = [comparison in [c.strip() for c in str(v).split(";")]
+                for v in trials["review_comparisons"]]
+        return trials[keep]
+    return trials
+
+
+def characteristics_table(trials, studies: list[str] | None = None, comparison: str | None = None):
+    """Characteristics of included studies from trials.csv (the columns present, in a fixed
+    order), restricted to ``studies`` (or the comparison's trials); None without trials.csv."""
+    if trials is None or trials.empty:
+        return None
+    wanted = [c for c in ("study", "design", "randomised_n", "population", "intervention",
+                          "comparator", "country", "timepoints", "multi_arm",
+                          "cluster_randomised") if c in trials.columns]
+    rows = trials_of(trials, studies, comparison)
+    if rows.empty:
+        return None
+    head = [c.replace("_", " ") for c in wanted]
+    body = [[str(r[c]) for c in wanted] for _, r in rows.iterrows()]
+    return head, body
+
+
+RISK_OF_BIAS_VALUES = ("low", "high", "unclear", "")
+
+
+def risk_of_bias_table(trials, studies: list[str] | None = None, comparison: str | None = None):
+    """Risk-of-bias judgements (trials.csv columns rob_<domain>: low, high or unclear), domains
+    as columns; None when the data hold no judgements."""
+    if trials is None or trials.empty:
+        return None
+    domains = [c for c in trials.columns if c.startswith("rob_")]
+    if not domains:
+        return None
+    rows = trials_of(trials, studies, comparison)
+    head = ["study"] + [d[4:].replace("_", " ") for d in domains]
+    body = [[str(r["study"])] + [str(r[d]) or "not given" for d in domains]
+            for _, r in rows.iterrows()]
+    return head, body
+
+
+def trial_sections(trials, studies, md_table_fn, html_table_fn, comparison=None):
+    """Markdown lines and HTML fragments: characteristics of included studies and risk of bias."""
+    md, body = [], []
+    ch = characteristics_table(trials, studies, comparison)
+    if ch:
+        scope = ("" if studies is not None else
+                 f" (the trials of this comparison; the data do not say which of them the "
+                 f"published result pooled)" if comparison else " (every trial in the data)")
+        md += [f"## Characteristics of included studies{scope}", "", md_table_fn(*ch), ""]
+        body += [f"<h2>Characteristics of included studies{html.escape(scope)}</h2>",
+                 html_table_fn(*ch)]
+    if trials is not None and not trials.empty:
+        rob = risk_of_bias_table(trials, studies, comparison)
+        md += ["## Risk of bias", ""]
+        body += ["<h2>Risk of bias</h2>"]
+        if rob:
+            md += [md_table_fn(*rob), ""]
+            body += [html_table_fn(*rob)]
+        else:
+            line = ("No risk-of-bias judgements in the data (trials.csv has no rob_<domain> "
+                    "columns); they are not assumed.")
+            md += [line, ""]
+            body += [f"<p class=\"note\">{html.escape(line)}</p>"]
+    return md, body
 
 
 def sof_csv_rows(all_fits: dict[str, list]) -> list[dict]:
@@ -399,7 +512,7 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
 
 
 SOF_HEADER = ["Outcome", "Measure", "Level", "k", "N", "Published [95% CI]", "GRADE",
-              "DL [95% CI]", "Prior", "Bayesian median [95% CrI]", "P(benefit)",
+              "Classical [95% CI]", "Prior", "Bayesian median [95% CrI]", "P(benefit)",
               "P(benefit) across priors", "95% prediction interval"]
 
 
@@ -410,7 +523,7 @@ def sof_table_rows(rows: list[dict]) -> list[list[str]]:
 
 
 def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_label: str,
-                        provenance: str) -> dict[str, str]:
+                        provenance: str, trials=None) -> dict[str, str]:
     rows = sof_rows(all_fits)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=SOF_CSV_COLUMNS, lineterminator="\n")
@@ -426,14 +539,13 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
     links = [f"[{o}]({local_href(o + '.html')})" for o in all_fits]
     md = [f"# {title}", "", intro, "", md_table(SOF_HEADER, table), "",
           "Reports: " + ", ".join(links), ""]
-    not_independent = ("Not independent: " + "; ".join(
-        f"{o} shares studies with {', '.join(others)}" for o, others in shared.items())
-        + ". Their results rest partly on the same trials and participants and must not be "
-          "counted as separate evidence.") if shared else ""
+    not_independent = not_independent_text(all_fits) if shared else ""
     if not_independent:
         md += [not_independent, ""]
     if skipped:
         md += [f"Outcomes without data (not analysed): {', '.join(skipped)}.", ""]
+    trial_md, trial_html = trial_sections(trials, None, md_table, html_table)
+    md += trial_md
     md += ["## Provenance and limits", "", provenance, ""]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>",
             html_table(SOF_HEADER, table),
@@ -444,6 +556,7 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
     if skipped:
         body.append(f"<p class=\"note\">Outcomes without data (not analysed): "
                     f"{html.escape(', '.join(skipped))}.</p>")
+    body += trial_html
     body += ["<h2>Provenance and limits</h2>", f"<p>{html.escape(provenance)}</p>"]
     return {"summary_of_findings.csv": buf.getvalue(),
             "summary_of_findings.md": "\n".join(md),

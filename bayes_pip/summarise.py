@@ -263,8 +263,9 @@ def benefit_words(s: dict) -> str:
 
 
 def mcid_words(s: dict) -> str:
+    """'RR > 1.25 (MCID, assumed)' or '(MCID)' when the data name its source."""
     sign = ">" if s.benefit == "higher" else "<"
-    return f"{s.measure} {sign} {s.mcid:g} (MCID)"
+    return f"{s.measure} {sign} {s.mcid:g} (MCID{'' if getattr(s, 'mcid_source', '') else ', assumed'})"
 
 
 def num2(x: float, digits: int = 2) -> str:
@@ -511,7 +512,7 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
     """Ready-to-paste sentences; every number comes from the fit records given."""
     who = main.intervention
     verb = "increases" if main.benefit == "higher" else "reduces"
-    what = main.label[0].lower() + main.label[1:]
+    what = main.phrase or f"the outcome '{main.label}'"
     out = []
     if main.level == "summary":
         p = main.published
@@ -542,8 +543,10 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
                f"{num(e.ci_high)}); the probability that {who} {verb} {what} was "
                f"{prob_text(main.p_benefit, main.probability_draws)}.")
     if main.p_mcid is not None:
+        origin = (f"from {main.mcid_source}" if main.mcid_source
+                  else "an assumed value, not from a published source")
         out.append(f"The probability of an effect beyond the minimal clinically important "
-                   f"difference ({main.measure} {main.mcid:g}) was "
+                   f"difference ({main.measure} {main.mcid:g}; {origin}) was "
                    f"{prob_text(main.p_mcid, main.probability_draws)}.")
     if main.p_harm is not None:
         out.append(f"The probability of harm ({harm_words(main)}) was "

@@ -276,3 +276,32 @@ def test_summary_of_findings_csv_is_numeric_and_flags_shared_trials(tmp_path):
         "avoidant_attachment_post", "disorganised_attachment_post", "insecure_to_secure_post"}
     assert shared["parental_depression_incidence"] == ""
     assert "Not independent" in (out / "summary_of_findings.md").read_text()
+
+
+def test_sentences_use_the_outcome_phrase_and_call_an_unsourced_mcid_assumed(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    import bayes_pip as bp
+    from bayes_pip.data import bundled_data_dir
+    from bayes_pip.summarise import discussion_sentences
+
+    fit = bp.fit(None, "insecure_to_secure_post", engine="exact")
+    text = " ".join(discussion_sentences(fit, [fit]))
+    assert ("the probability that PIP increases the chance that an insecurely attached infant "
+            "becomes securely attached was") in text
+    assert "infant attachment change" not in text.lower()    # the label is never spliced in
+    assert "(RR 1.25; an assumed value, not from a published source)" in text
+    # with a source for the MCID and no phrase: the source is named, the label quoted as a name
+    d = tmp_path / "pip"
+    shutil.copytree(bundled_data_dir(), d)
+    o = pd.read_csv(d / "outcomes.csv", dtype=str, keep_default_na=False)
+    o.loc[o.outcome == "insecure_to_secure_post", "mcid_source"] = "Team consensus 2026 (minutes)"
+    o.loc[o.outcome == "insecure_to_secure_post", "phrase"] = ""
+    o.to_csv(d / "outcomes.csv", index=False)
+    fit = bp.fit(d, "insecure_to_secure_post", engine="exact")
+    text = " ".join(discussion_sentences(fit, [fit]))
+    assert "(RR 1.25; from Team consensus 2026 (minutes))" in text
+    assert "increases the outcome 'Infant attachment change, insecure to secure' was" in text
+    assert fit.to_dict()["mcid_source"] == "Team consensus 2026 (minutes)"

@@ -1,0 +1,101 @@
+"""Paper-grade output: figures with estimate/weight columns and plain ticks, the posterior
+density plot, clipped sensitivity rows, characteristics and risk-of-bias tables, grouped
+'not independent' flags."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_pip as bp
+from bayes_pip import figures
+from conftest import run_main
+
+
+def texts(fig):
+    fig.canvas.draw()
+    out = []
+    for ax in fig.axes:
+        out += [t.get_text() for t in ax.texts]
+        out += [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    return out
+
+
+@pytest.fixture(scope="module")
+def secure():
+    return bp.compare_priors(None, "secure_attachment_post", engine="exact")
+
+
+def test_forest_plot_has_estimate_and_weight_columns(secure):
+    main = secure[0]
+    t = texts(figures.forest_plot(main))
+    assert "estimate [95% interval]" in t and "weight" in t
+    for s in main.dl.studies:   # the observed estimate and its weight, as the DL record has them
+        assert figures.interval_label(s.estimate, s.ci_low, s.ci_high) in t
+        assert f"{s.weight:.1f}%" in t
+    e = main.effect
+    assert figures.interval_label(e.median, e.ci_low, e.ci_high) in t
+    assert not any("x10" in x or "times" in x or "$" in x for x in t)
+
+
+def test_posterior_density_plot_shades_p_benefit_and_marks_an_assumed_mcid(secure):
+    main = secure[0]
+    fig = figures.posterior_density_plot(main)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"P(benefit) = {main.p_benefit:.3f}" in labels
+    assert "MCID RR 1.25, assumed" in labels
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert "1" in ticks and not any("e-" in x or "x10" in x for x in ticks)
+    # the range is the posterior's, not the prior's (the vague prior's 0.0001 ... 10000)
+    lo, hi = ax.get_xlim()
+    assert np.exp(hi) < 100 and np.exp(lo) > 0.3
+
+
+def test_sensitivity_plot_clips_an_extreme_row_with_an_arrow(secure):
+    vague = next(r for r in secure if r.prior.name == "vague")
+    fig = figures.sensitivity_plot(secure)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert hi < vague.effect.ci_high and lo > vague.effect.ci_low   # clipped, not squashed
+    t = texts(fig)
+    assert f"{vague.effect.ci_high:.3g}" in t                        # its end printed at the arrow
+    assert any(x.startswith(f"{secure[0].effect.median:.2f} [") and "P(benefit)" in x for x in t)
+    assert ax.get_xlabel() == "RR: estimate (95% interval)"
+
+
+def test_reports_carry_characteristics_risk_of_bias_and_grouped_flags(tmp_path):
+    from bayes_pip.data import bundled_data_dir
+
+    d = tmp_path / "pip"
+    shutil.copytree(bundled_data_dir(), d)
+    out = tmp_path / "r"
+    assert run_main("report", "--all", "--engine", "exact", "--data", str(d), "--out",
+                    str(out)).returncode == 0
+    md = (out / "secure_attachment_post.md").read_text()
+    assert "## Characteristics of included studies\n" in md
+    section = md.split("## Characteristics of included studies", 1)[1].split("## Risk", 1)[0]
+    assert "| Cicchetti 1999a |" in section and "| Cooper 2003 |" not in section
+    assert "No risk-of-bias judgements in the data" in md
+    sof = (out / "summary_of_findings.md").read_text()
+    assert ("Not independent: secure_attachment_post, avoidant_attachment_post, "
+            "disorganised_attachment_post, insecure_to_secure_post rest on the same trials "
+            "(Cicchetti 1999a, Cicchetti 2006b).") in sof
+    assert "Classical [95% CI]" in sof and "DL [95% CI]" not in sof
+    assert (out / "secure_attachment_post_posterior_mu.png").exists()
+    # risk-of-bias judgements given as rob_<domain> columns become a table, domains as columns
+    t = pd.read_csv(d / "trials.csv", dtype=str, keep_default_na=False)
+    t["rob_random_sequence"] = ["low", "unclear", "low", "low", "unclear", "low", "high", "low"]
+    t["rob_blinding_of_assessors"] = ["low"] * 8
+    t.to_csv(d / "trials.csv", index=False)
+    assert run_main("report", "secure_attachment_post", "--engine", "exact", "--data", str(d),
+                    "--out", str(tmp_path / "r2")).returncode == 0
+    md = (tmp_path / "r2" / "secure_attachment_post.md").read_text()
+    assert "| study | random sequence | blinding of assessors |" in md
+    assert "| Cicchetti 2006b | unclear | low |" in md
+    t.loc[0, "rob_random_sequence"] = "probably low"
+    t.to_csv(d / "trials.csv", index=False)
+    r = run_main("list", "--data", str(d))
+    assert r.returncode == 2 and "column 'rob_random_sequence'" in r.stderr
+    assert "'probably low' is not allowed (allowed: low, high, unclear" in r.stderr
