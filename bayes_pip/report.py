@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bayes_pip import figures, measures
 from bayes_pip.errors import InputError
-from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences,
+from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences, prior_used,
                                  engine_text, level_text, num, prob_text)
 
 
@@ -240,7 +240,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
     sens_h, sens_b = sensitivity_table(rows)
     st_h, st_b = study_table(main) if main.studies else (None, None)
     facts = [("Data", level_text(main)), ("Engine", engine_text(main)),
-             ("Main prior", f"{main.prior.name}: {main.prior.title}"),
+             ("Main prior", f"{main.prior.name}: {prior_used(main)}"),
              ("Direction of benefit", f"{main.measure} "
               f"{'>' if main.benefit == 'higher' else '<'} "
               f"{measures.get(main.measure).null:g}"),
@@ -284,7 +284,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
     md += trial_md
     md += ["## Figures", ""] + [f"![{name}]({name})" for name in pngs] + [""]
     md += ["## Provenance and limits", "", provenance, ""] + [f"- {n}" for n in notes] + [""]
-    md += ["## Priors", ""] + [f"- **{r.prior.name}** ({r.prior.title}): "
+    md += ["## Priors", ""] + [f"- **{r.prior.name}** ({prior_used(r)}): "
                                f"{r.prior.source}" for r in rows] + [""]
 
     body = [f"<h1>{html.escape(main.label)}</h1>",
@@ -311,7 +311,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
              "<ul>" + "".join(f"<li class=\"note\">{html.escape(n)}</li>" for n in notes)
              + "</ul>", "<h2>Priors</h2>",
              "<ul>" + "".join(f"<li><b>{html.escape(r.prior.name)}</b> "
-                              f"({html.escape(r.prior.title)}): "
+                              f"({html.escape(prior_used(r))}): "
                               f"{html.escape(r.prior.source)}</li>" for r in rows) + "</ul>"]
     files: dict[str, bytes | str] = dict(pngs)
     if moderator is not None and moderator[1] is not None:

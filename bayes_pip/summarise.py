@@ -440,7 +440,7 @@ def comparison_text(rows: list[dict]) -> str:
         lines.append(f"P(>MCID) = P({mcid_words(s)}).")
     lines += conflict_lines(rows)
     for r in rows:
-        lines.append(f"{r.prior.name}: {r.prior.title}")
+        lines.append(f"{r.prior.name}: {prior_used(r)}")
     for note in dict.fromkeys(n for r in rows for n in r.prior.notes):
         lines.append(f"Note: {note}")
     if s.level == "summary":
@@ -496,6 +496,16 @@ def sweep_text(rows: list) -> str:
 # ---------------------------------------------------------------------------------------------
 # sentences for a discussion section
 # ---------------------------------------------------------------------------------------------
+
+def prior_used(s) -> str:
+    """The prior a fit actually used: its title, or at summary level only the prior on the
+    pooled effect ('Normal(0, 4^2) on log RR; heterogeneity not modelled')."""
+    if s.level != "summary":
+        return s.prior.title
+    mu = s.prior.mu
+    return (f"Normal({mu.mean:.3g}, {mu.sd:.3g}^2) on {measures.get(s.measure).analysis_label}; "
+            "heterogeneity not modelled")
+
 
 def prior_phrase(s: dict) -> str:
     """'halfnormal-0.5 prior (...)'; at summary level only the prior on the pooled effect counts."""

@@ -99,3 +99,15 @@ def test_reports_carry_characteristics_risk_of_bias_and_grouped_flags(tmp_path):
     r = run_main("list", "--data", str(d))
     assert r.returncode == 2 and "column 'rob_random_sequence'" in r.stderr
     assert "'probably low' is not allowed (allowed: low, high, unclear" in r.stderr
+
+
+def test_summary_level_texts_name_only_the_prior_on_the_pooled_effect(tmp_path):
+    r = run_main("compare-priors", "parental_depression_incidence", "--engine", "exact")
+    assert r.returncode == 0
+    assert "halfnormal-0.5: Normal(0, 4^2) on log RR; heterogeneity not modelled" in r.stdout
+    assert "half-normal(0.5) on tau" not in r.stdout
+    assert run_main("report", "parental_depression_incidence", "--engine", "exact", "--out",
+                    str(tmp_path)).returncode == 0
+    md = (tmp_path / "parental_depression_incidence.md").read_text()
+    assert "**Main prior:** halfnormal-0.5: Normal(0, 4^2) on log RR; heterogeneity not modelled" in md
+    assert "on tau" not in md.split("## Priors", 1)[1].split("):", 1)[0]
