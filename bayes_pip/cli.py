@@ -128,8 +128,7 @@ def moderator_dl(args, dataset) -> int:
     """`dl --moderator` (meta-regression) and `dl --subgroup` (test for subgroup differences)."""
     from bayes_pip import moderation
 
-    if args.moderator and args.subgroup:
-        raise InputError("give --moderator or --subgroup, not both")
+    moderator_names(args)   # one of --moderator and --subgroup
     if args.out:
         from bayes_pip.report import check_output_dir
         check_output_dir(args.out)
@@ -141,7 +140,7 @@ def moderator_dl(args, dataset) -> int:
                                               method=args.method)
     if args.out:
         from bayes_pip import figures
-        from bayes_pip.report import json_text, write_report_files
+        from bayes_pip.report import json_text
 
         name = args.subgroup or "__".join(args.moderator)
         kind = "subgroups" if args.subgroup else "metareg"
@@ -151,12 +150,23 @@ def moderator_dl(args, dataset) -> int:
             files[f"{stem}.png"] = figures.png_bytes(figures.subgroup_forest_plot(rec))
         elif len(args.moderator) == 1:
             files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
-        for path in write_report_files(args.out, files):
-            sys.stderr.write(f"wrote {path}\n")
+        write_files(args.out, files)
+    return print_record(args, rec, moderation.classical_text)
+
+
+def write_files(out_dir, files) -> None:
+    from bayes_pip.report import write_report_files
+
+    for path in write_report_files(out_dir, files):
+        sys.stderr.write(f"wrote {path}\n")
+
+
+def print_record(args, rec: dict, as_text) -> int:
+    """A plain-dict record as JSON (--json) or text."""
     if args.json:
         print_json(rec)
     else:
-        print(moderation.classical_text(rec))
+        print(as_text(rec))
     return EXIT_OK
 
 
@@ -192,7 +202,6 @@ def moderator_section(args, dataset, outcome_id, prior_name, sets):
 def moderator_fit(args, dataset) -> int:
     """`fit --moderator` / `fit --subgroup`: Bayesian meta-regression."""
     from bayes_pip import moderation
-    from bayes_pip.report import write_report_files
 
     names = moderator_names(args)
     if args.subgroup:
@@ -209,13 +218,8 @@ def moderator_fit(args, dataset) -> int:
         files = {f"{stem}.json": json_text(rec)}
         if len(names) == 1:
             files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
-        for path in write_report_files(args.out, files):
-            sys.stderr.write(f"wrote {path}\n")
-    if args.json:
-        print_json(rec)
-    else:
-        print(moderation.bayes_text(rec))
-    return EXIT_OK
+        write_files(args.out, files)
+    return print_record(args, rec, moderation.bayes_text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,11 +526,7 @@ def cmd_compare_priors(args) -> int:
         records = moderation.compare_moderator_priors(
             dataset, args.outcome, names, prior_list(args), moderator_engine(args), args.seed,
             sampler_settings(args), args.level, prior_sets(args))
-        if args.json:
-            print_json(records)
-        else:
-            print(moderation.comparison_text(records))
-        return EXIT_OK
+        return print_record(args, records, moderation.comparison_text)
     fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
                           args.seed, sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json),
