@@ -34,7 +34,6 @@ from scipy import optimize, special
 from bayes_pip.errors import InputError
 
 LOG_2PI = math.log(2 * math.pi)
-GL_X, GL_W = np.polynomial.legendre.leggauss(5)
 MODELS = ("FE0", "FE", "RE0", "RE")
 MODEL_TITLES = {"FE0": "fixed effect, no effect (mu = 0, tau = 0)",
                 "FE": "fixed effect (tau = 0)",
@@ -62,35 +61,15 @@ def log_lik_mu_zero(y, v, tau) -> np.ndarray:
 
 
 def log_integral_over_tau(log_lik, v, tau_prior, cells: int = 1500) -> float:
-    """log of int p(y | tau) p(tau) dtau, ``log_lik`` a vectorised function of tau."""
-    def log_f(log_tau):
-        tau = np.exp(log_tau)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            value = log_lik(tau) + tau_prior.logpdf(tau) + log_tau
-        return np.where(np.isfinite(value), value, -np.inf)
+    """log of int p(y | tau) p(tau) dtau, ``log_lik`` a vectorised function of tau: the exact
+    engine's quadrature (:func:`bayes_pip.engines.exact.tau_grid`), its normaliser."""
+    from bayes_pip.engines.exact import tau_grid
 
-    centre = math.log(math.sqrt(float(np.median(v))))
-    scout = np.linspace(centre - 40.0, centre + 30.0, 4001)
-    f = log_f(scout)
-    shift = float(np.max(f))
-    alive = np.flatnonzero(f - shift > math.log(1e-16))
-    lo, hi = scout[max(alive[0] - 1, 0)], scout[min(alive[-1] + 1, len(scout) - 1)]
-    if alive[-1] == len(scout) - 1:
-        raise InputError("the marginal likelihood does not converge within the quadrature range: "
-                         "the prior on tau is too vague (or improper) for a Bayes factor")
-    edges = np.linspace(lo, hi, cells + 1)
-    jumps = [math.log(b) for b in getattr(tau_prior, "breakpoints", ()) if b > 0]
-    jumps = [j for j in jumps if lo < j < hi]
-    if jumps:
-        edges = np.union1d(edges, jumps)
-    half = 0.5 * np.diff(edges)[:, None]
-    nodes = edges[:-1, None] + half * (GL_X[None, :] + 1)
-    mass = float(np.sum(half * GL_W[None, :] * np.exp(log_f(nodes.ravel()).reshape(nodes.shape)
-                                                       - shift)))
-    if alive[0] == 0:  # below lo, p(y | tau) = p(y | 0): the prior's mass there
-        mass += math.exp(float(log_lik(np.zeros(1))[0]) - shift) * float(
-            tau_prior.cdf(math.exp(lo)))
-    return shift + math.log(mass)
+    grid = tau_grid(log_lik, tau_prior, math.log(math.sqrt(float(np.median(v)))), cells,
+                    unbounded="the marginal likelihood does not converge within the quadrature "
+                              "range: the prior on tau is too vague (or improper) for a Bayes "
+                              "factor")
+    return grid.shift + math.log(grid.total)
 
 
 @dataclass(frozen=True)

@@ -252,11 +252,14 @@ class TauGrid:
     weight: np.ndarray
 
 
-def tau_grid(log_lik, tau_prior, centre: float, cells: int = CELLS) -> TauGrid:
+def tau_grid(log_lik, tau_prior, centre: float, cells: int = CELLS,
+             unbounded: str | None = None) -> TauGrid:
     """Composite Gauss-Legendre quadrature of p(log tau | y) ∝ L(tau) p(tau) tau, for any
     log-likelihood ``log_lik(tau_array)`` that is constant near tau = 0 and decreasing for large tau
     (every normal model with tau integrated over: the meta-analysis and the meta-regression).
-    ``centre`` is log of a typical within-study SD, around which the scan starts."""
+    ``centre`` is log of a typical within-study SD, around which the scan starts. With
+    ``unbounded`` (a message), any posterior mass at the top of the scan is refused with it
+    (marginal likelihoods), instead of bounded and ignored below 1e-10."""
     def log_dens(log_tau):
         tau = np.exp(log_tau)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
@@ -271,6 +274,8 @@ def tau_grid(log_lik, tau_prior, centre: float, cells: int = CELLS) -> TauGrid:
     shift = float(np.max(scout_logd))
     alive = np.flatnonzero(scout_logd - shift > math.log(NEGLIGIBLE))
     lo, hi = scout[max(alive[0] - 1, 0)], scout[min(alive[-1] + 1, len(scout) - 1)]
+    if alive[-1] == len(scout) - 1 and unbounded:
+        raise InputError(unbounded)
     if alive[-1] == len(scout) - 1:
         # heavy-tailed prior with few studies: bound the mass above the range by
         # p(y | tau_hi) P_prior(tau > tau_hi) (p(y | tau) decreases for large tau)
