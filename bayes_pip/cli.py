@@ -465,7 +465,7 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
                    help="tuning steps per chain, 1 to 10^6 (default %(default)s)")
     p.add_argument("--target-accept", type=probability_open, default=None,
                    help="NUTS target acceptance, between 0 and 1 (default: pymc 0.95, or 0.99 "
-                        "with 3 studies or fewer; binomial 0.99)")
+                        "with 3 studies or fewer; binomial 0.99, or 0.995 with 2 or fewer)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 

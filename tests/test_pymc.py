@@ -234,18 +234,17 @@ def test_binomial_converges_with_one_or_two_studies_under_every_binary_prior(row
     for name, p in load_prior_sets().items():
         if "OR" not in p.applies_to:
             continue
-        # A lone divergence in 8,000 draws can come and go with the platform's floating point
-        # (seen once at k = 2 under halfcauchy-0.5 on a fresh install, not here): a prior
-        # passes when seed 1 converges, or when seed 1 shows at most one divergence and
-        # otherwise converges and seed 2 converges outright (what the exit-3 message advises:
-        # run again / raise --target-accept).
+        # the engine's own settings for k <= 2 (target_accept 0.995): at 0.99 a later library
+        # release (nutpie 0.16.8, pymc 5.28.5) gave 12 divergences at k = 2 under
+        # halfcauchy-0.5. A lone divergence still passes when seed 2 then converges outright
+        # (what the exit-3 message advises: run again).
         d = diagnostics(sample_binomial_normal(es, resolve_prior(name, outcome), seed=1,
-                                               settings=SamplerSettings(target_accept=0.99)))
+                                               settings=SamplerSettings()))
         if not d["converged"]:
             assert d["divergences"] <= 1 and d["rhat_max"] <= 1.01 and min(
                 d["ess_bulk_min"], d["ess_tail_min"]) >= 400, (name, d)
             d = diagnostics(sample_binomial_normal(es, resolve_prior(name, outcome), seed=2,
-                                                   settings=SamplerSettings(target_accept=0.99)))
+                                                   settings=SamplerSettings()))
         assert d["converged"], (name, d)
 
 
