@@ -409,7 +409,8 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
     prior_dict["coefficients"] = {**prior.coefficients, "per_unit": [
         c["prior"] for c in coefficients]}
     record = {"outcome": outcome_id, "label": outcome.label, "measure": outcome.measure,
-              "benefit": outcome.benefit, "analysis": "Bayesian meta-regression",
+              "benefit": outcome.benefit, "intervention": outcome.intervention,
+              "analysis": "Bayesian meta-regression",
               "engine": engine, "level": md.level, "k": md.k, "studies": list(md.study),
               "moderators": md.moderator_dicts(), "prior": prior_dict,
               "scale": analysis_scale(outcome),
@@ -566,15 +567,16 @@ def sentence(rec: dict) -> str:
     """One sentence per moderator coefficient, its uncertainty and the caution; numbers equal
     the record's."""
     parts = []
+    who = rec.get("intervention", "the intervention")
     for c in rec["coefficients"][1:]:
         if ": " in c["name"]:
             name, levels = c["name"].split(": ", 1)
             level, reference = levels.split(" vs ", 1)
             what = f"{name} '{level}' compared with '{reference}'"
-            more = f"the effect is more favourable to the intervention with '{level}'"
+            more = f"the effect is more favourable to {who} with '{level}'"
         else:
             what = f"each one-unit increase in {c['name']}"
-            more = f"the effect becomes more favourable to the intervention as {c['name']} increases"
+            more = f"the effect becomes more favourable to {who} as {c['name']} increases"
         direction = ("" if c["p_benefit"] is None else
                      f"; the probability that {more} is {c['p_benefit']:.2f}")
         parts.append(f"For {what}, the {rec['measure']} changes by a factor of "

@@ -261,3 +261,27 @@ def test_revman_risk_difference_and_peto_are_imported(tmp_path, measure, method,
     r = run_main("dl", ASPIRIN, "--data", str(out), "--method", "file", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["method"] == expected_method
+
+
+def test_every_report_figure_of_the_fleiss_review_has_plain_ticks_and_no_pip(tmp_path):
+    """Each figure `report` draws, on the imported Fleiss review: tick labels are plain numbers
+    (never '10^-1' or 'x10'), and no label names PIP."""
+    import bayes_pip as bp
+    from bayes_pip import figures
+
+    d = imported(tmp_path, RM5)
+    data = bp.load(d)
+    for outcome in data.outcome_ids():
+        fits = bp.compare_priors(data, outcome, engine="exact")
+        for fig in (figures.forest_plot(fits[0]), figures.posterior_density_plot(fits[0]),
+                    figures.sensitivity_plot(fits),
+                    figures.prior_posterior_plot(fits[0], "tau")):
+            fig.canvas.draw()
+            for ax in fig.axes:
+                ticks = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+                words = ticks + [t.get_text() for t in ax.texts] + [ax.get_title(),
+                                                                      ax.get_xlabel()]
+                assert any(t for t in ticks), outcome
+                assert not any("x10" in t or "times" in t or "^{" in t or "$" in t
+                               for t in ticks), (outcome, ticks)
+                assert not any("PIP" in w for w in words), (outcome, words)
