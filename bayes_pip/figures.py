@@ -86,7 +86,12 @@ def forest_plot(main):
         p = main.published
         pooled.append((f"Published (k = {p.k})", "dl", (p.estimate, p.ci_low, p.ci_high)))
     e = main.effect
-    pooled.append((f"Bayesian, prior {main.prior.name}", "bayes", (e.median, e.ci_low, e.ci_high)))
+    if main.level == "summary":   # only the prior on the pooled effect was used
+        mu = main.prior.mu
+        label = f"Bayesian, Normal({mu.mean:.3g}, {mu.sd:.3g}^2) on the pooled effect"
+    else:
+        label = f"Bayesian, prior {main.prior.name}"
+    pooled.append((label, "bayes", (e.median, e.ci_low, e.ci_high)))
     if main.prediction:
         pr = main.prediction
         pooled.append(("Prediction, new study", "predict", (pr.median, pr.ci_low, pr.ci_high)))
