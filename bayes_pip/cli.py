@@ -129,6 +129,9 @@ def moderator_dl(args, dataset) -> int:
     from bayes_pip import moderation
 
     moderator_names(args)   # one of --moderator and --subgroup
+    if args.subgroup and args.ci != "wald":
+        raise InputError("--ci hksj applies to a meta-regression (--moderator); the test for "
+                         "subgroup differences is RevMan's Q between")
     if args.out:
         from bayes_pip.report import check_output_dir
         check_output_dir(args.out)
@@ -137,7 +140,8 @@ def moderator_dl(args, dataset) -> int:
                                              method=args.method, tau=args.tau)
     else:
         rec = moderation.classical_moderators(dataset, args.outcome, args.moderator,
-                                              method=args.method)
+                                              method=args.method,
+                                              test="knha" if args.ci == "hksj" else "z")
     if args.out:
         from bayes_pip import figures
         from bayes_pip.report import json_text

@@ -27,6 +27,7 @@ from scipy import optimize, stats
 from . import dl
 
 METHODS = ("DL", "REML", "PM")
+TESTS = ("z", "knha")
 TAU_MODES = ("separate", "common")
 ITERATIONS = 1000
 TOLERANCE = 1e-12
@@ -55,6 +56,8 @@ class MetaRegression:
     i2: float          # residual I^2, percent
     k: int
     method: str
+    test: str = "z"          # "knha": Knapp-Hartung t tests on k - p df and an F test for QM
+    qm_df2: int | None = None
 
     def predict(self, x_new) -> dict:
         """Predicted effect at design rows x_new (intercept included): estimate, SE, 95% CI and
@@ -143,8 +146,14 @@ def check_design(X, names) -> None:
                          + ", ".join(names))
 
 
-def meta_regression(y, v, X, names, method: str = "DL") -> MetaRegression:
-    """Mixed-effects meta-regression of effects y (variances v) on the design X (intercept first)."""
+def meta_regression(y, v, X, names, method: str = "DL", test: str = "z") -> MetaRegression:
+    """Mixed-effects meta-regression of effects y (variances v) on the design X (intercept first).
+
+    ``test="knha"``: the Knapp-Hartung adjustment as metafor ``test="knha"``: the covariance is
+    multiplied by s^2 = sum w_i (y_i - x_i' b)^2 / (k - p) (not truncated at 1), coefficients get
+    t tests on k - p df, and QM becomes an F statistic on (p - 1, k - p) df."""
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r} (allowed: {', '.join(TESTS)})")
     y, v, X = np.asarray(y, float), np.asarray(v, float), np.asarray(X, float)
     names = tuple(names)
     check_design(X, names)
@@ -154,12 +163,22 @@ def meta_regression(y, v, X, names, method: str = "DL") -> MetaRegression:
     wx = X * w[:, None]
     cov = np.linalg.inv(X.T @ wx)
     beta = cov @ (wx.T @ y)
+    df2 = None
+    if test == "knha":
+        df2 = k - p
+        cov = cov * float(np.sum(w * (y - X @ beta) ** 2) / df2)
     se = np.sqrt(np.diag(cov))
     z = beta / se
-    pval = 2.0 * stats.norm.sf(np.abs(z))
-    zc = stats.norm.ppf(0.975)
+    if test == "knha":
+        pval = 2.0 * stats.t.sf(np.abs(z), df2)
+        zc = stats.t.ppf(0.975, df2)
+    else:
+        pval = 2.0 * stats.norm.sf(np.abs(z))
+        zc = stats.norm.ppf(0.975)
     b = beta[1:]
     qm = float(b @ np.linalg.solve(cov[1:, 1:], b)) if p > 1 else 0.0
+    if test == "knha" and p > 1:
+        qm /= p - 1
     P0 = _hat(X, 1.0 / v)
     qe = max(0.0, float(y @ P0 @ y))
     vt = (k - p) / np.trace(P0)
@@ -169,9 +188,10 @@ def meta_regression(y, v, X, names, method: str = "DL") -> MetaRegression:
     return MetaRegression(
         names=names, estimate=beta, se=se, cov=cov, z=z, p=pval, ci_low=beta - zc * se,
         ci_high=beta + zc * se, tau2=float(tau2), tau2_without=float(tau2_without), qm=qm,
-        qm_df=p - 1, qm_p=float(stats.chi2.sf(qm, p - 1)) if p > 1 else 1.0, qe=qe, qe_df=k - p,
+        qm_df=p - 1, qm_p=(1.0 if p == 1 else float(stats.f.sf(qm, p - 1, df2)) if df2
+                           else float(stats.chi2.sf(qm, p - 1))), qe=qe, qe_df=k - p,
         qe_p=float(stats.chi2.sf(qe, k - p)), r2=float(r2), i2=float(100.0 * tau2 / (vt + tau2)),
-        k=k, method=method)
+        k=k, method=method, test=test, qm_df2=df2)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -226,8 +226,9 @@ def check_variation(md: ModeratorData) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
-                         method: str = "DL") -> dict:
-    """Meta-regression of one outcome's study rows on the named moderators (metafor ``rma``)."""
+                         method: str = "DL", test: str = "z") -> dict:
+    """Meta-regression of one outcome's study rows on the named moderators (metafor ``rma``);
+    ``test="knha"`` for the Knapp-Hartung adjustment (``dl --ci hksj``)."""
     if method not in metareg.METHODS:
         raise InputError(f"--method {method} does not apply to a meta-regression (allowed: "
                          f"{', '.join(metareg.METHODS)})")
@@ -236,7 +237,7 @@ def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
     X, columns = md.design()
     y, v = md.tables[0]
     try:
-        fit = metareg.meta_regression(y, v, X, columns, method)
+        fit = metareg.meta_regression(y, v, X, columns, method, test)
     except ValueError as exc:
         raise InputError(f"outcome '{outcome_id}': {exc}") from None
     scale = md.outcome.scale
@@ -259,13 +260,15 @@ def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
     return {"outcome": outcome_id, "label": md.outcome.label, "measure": md.outcome.measure,
             "benefit": md.outcome.benefit, "fitted": fitted, "study_effects": study_effects,
             "line": line,
-            "analysis": "meta-regression", "method": method, "level": md.level, "k": md.k,
+            "analysis": "meta-regression", "method": method, "test": test,
+            "level": md.level, "k": md.k,
             "studies": list(md.study), "moderators": md.moderator_dicts(),
             "scale": analysis_scale(md.outcome),
             "coefficients": [{k: c[k] for k in ("name", "estimate", "se", "ci_low", "ci_high", "p")}
                              for c in fit.coefficients()],
             "tau2": fit.tau2, "tau2_without_moderators": fit.tau2_without,
-            "qm": fit.qm, "qm_df": fit.qm_df, "qm_p": fit.qm_p, "qe": fit.qe,
+            "qm": fit.qm, "qm_df": fit.qm_df, "qm_df2": fit.qm_df2, "qm_p": fit.qm_p,
+            "qe": fit.qe,
             "qe_df": fit.qe_df, "qe_p": fit.qe_p, "r2": fit.r2, "i2": fit.i2,
             "notes": md.notes()}
 
@@ -523,11 +526,15 @@ def classical_text(rec: dict) -> str:
         lines.append(f"Test for subgroup differences: Q = {fmt(rec['q_between'])}, df = "
                      f"{rec['df_between']}, p = {fmt(rec['p_between'])}")
     else:
-        lines.append(f"Meta-regression ({rec['method']}); {rec['scale']}:")
+        kh = rec.get("test") == "knha"
+        lines.append(f"Meta-regression ({rec['method']}"
+                     + (", Knapp-Hartung: t tests on k - p df, F test for QM" if kh else "")
+                     + f"); {rec['scale']}:")
         for c in rec["coefficients"]:
             lines.append(f"  {c['name']:<44} {fmt(c['estimate'])} (SE {fmt(c['se'])}) "
                          f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]  p = {fmt(c['p'])}")
-        lines.append(f"QM = {fmt(rec['qm'])} (df {rec['qm_df']}, p = {fmt(rec['qm_p'])}); "
+        qm_name = f"F({rec['qm_df']}, {rec['qm_df2']})" if kh else f"QM (df {rec['qm_df']})"
+        lines.append(f"{qm_name} = {fmt(rec['qm'])}, p = {fmt(rec['qm_p'])}; "
                      f"QE = {fmt(rec['qe'])} (df {rec['qe_df']}, p = {fmt(rec['qe_p'])}); "
                      f"residual tau^2 = {fmt(rec['tau2'])} (without moderators "
                      f"{fmt(rec['tau2_without_moderators'])}); R^2 = {fmt(rec['r2'])}%")

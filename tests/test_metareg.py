@@ -200,3 +200,17 @@ def test_exact_regression_refuses_too_few_studies_for_flat_coefficients():
     X = np.column_stack([np.ones(2), [1.0, 2.0], [0.0, 1.0]])
     with pytest.raises(InputError, match="at least"):
         exact_regression([0.1, 0.2], [0.1, 0.1], X, ["intercept", "a", "b"], HalfNormal(0.5))
+
+
+@pytest.mark.parametrize("ds,mod", CASES)
+def test_knapp_hartung_meta_regression_matches_metafor(ds, mod):
+    """rma(yi, vi, mods = ..., method = "REML", test = "knha"): t tests on k - p df, F for QM."""
+    e = REF[ds][mod]
+    r = e["regression"]["REML_knha"]
+    X, names = design(e, mod)
+    fit = mr.meta_regression(e["yi"], e["vi"], X, names, "REML", test="knha")
+    for key in ("estimate", "se", "ci_low", "ci_high", "z", "p"):
+        np.testing.assert_allclose(getattr(fit, key), r[key], rtol=1e-6, atol=1e-9, err_msg=key)
+    assert fit.qm == pytest.approx(r["qm"], rel=1e-6)
+    assert fit.qm_p == pytest.approx(r["qm_p"], rel=1e-6)
+    assert (fit.qm_df, fit.qm_df2) == (r["qm_df"], r["qm_df2"])

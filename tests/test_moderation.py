@@ -269,3 +269,20 @@ def test_prediction_at_chosen_values_and_the_api(bcg_dir):
     r = run_main("fit", "tb", "--data", str(bcg_dir), "--moderator", "alloc", "--engine",
                  "exact", "--at", "12")
     assert r.returncode == 2 and "one numeric moderator" in r.stderr
+
+
+def test_dl_moderator_knapp_hartung_matches_metafor(bcg_dir):
+    r = run_main("dl", "tb", "--data", str(bcg_dir), "--moderator", "ablat", "--method", "REML",
+                 "--ci", "hksj", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    ref = REF["bcg"]["ablat"]["regression"]["REML_knha"]
+    np.testing.assert_allclose([c["ci_low"] for c in out["coefficients"]], ref["ci_low"], rtol=1e-6)
+    np.testing.assert_allclose([c["p"] for c in out["coefficients"]], ref["p"], rtol=1e-6)
+    assert out["test"] == "knha" and out["qm_df2"] == 11
+    assert out["qm"] == pytest.approx(ref["qm"], rel=1e-6)
+    text = run_main("dl", "tb", "--data", str(bcg_dir), "--moderator", "ablat", "--method",
+                    "REML", "--ci", "hksj").stdout
+    assert f"F(1, 11) = {ref['qm']:.3g}, p = {ref['qm_p']:.3g}" in text
+    r = run_main("dl", "tb", "--data", str(bcg_dir), "--subgroup", "alloc", "--ci", "hksj")
+    assert r.returncode == 2 and "applies to a meta-regression" in r.stderr

@@ -50,6 +50,12 @@ for (name in names(sets)) {
       base <- rma(yi, vi, data = dd, method = method, control = tight)
       fits[[method]] <- regression(f, base)
     }
+    # Knapp-Hartung adjustment (t tests on k - p df, F test for QM), REML
+    kh <- if (moderator == s$categorical)
+            rma(yi, vi, mods = ~ factor(x), data = dd, method = "REML", test = "knha", control = tight)
+          else rma(yi, vi, mods = ~ x, data = dd, method = "REML", test = "knha", control = tight)
+    fits[["REML_knha"]] <- c(regression(kh, rma(yi, vi, data = dd, method = "REML", control = tight)),
+                             list(qm_df2 = num(kh$QMdf[2])))
     entry <- list(studies = dd$study, yi = num(dd$yi), vi = num(dd$vi),
                   values = if (moderator == s$categorical) as.character(x) else num(x),
                   regression = fits)
