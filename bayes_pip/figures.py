@@ -160,7 +160,9 @@ def forest_plot(main):
     favours = f"favours {plain(main.intervention)}"
     side = "left" if main.benefit == "lower" else "right"
     ax.set_xlabel(f"{m} (95% interval); {side} of the dashed line {favours}")
-    ax.set_title(plain(main.label), fontsize=11)
+    level = {"reconstructed": " (reconstructed tables, not printed data)",
+             "summary": " (published pooled estimate)"}.get(main.level, "")
+    ax.set_title(plain(main.label) + level, fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return fig
 
