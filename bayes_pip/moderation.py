@@ -26,6 +26,7 @@ from bayes_pip.data import (COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, 
                             Dataset, Resolved, identifier_problem)
 from bayes_pip.errors import InputError
 
+NUMERIC_MAX = 1e9    # moderator values beyond this make the design matrix ill-conditioned
 EXPLORATORY_K = 10   # Cochrane Handbook 10.11.5.1: meta-regression needs about 10 studies per moderator
 RESERVED = {"outcome", "study", "source", "provenance", "notes", "yi", "sei", "arm_pip",
             "arm_ctrl", "design", "arms", "randomised_n", "timepoints", "review_comparisons",
@@ -172,6 +173,14 @@ def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],
     for name in names:
         vals = [raw[name][i] for i in idx]
         kind = kind_of(dataset, name, vals)
+        if kind == "numeric":
+            for i in idx:
+                x = float(raw[name][i])
+                if not math.isfinite(x) or abs(x) > NUMERIC_MAX:
+                    raise InputError(f"moderator '{name}' of {study[i]} is {raw[name][i]!r}: a "
+                                     f"numeric moderator must be a finite number of at most "
+                                     f"{NUMERIC_MAX:g} in absolute value",
+                                     file=str(dataset.directory / "trials.csv"), column=name)
         mods.append(metareg.Moderator(name, tuple(float(v) for v in vals) if kind == "numeric"
                                       else tuple(vals), kind))
     aliases = tuple(other for other in available(dataset) if other not in names

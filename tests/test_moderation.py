@@ -286,3 +286,35 @@ def test_dl_moderator_knapp_hartung_matches_metafor(bcg_dir):
     assert f"F(1, 11) = {ref['qm']:.3g}, p = {ref['qm_p']:.3g}" in text
     r = run_main("dl", "tb", "--data", str(bcg_dir), "--subgroup", "alloc", "--ci", "hksj")
     assert r.returncode == 2 and "applies to a meta-regression" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e300"])
+def test_non_finite_or_huge_numeric_moderator_is_refused(bcg_dir, tmp_path, value):
+    import shutil
+
+    d = tmp_path / "bcg"
+    shutil.copytree(bcg_dir, d)
+    t = pd.read_csv(d / "trials.csv", dtype=str, keep_default_na=False)
+    t.loc[3, "ablat"] = value
+    t.to_csv(d / "trials.csv", index=False)
+    for args in (("dl", "tb"), ("fit", "tb", "--engine", "exact")):
+        r = run_main(*args, "--data", str(d), "--moderator", "ablat")
+        assert r.returncode == 2, (value, r.stderr)
+        assert "Hart & Sutherland 1977" in r.stderr and "finite number" in r.stderr
+        assert r.stderr.count("\n") == 1
+
+
+def test_an_empty_or_nan_moderator_value_leaves_the_study_out_and_names_it(bcg_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "bcg"
+    shutil.copytree(bcg_dir, d)
+    t = pd.read_csv(d / "trials.csv", dtype=str, keep_default_na=False)
+    t.loc[3, "ablat"] = "nan"
+    t.loc[4, "ablat"] = ""
+    t.to_csv(d / "trials.csv", index=False)
+    out = json.loads(run_main("dl", "tb", "--data", str(d), "--moderator", "ablat",
+                              "--json").stdout)
+    assert out["k"] == 11
+    assert "Left out for want of a moderator value: Hart & Sutherland 1977, " \
+           "Frimodt-Moller et al 1973." in out["notes"]
