@@ -26,6 +26,7 @@ from bayes_pip.data import (COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, 
                             Dataset, Resolved, identifier_problem)
 from bayes_pip.errors import InputError
 
+MAX_COEFFICIENTS = 50  # design columns (intercept included)
 NUMERIC_MAX = 1e9    # moderator values beyond this make the design matrix ill-conditioned
 EXPLORATORY_K = 10   # Cochrane Handbook 10.11.5.1: meta-regression needs about 10 studies per moderator
 RESERVED = {"outcome", "study", "source", "provenance", "notes", "yi", "sei", "arm_pip",
@@ -51,7 +52,12 @@ class ModeratorData:
         return len(self.study)
 
     def design(self):
-        return metareg.design_matrix(list(self.moderators))
+        X, columns = metareg.design_matrix(list(self.moderators))
+        if len(columns) > MAX_COEFFICIENTS:
+            raise InputError(f"outcome '{self.outcome.outcome}': the moderators give "
+                             f"{len(columns)} coefficients (at most {MAX_COEFFICIENTS}); a "
+                             "categorical moderator with a level per study cannot be estimated")
+        return X, columns
 
     def notes(self) -> list[str]:
         out = []

@@ -318,3 +318,18 @@ def test_an_empty_or_nan_moderator_value_leaves_the_study_out_and_names_it(bcg_d
     assert out["k"] == 11
     assert "Left out for want of a moderator value: Hart & Sutherland 1977, " \
            "Frimodt-Moller et al 1973." in out["notes"]
+
+
+def test_a_categorical_moderator_with_a_level_per_study_is_refused_beyond_the_cap(tmp_path):
+    rng = np.random.default_rng(3)
+    k = 60
+    pd.DataFrame({"outcome": ["o"], "label": ["O"], "comparison": ["a_vs_b"], "measure": ["SMD"],
+                  "benefit": ["lower"]}).to_csv(tmp_path / "outcomes.csv", index=False)
+    study = [f"S{i:02d}" for i in range(k)]
+    pd.DataFrame({"outcome": "o", "study": study, "yi": rng.normal(0, 0.3, k),
+                  "sei": np.full(k, 0.2), "provenance": "simulated", "source": "test"}).to_csv(
+        tmp_path / "studies.csv", index=False)
+    pd.DataFrame({"study": study, "source": "test", "site": [f"site {i}" for i in range(k)]}).to_csv(
+        tmp_path / "trials.csv", index=False)
+    r = run_main("fit", "o", "--data", str(tmp_path), "--moderator", "site", "--engine", "exact")
+    assert r.returncode == 2 and "60 coefficients (at most 50)" in r.stderr

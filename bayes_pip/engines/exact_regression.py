@@ -46,9 +46,12 @@ class CoefficientPrior:
         return cls(np.zeros(p), np.full(p, np.inf))
 
 
-def regression_moments(y, v, X, tau, prior: CoefficientPrior, chunk: int = 4096):
-    """b(tau) (n, p), P(tau)^-1 (n, p, p) and log p(y | tau) (n) for every tau."""
+def regression_moments(y, v, X, tau, prior: CoefficientPrior, chunk: int | None = None):
+    """b(tau) (n, p), P(tau)^-1 (n, p, p) and log p(y | tau) (n) for every tau, in blocks of
+    tau nodes so that the (nodes x k) and (nodes x p x p) arrays stay near 100 MB."""
     tau = np.atleast_1d(np.asarray(tau, float))
+    k, p = X.shape
+    chunk = chunk or max(1, 4_000_000 // max(k + p * p, 1))
     prec = prior.precision
     m0 = np.asarray(prior.mean, float)
     P0 = np.diag(prec)
