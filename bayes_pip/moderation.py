@@ -24,6 +24,7 @@ from bayes_pip import metareg
 from bayes_pip.classical import classical_from
 from bayes_pip.data import (COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS,
                             Dataset, Resolved, identifier_problem)
+from bayes_pip.engines.draws import DrawQueries
 from bayes_pip.errors import InputError
 
 MAX_COEFFICIENTS = 50  # design columns (intercept included)
@@ -476,19 +477,20 @@ def pymc_regression(md: ModeratorData, X, columns, prior, cprior, seed, settings
                                f"{', '.join(m.name for m in md.moderators)}: "
                                f"{'; '.join(problems)}. Try more draws, a higher "
                                "--target-accept, or --engine exact.")
-    return RegressionDraws(idata, X), diagnostics
+    return RegressionDraws(idata), diagnostics
 
 
-class RegressionDraws:
-    """Posterior draws of a meta-regression answering the exact engine's questions."""
+class RegressionDraws(DrawQueries):
+    """Posterior draws of a meta-regression answering the exact engine's questions: targets
+    "tau", ("beta", j) and ("fitted", x) (the mean effect at design row x)."""
 
-    def __init__(self, idata, X):
+    def __init__(self, idata):
         post = idata.posterior
         self.beta = post["beta"].values.reshape(-1, post["beta"].shape[-1])
         self.tau = post["tau"].values.ravel()
         self.idata = idata
 
-    def draws(self, target):
+    def values(self, target):
         if target == "tau":
             return self.tau
         if target[0] == "beta":
@@ -496,21 +498,6 @@ class RegressionDraws:
         if target[0] == "fitted":
             return self.beta @ np.asarray(target[1], float)
         raise ValueError(f"unknown target {target!r}")
-
-    def mean(self, t):
-        return float(np.mean(self.draws(t)))
-
-    def sd(self, t):
-        return float(np.std(self.draws(t), ddof=1))
-
-    def quantile(self, t, q):
-        return float(np.quantile(self.draws(t), q))
-
-    def cdf(self, t, x):
-        return float(np.mean(self.draws(t) <= x))
-
-    def sf(self, t, x):
-        return float(np.mean(self.draws(t) > x))
 
 
 # ---------------------------------------------------------------------------------------------
