@@ -181,8 +181,9 @@ def moderator_names(args) -> list[str]:
 
 
 def moderator_engine(args) -> str:
-    if args.engine not in ("exact", "pymc"):
-        raise InputError(f"--moderator runs with --engine exact or pymc, not {args.engine}")
+    from bayes_pip.moderation import check_engine
+
+    check_engine(args.engine)
     return args.engine
 
 

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from bayes_pip import metareg
+from bayes_pip import dl, metareg, summarise
 from bayes_pip.classical import classical_from
 from bayes_pip.data import (COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS,
                             Dataset, Resolved, identifier_problem)
@@ -187,7 +187,10 @@ def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],
                     raise InputError(f"moderator '{name}' of {study[i]} is {raw[name][i]!r}: a "
                                      f"numeric moderator must be a finite number of at most "
                                      f"{NUMERIC_MAX:g} in absolute value",
-                                     file=str(dataset.directory / "trials.csv"), column=name)
+                                     file=str(dataset.directory / ("studies.csv" if name in
+                                                                    rows.columns else
+                                                                    "trials.csv")),
+                                     column=name)
         mods.append(metareg.Moderator(name, tuple(float(v) for v in vals) if kind == "numeric"
                                       else tuple(vals), kind))
     aliases = tuple(other for other in available(dataset) if other not in names
@@ -256,23 +259,14 @@ def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
         fit = metareg.meta_regression(y, v, X, columns, method, test)
     except ValueError as exc:
         raise InputError(f"outcome '{outcome_id}': {exc}") from None
-    scale = md.outcome.scale
-    study_effects = [{"study": s, "estimate": float(scale.to_natural(y[i])),
-                      "weight": float(1.0 / (v[i] + fit.tau2)),
-                      "value": md.moderators[0].values[i]} for i, s in enumerate(md.study)]
-    fitted = []
-    for row in np.unique(X, axis=0):
-        pr = fit.predict(row[None, :])
-        fitted.append({"at": ", ".join(design_label(m, row, columns) for m in md.moderators),
-                       **{key: float(scale.to_natural(pr[key][0]))
-                          for key in ("estimate", "ci_low", "ci_high")}})
-    line = None
-    if len(md.moderators) == 1 and md.moderators[0].kind == "numeric":
-        x = np.asarray(md.moderators[0].values, float)
-        grid = np.linspace(x.min(), x.max(), 41)
-        pr = fit.predict(np.column_stack([np.ones_like(grid), grid]))
-        line = {"x": grid.tolist(), **{key: [float(scale.to_natural(t)) for t in pr[key]]
-                                       for key in ("estimate", "ci_low", "ci_high")}}
+
+    def interval(rows):
+        pr = fit.predict(rows)
+        return pr["estimate"], pr["ci_low"], pr["ci_high"]
+
+    fitted = fitted_effects(md, design_rows(md, X, columns), interval)
+    study_effects = study_points(md, fit.tau2)
+    line = regression_line(md, interval, "estimate")
     return {"outcome": outcome_id, "label": md.outcome.label, "measure": md.outcome.measure,
             "benefit": md.outcome.benefit, "fitted": fitted, "study_effects": study_effects,
             "line": line,
@@ -300,7 +294,7 @@ def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: st
     y, v = md.tables[0]
     result = metareg.subgroup_analysis(y, v, md.moderators[0].values, method, tau)
     scale = md.outcome.scale
-    z = 1.959963984540054
+    z = dl.Z_975
     study_effects = [{"study": s, "level": str(md.moderators[0].values[i]),
                       "estimate": float(scale.to_natural(y[i])),
                       "ci_low": float(scale.to_natural(y[i] - z * math.sqrt(v[i]))),
@@ -345,10 +339,68 @@ def coefficient_prior(md: ModeratorData, columns, prior):
     return CoefficientPrior(np.zeros(len(columns)), sd)
 
 
-def benefit_probability(post, target, benefit: str):
-    if benefit not in ("higher", "lower"):
+ENGINES = ("exact", "pymc")
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise InputError(f"--moderator runs with --engine {' or '.join(ENGINES)}, not {engine}")
+
+
+def benefit_probability(post, target, outcome):
+    """P(target beyond 0 in the direction of benefit); None when the direction is unknown."""
+    if outcome.benefit not in ("higher", "lower"):
         return None
-    return post.sf(target, 0.0) if benefit == "higher" else post.cdf(target, 0.0)
+    return summarise.benefit_probability(post, outcome, 0.0, target)
+
+
+def study_points(md: ModeratorData, tau2: float) -> list[dict]:
+    """Each study's observed effect (natural scale), its weight 1/(v + tau^2) and its value of
+    the first moderator: the points of a bubble plot."""
+    y, v = md.tables[0]
+    scale = md.outcome.scale
+    return [{"study": s, "estimate": float(scale.to_natural(y[i])),
+             "weight": float(1.0 / (v[i] + tau2)), "value": md.moderators[0].values[i]}
+            for i, s in enumerate(md.study)]
+
+
+def design_rows(md: ModeratorData, X, columns, at=None) -> list[tuple[np.ndarray, str]]:
+    """The distinct moderator values of the data (plus ``at``, values of one numeric moderator)
+    as design rows, each with its label ('population_group = prison')."""
+    rows = np.unique(X, axis=0)
+    if at:
+        if len(md.moderators) != 1 or md.moderators[0].kind != "numeric":
+            raise InputError("--at gives values of one numeric moderator")
+        if not all(isinstance(a, (int, float)) and math.isfinite(a) for a in at):
+            raise InputError("--at values must be finite numbers")
+        extra = np.column_stack([np.ones(len(at)), np.asarray(at, float)])
+        rows = np.unique(np.vstack([rows, extra]), axis=0)
+    return [(row, ", ".join(design_label(m, row, columns) for m in md.moderators))
+            for row in rows]
+
+
+def fitted_effects(md: ModeratorData, labelled_rows, interval) -> list[dict]:
+    """The fitted effect at each labelled design row, natural scale; ``interval(rows)`` gives
+    the estimate and the 95% limits on the analysis scale for an array of design rows."""
+    scale = md.outcome.scale
+    out = []
+    for row, label in labelled_rows:
+        est, low, high = (float(scale.to_natural(a[0])) for a in interval(row[None, :]))
+        out.append({"at": label, "estimate": est, "ci_low": low, "ci_high": high})
+    return out
+
+
+def regression_line(md: ModeratorData, interval, centre: str):
+    """The fitted effect and its 95% band over the range of one numeric moderator (41 points,
+    natural scale), keyed ``centre``, ci_low and ci_high; None for other designs."""
+    if len(md.moderators) != 1 or md.moderators[0].kind != "numeric":
+        return None
+    x = np.asarray(md.moderators[0].values, float)
+    grid = np.linspace(x.min(), x.max(), 41)
+    scale = md.outcome.scale
+    parts = interval(np.column_stack([np.ones_like(grid), grid]))
+    return {"x": grid.tolist(), **{key: [float(scale.to_natural(t)) for t in part]
+                                   for key, part in zip((centre, "ci_low", "ci_high"), parts)}}
 
 
 def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
@@ -361,8 +413,7 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
     from bayes_pip.engines.mixture import MixturePosterior
     from bayes_pip.priors import default_prior_name, load_prior_sets, resolve_prior
 
-    if engine not in ("exact", "pymc"):
-        raise InputError(f"--moderator runs with --engine exact or pymc, not {engine}")
+    check_engine(engine)
     md = moderator_data(dataset, outcome_id, names, level=level)
     check_variation(md)
     outcome = md.outcome
@@ -384,46 +435,28 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
             raise InputError(f"outcome '{outcome_id}' is analysed on {len(md.tables)} "
                              "reconstructed tables; use --engine exact (which averages over them)")
         post, diagnostics = pymc_regression(md, X, columns, prior, cprior, seed, settings)
-    scale = outcome.scale
     coefficients = []
     for j, name in enumerate(columns):
         t = ("beta", j)
         coefficients.append({
             "name": name, "mean": post.mean(t), "sd": post.sd(t), "median": post.quantile(t, 0.5),
             "ci_low": post.quantile(t, 0.025), "ci_high": post.quantile(t, 0.975),
-            "p_benefit": None if j == 0 else benefit_probability(post, t, outcome.benefit),
+            "p_benefit": None if j == 0 else benefit_probability(post, t, outcome),
             "prior": {"family": "flat"} if not np.isfinite(cprior.sd[j])
             else {"family": "normal", "mean": 0.0, "sd": float(cprior.sd[j])}})
-    rows = np.unique(X, axis=0)
-    if at:
-        if len(md.moderators) != 1 or md.moderators[0].kind != "numeric":
-            raise InputError("--at gives values of one numeric moderator")
-        if not all(isinstance(a, (int, float)) and math.isfinite(a) for a in at):
-            raise InputError("--at values must be finite numbers")
-        rows = np.vstack([rows, np.column_stack([np.ones(len(at)), np.asarray(at, float)])])
-        rows = np.unique(rows, axis=0)
-    fitted = []
-    for row in rows:
-        t = ("fitted", row)
-        label = ", ".join(design_label(m, row, columns) for m in md.moderators)
-        fitted.append({"at": label,
-                       "estimate": float(scale.to_natural(post.quantile(t, 0.5))),
-                       "ci_low": float(scale.to_natural(post.quantile(t, 0.025))),
-                       "ci_high": float(scale.to_natural(post.quantile(t, 0.975))),
-                       "p_benefit": benefit_probability(post, t, outcome.benefit)})
-    tau_med = post.quantile("tau", 0.5)
-    y0, v0 = md.tables[0]
-    study_effects = [{"study": s, "estimate": float(scale.to_natural(y0[i])),
-                      "weight": float(1.0 / (v0[i] + tau_med**2)),
-                      "value": md.moderators[0].values[i]} for i, s in enumerate(md.study)]
-    line = None
-    if len(md.moderators) == 1 and md.moderators[0].kind == "numeric":
-        x = np.asarray(md.moderators[0].values, float)
-        grid = np.linspace(x.min(), x.max(), 41)
-        qs = [[post.quantile(("fitted", np.array([1.0, g])), q) for g in grid]
-              for q in (0.5, 0.025, 0.975)]
-        line = {"x": grid.tolist(), **{key: [float(scale.to_natural(t)) for t in q]
-                                       for key, q in zip(("median", "ci_low", "ci_high"), qs)}}
+
+    def interval(rows):
+        return tuple(np.array([post.quantile(("fitted", r), q) for r in rows])
+                     for q in (0.5, 0.025, 0.975))
+
+    labelled = design_rows(md, X, columns, at)
+    fitted = fitted_effects(md, labelled, interval)
+    for f, (row, _) in zip(fitted, labelled):
+        f["p_benefit"] = benefit_probability(post, ("fitted", row), outcome)
+    tau = {"median": post.quantile("tau", 0.5), "ci_low": post.quantile("tau", 0.025),
+           "ci_high": post.quantile("tau", 0.975)}
+    study_effects = study_points(md, tau["median"] ** 2)
+    line = regression_line(md, interval, "median")
     prior_dict = prior.to_dict()
     prior_dict["coefficients"] = {**prior.coefficients, "per_unit": [
         c["prior"] for c in coefficients]}
@@ -434,8 +467,7 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
               "moderators": md.moderator_dicts(), "prior": prior_dict,
               "scale": analysis_scale(outcome),
               "coefficients": coefficients,
-              "tau": {"median": post.quantile("tau", 0.5), "ci_low": post.quantile("tau", 0.025),
-                      "ci_high": post.quantile("tau", 0.975)},
+              "tau": tau,
               "fitted": fitted, "study_effects": study_effects, "line": line,
               "diagnostics": diagnostics,
               "seed": seed if engine == "pymc" else None, "notes": md.notes()}

@@ -148,9 +148,9 @@ def interval(post, target, measure: str | None = None) -> Interval:
     return Interval(*values)
 
 
-def benefit_probability(post, outcome: Outcome, threshold: float) -> float:
-    """P(mu beyond ``threshold`` in the outcome's direction of benefit | data)."""
-    return post.cdf("mu", threshold) if outcome.benefit == "lower" else post.sf("mu", threshold)
+def benefit_probability(post, outcome: Outcome, threshold: float, target="mu") -> float:
+    """P(target (default mu) beyond ``threshold`` in the outcome's direction of benefit | data)."""
+    return post.cdf(target, threshold) if outcome.benefit == "lower" else post.sf(target, threshold)
 
 
 def harm_probability(post, outcome: Outcome) -> float:
