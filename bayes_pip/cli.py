@@ -187,21 +187,21 @@ def moderator_engine(args) -> str:
     return args.engine
 
 
-def moderator_section(args, dataset, outcome_id, prior_name, sets):
-    """A report's moderator section, or the one-line reason it could not be analysed."""
+def moderator_section(args, dataset, outcome_id, prior_name, sets) -> dict | str:
+    """A report's meta-regression record, or (with --all) the one-line reason it could not be
+    fitted."""
     from bayes_pip import moderation
 
     names = moderator_names(args)
     data = dataset.with_moderator_kind(args.subgroup, "categorical") if args.subgroup else dataset
     try:
-        rec = moderation.bayes_moderators(data, outcome_id, names, prior_name,
-                                          moderator_engine(args), args.seed,
-                                          sampler_settings(args), args.level, sets)
+        return moderation.bayes_moderators(data, outcome_id, names, prior_name,
+                                           moderator_engine(args), args.seed,
+                                           sampler_settings(args), args.level, sets)
     except InputError as exc:
         if not args.all:
             raise
-        return (str(exc), None, None, None)
-    return (*moderation.report_section(rec), rec)
+        return str(exc)
 
 
 def moderator_fit(args, dataset) -> int:

@@ -769,6 +769,9 @@ def validate_cluster_columns(frame: pd.DataFrame, file: str) -> None:
     frame["icc"], frame["cluster_size"] = icc, size
 
 
+RISK_OF_BIAS_VALUES = ("low", "high", "unclear", "")   # trials.csv rob_<domain> judgements
+
+
 def validate_trials(frame: pd.DataFrame, file: str) -> pd.DataFrame:
     """trials.csv: free-text characteristics, plus the design columns the analysis reads."""
     frame = frame.copy()
@@ -777,7 +780,7 @@ def validate_trials(frame: pd.DataFrame, file: str) -> pd.DataFrame:
         check_choice(frame, "cluster_randomised", ("yes", "no", ""), file)
     for column in frame.columns:   # risk-of-bias judgements, one column per domain
         if column.startswith("rob_"):
-            check_choice(frame, column, ("low", "high", "unclear", ""), file)
+            check_choice(frame, column, RISK_OF_BIAS_VALUES, file)
     validate_cluster_columns(frame, file)
     return frame
 

@@ -23,6 +23,7 @@ sqrt(DE)). A trial marked ``cluster_randomised = yes`` in trials.csv without the
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,16 @@ def row_names(rows: pd.DataFrame) -> list[str]:
         else:
             names.append(str(r["study"]))
     return names
+
+
+ROW_NAME = re.compile(r"(?P<trial>.+) \((?P<pip>.+) vs (?P<ctrl>.+)\)")
+
+
+def trial_names(name: str) -> tuple[str, ...]:
+    """The trials.csv names a study label may stand for: itself, and for a multi-arm row label
+    from :func:`row_names`, 'Study (arm vs arm)', also the trial 'Study'."""
+    m = ROW_NAME.fullmatch(name)
+    return (name, m["trial"]) if m else (name,)
 
 
 def shared_arms(rows: pd.DataFrame) -> list[tuple[str, str, str, int]]:

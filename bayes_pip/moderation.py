@@ -22,11 +22,13 @@ import numpy as np
 
 from bayes_pip import dl, metareg, summarise
 from bayes_pip.classical import classical_from
+from bayes_pip.design import trial_names
 from bayes_pip.data import (COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS,
                             Dataset, Resolved, identifier_problem)
 from bayes_pip.engines.draws import DrawQueries
 from bayes_pip.errors import InputError
 
+MISSING = ("", "nan")   # a moderator cell that gives no value
 MAX_COEFFICIENTS = 50  # design columns (intercept included)
 NUMERIC_MAX = 1e9    # moderator values beyond this make the design matrix ill-conditioned
 EXPLORATORY_K = 10   # Cochrane Handbook 10.11.5.1: meta-regression needs about 10 studies per moderator
@@ -89,11 +91,6 @@ class ModeratorData:
                  "sources": self.sources.get(m.name, {})} for m in self.moderators]
 
 
-def base_study(name: str) -> str:
-    """'Cooper 2003 (psychodynamic vs routine care)' -> 'Cooper 2003' (multi-arm row names)."""
-    return name.split(" (", 1)[0]
-
-
 def available(dataset: Dataset) -> list[str]:
     """Columns that can serve as moderators."""
     names = []
@@ -125,15 +122,16 @@ def lookup(dataset: Dataset, rows, study: tuple[str, ...], name: str):
                                           str(r.get(f"{name}_source", r.get("source", ""))))
     row_of = {str(r["study"]): r for _, r in rows.iterrows()} if in_rows else {}
     for s in study:
-        value, source = "", ""
-        if s in row_of and str(row_of[s][name]).strip() not in ("", "nan"):
-            r = row_of[s]
-            value = str(r[name]).strip()
-            source = str(r.get(f"{name}_source", r.get("source", "")))
-        elif s in by_study or base_study(s) in by_study:
-            value, source = by_study.get(s, by_study.get(base_study(s)))
-        values.append(None if value in ("", "nan") else value)
-        if value not in ("", "nan"):
+        r = row_of.get(s)
+        if r is not None and str(r[name]).strip() not in MISSING:
+            value, source = str(r[name]).strip(), str(r.get(f"{name}_source", r.get("source", "")))
+        else:
+            value, source = next((by_study[t] for t in trial_names(s) if t in by_study),
+                                 ("", ""))
+        if value in MISSING:
+            values.append(None)
+        else:
+            values.append(value)
             sources[s] = source
     return values, sources
 

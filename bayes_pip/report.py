@@ -22,6 +22,7 @@ import urllib.parse
 from pathlib import Path
 
 from bayes_pip import figures, measures
+from bayes_pip.design import trial_names
 from bayes_pip.errors import InputError
 from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences, prior_used,
                                  engine_text, level_text, num, prob_text)
@@ -222,12 +223,20 @@ def bma_table(b) -> tuple[list[str], list[list[str]]]:
 
 
 def outcome_report(fits: list, provenance: str, bma=None,
-                   moderator: tuple | None = None, trials=None) -> dict[str, bytes | str]:
+                   moderator: dict | str | None = None, trials=None) -> dict[str, bytes | str]:
     """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit;
     ``bma`` (optional) the Bayes factors and model averaging under its prior; ``moderator``
-    (optional) a section (markdown lines, HTML fragments, figures, record) or, when the
-    moderator analysis was not possible, (reason, None, None, None)."""
+    (optional) a Bayesian meta-regression record (:mod:`bayes_pip.moderation`), or the one-line
+    reason it could not be fitted."""
     main = fits[0]
+    mod_md, mod_html, mod_pngs = ([], [], {})
+    if isinstance(moderator, str):
+        mod_md = ["## Moderators", "", f"Not analysed: {moderator}", ""]
+        mod_html = ["<h2>Moderators</h2>", f"<p>Not analysed: {html.escape(moderator)}</p>"]
+    elif moderator is not None:
+        from bayes_pip.moderation import report_section
+
+        mod_md, mod_html, mod_pngs = report_section(moderator)
     rows = list(fits)
     o = main.outcome
     figs = {f"{o}_forest.png": figures.forest_plot(main),
@@ -272,15 +281,11 @@ def outcome_report(fits: list, provenance: str, bma=None,
                "> " + bma_sentence(bma), "", md_table(bma_h, bma_b), "",
                "Exact marginal likelihoods (quadrature); `python -m bayes_pip bma "
                f"{o}` prints the details.", ""]
-    if moderator is not None and moderator[1] is None:
-        md += ["## Moderators", "", f"Not analysed: {moderator[0]}", ""]
-    elif moderator is not None:
-        md += moderator[0]
+    md += mod_md
     if st_h:
         md += ["## Studies", "", md_table(st_h, st_b), ""]
     studies = [st.study for st in main.studies] if main.studies else None
-    trial_md, trial_html = trial_sections(trials, studies, md_table, html_table,
-                                          main.comparison)
+    trial_md, trial_html = trial_sections(trials, studies, main.comparison)
     md += trial_md
     md += ["## Figures", ""] + [f"![{name}]({name})" for name in pngs] + [""]
     md += ["## Provenance and limits", "", provenance, ""] + [f"- {n}" for n in notes] + [""]
@@ -299,10 +304,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
         body += ["<h2>Is there an effect? Bayes factors and model averaging</h2>",
                  f"<blockquote>{html.escape(bma_sentence(bma))}</blockquote>",
                  html_table(*bma_table(bma))]
-    if moderator is not None and moderator[1] is None:
-        body += ["<h2>Moderators</h2>", f"<p>Not analysed: {html.escape(moderator[0])}</p>"]
-    elif moderator is not None:
-        body += moderator[1]
+    body += mod_html
     if st_h:
         body += ["<h2>Studies</h2>", html_table(st_h, st_b)]
     body += trial_html
@@ -313,15 +315,13 @@ def outcome_report(fits: list, provenance: str, bma=None,
              "<ul>" + "".join(f"<li><b>{html.escape(r.prior.name)}</b> "
                               f"({html.escape(prior_used(r))}): "
                               f"{html.escape(r.prior.source)}</li>" for r in rows) + "</ul>"]
-    files: dict[str, bytes | str] = dict(pngs)
-    if moderator is not None and moderator[1] is not None:
-        files.update(moderator[2])
+    files: dict[str, bytes | str] = {**pngs, **mod_pngs}
     files[f"{o}.md"] = "\n".join(md)
     files[f"{o}.html"] = html_page(main.label, "\n".join(body))
     extra = {}
     if moderator is not None:
-        extra["moderators"] = (moderator[3] if moderator[1] is not None
-                               else {"not_analysed": moderator[0]})
+        extra["moderators"] = ({"not_analysed": moderator} if isinstance(moderator, str)
+                               else moderator)
     files[f"{o}.json"] = json_text({"main": main.to_dict(), "priors": [r.to_dict() for r in rows],
                                     **({"bma": bma.to_dict()} if bma is not None else {}),
                                     **extra})
@@ -363,8 +363,7 @@ def shared_groups(all_fits: dict[str, list]) -> list[tuple[list[str], list[str]]
             group.append(x)
             todo += links[x]
         group = [g for g in all_fits if g in group]
-        common = sorted(set.union(*(names[g] for g in group))
-                        & {s for g in group for h in group if h != g for s in names[g] & names[h]})
+        common = sorted({s for g in group for h in group if h != g for s in names[g] & names[h]})
         groups.append((group, common))
     return groups
 
@@ -384,8 +383,8 @@ def trials_of(trials, studies: list[str] | None, comparison: str | None):
     """The trials.csv rows of the given studies (multi-arm row names map to their trial), or,
     without study names, those whose review_comparisons name the comparison."""
     if studies is not None:
-        base = {str(x).split(" (", 1)[0] for x in studies}
-        return trials[trials["study"].isin(base)]
+        names = {t for x in studies for t in trial_names(str(x))}
+        return trials[trials["study"].isin(names)]
     if comparison and "review_comparisons" in trials.columns:
         keep = [comparison in [c.strip() for c in str(v).split(";")]
                 for v in trials["review_comparisons"]]
@@ -409,9 +408,6 @@ def characteristics_table(trials, studies: list[str] | None = None, comparison: 
     return head, body
 
 
-RISK_OF_BIAS_VALUES = ("low", "high", "unclear", "")
-
-
 def risk_of_bias_table(trials, studies: list[str] | None = None, comparison: str | None = None):
     """Risk-of-bias judgements (trials.csv columns rob_<domain>: low, high or unclear), domains
     as columns; None when the data hold no judgements."""
@@ -427,7 +423,7 @@ def risk_of_bias_table(trials, studies: list[str] | None = None, comparison: str
     return head, body
 
 
-def trial_sections(trials, studies, md_table_fn, html_table_fn, comparison=None):
+def trial_sections(trials, studies, comparison=None):
     """Markdown lines and HTML fragments: characteristics of included studies and risk of bias."""
     md, body = [], []
     ch = characteristics_table(trials, studies, comparison)
@@ -435,16 +431,16 @@ def trial_sections(trials, studies, md_table_fn, html_table_fn, comparison=None)
         scope = ("" if studies is not None else
                  f" (the trials of this comparison; the data do not say which of them the "
                  f"published result pooled)" if comparison else " (every trial in the data)")
-        md += [f"## Characteristics of included studies{scope}", "", md_table_fn(*ch), ""]
+        md += [f"## Characteristics of included studies{scope}", "", md_table(*ch), ""]
         body += [f"<h2>Characteristics of included studies{html.escape(scope)}</h2>",
-                 html_table_fn(*ch)]
+                 html_table(*ch)]
     if trials is not None and not trials.empty:
         rob = risk_of_bias_table(trials, studies, comparison)
         md += ["## Risk of bias", ""]
         body += ["<h2>Risk of bias</h2>"]
         if rob:
-            md += [md_table_fn(*rob), ""]
-            body += [html_table_fn(*rob)]
+            md += [md_table(*rob), ""]
+            body += [html_table(*rob)]
         else:
             line = ("No risk-of-bias judgements in the data (trials.csv has no rob_<domain> "
                     "columns); they are not assumed.")
@@ -544,7 +540,7 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
         md += [not_independent, ""]
     if skipped:
         md += [f"Outcomes without data (not analysed): {', '.join(skipped)}.", ""]
-    trial_md, trial_html = trial_sections(trials, None, md_table, html_table)
+    trial_md, trial_html = trial_sections(trials, None)
     md += trial_md
     md += ["## Provenance and limits", "", provenance, ""]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>",
