@@ -134,3 +134,17 @@ def test_bundled_pip_marks_its_multi_arm_and_cluster_trials():
     with_rows = load_frames(o, rows, trials=trials)
     with pytest.raises(InputError, match="'Sleed 2013' is cluster-randomised"):
         classical_from(with_rows.resolve(o["outcome"].iloc[0], "study"))
+
+
+def test_row_labels_map_back_to_their_trial_and_other_names_stay_whole():
+    import pandas as pd
+
+    from bayes_pip.design import trial_names
+    from bayes_pip.report import trials_of
+
+    assert trial_names("Cooper 2003 (psychodynamic vs routine care)") == (
+        "Cooper 2003 (psychodynamic vs routine care)", "Cooper 2003")
+    assert trial_names("Smith (2001)") == ("Smith (2001)",)
+    trials = pd.DataFrame({"study": ["Cooper 2003", "Smith (2001)", "Other"]})
+    got = trials_of(trials, ["Cooper 2003 (psychodynamic vs routine care)", "Smith (2001)"], None)
+    assert list(got["study"]) == ["Cooper 2003", "Smith (2001)"]
