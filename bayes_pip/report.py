@@ -237,6 +237,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
         from bayes_pip.moderation import report_section
 
         mod_md, mod_html, mod_pngs = report_section(moderator)
+        mod_html += [img_tag(png, name) for name, png in mod_pngs.items()]
     rows = list(fits)
     o = main.outcome
     figs = {f"{o}_forest.png": figures.forest_plot(main),

@@ -209,6 +209,8 @@ def test_report_with_a_moderator_has_a_section_or_says_why_not(tmp_path):
     rec = json.loads((out / "secure_attachment_post.json").read_text())["moderators"]
     assert "## Moderators: population_group" in md and sentence_in(rec, md)
     assert (out / "secure_attachment_post_moderator_population_group.png").stat().st_size > 1000
+    page = (out / "secure_attachment_post.html").read_text()
+    assert 'alt="secure_attachment_post_moderator_population_group.png"' in page
     assert "Not analysed: outcome 'parental_depression_incidence' has only the published" in (
         out / "parental_depression_incidence.md").read_text()
 
