@@ -354,6 +354,12 @@ DEFAULT_COEFFICIENT_SOURCE = (
 COEFFICIENT_FAMILIES = ("normal", "flat")
 
 
+def default_coefficients() -> dict:
+    """The default coefficient prior of unit-free measures (a fresh dict: records may extend it)."""
+    return {"family": "normal", "sd": DEFAULT_COEFFICIENT_SD, "per": "standardised",
+            "source": DEFAULT_COEFFICIENT_SOURCE}
+
+
 # The binomial-normal model's control-arm baseline b_i (logit of the control risk for OR; the
 # log-risk parameter for RR). A prior file may set it in a [baseline] section; otherwise this wide
 # normal is used, so that with rare events the control risks come from the data. (A narrow
@@ -380,9 +386,7 @@ class ResolvedPrior:
     baseline: Normal = Normal(0.0, DEFAULT_BASELINE_SD)
     baseline_source: str = DEFAULT_BASELINE_SOURCE
     tau_used: bool = True   # False at summary level: heterogeneity is not modelled
-    coefficients: dict = dataclasses.field(default_factory=lambda: {
-        "family": "normal", "sd": DEFAULT_COEFFICIENT_SD, "per": "standardised",
-        "source": DEFAULT_COEFFICIENT_SOURCE})
+    coefficients: dict = dataclasses.field(default_factory=default_coefficients)
 
     def summary_level(self) -> "ResolvedPrior":
         """The prior as a summary-level fit uses it: only the prior on the pooled effect."""
@@ -705,8 +709,7 @@ def resolve_prior(name: str, outcome: Outcome, sets: dict[str, PriorSet] | None 
         if p.coefficients["family"] == "normal":
             coefficients["sd"] = float(p.coefficients["sd"])
     elif outcome.scale.unit_free:
-        coefficients = {"family": "normal", "sd": DEFAULT_COEFFICIENT_SD, "per": "standardised",
-                        "source": DEFAULT_COEFFICIENT_SOURCE}
+        coefficients = default_coefficients()
     else:  # natural units (MD): no default scale exists
         coefficients = {"family": "flat", "per": "standardised",
                         "source": "flat: a mean difference is in the outcome's own units, so "
