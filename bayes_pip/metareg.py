@@ -65,7 +65,7 @@ class MetaRegression:
         x_new = np.atleast_2d(np.asarray(x_new, float))
         pred = x_new @ self.estimate
         se = np.sqrt(np.einsum("ij,jk,ik->i", x_new, self.cov, x_new))
-        z = stats.norm.ppf(0.975)
+        z = dl.Z_975
         half_pi = z * np.sqrt(se**2 + self.tau2)
         return {"estimate": pred, "se": se, "ci_low": pred - z * se, "ci_high": pred + z * se,
                 "pi_low": pred - half_pi, "pi_high": pred + half_pi}
@@ -174,7 +174,7 @@ def meta_regression(y, v, X, names, method: str = "DL", test: str = "z") -> Meta
         zc = stats.t.ppf(0.975, df2)
     else:
         pval = 2.0 * stats.norm.sf(np.abs(z))
-        zc = stats.norm.ppf(0.975)
+        zc = dl.Z_975
     b = beta[1:]
     qm = float(b @ np.linalg.solve(cov[1:, 1:], b)) if p > 1 else 0.0
     if test == "knha" and p > 1:
@@ -237,7 +237,7 @@ def subgroup_analysis(y, v, groups, method: str = "DL", tau: str = "separate") -
     if len(levels) < 2:
         raise ValueError("a subgroup analysis needs at least two subgroups; every study has "
                          f"the value '{levels[0]}'" if levels else "no studies")
-    zc = stats.norm.ppf(0.975)
+    zc = dl.Z_975
     if tau == "separate":
         rows = []
         for level in levels:
