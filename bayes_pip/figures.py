@@ -1,4 +1,4 @@
-"""Figures: forest plot, prior vs posterior, sensitivity to the prior.
+"""Figures: forest plot, posterior density, prior vs posterior (tau), sensitivity to the prior.
 
 Every function takes fit records and returns a matplotlib Figure (built without pyplot, so no
 global state and no backend is forced: a notebook shows it, the report saves it with
@@ -57,11 +57,14 @@ def log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(FuncFormatter(minor))
 
 
+def num_label(x: float) -> str:
+    """Two decimals; three significant digits from 100 up and below 0.01 (never '0.00')."""
+    return f"{x:.3g}" if abs(x) >= 100 or (x != 0 and abs(x) < 0.01) else f"{x:.2f}"
+
+
 def interval_label(est, lo, hi) -> str:
-    """'0.74 [0.52, 1.05]' with two decimals (three significant digits from 100 up)."""
-    def f(x):
-        return f"{x:.3g}" if abs(x) >= 100 else f"{x:.2f}"
-    return f"{f(est)} [{f(lo)}, {f(hi)}]"
+    """'0.74 [0.52, 1.05]': an estimate and its interval as the figures print them."""
+    return f"{num_label(est)} [{num_label(lo)}, {num_label(hi)}]"
 
 
 def forest_plot(main):
@@ -167,40 +170,21 @@ def forest_plot(main):
     return fig
 
 
-def prior_posterior_plot(fit, target: str):
-    """Prior and posterior density of mu (natural-scale axis labels) or tau."""
-    s = fit
-    prior = getattr(fit.prior, "mu" if target == "mu" else "tau")
-    post = fit.posterior
+def prior_posterior_plot(fit, target: str = "tau"):
+    """Prior and posterior density of tau. For the pooled effect (``target="mu"``) this is
+    :func:`posterior_density_plot`, which draws the prior over the posterior's own range (a wide
+    prior's 0.0001-10000 range used to reduce the posterior to a spike)."""
     if target == "mu":
-        lo = min(s.mu.ci_low, float(prior.ppf(0.01)))
-        hi = max(s.mu.ci_high, float(prior.ppf(0.99)))
-        pad = 0.1 * (hi - lo)
-        x = np.linspace(lo - pad, hi + pad, 400)
-    else:
-        hi = max(s.tau.ci_high, float(prior.ppf(0.95))) * 1.2
-        x = np.linspace(1e-4, hi, 400)
+        return posterior_density_plot(fit)
+    prior = fit.prior.tau
+    hi = max(fit.tau.ci_high, float(prior.ppf(0.95))) * 1.2
+    x = np.linspace(1e-4, hi, 400)
     fig, ax = new_figure((6.5, 3.6))
     ax.plot(x, np.exp(prior.logpdf(x)), color="grey", ls="--", label=f"prior: {prior.describe()}")
-    ax.plot(x, post.density(target, x), color="#1f77b4", lw=2, label="posterior")
-    if target == "mu":
-        ax.axvline(0, color="grey", lw=0.8)
-        scale = measures.get(s.measure)
-        ax.set_xlabel(f"pooled effect mu ({scale.analysis_label})")
-        if scale.log_scale:
-            fine = x[-1] - x[0] < 4  # narrow range: halves and doubles; wide range: decades
-            nice = np.array([0.1, 0.25, 0.5, 1, 2, 4, 10] if fine else
-                            [0.0001, 0.001, 0.01, 0.1, 1, 10, 100, 1000, 10000])
-            logs = np.log(nice)
-            keep = (logs >= x[0]) & (logs <= x[-1])
-            ax.set_xticks(logs[keep], [f"{v:g}" for v in nice[keep]])
-            ax.set_xlabel(f"pooled {s.measure} (log axis)")
-            ax.set_xlim(x[0], x[-1])
-    else:
-        ax.set_xlabel("between-study SD tau")
+    ax.plot(x, fit.posterior.density("tau", x), color="#1f77b4", lw=2, label="posterior")
+    ax.set_xlabel("between-study SD tau")
     ax.set_ylabel("density")
-    ax.set_title(f"{plain(s.label)}: prior vs posterior ({'mu' if target == 'mu' else 'tau'})",
-                 fontsize=10)
+    ax.set_title(f"{plain(fit.label)}: prior vs posterior (tau)", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     return fig
 
@@ -302,7 +286,7 @@ def sensitivity_plot(rows: list):
                             arrowprops=dict(arrowstyle="->", color=colour, lw=1.5))
                 ax.text(back(edge - sign * 0.01 * (right - left)), yy + 0.22, f"{back(end):.3g}",
                         ha="right" if sign > 0 else "left", fontsize=7, color=colour)
-        ax.text(1.02, yy, f"{num_label(est)} [{num_label(lo)}, {num_label(hi)}]"
+        ax.text(1.02, yy, interval_label(est, lo, hi)
                 + (f"   {note}" if note else ""), transform=text, va="center", fontsize=8)
     ax.set_xlim(back(left), back(right))
     ax.set_ylim(0.4, len(items) + 0.8)
@@ -316,10 +300,6 @@ def sensitivity_plot(rows: list):
     ax.set_title(f"{plain(s.label)}: sensitivity to the prior", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return fig
-
-
-def num_label(x: float) -> str:
-    return f"{x:.3g}" if abs(x) >= 100 or (x != 0 and abs(x) < 0.01) else f"{x:.2f}"
 
 
 def leave_one_out_plot(r):
