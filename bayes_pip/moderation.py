@@ -664,43 +664,24 @@ def comparison_text(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def report_section(rec: dict) -> tuple[list[str], list[str], dict[str, bytes]]:
-    """Markdown lines, HTML fragments and figures of a report's moderator section."""
-    import html
-
-    from bayes_pip import figures
-
-    name = "__".join(m["name"] for m in rec["moderators"])
-    pngs = {}
-    if len(rec["moderators"]) == 1:
-        pngs[f"{rec['outcome']}_moderator_{name}.png"] = figures.png_bytes(
-            figures.bubble_plot(rec))
+def coefficient_table(rec: dict) -> tuple[list[str], list[list[str]]]:
+    """A Bayesian meta-regression's coefficients as a report table: header and rows."""
     head = ["coefficient", "prior", "median [95% CrI]", "P(more benefit)"]
     body = [[c["name"], "flat" if c["prior"]["family"] == "flat"
              else f"N(0, {c['prior']['sd']:.3g}^2)",
              f"{fmt(c['median'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
              "-" if c["p_benefit"] is None else f"{c['p_benefit']:.3f}"]
             for c in rec["coefficients"]]
-    title = f"Moderators: {', '.join(m['name'] for m in rec['moderators'])}"
-    md = [f"## {title}", "", "> " + sentence(rec), "",
-          "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-          *("| " + " | ".join(r) + " |" for r in body), "",
-          f"{rec['scale']}; prior '{rec['prior']['name']}', {rec['engine']} engine, "
-          f"{rec['level']} level.", ""] + [f"- {n}" for n in rec["notes"]] + [""]
-    md += [f"- {m['name']} in {s}: {m['values'][s]} ({m['sources'].get(s, 'no source')})"
-           for m in rec["moderators"] for s in rec["studies"]] + [""]
-    md += [f"![{n}]({n})" for n in pngs] + [""]
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in r) + "</tr>"
-                   for r in body)
-    frag = [f"<h2>{html.escape(title)}</h2>",
-            f"<blockquote>{html.escape(sentence(rec))}</blockquote>",
-            "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-            + rows + "</table>",
-            f"<p>{html.escape(rec['scale'])}; prior '{html.escape(rec['prior']['name'])}', "
-            f"{html.escape(rec['engine'])} engine, {html.escape(rec['level'])} level.</p>",
-            "<ul>" + "".join(f"<li class=\"note\">{html.escape(n)}</li>" for n in rec["notes"])
-            + "".join(f"<li>{html.escape(m['name'])} in {html.escape(s)}: "
-                      f"{html.escape(str(m['values'][s]))} "
-                      f"({html.escape(m['sources'].get(s, 'no source'))})</li>"
-                      for m in rec["moderators"] for s in rec["studies"]) + "</ul>"]
-    return md, frag, pngs
+    return head, body
+
+
+def analysis_line(rec: dict) -> str:
+    """'...scale; prior 'halfnormal-0.5', exact engine, reconstructed level.'"""
+    return (f"{rec['scale']}; prior '{rec['prior']['name']}', {rec['engine']} engine, "
+            f"{rec['level']} level.")
+
+
+def value_lines(rec: dict) -> list[str]:
+    """Each study's value of each moderator with its source."""
+    return [f"{m['name']} in {s}: {m['values'][s]} ({m['sources'].get(s, 'no source')})"
+            for m in rec["moderators"] for s in rec["studies"]]

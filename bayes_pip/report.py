@@ -222,6 +222,30 @@ def bma_table(b) -> tuple[list[str], list[list[str]]]:
                      f"{m.posterior_probability:.3f}"] for m in b.models]
 
 
+def moderator_section(rec: dict) -> tuple[list[str], list[str], dict[str, bytes]]:
+    """Markdown lines, HTML fragments and figures of a report's moderator section, from a
+    Bayesian meta-regression record (:func:`bayes_pip.moderation.bayes_moderators`)."""
+    from bayes_pip.moderation import analysis_line, coefficient_table, sentence, value_lines
+
+    pngs = {}
+    if len(rec["moderators"]) == 1:
+        name = f"{rec['outcome']}_moderator_{rec['moderators'][0]['name']}.png"
+        pngs[name] = figures.png_bytes(figures.bubble_plot(rec))
+    table = coefficient_table(rec)
+    title = f"Moderators: {', '.join(m['name'] for m in rec['moderators'])}"
+    md = ([f"## {title}", "", "> " + sentence(rec), "", md_table(*table), "", analysis_line(rec),
+           ""] + [f"- {n}" for n in rec["notes"]] + [""]
+          + [f"- {line}" for line in value_lines(rec)] + [""]
+          + [f"![{n}]({n})" for n in pngs] + [""])
+    body = [f"<h2>{html.escape(title)}</h2>",
+            f"<blockquote>{html.escape(sentence(rec))}</blockquote>", html_table(*table),
+            f"<p>{html.escape(analysis_line(rec))}</p>",
+            "<ul>" + "".join(f"<li class=\"note\">{html.escape(n)}</li>" for n in rec["notes"])
+            + "".join(f"<li>{html.escape(line)}</li>" for line in value_lines(rec)) + "</ul>"]
+    body += [img_tag(png, name) for name, png in pngs.items()]
+    return md, body, pngs
+
+
 def outcome_report(fits: list, provenance: str, bma=None,
                    moderator: dict | str | None = None, trials=None) -> dict[str, bytes | str]:
     """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit;
@@ -234,10 +258,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
         mod_md = ["## Moderators", "", f"Not analysed: {moderator}", ""]
         mod_html = ["<h2>Moderators</h2>", f"<p>Not analysed: {html.escape(moderator)}</p>"]
     elif moderator is not None:
-        from bayes_pip.moderation import report_section
-
-        mod_md, mod_html, mod_pngs = report_section(moderator)
-        mod_html += [img_tag(png, name) for name, png in mod_pngs.items()]
+        mod_md, mod_html, mod_pngs = moderator_section(moderator)
     rows = list(fits)
     o = main.outcome
     figs = {f"{o}_forest.png": figures.forest_plot(main),
