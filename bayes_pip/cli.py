@@ -144,7 +144,7 @@ def moderator_dl(args, dataset) -> int:
                                               test="knha" if args.ci == "hksj" else "z")
     if args.out:
         from bayes_pip import figures
-        from bayes_pip.report import json_text
+        from bayes_pip.report import json_text, write_report_files
 
         name = args.subgroup or "__".join(args.moderator)
         kind = "subgroups" if args.subgroup else "metareg"
@@ -154,24 +154,8 @@ def moderator_dl(args, dataset) -> int:
             files[f"{stem}.png"] = figures.png_bytes(figures.subgroup_forest_plot(rec))
         elif len(args.moderator) == 1:
             files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
-        write_files(args.out, files)
-    return print_record(args, rec, moderation.classical_text)
-
-
-def write_files(out_dir, files) -> None:
-    from bayes_pip.report import write_report_files
-
-    for path in write_report_files(out_dir, files):
-        sys.stderr.write(f"wrote {path}\n")
-
-
-def print_record(args, rec: dict, as_text) -> int:
-    """A plain-dict record as JSON (--json) or text."""
-    if args.json:
-        print_json(rec)
-    else:
-        print(as_text(rec))
-    return EXIT_OK
+    return output_record(args, rec, moderation.classical_text,
+                         lambda: write_report_files(args.out, files))
 
 
 def moderator_names(args) -> list[str]:
@@ -217,14 +201,14 @@ def moderator_fit(args, dataset) -> int:
                                       prior_sets=prior_sets(args), at=args.at)
     if args.out:
         from bayes_pip import figures
-        from bayes_pip.report import json_text
+        from bayes_pip.report import json_text, write_report_files
 
         stem = f"{args.outcome}__{'__'.join(names)}__{rec['prior']['name']}"
         files = {f"{stem}.json": json_text(rec)}
         if len(names) == 1:
             files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
-        write_files(args.out, files)
-    return print_record(args, rec, moderation.bayes_text)
+    return output_record(args, rec, moderation.bayes_text,
+                         lambda: write_report_files(args.out, files))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,8 +305,8 @@ def output_record(args, record, as_text, write=None) -> int:
     if getattr(args, "out", None) and write is not None:
         for path in write():
             sys.stderr.write(f"wrote {path}\n")
-    if args.json:
-        print_json(record.to_dict())
+    if args.json:   # a typed record, or a plain dict / list (moderator analyses)
+        print_json(record.to_dict() if hasattr(record, "to_dict") else record)
     else:
         print(as_text(record))
     return EXIT_OK
@@ -531,7 +515,7 @@ def cmd_compare_priors(args) -> int:
         records = moderation.compare_moderator_priors(
             dataset, args.outcome, names, prior_list(args), moderator_engine(args), args.seed,
             sampler_settings(args), args.level, prior_sets(args))
-        return print_record(args, records, moderation.comparison_text)
+        return output_record(args, records, moderation.comparison_text)
     fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
                           args.seed, sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json),
