@@ -335,3 +335,25 @@ def test_a_categorical_moderator_with_a_level_per_study_is_refused_beyond_the_ca
         tmp_path / "trials.csv", index=False)
     r = run_main("fit", "o", "--data", str(tmp_path), "--moderator", "site", "--engine", "exact")
     assert r.returncode == 2 and "60 coefficients (at most 50)" in r.stderr
+
+
+def test_bubble_plot_points_and_slope_probability_against_independent_references(bcg_dir):
+    """The classical record's study weights are 1/(v_i + tau^2) with metafor's residual tau^2;
+    the Bayesian slope's P(benefit) equals P(slope < 0) from scipy's adaptive quadrature."""
+    from test_metareg import independent_cdf
+
+    from bayes_pip.priors import HalfNormal
+
+    a = REF["bcg"]["ablat"]
+    reg = json.loads(run_main("dl", "tb", "--data", str(bcg_dir), "--moderator", "ablat",
+                              "--method", "REML", "--json").stdout)
+    tau2 = REF["bcg"]["ablat"]["regression"]["REML"]["tau2"]
+    np.testing.assert_allclose([p["weight"] for p in reg["study_effects"]],
+                               1.0 / (np.array(a["vi"]) + tau2), rtol=1e-6)
+    assert [p["value"] for p in reg["study_effects"]] == a["values"]
+    rec = json.loads(run_main("fit", "tb", "--data", str(bcg_dir), "--moderator", "ablat",
+                              "--engine", "exact", "--prior", "flat-hn", "--prior-file",
+                              str(bcg_dir / "flat.toml"), "--json").stdout)
+    X = np.column_stack([np.ones(13), a["values"]])
+    p_neg = independent_cdf(a["yi"], a["vi"], X, HalfNormal(0.5), 1, 0.0)
+    assert rec["coefficients"][1]["p_benefit"] == pytest.approx(p_neg, abs=1e-7)
