@@ -146,4 +146,4 @@ def test_engine_registry_describes_every_engine():
         assert engine.help.startswith(name + ":")
         assert engine.model in ("normal-normal", "binomial-normal")
         assert "numpy" in engine.packages
-    assert engines.CHOICES == ("pymc", "binomial", "exact")
+    assert engines.CHOICES == ("pymc", "binomial", "binomial-exact", "exact")

@@ -17,6 +17,7 @@ from bayes_pip.errors import InputError
 REGISTRY = {
     "pymc": "bayes_pip.engines.normal_nuts",
     "binomial": "bayes_pip.engines.binomial_nuts",
+    "binomial-exact": "bayes_pip.engines.exact_binomial",
     "exact": "bayes_pip.engines.exact",
     "conjugate": "bayes_pip.engines.conjugate",
 }

@@ -1,0 +1,359 @@
+"""Compiled kernels of the exact binomial-normal engine (numba, cached once per installation).
+
+Two integrals per study i with arm counts (e0 of n0 comparator, e1 of n1 intervention):
+
+- ``study_table``: g_i(theta) = int Bin(e0 | p0(b)) Bin(e1 | p1(b, theta)) N(b; m_b, s_b^2) db on a
+  grid of theta, by the trapezoidal rule in b on a grid centred at the mode of the integrand with
+  step sigma/2 (sigma from its curvature at the mode), walked outward on each side until the
+  integrand is below e^-46 of its maximum. The trapezoidal rule is spectrally accurate for a
+  smooth integrand that vanishes at both ends; the rule with step sigma is computed alongside from
+  every other node, and their relative difference is returned as an error estimate (it bounds the
+  error of the coarser rule, so it overstates the error of the one used).
+- ``log_lik_grid``: L_i(mu, tau) = int g_i(theta) N(theta; mu, tau^2) dtheta for every (mu, tau) on
+  a grid, by adaptive Gauss-Hermite quadrature around the mode of the integrand (Newton steps on
+  log g_i from its cubic spline), with a rule of half the size as the error estimate.
+
+Links (as :func:`bayes_pip.engines.pymc_models.binomial_normal_model` defines them):
+logit: logit p0 = b, logit p1 = b + theta;
+log:   log p0 = min(0, -theta) - softplus(-b), log p1 = log p0 + theta.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+LOG_DROP = 46.0       # the walk stops where the integrand is below e^-46 of its maximum
+MAX_STEPS = 100_000   # per side of one walk (a budget; reached only by a degenerate input)
+GH_TOLERANCE = 1e-10  # Gauss-Hermite rules that differ by more fall back to the trapezoidal walk
+
+
+@numba.njit(cache=True)
+def softplus(x):
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@numba.njit(cache=True)
+def log1mexp(a):
+    """log(1 - exp(a)) for a < 0, accurate at both ends."""
+    if a > -0.6931471805599453:
+        return math.log(-math.expm1(a))
+    return math.log1p(-math.exp(a))
+
+
+@numba.njit(cache=True)
+def arm_term(e, n, log_p, log_q):
+    out = 0.0
+    if e > 0.0:
+        out += e * log_p
+    if n - e > 0.0:
+        out += (n - e) * log_q
+    return out
+
+
+@numba.njit(cache=True)
+def log_integrand(b, theta, e0, n0, e1, n1, logit, mb, sb):
+    """log of Bin(e0 | p0) Bin(e1 | p1) exp(-(b - m_b)^2 / (2 s_b^2)), without the binomial
+    coefficients and the normal constant (added by the caller)."""
+    if logit:
+        lp0 = -softplus(-b)
+        lq0 = -softplus(b)
+        x = b + theta
+        lp1 = -softplus(-x)
+        lq1 = -softplus(x)
+    else:
+        s = -softplus(-b)
+        lp0 = min(0.0, -theta) + s
+        lp1 = lp0 + theta
+        lq0 = log1mexp(lp0)
+        lq1 = log1mexp(lp1)
+    z = (b - mb) / sb
+    return arm_term(e0, n0, lp0, lq0) + arm_term(e1, n1, lp1, lq1) - 0.5 * z * z
+
+
+@numba.njit(cache=True)
+def b_mode(theta, e0, n0, e1, n1, logit, mb, sb, start):
+    """Mode of the (near-)concave log integrand in b: Newton steps (derivatives by central
+    differences) kept inside a bracket of the derivative's sign change; and its curvature."""
+    b = start
+    delta = 1e-4
+    lo = -math.inf
+    hi = math.inf
+    d2 = -1.0
+    for _ in range(200):
+        f0 = log_integrand(b, theta, e0, n0, e1, n1, logit, mb, sb)
+        fp = log_integrand(b + delta, theta, e0, n0, e1, n1, logit, mb, sb)
+        fm = log_integrand(b - delta, theta, e0, n0, e1, n1, logit, mb, sb)
+        d1 = (fp - fm) / (2 * delta)
+        d2 = (fp - 2 * f0 + fm) / (delta * delta)
+        if d1 > 0:
+            lo = b
+        else:
+            hi = b
+        step = -d1 / d2 if d2 < 0.0 else (sb if d1 > 0 else -sb)
+        if step > 2 * sb:
+            step = 2 * sb
+        elif step < -2 * sb:
+            step = -2 * sb
+        new = b + step
+        if math.isfinite(lo) and math.isfinite(hi) and (new <= lo or new >= hi):
+            new = 0.5 * (lo + hi)
+        if abs(new - b) < 1e-10 * (1.0 + abs(b)):
+            b = new
+            break
+        b = new
+    return b, d2
+
+
+@numba.njit(cache=True)
+def trapezoid_walk(b, h, theta, e0, n0, e1, n1, logit, mb, sb):
+    """Trapezoidal sums with steps h and 2h over the grid b + j h, walked outward until the
+    integrand falls below e^-LOG_DROP of its maximum: (log max, fine sum, coarse sum)."""
+    fmax = log_integrand(b, theta, e0, n0, e1, n1, logit, mb, sb)
+    fine = 1.0
+    coarse = 1.0
+    for side in (1.0, -1.0):
+        j = 1
+        while j < MAX_STEPS:
+            f = log_integrand(b + side * j * h, theta, e0, n0, e1, n1, logit, mb, sb)
+            if f > fmax:  # rescale both sums to the new maximum
+                scale = math.exp(fmax - f)
+                fine *= scale
+                coarse *= scale
+                fmax = f
+            term = math.exp(f - fmax)
+            fine += term
+            if j % 2 == 0:
+                coarse += term
+            if f < fmax - LOG_DROP and j > 4:
+                break
+            j += 1
+    return fmax, fine * h, coarse * 2 * h
+
+
+@numba.njit(cache=True)
+def b_integral(theta, e0, n0, e1, n1, logit, mb, sb, start):
+    """log of the integral over b of exp(log_integrand), its relative error estimate, and the
+    mode in b (the next theta's starting point). The step starts at sigma/2 (sigma from the
+    curvature at the mode) and is halved until the rules with steps h and 2h agree to 1e-11
+    (at most 10 halvings)."""
+    b, d2 = b_mode(theta, e0, n0, e1, n1, logit, mb, sb, start)
+    sigma = 1.0 / math.sqrt(-d2) if d2 < 0.0 else sb
+    h = 0.5 * min(sigma, sb)
+    err = 1.0
+    fmax, fine = 0.0, 1.0
+    for _ in range(11):
+        fmax, fine, coarse = trapezoid_walk(b, h, theta, e0, n0, e1, n1, logit, mb, sb)
+        err = abs(fine - coarse) / fine
+        if err < 1e-11:
+            break
+        h *= 0.5
+    return fmax + math.log(fine), err, b
+
+
+@numba.njit(cache=True)
+def study_table(theta, e0, n0, e1, n1, logit, mb, sb, start):
+    """log g_i(theta) (up to the caller's constants) on a grid of theta, and the largest error
+    estimate of the b integrals."""
+    out = np.empty(theta.shape[0])
+    worst = 0.0
+    # walk the grid from the middle outward so that each b integral starts near its mode
+    mid = theta.shape[0] // 2
+    b_mid = start
+    for direction in (1, -1):
+        b = b_mid
+        i = mid if direction == 1 else mid - 1
+        while 0 <= i < theta.shape[0]:
+            val, err, b = b_integral(theta[i], e0, n0, e1, n1, logit, mb, sb, b)
+            out[i] = val
+            if err > worst:
+                worst = err
+            if i == mid:
+                b_mid = b
+            i += direction
+    return out, worst
+
+
+@numba.njit(cache=True)
+def spline_eval(x, lo, h, coef):
+    """Cubic spline (scipy PPoly coefficients on a uniform grid) with linear extrapolation:
+    value, first and second derivative at x."""
+    n = coef.shape[1]
+    hi = lo + n * h
+    if x <= lo:
+        d1 = coef[2, 0]
+        return coef[3, 0] + d1 * (x - lo), d1, 0.0
+    if x >= hi:
+        t = h
+        a, b, c, d = coef[0, n - 1], coef[1, n - 1], coef[2, n - 1], coef[3, n - 1]
+        val = ((a * t + b) * t + c) * t + d
+        d1 = (3 * a * t + 2 * b) * t + c
+        return val + d1 * (x - hi), d1, 0.0
+    i = int((x - lo) / h)
+    if i >= n:
+        i = n - 1
+    t = x - (lo + i * h)
+    a, b, c, d = coef[0, i], coef[1, i], coef[2, i], coef[3, i]
+    return ((a * t + b) * t + c) * t + d, (3 * a * t + 2 * b) * t + c, 6 * a * t + 2 * b
+
+
+@numba.njit(cache=True)
+def log_convolution(mu, tau, lo, h, coef, mode, prec, x_main, w_main, x_check, w_check,
+                    kink=False):
+    """log int g(theta) N(theta; mu, tau^2) dtheta (g = exp(spline)) by adaptive Gauss-Hermite,
+    and |log(main rule) - log(check rule)|. tau = 0 gives log g(mu).
+
+    With ``kink`` (the log link: g has a kink at theta = 0, where min(0, -theta) turns), a kink
+    within reach of the integrand sends it to the trapezoidal walk on a grid through 0 with the
+    Euler-Maclaurin correction for the jump of the derivative there."""
+    if tau <= 0.0:
+        return spline_eval(mu, lo, h, coef)[0], 0.0
+    it2 = 1.0 / (tau * tau)
+    c = (prec * mode + mu * it2) / (prec + it2)
+    g2 = -(prec + it2)
+    for _ in range(8):  # Newton steps towards the mode of log g(theta) - (theta - mu)^2/(2 tau^2)
+        val, d1, d2 = spline_eval(c, lo, h, coef)
+        g1 = d1 - (c - mu) * it2
+        g2 = d2 - it2
+        if g2 > -0.5 * it2:
+            g2 = -0.5 * it2
+        step = -g1 / g2
+        width = 1.0 / math.sqrt(-g2)
+        if step > 3 * width:
+            step = 3 * width
+        elif step < -3 * width:
+            step = -3 * width
+        c += step
+        if abs(step) < 1e-10 * width:
+            break
+    val, d1, d2 = spline_eval(c, lo, h, coef)
+    g2 = d2 - it2
+    if g2 > -0.5 * it2:
+        g2 = -0.5 * it2
+    s = math.sqrt(2.0) / math.sqrt(-g2)
+    top = val - 0.5 * (c - mu) ** 2 * it2
+    main = 0.0
+    for q in range(x_main.shape[0]):
+        t = c + s * x_main[q]
+        f = spline_eval(t, lo, h, coef)[0] - 0.5 * (t - mu) ** 2 * it2
+        main += w_main[q] * math.exp(f - top + x_main[q] * x_main[q])
+    check = 0.0
+    for q in range(x_check.shape[0]):
+        t = c + s * x_check[q]
+        f = spline_eval(t, lo, h, coef)[0] - 0.5 * (t - mu) ** 2 * it2
+        check += w_check[q] * math.exp(f - top + x_check[q] * x_check[q])
+    log_norm = -0.5 * math.log(2 * math.pi) - math.log(tau)
+    err = abs(math.log(main) - math.log(check))
+    near_kink = kink and abs(c) < 30.0 * s
+    if err < GH_TOLERANCE and not near_kink:
+        return log_norm + math.log(s) + top + math.log(main), err
+    # fallback (a sharp feature of g, e.g. the step of a zero-cell study, against a wide normal,
+    # or the kink of the log link): the trapezoidal rule with the spline's own step, walked
+    # outward from the mode (on whole multiples of the step when there is a kink, so that 0 is a
+    # node of both rules)
+    step = min(h, s / 16) if near_kink else min(h, s / 8)
+    anchor = c
+    if near_kink:  # a grid of whole multiples of the step, through the mode's neighbourhood
+        anchor = step * round(c / step)
+    fine = math.exp(spline_eval(anchor, lo, h, coef)[0] - 0.5 * (anchor - mu) ** 2 * it2 - top)
+    coarse = fine
+    for side in (1.0, -1.0):
+        j = 1
+        while j < MAX_STEPS:
+            t = anchor + side * j * step
+            f = spline_eval(t, lo, h, coef)[0] - 0.5 * (t - mu) ** 2 * it2 - top
+            if f > 0.0:  # a higher point than the mode found: rescale the sums
+                fine *= math.exp(-f)
+                coarse *= math.exp(-f)
+                top += f
+                f = 0.0
+            term = math.exp(f)
+            fine += term
+            if j % 2 == 0:
+                coarse += term
+            if f < -LOG_DROP and j > 4:
+                break
+            j += 1
+    fine *= step
+    coarse *= 2 * step
+    if near_kink:  # Euler-Maclaurin: int f = T_h - h^2/12 (f'(0-) - f'(0+)) + O(h^4)
+        value = spline_eval(0.0, lo, h, coef)[0]
+        f0 = math.exp(value - 0.5 * mu * mu * it2 - top)
+        left, right = one_sided_slopes(lo, h, coef)
+        jump = f0 * (left - right)  # the -(0 - mu)/tau^2 terms cancel
+        fine -= step * step / 12.0 * jump
+        coarse -= 4.0 * step * step / 12.0 * jump
+        # what remains is O(h^4) (the jump of the third derivative): one Richardson step
+        err = abs(fine - coarse) / 15.0
+        fine += (fine - coarse) / 15.0
+        return log_norm + top + math.log(fine), err / fine
+    return log_norm + top + math.log(fine), abs(fine - coarse) / fine
+
+
+@numba.njit(cache=True)
+def one_sided_slopes(lo, h, coef):
+    """d log g / d theta just left and just right of theta = 0 (a grid node)."""
+    i0 = int(round(-lo / h))
+    n = coef.shape[1]
+    if i0 <= 0 or i0 >= n:
+        d = spline_eval(0.0, lo, h, coef)[1]
+        return d, d
+    a, b, c = coef[0, i0 - 1], coef[1, i0 - 1], coef[2, i0 - 1]
+    left = (3 * a * h + 2 * b) * h + c
+    return left, coef[2, i0]
+
+
+@numba.njit(cache=True)
+def log_lik_grid(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w_check,
+                 kink):
+    """sum_i log L_i(mu_j, tau_m) for every tau (rows) and mu (columns), and the largest
+    Gauss-Hermite error estimate at each point."""
+    out = np.zeros((tau.shape[0], mu.shape[0]))
+    err = np.zeros((tau.shape[0], mu.shape[0]))
+    for i in range(coefs.shape[0]):
+        for m in range(tau.shape[0]):
+            for j in range(mu.shape[0]):
+                val, e = log_convolution(mu[j], tau[m], lo[i], h[i], coefs[i], modes[i],
+                                         precs[i], x_main, w_main, x_check, w_check, kink)
+                out[m, j] += val
+                if e > err[m, j]:
+                    err[m, j] = e
+    return out, err
+
+
+@numba.njit(cache=True)
+def log_lik_points(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w_check,
+                   kink):
+    """log L_i(mu_n, tau_n) per study for paired points: shape (points, studies)."""
+    out = np.empty((mu.shape[0], coefs.shape[0]))
+    for n in range(mu.shape[0]):
+        for i in range(coefs.shape[0]):
+            out[n, i] = log_convolution(mu[n], tau[n], lo[i], h[i], coefs[i], modes[i],
+                                        precs[i], x_main, w_main, x_check, w_check, kink)[0]
+    return out
+
+
+@numba.njit(cache=True)
+def mixture_density(x, mu, tau, mass, lo, h, coef, shift, with_study):
+    """sum_n mass_n N(x; mu_n, tau_n^2) [g(x) / L(mu_n, tau_n)] at points x (the bracket only when
+    ``with_study``: then ``mass`` already holds mass_n exp(shift) / L(mu_n, tau_n), and g is
+    exp(spline - shift))."""
+    out = np.zeros(x.shape[0])
+    for n in range(mu.shape[0]):
+        inv = 1.0 / tau[n]
+        norm = mass[n] * inv / math.sqrt(2 * math.pi)
+        reach = 12.0 * tau[n]
+        for p in range(x.shape[0]):
+            d = x[p] - mu[n]
+            if d > reach or d < -reach:
+                continue
+            z = d * inv
+            out[p] += norm * math.exp(-0.5 * z * z)
+    if with_study:
+        for p in range(x.shape[0]):
+            out[p] *= math.exp(spline_eval(x[p], lo, h, coef)[0] - shift)
+    return out
