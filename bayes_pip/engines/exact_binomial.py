@@ -46,7 +46,6 @@ import numpy as np
 from scipy import interpolate, optimize, special
 
 from bayes_pip import measures
-from bayes_pip.engines import binomial_kernels as kern
 from bayes_pip.engines import idata as idata_groups
 from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.errors import InputError
@@ -63,6 +62,14 @@ GL_X, GL_W = np.polynomial.legendre.leggauss(5)
 GH_MAIN = np.polynomial.hermite.hermgauss(24)
 GH_CHECK = np.polynomial.hermite.hermgauss(12)
 LOG_2PI = math.log(2 * math.pi)
+
+
+def kernels():
+    """The compiled kernels, imported on first use (so that `list` and `--help` never load
+    numba)."""
+    from bayes_pip.engines import binomial_kernels
+
+    return binomial_kernels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,7 +94,7 @@ class StudyTables:
 
     def log_g(self, i: int, theta) -> np.ndarray:
         theta = np.atleast_1d(np.asarray(theta, float))
-        return np.array([kern.spline_eval(t, self.lo[i], self.h[i], self.coefs[i])[0]
+        return np.array([kernels().spline_eval(t, self.lo[i], self.h[i], self.coefs[i])[0]
                          for t in theta])
 
 
@@ -114,7 +121,7 @@ def study_tables(e_t, n_t, e_c, n_c, link: str, baseline) -> StudyTables:
         first = int(round(centre[i] / h[i])) - (THETA_POINTS - 1) // 2
         lo[i] = first * h[i]
         grid = (first + np.arange(THETA_POINTS)) * h[i]
-        table, err = kern.study_table(grid, e_c[i], n_c[i], e_t[i], n_t[i], logit, mb, sb,
+        table, err = kernels().study_table(grid, e_c[i], n_c[i], e_t[i], n_t[i], logit, mb, sb,
                                       float(start[i]))
         worst = max(worst, err)
         const = (log_binom(n_c[i], e_c[i]) + log_binom(n_t[i], e_t[i]) - math.log(sb)
@@ -147,7 +154,7 @@ def log_binom(n, e) -> float:
 
 def log_lik(tables: StudyTables, mu, tau):
     """sum_i log L_i(mu_j, tau_m): (len(tau), len(mu)), and the Gauss-Hermite error estimate."""
-    return kern.log_lik_grid(np.asarray(mu, float), np.asarray(tau, float), *tables.args(),
+    return kernels().log_lik_grid(np.asarray(mu, float), np.asarray(tau, float), *tables.args(),
                              *GH_MAIN, *GH_CHECK, tables.kink)
 
 
@@ -420,17 +427,17 @@ class BinomialExactPosterior:
             big = tau_n >= 2 * step
             dens = self._small_rows_density(x, small_rows)
             if study is None:
-                dens = dens + kern.mixture_density(x, mu_n[big], tau_n[big], mass_n[big],
+                dens = dens + kernels().mixture_density(x, mu_n[big], tau_n[big], mass_n[big],
                                                    0.0, 1.0, np.zeros((4, 1)), 0.0, False)
             else:
                 t = self.tables
                 coef = t.coefs[study]
-                log_l = kern.log_lik_points(mu_n[big], tau_n[big], t.lo[study:study + 1],
+                log_l = kernels().log_lik_points(mu_n[big], tau_n[big], t.lo[study:study + 1],
                                             t.h[study:study + 1], t.coefs[study:study + 1],
                                             t.modes[study:study + 1], t.precs[study:study + 1],
                                             *GH_MAIN, *GH_CHECK, t.kink)[:, 0]
                 shift = float(np.max(log_l))
-                dens = dens + kern.mixture_density(x, mu_n[big], tau_n[big],
+                dens = dens + kernels().mixture_density(x, mu_n[big], tau_n[big],
                                                    mass_n[big] * np.exp(shift - log_l),
                                                    t.lo[study], t.h[study], coef, shift, True)
             alive = np.flatnonzero(dens > dens.max() * 1e-16)
