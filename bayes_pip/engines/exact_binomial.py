@@ -14,12 +14,14 @@ The likelihood factorises over studies given (mu, tau):
     g_i(theta) = int Bin(e_ci | p_c(b)) Bin(e_ti | p_t(b, theta)) N(b; m_b, s_b^2) db.
 
 1. g_i on a uniform grid of 1,201 theta values per study (step min(0.05, s_i/4), s_i the study's
-   approximate SE): each b integral by the trapezoidal rule around its mode (step sigma/2,
-   walked until the integrand falls below e^-46 of its maximum), with an error estimate from
-   the rule of twice the step; log g_i is then a cubic spline (linear beyond the grid, where
-   log g_i is asymptotically linear in theta).
+   approximate SE): each b integral by the trapezoidal rule around its mode (walked until the
+   integrand falls below e^-46 of its maximum; the step starts at sigma/2 and is halved until
+   the rule of twice the step agrees to 1e-11); log g_i is then a cubic spline (in two pieces
+   joined at theta = 0 for the log link, whose g_i has a kink there; linear beyond the grid,
+   where log g_i is asymptotically linear in theta).
 2. L_i(mu, tau) by adaptive Gauss-Hermite quadrature (24 nodes; 12 as the error estimate)
-   around the mode of g_i(theta) N(theta; mu, tau^2); at tau = 0, L_i = g_i(mu).
+   around the mode of g_i(theta) N(theta; mu, tau^2), or by a trapezoidal walk where the two
+   rules differ or the log link's kink is in reach; at tau = 0, L_i = g_i(mu).
 3. p(mu, log tau | data) on a tensor grid of composite 5-point Gauss-Legendre cells (40 x 40
    cells) over the region a two-pass scout finds (log density within 40 of its maximum), with
    cell edges at prior discontinuities; below tau = 1e-4 s_min, L_i(mu, tau) = L_i(mu, 0) to
@@ -92,10 +94,10 @@ class StudyTables:
     def args(self):
         return self.lo, self.h, self.coefs, self.modes, self.precs
 
-    def log_g(self, i: int, theta) -> np.ndarray:
-        theta = np.atleast_1d(np.asarray(theta, float))
-        return np.array([kernels().spline_eval(t, self.lo[i], self.h[i], self.coefs[i])[0]
-                         for t in theta])
+    @property
+    def log_tau_floor(self) -> float:
+        """log tau below which L_i(mu, tau) = L_i(mu, 0) (1e-4 x the smallest study SE)."""
+        return math.log(TAU_FLOOR * float(self.se.min()))
 
 
 def study_tables(e_t, n_t, e_c, n_c, link: str, baseline) -> StudyTables:
@@ -167,10 +169,27 @@ def log_joint(tables, mu, log_tau, mu_prior, tau_prior):
     return np.where(np.isfinite(value), value, -np.inf), err
 
 
+def widen(x, index):
+    """x one grid step beyond the first and the last of ``index`` (clipped to x's ends)."""
+    return x[max(index.min() - 1, 0)], x[min(index.max() + 1, len(x) - 1)]
+
+
+def live_region(tables, mu, lt, mu_prior, tau_prior):
+    """Where the log joint density on the grid (mu, log tau) is within ALIVE of its maximum:
+    the mask, and (mu_lo, mu_hi), (lt_lo, lt_hi) one grid step beyond it."""
+    lj, _ = log_joint(tables, mu, lt, mu_prior, tau_prior)
+    if not np.isfinite(lj).any():
+        raise InputError("the priors give zero density everywhere the data allow")
+    alive = lj > lj.max() - ALIVE
+    rows, cols = np.nonzero(alive)
+    return alive, widen(mu, cols), widen(lt, rows)
+
+
 def scout_box(tables, mu_prior, tau_prior):
-    """(mu_lo, mu_hi, lt_lo, lt_hi, floor_alive): the region where p(mu, log tau | data) lives."""
+    """(mu_lo, mu_hi, lt_lo, lt_hi): the region where p(mu, log tau | data) lives, from a coarse
+    grid grown until the live region is inside it (tau's floor and the prior's upper bound
+    excepted)."""
     y, s = tables.centre, tables.se
-    floor = math.log(TAU_FLOOR * float(s.min()))
     mu_lo, mu_hi = float(np.min(y - 8 * s)), float(np.max(y + 8 * s))
     if mu_prior.proper:
         mu_lo, mu_hi = min(mu_lo, mu_prior.mean), max(mu_hi, mu_prior.mean)
@@ -179,14 +198,11 @@ def scout_box(tables, mu_prior, tau_prior):
     if breaks:
         top_cap = math.log(max(breaks))
     lt_hi = min(math.log(max(float(s.max()), float(np.ptp(y)))) + 3.0, top_cap)
-    lt_lo = floor
+    lt_lo = tables.log_tau_floor
     for _ in range(12):
-        mu = np.linspace(mu_lo, mu_hi, SCOUT)
-        lt = np.linspace(lt_lo, lt_hi, SCOUT)
-        lj, _ = log_joint(tables, mu, lt, mu_prior, tau_prior)
-        if not np.isfinite(lj).any():
-            raise InputError("the priors give zero density everywhere the data allow")
-        alive = lj > lj.max() - ALIVE
+        alive, mu_box, lt_box = live_region(tables, np.linspace(mu_lo, mu_hi, SCOUT),
+                                            np.linspace(lt_lo, lt_hi, SCOUT), mu_prior,
+                                            tau_prior)
         grow = False
         width = mu_hi - mu_lo
         if alive[:, 0].any():
@@ -199,14 +215,9 @@ def scout_box(tables, mu_prior, tau_prior):
             lt_hi = min(lt_hi + 3.0, top_cap)
             grow = True
         if not grow:
-            break
-    else:
-        raise InputError("the binomial-normal posterior is not contained in a bounded region; "
-                         "the priors are probably too vague for these data")
-    rows, cols = np.nonzero(alive)
-    dmu, dlt = mu[1] - mu[0], lt[1] - lt[0]
-    return (mu[max(cols.min() - 1, 0)], mu[min(cols.max() + 1, SCOUT - 1)],
-            lt[max(rows.min() - 1, 0)], lt[min(rows.max() + 1, SCOUT - 1)], rows.min() == 0)
+            return (*mu_box, *lt_box)
+    raise InputError("the binomial-normal posterior is not contained in a bounded region; "
+                     "the priors are probably too vague for these data")
 
 
 def gl_nodes(edges):
@@ -231,17 +242,13 @@ class Grid:
 
 
 def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
-    floor = math.log(TAU_FLOOR * float(tables.se.min()))
+    floor = tables.log_tau_floor
     box = scout_box(tables, mu_prior, tau_prior)
     # second pass inside the first box (sharper edges for a narrow posterior)
-    mu = np.linspace(box[0], box[1], SCOUT)
-    lt = np.linspace(floor if box[4] else box[2], box[3], SCOUT)
-    lj, _ = log_joint(tables, mu, lt, mu_prior, tau_prior)
-    rows, cols = np.nonzero(lj > lj.max() - ALIVE)
-    mu_lo, mu_hi = mu[max(cols.min() - 1, 0)], mu[min(cols.max() + 1, SCOUT - 1)]
-    touches_floor = rows.min() == 0 and lt[0] <= floor + 1e-12
-    lt_lo = floor if touches_floor else lt[max(rows.min() - 1, 0)]
-    lt_hi = lt[min(rows.max() + 1, SCOUT - 1)]
+    lt = np.linspace(box[2], box[3], SCOUT)
+    alive, (mu_lo, mu_hi), (lt_lo, lt_hi) = live_region(
+        tables, np.linspace(box[0], box[1], SCOUT), lt, mu_prior, tau_prior)
+    touches_floor = bool(alive[0].any()) and lt[0] <= floor + 1e-12
     mu_edges = np.linspace(mu_lo, mu_hi, cells + 1)
     lt_edges = np.linspace(lt_lo, lt_hi, cells + 1)
     jumps = [math.log(b) for b in getattr(tau_prior, "breakpoints", ()) if b > 0]
@@ -273,6 +280,16 @@ def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
 # ---------------------------------------------------------------------------------------------
 # step 4: marginals
 # ---------------------------------------------------------------------------------------------
+
+def invert(cdf, lo: float, hi: float, q: float) -> float:
+    """The x in [lo, hi] with cdf(x) = q (an end when q lies outside the cell)."""
+    f = lambda x: cdf(x) - q  # noqa: E731
+    if f(lo) > 0:
+        return float(lo)
+    if f(hi) < 0:
+        return float(hi)
+    return float(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-13))
+
 
 def lagrange_basis(t):
     """Lagrange basis of the five Gauss-Legendre nodes at points t in [-1, 1]: (len t, 5)."""
@@ -320,13 +337,7 @@ class CellMarginal:
 
     def quantile(self, q: float) -> float:
         c = int(np.clip(np.searchsorted(self.cum, q) - 1, 0, len(self.edges) - 2))
-        lo, hi = self.edges[c], self.edges[c + 1]
-        f = lambda x: self.cdf(x) - q  # noqa: E731
-        if f(lo) > 0:
-            return float(lo)
-        if f(hi) < 0:
-            return float(hi)
-        return float(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-13))
+        return invert(self.cdf, self.edges[c], self.edges[c + 1], q)
 
 
 class CurveMarginal:
@@ -344,13 +355,7 @@ class CurveMarginal:
 
     def quantile(self, q: float) -> float:
         j = int(np.clip(np.searchsorted(self.cum, q) - 1, 0, len(self.x) - 2))
-        lo, hi = self.x[j], self.x[j + 1]
-        f = lambda x: float(self.cdf_spline(x)) - q  # noqa: E731
-        if f(lo) > 0:
-            return float(lo)
-        if f(hi) < 0:
-            return float(hi)
-        return float(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-13))
+        return invert(lambda x: float(self.cdf_spline(x)), self.x[j], self.x[j + 1], q)
 
     def density(self, x):
         x = np.atleast_1d(np.asarray(x, float))
@@ -440,8 +445,7 @@ class BinomialExactPosterior:
                 dens = dens + kernels().mixture_density(x, mu_n[big], tau_n[big],
                                                    mass_n[big] * np.exp(shift - log_l),
                                                    t.lo[study], t.h[study], coef, shift, True)
-            alive = np.flatnonzero(dens > dens.max() * 1e-16)
-            lo, hi = x[max(alive[0] - 1, 0)], x[min(alive[-1] + 1, len(x) - 1)]
+            lo, hi = widen(x, np.flatnonzero(dens > dens.max() * 1e-16))
         return CurveMarginal(x, dens)
 
     # ----- the grammar -----
@@ -558,9 +562,7 @@ def log_marginal_likelihoods(post: BinomialExactPosterior) -> dict:
         span = np.linspace(min(span[0], post.mu_prior.mean), max(span[-1], post.mu_prior.mean),
                            4001)
     f0 = log_lik(t, span, np.zeros(1))[0][0] + post.mu_prior.logpdf(span)
-    alive = np.flatnonzero(f0 > f0.max() - ALIVE)
-    edges = np.linspace(span[max(alive[0] - 1, 0)], span[min(alive[-1] + 1, len(span) - 1)],
-                        401)
+    edges = np.linspace(*widen(span, np.flatnonzero(f0 > f0.max() - ALIVE)), 401)
     nodes, w = gl_nodes(edges)
     f = log_lik(t, nodes, np.zeros(1))[0][0] + post.mu_prior.logpdf(nodes)
     fe = float(f.max() + math.log(np.sum(w * np.exp(f - f.max()))))
