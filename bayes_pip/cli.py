@@ -934,6 +934,18 @@ def terminate(signum, frame):
     raise Terminated
 
 
+def interrupt_behind(exc: BaseException):
+    """KeyboardInterrupt or Terminated when ``exc`` was caused by one (a signal that arrived
+    inside compiled code, e.g. a numba kernel, comes back as a SystemError raised from it)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (KeyboardInterrupt, Terminated)):
+            return type(exc)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def show_data_warning(message, category, filename, lineno, file=None, line=None):
     """Data warnings as one line each on stderr; other warnings as Python prints them."""
     from bayes_pip.errors import DataWarning
@@ -980,7 +992,13 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     except BrokenPipeError:
         return EXIT_OK
-    except Exception:  # noqa: BLE001 - the last line of defence: exit 1 with a pointer
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 1 with a pointer
+        signalled = interrupt_behind(exc)
+        if signalled is not None:  # compiled code re-raised the interrupt as its own error
+            name, code = ("interrupted", 130) if signalled is KeyboardInterrupt \
+                else ("terminated", 143)
+            sys.stderr.write(f"bayes_pip: {name}; nothing was written\n")
+            return code
         traceback.print_exc()
         sys.stderr.write("bayes_pip: internal error (exit 1). This is a bug in bayes_pip, not in "
                          "your data: please report it with the command you ran and the output "

@@ -97,6 +97,24 @@ def test_cli_fits_reconstructed_tables_and_refuses_continuous_outcomes():
     assert "needs an RR or OR outcome" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_interrupt_inside_a_compiled_kernel_exits_130(monkeypatch):
+    """Ctrl-C during a numba kernel comes back as a SystemError raised from KeyboardInterrupt
+    (seen with `fit --engine binomial-exact`, which then ended in exit 1 and a traceback): the
+    CLI treats it as the interrupt it is, exit 130 with one line."""
+    from bayes_pip.engines import exact_binomial
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("CPUDispatcher returned a result with an exception set") from exc
+
+    monkeypatch.setattr(exact_binomial, "binomial_posterior", interrupted)
+    r = run_main("fit", "secure_attachment_post", "--engine", "binomial-exact")
+    assert r.returncode == 130
+    assert r.stderr == "bayes_pip: interrupted; nothing was written\n"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("outcome, data", [("acute_rejection", "crins2014"),
                                            ("secure_attachment_post", "pip")])
