@@ -203,6 +203,17 @@ def spline_eval(x, lo, h, coef):
 
 
 @numba.njit(cache=True)
+def spline_values(x, lo, h, coef):
+    """spline_eval at every point of x: (values, first, second derivatives)."""
+    val = np.empty(x.shape[0])
+    d1 = np.empty(x.shape[0])
+    d2 = np.empty(x.shape[0])
+    for p in range(x.shape[0]):
+        val[p], d1[p], d2[p] = spline_eval(x[p], lo, h, coef)
+    return val, d1, d2
+
+
+@numba.njit(cache=True)
 def log_convolution(mu, tau, lo, h, coef, mode, prec, x_main, w_main, x_check, w_check,
                     kink=False):
     """log int g(theta) N(theta; mu, tau^2) dtheta (g = exp(spline)) by adaptive Gauss-Hermite,

@@ -28,8 +28,9 @@ The likelihood factorises over studies given (mu, tau):
    within 1e-8 relative, so that tail is the tau = 0 row times the prior mass below it.
 4. Marginals: mu and log tau by Lagrange interpolation of the log marginal density inside a cell
    (CDF: Gauss-Legendre over the partial cell); a new study's effect and each study's shrunken
-   effect as normal mixtures over the grid evaluated on 801 points and integrated by a cubic
-   spline. The log marginal likelihood is the grid's normaliser (binomial coefficients and
+   effect as normal mixtures over the grid, evaluated on a sinh grid (fine at the centre,
+   reaching heavy tails) and integrated by a cubic spline; rows of tau below the mu cell width
+   enter through their interpolated mu density, convolved by Gauss-Hermite. The log marginal likelihood is the grid's normaliser (binomial coefficients and
    every prior constant included), so Bayes factors use the binomial likelihood.
 
 Error budget (checked in tests/test_exact_binomial.py against an independent integration by
@@ -58,11 +59,12 @@ CELLS = 40               # Gauss-Legendre cells per dimension of the (mu, log ta
 SCOUT = 41               # points per dimension of each scouting pass
 ALIVE = 40.0             # log-density drop that bounds the region kept
 TAU_FLOOR = 1e-4         # below tau = 1e-4 x the smallest study SE, L(mu, tau) = L(mu, 0)
-CURVE_POINTS = 801       # points of the grid densities (new study, study effects)
+CURVE_DU = 1 / 48        # step in u of the sinh grid of the curve densities (new study, studies)
 NEGLIGIBLE = 1e-14       # node mass below which a node is left out of the mixture densities
 GL_X, GL_W = np.polynomial.legendre.leggauss(5)
 GH_MAIN = np.polynomial.hermite.hermgauss(24)
 GH_CHECK = np.polynomial.hermite.hermgauss(12)
+GH_CURVE = np.polynomial.hermite.hermgauss(20)
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -87,6 +89,7 @@ class StudyTables:
     coefs: np.ndarray        # (k, 4, THETA_POINTS - 1) PPoly coefficients
     modes: np.ndarray        # theta at the maximum of g_i (0 where g_i is monotone)
     precs: np.ndarray        # -d2 log g_i at the mode (0 where monotone)
+    sharpest: np.ndarray     # 1 / sqrt(max -d2 log g_i): the narrowest feature of g_i
     centre: np.ndarray       # approximate effect (0.5 added to every cell), for scouting only
     se: np.ndarray           # its approximate SE
     b_error: float           # largest relative error estimate of the b integrals
@@ -115,7 +118,7 @@ def study_tables(e_t, n_t, e_c, n_c, link: str, baseline) -> StudyTables:
     k = len(e_t)
     lo, h = np.empty(k), np.empty(k)
     coefs = np.empty((k, 4, THETA_POINTS - 1))
-    modes, precs = np.zeros(k), np.zeros(k)
+    modes, precs, sharpest = np.zeros(k), np.zeros(k), np.empty(k)
     worst = 0.0
     for i in range(k):
         h[i] = min(THETA_STEP, se[i] / 4)
@@ -129,11 +132,12 @@ def study_tables(e_t, n_t, e_c, n_c, link: str, baseline) -> StudyTables:
         const = (log_binom(n_c[i], e_c[i]) + log_binom(n_t[i], e_t[i]) - math.log(sb)
                  - 0.5 * LOG_2PI)
         coefs[i] = piecewise_spline(grid, table + const, None if logit else -first)
+        sharpest[i] = 1 / math.sqrt(max(float(np.max(-2.0 * coefs[i][1])), 1e-12))
         top = int(np.argmax(table))
         if 0 < top < THETA_POINTS - 1:
             modes[i] = grid[top]
             precs[i] = max(-2.0 * float(coefs[i][1, min(top, THETA_POINTS - 2)]), 0.0)
-    return StudyTables(not logit, lo, h, coefs, modes, precs, centre, se, worst)
+    return StudyTables(not logit, lo, h, coefs, modes, precs, sharpest, centre, se, worst)
 
 
 def piecewise_spline(grid, values, kink: int | None) -> np.ndarray:
@@ -341,33 +345,45 @@ class CellMarginal:
 
 
 class CurveMarginal:
-    """A marginal given by its density on a fine grid, integrated by a cubic spline."""
+    """A marginal given by its density on the grid x = c + a sinh(u), u uniform: steps of about
+    a du near c, growing in proportion to |x - c| in the tails (so a heavy-tailed prediction is
+    resolved at its centre and reaches its far tails with a few thousand points). The density in
+    u is integrated by a cubic spline."""
 
-    def __init__(self, x, density):
-        total = interpolate.CubicSpline(x, density).integrate(x[0], x[-1])
-        self.x = x
-        self.density_spline = interpolate.CubicSpline(x, density / total)
-        self.cdf_spline = self.density_spline.antiderivative()
-        self.cum = self.cdf_spline(x)
+    def __init__(self, centre: float, scale: float, u, density_x):
+        self.c, self.a, self.u = centre, scale, u
+        jac = scale * np.cosh(u)
+        total = interpolate.CubicSpline(u, density_x * jac).integrate(u[0], u[-1])
+        self.density_u = interpolate.CubicSpline(u, density_x * jac / total)
+        self.cdf_u = self.density_u.antiderivative()
+        self.cum = self.cdf_u(u)
+
+    def to_u(self, x):
+        return np.arcsinh((np.asarray(x, float) - self.c) / self.a)
+
+    def to_x(self, u):
+        return self.c + self.a * np.sinh(u)
 
     def cdf(self, x: float) -> float:
-        return float(np.clip(self.cdf_spline(np.clip(x, self.x[0], self.x[-1])), 0.0, 1.0))
+        u = float(np.clip(self.to_u(x), self.u[0], self.u[-1]))
+        return float(np.clip(self.cdf_u(u), 0.0, 1.0))
 
     def quantile(self, q: float) -> float:
-        j = int(np.clip(np.searchsorted(self.cum, q) - 1, 0, len(self.x) - 2))
-        return invert(lambda x: float(self.cdf_spline(x)), self.x[j], self.x[j + 1], q)
+        j = int(np.clip(np.searchsorted(self.cum, q) - 1, 0, len(self.u) - 2))
+        return float(self.to_x(invert(lambda u: float(self.cdf_u(u)), self.u[j], self.u[j + 1],
+                                      q)))
 
     def density(self, x):
-        x = np.atleast_1d(np.asarray(x, float))
-        inside = (x >= self.x[0]) & (x <= self.x[-1])
-        return np.where(inside, np.maximum(self.density_spline(np.clip(x, self.x[0],
-                                                                       self.x[-1])), 0.0), 0.0)
+        u = self.to_u(np.atleast_1d(np.asarray(x, float)))
+        inside = (u >= self.u[0]) & (u <= self.u[-1])
+        f = np.maximum(self.density_u(np.clip(u, self.u[0], self.u[-1])), 0.0)
+        return np.where(inside, f / (self.a * np.cosh(u)), 0.0)
 
     def moments(self):
-        xs = self.x
-        f = np.maximum(self.density_spline(xs), 0.0)
-        m = interpolate.CubicSpline(xs, xs * f).integrate(xs[0], xs[-1])
-        m2 = interpolate.CubicSpline(xs, xs**2 * f).integrate(xs[0], xs[-1])
+        f = np.maximum(self.density_u(self.u), 0.0)
+        x = self.to_x(self.u)
+        m = interpolate.CubicSpline(self.u, x * f).integrate(self.u[0], self.u[-1])
+        m2 = interpolate.CubicSpline(self.u, x**2 * f).integrate(self.u[0], self.u[-1])
         return float(m), float(math.sqrt(max(m2 - m * m, 0.0)))
 
 
@@ -404,49 +420,81 @@ class BinomialExactPosterior:
             self._cache[target] = self._build_curve(target)
         return self._cache[target]
 
-    def _small_rows_density(self, x, small):
-        """Density at x of mu within the rows whose tau is below the curve grid's resolution
-        (there theta equals mu to within tau)."""
-        g = self.grid
-        node = g.mass[small].sum(axis=0) / g.wmu
-        edges = g.mu_edges
-        c = np.clip(np.searchsorted(edges, x) - 1, 0, len(edges) - 2)
-        t = 2 * (x - edges[c]) / (edges[c + 1] - edges[c]) - 1
-        out = np.sum(lagrange_basis(t) * node.reshape(-1, 5)[c], axis=1)
-        return np.where((x < edges[0]) | (x > edges[-1]), 0.0, np.maximum(out, 0.0))
+    def _row_values(self, log_node, y):
+        """Row functions known at the mu nodes (log values, rows x nodes) at points y (rows x
+        points): Lagrange interpolation of the log inside a Gauss-Legendre cell; 0 outside."""
+        edges = self.grid.mu_edges
+        node = log_node.reshape(len(log_node), -1, 5)
+        c = np.clip(np.searchsorted(edges, y) - 1, 0, len(edges) - 2)
+        basis = lagrange_basis((2 * (y - edges[c]) / (edges[c + 1] - edges[c]) - 1).ravel())
+        values = node[np.arange(len(log_node))[:, None], c]        # rows x points x 5
+        log_out = np.sum(basis.reshape(*y.shape, 5) * values, axis=-1)
+        return np.exp(np.where((y < edges[0]) | (y > edges[-1]), -np.inf, log_out))
 
     def _build_curve(self, target) -> CurveMarginal:
+        """The density of a new study's effect, or of study i's effect, on a sinh grid.
+
+        Given (mu, tau), a new study's effect is N(mu, tau^2) and study i's effect has density
+        g_i(theta) N(theta; mu, tau^2) / L_i(mu, tau). Nodes whose tau is at least the mu cell
+        width are these components, sampled on the grid (whose step is below half that width
+        wherever they sit). For the rows of narrower tau, the mu nodes are too far apart for a
+        sum over them, so each row's node masses (divided by L_i for a study: the smooth
+        leave-one-out part) are interpolated inside their cells and convolved with N(0, tau^2)
+        by 20-point Gauss-Hermite (then multiplied by g_i for a study)."""
         g = self.grid
-        tau_rows = np.repeat(g.tau, len(g.mu))
-        mu_cols = np.tile(g.mu, len(g.tau))
-        mass = g.mass.ravel()
-        keep = mass > NEGLIGIBLE
-        mu_n, tau_n, mass_n = mu_cols[keep], tau_rows[keep], mass[keep]
-        lo = float(np.min(mu_n - 10 * tau_n))
-        hi = float(np.max(mu_n + 10 * tau_n))
+        k = kernels()
+        t = self.tables
+        width = g.mu_edges[1] - g.mu_edges[0]
         study = target[1] if isinstance(target, tuple) else None
-        for _ in range(2):  # the second pass on the region where the density lives
-            x = np.linspace(lo, hi, CURVE_POINTS)
-            step = x[1] - x[0]
-            small_rows = g.tau < 2 * step
-            big = tau_n >= 2 * step
-            dens = self._small_rows_density(x, small_rows)
-            if study is None:
-                dens = dens + kernels().mixture_density(x, mu_n[big], tau_n[big], mass_n[big],
-                                                   0.0, 1.0, np.zeros((4, 1)), 0.0, False)
-            else:
-                t = self.tables
-                coef = t.coefs[study]
-                log_l = kernels().log_lik_points(mu_n[big], tau_n[big], t.lo[study:study + 1],
-                                            t.h[study:study + 1], t.coefs[study:study + 1],
-                                            t.modes[study:study + 1], t.precs[study:study + 1],
-                                            *GH_MAIN, *GH_CHECK, t.kink)[:, 0]
-                shift = float(np.max(log_l))
-                dens = dens + kernels().mixture_density(x, mu_n[big], tau_n[big],
-                                                   mass_n[big] * np.exp(shift - log_l),
-                                                   t.lo[study], t.h[study], coef, shift, True)
-            lo, hi = widen(x, np.flatnonzero(dens > dens.max() * 1e-16))
-        return CurveMarginal(x, dens)
+        scale = width if study is None else min(width, t.sharpest[study])
+        tau_rows = np.repeat(g.tau, len(g.mu))
+        mu_rows = np.tile(g.mu, len(g.tau))
+        mass = g.mass.ravel()
+        wide = (mass > NEGLIGIBLE) & (tau_rows >= width)
+        mu_n, tau_n, mass_n = mu_rows[wide], tau_rows[wide], mass[wide]
+        rows = np.flatnonzero((g.tau < width) & (g.mass.sum(axis=1) > NEGLIGIBLE))
+        with np.errstate(divide="ignore"):
+            log_node = np.log(g.mass[rows] / g.wmu[None, :])
+        if study is None:
+            centre = float(np.sum(g.mass.sum(axis=0) * g.mu))
+        else:
+            one = slice(study, study + 1)
+            args = (t.lo[one], t.h[one], t.coefs[one], t.modes[one], t.precs[one], *GH_MAIN,
+                    *GH_CHECK, t.kink)
+            log_l_rows = k.log_lik_points(np.tile(g.mu, len(rows)),
+                                          np.repeat(g.tau[rows], len(g.mu)), *args)[:, 0]
+            log_node = log_node - log_l_rows.reshape(log_node.shape)
+            log_l = k.log_lik_points(mu_n, tau_n, *args)[:, 0]
+            # mass-weighted centres of g_i(theta) N(theta; mu, tau^2)
+            it2 = np.divide(1.0, tau_rows**2, out=np.zeros_like(tau_rows), where=tau_rows > 0)
+            prec = t.precs[study]
+            centres = np.where(tau_rows > 0, (prec * t.modes[study] + mu_rows * it2)
+                               / np.where(tau_rows > 0, prec + it2, 1.0), mu_rows)
+            centre = float(np.sum(mass * centres))
+        log_node = np.where(np.isfinite(log_node), log_node, -745.0)
+        top = float(log_node.max()) if log_node.size else 0.0
+        log_node = log_node - top  # the row values as exp(log_node + top)
+        reach = np.concatenate([mu_n - 10 * tau_n, mu_n + 10 * tau_n, g.mu_edges[[0, -1]],
+                                [centre - 40 * scale, centre + 40 * scale]])
+        u = np.arange(math.asinh((reach.min() - centre) / scale),
+                      math.asinh((reach.max() - centre) / scale) + CURVE_DU, CURVE_DU)
+        x = centre + scale * np.sinh(u)
+        dens = np.zeros_like(x)
+        tau_r = g.tau[rows][:, None]
+        for zq, wq in zip(*GH_CURVE):
+            y = x[None, :] - math.sqrt(2) * tau_r * zq
+            dens += wq / math.sqrt(math.pi) * self._row_values(log_node, y).sum(axis=0)
+        if study is None:
+            dens *= math.exp(top)
+            dens += k.mixture_density(x, mu_n, tau_n, mass_n, 0.0, 1.0, np.zeros((4, 1)), 0.0,
+                                      False)
+        else:
+            lo, h, coef = t.lo[study], t.h[study], t.coefs[study]
+            shift = float(np.max(log_l)) if len(log_l) else 0.0
+            dens = dens * np.exp(k.spline_values(x, lo, h, coef)[0] + top)
+            dens += k.mixture_density(x, mu_n, tau_n, mass_n * np.exp(shift - log_l), lo, h,
+                                      coef, shift, True)
+        return CurveMarginal(centre, scale, u, dens)
 
     # ----- the grammar -----
     def cdf(self, target, x: float) -> float:

@@ -8,10 +8,13 @@ So, with g(theta) = int Bin(e_c | p_c(b)) Bin(e_t | p_t(b, theta)) N(b; 0, 10^2)
     p(data)          = int g(theta) int p(tau) N(theta; m0, s0^2 + tau^2) dtau dtheta
     P(tau <= t)      = int g(theta) int_0^t p(tau) N(theta; m0, s0^2 + tau^2) dtau dtheta / p(data)
     P(mu <= x)       = int g(theta) int p(tau) N(theta; ...) Phi((x - E[mu | .]) / sd) dtau dtheta / p(data)
+    P(theta_new <= x) as P(mu <= x) with sd^2 + tau^2 in place of sd^2
+    P(theta_1 <= x)  = int_{-inf}^x g(theta) int p(tau) N(theta; ...) dtau dtheta / p(data)
 
 each a nested scipy.integrate.quad (epsrel 1e-10; the log link's kink at theta = 0 is a
 breakpoint). Run: python tests/reference/binomial_exact_reference.py > tests/reference/binomial_exact_reference.json
-(about a minute here). Priors: mu ~ N(0, 2^2), tau ~ half-normal(0.5), baseline ~ N(0, 10^2).
+(about three minutes here). Priors: mu ~ N(0, 2^2), tau ~ half-normal(0.5) (half-Cauchy(0.5) in
+the heavy-tailed case), baseline ~ N(0, 10^2).
 """
 
 import json
@@ -29,6 +32,9 @@ CASES = {
     "secure_k1_rr": dict(e_t=17, n_t=28, e_c=1, n_c=54, link="log"),
     # a zero cell in the intervention arm, OR
     "zero_cell_k1_or": dict(e_t=0, n_t=20, e_c=5, n_c=22, link="logit"),
+    # the secure attachment arm under a heavy-tailed prior on tau (a wide prediction)
+    "secure_k1_rr_halfcauchy": dict(e_t=17, n_t=28, e_c=1, n_c=54, link="log",
+                                    tau="halfcauchy"),
 }
 
 
@@ -65,7 +71,9 @@ def g(theta, c):
     return total * math.exp(coef)
 
 
-def tau_pdf(tau):
+def tau_pdf(tau, family):
+    if family == "halfcauchy":
+        return 2 / (math.pi * TAU_SCALE * (1 + (tau / TAU_SCALE) ** 2))
     return 2 * normal_pdf(tau, TAU_SCALE)
 
 
@@ -73,26 +81,37 @@ def normal_pdf(x, sd):
     return math.exp(-0.5 * (x / sd) ** 2) / (sd * SQRT_2PI)
 
 
-def inner(theta, upper=math.inf, x=None):
+def inner(theta, family, upper=math.inf, x=None, predict=False):
     def f(tau):
-        val = tau_pdf(tau) * normal_pdf(theta - M0, math.sqrt(S0**2 + tau**2))
+        val = tau_pdf(tau, family) * normal_pdf(theta - M0, math.sqrt(S0**2 + tau**2))
         if x is not None:
             if tau == 0:
                 return val * (1.0 if theta <= x else 0.0)
             prec = 1 / S0**2 + 1 / tau**2
             mean = (M0 / S0**2 + theta / tau**2) / prec
-            val *= 0.5 * math.erfc(-(x - mean) * math.sqrt(prec) / math.sqrt(2))
+            sd = math.sqrt(1 / prec + (tau**2 if predict else 0.0))
+            val *= 0.5 * math.erfc(-(x - mean) / (sd * math.sqrt(2)))
         return val
-    top = min(upper, 12 * TAU_SCALE)
-    return integrate.quad(f, 0, top, **OPTS)[0]
+    if family == "halfcauchy":  # heavy tail: split at 12 scales, QUADPACK's infinite range above
+        parts = [(0, min(upper, 12 * TAU_SCALE))]
+        if upper > 12 * TAU_SCALE:
+            parts.append((12 * TAU_SCALE, upper))
+        return sum(integrate.quad(f, a, b, **OPTS)[0] for a, b in parts)
+    return integrate.quad(f, 0, min(upper, 12 * TAU_SCALE), **OPTS)[0]
 
 
-def outer(c, **kw):
+def outer(c, study_below=None, **kw):
+    """int g(theta) inner(theta) dtheta over theta (below ``study_below`` when given)."""
     pts = [0.0] if c["link"] == "log" else []
-    if "x" in kw and kw["x"] is not None:
+    if kw.get("x") is not None:
         pts.append(kw["x"])
-    edges = sorted(set([-25.0, 25.0] + pts))
-    return sum(integrate.quad(lambda t: g(t, c) * inner(t, **kw), a, b, **OPTS)[0]
+    lo, hi = -25.0, 25.0
+    if study_below is not None:
+        hi = study_below
+        pts = [p for p in pts if p < hi]
+    edges = sorted(set([lo, hi] + pts))
+    family = c.get("tau", "halfnormal")
+    return sum(integrate.quad(lambda t: g(t, c) * inner(t, family, **kw), a, b, **OPTS)[0]
                for a, b in zip(edges[:-1], edges[1:]))
 
 
@@ -100,11 +119,16 @@ def main():
     out = {"priors": {"mu": [M0, S0], "tau_halfnormal": TAU_SCALE, "baseline_sd": B_SD}}
     for name, c in CASES.items():
         z = outer(c)
-        res = {"data": c, "log_marginal_likelihood": math.log(z), "tau_cdf": {}, "mu_cdf": {}}
+        res = {"data": c, "log_marginal_likelihood": math.log(z), "tau_cdf": {}, "mu_cdf": {},
+               "predict_cdf": {}, "study_cdf": {}}
         for t in (0.05, 0.2, 0.5, 1.0):
             res["tau_cdf"][str(t)] = outer(c, upper=t) / z
         for x in (-1.0, 0.0, 1.0, 2.0, 3.0):
             res["mu_cdf"][str(x)] = outer(c, x=x) / z
+        for x in (-1.0, 0.0, 1.0, 2.0, 3.0, 5.0):
+            res["predict_cdf"][str(x)] = outer(c, x=x, predict=True) / z
+        for x in (0.0, 1.0, 2.0, 3.0, 4.0):
+            res["study_cdf"][str(x)] = outer(c, study_below=x) / z
         out[name] = res
         print(name, res, file=sys.stderr)
     json.dump(out, sys.stdout, indent=1)
