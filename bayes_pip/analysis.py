@@ -469,8 +469,11 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
         participants=participants, prior=prior,
         bf_effect=e.bf_effect if random_effects else None,
         bf_heterogeneity=e.bf_heterogeneity if random_effects else None,
-        bf_effect_fixed=math.exp(e.log_ml["FE"] - e.log_ml["FE0"]), models=models, mu=mu,
+        bf_effect_fixed=ev.bf_value(e.log_bf_effect_fixed), models=models, mu=mu,
         effect=natural, p_benefit=float(benefit), p_benefit_random_effects=p_re,
+        log_bf_effect=e.log_bf_effect if random_effects else None,
+        log_bf_heterogeneity=e.log_bf_heterogeneity if random_effects else None,
+        log_bf_effect_fixed=e.log_bf_effect_fixed,
         notes=tuple(notes), settings=Settings(None, versions=versions(engines.get("exact"))))
 
 

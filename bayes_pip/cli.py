@@ -650,8 +650,8 @@ def cmd_report(args) -> int:
         all_fits[outcome_id] = fits
         try:  # Bayes factors under the main prior, where they are defined
             bma = bma_outcome(dataset, outcome_id, fits[0].prior.name, args.level, sets)
-        except InputError:
-            bma = None
+        except InputError as exc:  # the section says why instead
+            bma = str(exc)
         section = (moderator_section(args, dataset, outcome_id, fits[0].prior.name, sets)
                    if args.moderator or args.subgroup else None)
         files.update(outcome_report(fits, provenance, bma, section, dataset.trials))

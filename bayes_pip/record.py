@@ -379,12 +379,17 @@ class BMARecord(Record):
     prior: Any
     bf_effect: float | None          # BF10: mu free against mu = 0 (random effects)
     bf_heterogeneity: float | None   # tau > 0 against tau = 0 (mu free)
-    bf_effect_fixed: float           # BF10 under the fixed-effect model
+    bf_effect_fixed: float | None    # BF10 under the fixed-effect model
     models: tuple[ModelEvidence, ...]
     mu: Interval                      # model-averaged, analysis scale
     effect: Interval                  # model-averaged, natural scale
     p_benefit: float                  # model-averaged P(effect in the direction of benefit)
     p_benefit_random_effects: float | None
+    # the same three on the natural-log scale, always finite; a Bayes factor beyond 10^+-300
+    # is given only here (its field above is then null)
+    log_bf_effect: float | None = None
+    log_bf_heterogeneity: float | None = None
+    log_bf_effect_fixed: float = 0.0
     notes: tuple[str, ...] = ()
     settings: Settings = field(default_factory=lambda: Settings(None))
 

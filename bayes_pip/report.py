@@ -249,7 +249,8 @@ def moderator_section(rec: dict) -> tuple[list[str], list[str], dict[str, bytes]
 def outcome_report(fits: list, provenance: str, bma=None,
                    moderator: dict | str | None = None, trials=None) -> dict[str, bytes | str]:
     """Files of one outcome's report: {relative name: content}. ``fits[0]`` is the main fit;
-    ``bma`` (optional) the Bayes factors and model averaging under its prior; ``moderator``
+    ``bma`` (optional) the Bayes factors and model averaging under its prior, or the one-line
+    reason they could not be computed; ``moderator``
     (optional) a Bayesian meta-regression record (:mod:`bayes_pip.moderation`), or the one-line
     reason it could not be fitted."""
     main = fits[0]
@@ -297,9 +298,12 @@ def outcome_report(fits: list, provenance: str, bma=None,
            f"{measures.get(main.measure).null:g}); P(beyond MCID): beyond "
            f"{main.measure} {main.mcid:g}." if main.mcid is not None else "", "",
            *conflict_lines(rows), ""]
-    if bma is not None:
+    bma_title = "Is there an effect? Bayes factors and model averaging"
+    if isinstance(bma, str):
+        md += [f"## {bma_title}", "", f"Not computed: {bma}", ""]
+    elif bma is not None:
         bma_h, bma_b = bma_table(bma)
-        md += ["## Is there an effect? Bayes factors and model averaging", "",
+        md += [f"## {bma_title}", "",
                "> " + bma_sentence(bma), "", md_table(bma_h, bma_b), "",
                "Exact marginal likelihoods (quadrature); `python -m bayes_pip bma "
                f"{o}` prints the details.", ""]
@@ -322,8 +326,10 @@ def outcome_report(fits: list, provenance: str, bma=None,
             f"<blockquote>{html.escape(' '.join(sentences))}</blockquote>",
             "<h2>Sensitivity to the prior</h2>", html_table(sens_h, sens_b),
             *(f"<p>{html.escape(line)}</p>" for line in conflict_lines(rows))]
-    if bma is not None:
-        body += ["<h2>Is there an effect? Bayes factors and model averaging</h2>",
+    if isinstance(bma, str):
+        body += [f"<h2>{bma_title}</h2>", f"<p>Not computed: {html.escape(bma)}</p>"]
+    elif bma is not None:
+        body += [f"<h2>{bma_title}</h2>",
                  f"<blockquote>{html.escape(bma_sentence(bma))}</blockquote>",
                  html_table(*bma_table(bma))]
     body += mod_html
@@ -345,7 +351,8 @@ def outcome_report(fits: list, provenance: str, bma=None,
         extra["moderators"] = ({"not_analysed": moderator} if isinstance(moderator, str)
                                else moderator)
     files[f"{o}.json"] = json_text({"main": main.to_dict(), "priors": [r.to_dict() for r in rows],
-                                    **({"bma": bma.to_dict()} if bma is not None else {}),
+                                    **({"bma": {"not_computed": bma} if isinstance(bma, str)
+                                        else bma.to_dict()} if bma is not None else {}),
                                     **extra})
     return files
 

@@ -6,6 +6,7 @@ Reads records (dicts from ``to_dict``), never refits.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from bayes_pip.data import Dataset, Outcome
 from bayes_pip.effects import double_zero
@@ -632,9 +633,13 @@ def reconstruction_text(rec, outcome: Outcome, shown: int = 10) -> str:
 # Bayes factors and model averaging
 # ---------------------------------------------------------------------------------------------
 
-def bf_text(bf: float) -> str:
-    """A Bayes factor to 3 significant digits (large ones in scientific notation)."""
-    return f"{bf:.3g}"
+def bf_text(log_bf: float) -> str:
+    """A Bayes factor from its natural log: 3 significant digits (large ones in scientific
+    notation); beyond 10^+-300, where the number itself would overflow, the bound and the log
+    ("> 10^300 (log BF = 883)")."""
+    if abs(log_bf) <= 300 * math.log(10):
+        return f"{math.exp(log_bf):.3g}"
+    return f"{'>' if log_bf > 0 else '<'} 10^{300 if log_bf > 0 else -300} (log BF = {log_bf:.0f})"
 
 
 def bma_text(b) -> str:
@@ -652,9 +657,9 @@ def bma_text(b) -> str:
                      f"{m.prior_probability:6.3f} {m.posterior_probability:10.4f}")
     lines.append("")
     if b.bf_effect is not None:
-        lines.append(f"BF10 (an average effect, random effects):  {bf_text(b.bf_effect)}")
-        lines.append(f"BF (heterogeneity, tau > 0 vs tau = 0):    {bf_text(b.bf_heterogeneity)}")
-    lines.append(f"BF10 (an effect, fixed effect):             {bf_text(b.bf_effect_fixed)}")
+        lines.append(f"BF10 (an average effect, random effects):  {bf_text(b.log_bf_effect)}")
+        lines.append(f"BF (heterogeneity, tau > 0 vs tau = 0):    {bf_text(b.log_bf_heterogeneity)}")
+    lines.append(f"BF10 (an effect, fixed effect):             {bf_text(b.log_bf_effect_fixed)}")
     e = b.effect
     lines += ["",
               f"Model-averaged {b.measure}: median {num(e.median)} [95% interval "
@@ -740,13 +745,13 @@ def bma_sentence(b) -> str:
     """One sentence on the evidence for an effect and for heterogeneity (numbers from ``b``)."""
     null = f"{b.measure} = {measures.get(b.measure).null:g}"
     if b.bf_effect is not None:
-        head = (f"Under the {b.prior.name} prior, the data were {bf_text(b.bf_effect)} times as "
+        head = (f"Under the {b.prior.name} prior, the data were {bf_text(b.log_bf_effect)} times as "
                 f"likely under a random-effects model with an average effect as under one "
-                f"without ({null}), and {bf_text(b.bf_heterogeneity)} times as likely with "
+                f"without ({null}), and {bf_text(b.log_bf_heterogeneity)} times as likely with "
                 "between-study heterogeneity as without")
     else:
         head = (f"Under the {b.prior.name} prior on the pooled effect, the data were "
-                f"{bf_text(b.bf_effect_fixed)} times as likely with an effect as without "
+                f"{bf_text(b.log_bf_effect_fixed)} times as likely with an effect as without "
                 f"({null}; fixed effect only, heterogeneity cannot be assessed here)")
     e = b.effect
     return (f"{head}; averaged over the models with equal prior probabilities, the "

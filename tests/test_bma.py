@@ -162,7 +162,7 @@ def test_report_sentence_numbers_equal_the_bma_record():
 
     b = bp.bma(None, "secure_attachment_post")
     text = bma_sentence(b)
-    for value in (bf_text(b.bf_effect), bf_text(b.bf_heterogeneity), num(b.effect.median),
+    for value in (bf_text(b.log_bf_effect), bf_text(b.log_bf_heterogeneity), num(b.effect.median),
                   num(b.effect.ci_low), num(b.effect.ci_high), prob_text(b.p_benefit)):
         assert re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])", text), value
     assert b.level == "reconstructed" and "not printed data" in b.data_status

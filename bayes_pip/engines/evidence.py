@@ -81,14 +81,39 @@ class Evidence:
     posterior_probability: dict
 
     @property
-    def bf_effect(self) -> float:
-        """BF10 under random effects: p(y | RE) / p(y | RE0) (mu free against mu = 0)."""
-        return math.exp(self.log_ml["RE"] - self.log_ml["RE0"])
+    def log_bf_effect(self) -> float:
+        """log BF10 under random effects: log p(y | RE) / p(y | RE0) (mu free against 0)."""
+        return self.log_ml["RE"] - self.log_ml["RE0"]
 
     @property
-    def bf_heterogeneity(self) -> float:
-        """BF for tau > 0 against tau = 0 (mu free): p(y | RE) / p(y | FE)."""
-        return math.exp(self.log_ml["RE"] - self.log_ml["FE"])
+    def log_bf_heterogeneity(self) -> float:
+        """log BF for tau > 0 against tau = 0 (mu free): log p(y | RE) / p(y | FE)."""
+        return self.log_ml["RE"] - self.log_ml["FE"]
+
+    @property
+    def log_bf_effect_fixed(self) -> float:
+        """log BF10 under the fixed-effect model: log p(y | FE) / p(y | FE0)."""
+        return self.log_ml["FE"] - self.log_ml["FE0"]
+
+    @property
+    def bf_effect(self) -> float | None:
+        """BF10 under random effects (None beyond 10^+-300: use :attr:`log_bf_effect`)."""
+        return bf_value(self.log_bf_effect)
+
+    @property
+    def bf_heterogeneity(self) -> float | None:
+        """BF for tau > 0 against tau = 0 (None beyond 10^+-300)."""
+        return bf_value(self.log_bf_heterogeneity)
+
+
+# a Bayes factor is given as a number while it stays between 10^-300 and 10^300; beyond that
+# (overwhelming evidence: log BF 883 on an MD outcome with tight studies) only on the log scale
+LOG_BF_LIMIT = 300 * math.log(10)
+
+
+def bf_value(log_bf: float) -> float | None:
+    """exp(log_bf), or None where it would overflow or underflow (|log10 BF| > 300)."""
+    return math.exp(log_bf) if abs(log_bf) <= LOG_BF_LIMIT else None
 
 
 def evidence(y, v, mu_prior, tau_prior, prior_probability: dict | None = None,
