@@ -44,7 +44,7 @@ def row_names(rows: pd.DataFrame) -> list[str]:
     """Study labels for the analysis: a study with several rows is named with its arms."""
     counts = rows["study"].value_counts()
     names = []
-    for _, r in rows.iterrows():
+    for r in rows.to_dict("records"):
         if counts[r["study"]] > 1:
             names.append(f"{r['study']} ({arm_label(r, 'pip') or 'PIP arm'} vs "
                          f"{arm_label(r, 'ctrl') or 'control arm'})")
@@ -165,9 +165,9 @@ def design_effects(rows: pd.DataFrame, trials: pd.DataFrame | None, outcome_id: 
     notes = []
     by_trial = {}
     if trials is not None:
-        for _, t in trials.iterrows():
+        for t in trials.to_dict("records"):
             by_trial[str(t["study"])] = t
-    for i, r in rows.iterrows():
+    for i, r in zip(rows.index, rows.to_dict("records")):
         study = str(r["study"])
         trial = by_trial.get(study)
         icc, size, where = r.get("icc", math.nan), r.get("cluster_size", math.nan), "studies.csv"

@@ -117,10 +117,10 @@ def lookup(dataset: Dataset, rows, study: tuple[str, ...], name: str):
     values, sources = [], {}
     by_study = {}
     if in_trials:
-        for _, r in trials.iterrows():
+        for r in trials.to_dict("records"):
             by_study[str(r["study"])] = (str(r[name]).strip(),
                                           str(r.get(f"{name}_source", r.get("source", ""))))
-    row_of = {str(r["study"]): r for _, r in rows.iterrows()} if in_rows else {}
+    row_of = {str(r["study"]): r for r in rows.to_dict("records")} if in_rows else {}
     for s in study:
         r = row_of.get(s)
         if r is not None and str(r[name]).strip() not in MISSING:
@@ -278,7 +278,7 @@ def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
             "qm": fit.qm, "qm_df": fit.qm_df, "qm_df2": fit.qm_df2, "qm_p": fit.qm_p,
             "qe": fit.qe,
             "qe_df": fit.qe_df, "qe_p": fit.qe_p, "r2": fit.r2, "i2": fit.i2,
-            "notes": md.notes()}
+            "notes": md.notes() + fitted_note(md, X, columns)}
 
 
 def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: str = "DL",
@@ -362,10 +362,29 @@ def study_points(md: ModeratorData, tau2: float) -> list[dict]:
             for i, s in enumerate(md.study)]
 
 
+# at most this many distinct moderator values are shown as fitted effects; beyond it each numeric
+# moderator is shown at its minimum, quartiles and maximum (k = 20,000 distinct doses printed
+# 20,000 lines and took the exact engine 200 s)
+MAX_FITTED_ROWS = 12
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def numeric_columns(md: ModeratorData, columns) -> list[int]:
+    return [columns.index(m.name) for m in md.moderators if m.kind == "numeric"]
+
+
 def design_rows(md: ModeratorData, X, columns, at=None) -> list[tuple[np.ndarray, str]]:
     """The distinct moderator values of the data (plus ``at``, values of one numeric moderator)
-    as design rows, each with its label ('population_group = prison')."""
+    as design rows, each with its label ('population_group = prison'). With more than
+    MAX_FITTED_ROWS distinct rows, each numeric moderator is taken at its nearest quantile in
+    QUANTILES (the combinations that occur), so the list stays short whatever k is."""
     rows = np.unique(X, axis=0)
+    if len(rows) > MAX_FITTED_ROWS:
+        snapped = np.array(X, float)
+        for j in numeric_columns(md, columns):
+            q = np.quantile(snapped[:, j], QUANTILES)
+            snapped[:, j] = q[np.abs(snapped[:, j][:, None] - q[None, :]).argmin(axis=1)]
+        rows = np.unique(snapped, axis=0)
     if at:
         if len(md.moderators) != 1 or md.moderators[0].kind != "numeric":
             raise InputError("--at gives values of one numeric moderator")
@@ -379,13 +398,39 @@ def design_rows(md: ModeratorData, X, columns, at=None) -> list[tuple[np.ndarray
 
 def fitted_effects(md: ModeratorData, labelled_rows, interval) -> list[dict]:
     """The fitted effect at each labelled design row, natural scale; ``interval(rows)`` gives
-    the estimate and the 95% limits on the analysis scale for an array of design rows."""
+    the estimate and the 95% limits on the analysis scale for an array of design rows. A value
+    that the measure's scale cannot represent (an --at far outside the data) is refused."""
     scale = md.outcome.scale
     out = []
     for row, label in labelled_rows:
-        est, low, high = (float(scale.to_natural(a[0])) for a in interval(row[None, :]))
+        try:
+            with np.errstate(all="ignore"):
+                parts = [float(a[0]) for a in interval(row[None, :])]
+                natural = [float(scale.to_natural(a)) for a in parts]
+        except (ValueError, ArithmeticError):  # a quantile search that met inf or nan
+            parts = natural = [math.nan]
+        representable = all(math.isfinite(x) for x in parts + natural) and not (
+            scale.log_scale and min(natural) <= 0.0)   # exp underflowed: a ratio of exactly 0
+        if not representable:
+            ranges = "; ".join(f"{m.name} from {min(map(float, m.values)):g} to "
+                               f"{max(map(float, m.values)):g}" for m in md.moderators
+                               if m.kind == "numeric")
+            raise InputError(f"the fitted {md.outcome.measure} at {label} is beyond what a "
+                             "floating-point number can hold: give --at values nearer the data "
+                             f"({ranges})")
+        est, low, high = natural
         out.append({"at": label, "estimate": est, "ci_low": low, "ci_high": high})
     return out
+
+
+def fitted_note(md: ModeratorData, X, columns) -> list[str]:
+    """Says so when the fitted effects are shown at quantiles rather than every value."""
+    distinct = len(np.unique(X, axis=0))
+    if distinct <= MAX_FITTED_ROWS or not numeric_columns(md, columns):
+        return []
+    names = ", ".join(m.name for m in md.moderators if m.kind == "numeric")
+    return [f"Fitted effects are shown at the minimum, quartiles and maximum of {names} "
+            f"({distinct:,} distinct moderator values in the data)."]
 
 
 def regression_line(md: ModeratorData, interval, centre: str):
@@ -468,7 +513,8 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
               "tau": tau,
               "fitted": fitted, "study_effects": study_effects, "line": line,
               "diagnostics": diagnostics,
-              "seed": seed if engine == "pymc" else None, "notes": md.notes()}
+              "seed": seed if engine == "pymc" else None,
+              "notes": md.notes() + fitted_note(md, X, columns)}
     return record
 
 
@@ -538,12 +584,24 @@ def fmt(x, digits=3) -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
 
 
+def p_fmt(p) -> str:
+    """'p = 0.236'; a p-value that underflowed to 0 as the bound it is ('p < 1e-300')."""
+    return "p < 1e-300" if p == 0 else f"p = {fmt(p)}"
+
+
+def study_names(studies, limit: int = 12) -> str:
+    """The studies by name, the first ``limit`` of a long list and how many more."""
+    if len(studies) <= limit:
+        return ", ".join(studies)
+    return f"{', '.join(studies[:limit])} and {len(studies) - limit:,} more"
+
+
 def header(rec: dict) -> list[str]:
     mods = "; ".join(f"{m['name']} ({m['kind']}"
                      + (f": {', '.join(m['levels'])}" if m["levels"] else "") + ")"
                      for m in rec["moderators"])
     return [f"{rec['label']} [{rec['outcome']}], {rec['measure']}, {rec['level']} level, "
-            f"k = {rec['k']}: {', '.join(rec['studies'])}",
+            f"k = {rec['k']}: {study_names(rec['studies'])}",
             f"Moderators: {mods}"]
 
 
@@ -556,7 +614,7 @@ def classical_text(rec: dict) -> str:
             lines.append(f"  {s['level']:<28} k = {s['k']:<3} {fmt(n['estimate'])} "
                          f"[{fmt(n['ci_low'])}, {fmt(n['ci_high'])}]  tau^2 {fmt(s['tau2'])}")
         lines.append(f"Test for subgroup differences: Q = {fmt(rec['q_between'])}, df = "
-                     f"{rec['df_between']}, p = {fmt(rec['p_between'])}")
+                     f"{rec['df_between']}, {p_fmt(rec['p_between'])}")
     else:
         kh = rec.get("test") == "knha"
         lines.append(f"Meta-regression ({rec['method']}"
@@ -564,10 +622,10 @@ def classical_text(rec: dict) -> str:
                      + f"); {rec['scale']}:")
         for c in rec["coefficients"]:
             lines.append(f"  {c['name']:<44} {fmt(c['estimate'])} (SE {fmt(c['se'])}) "
-                         f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]  p = {fmt(c['p'])}")
+                         f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]  {p_fmt(c['p'])}")
         qm_name = f"F({rec['qm_df']}, {rec['qm_df2']})" if kh else f"QM (df {rec['qm_df']})"
-        lines.append(f"{qm_name} = {fmt(rec['qm'])}, p = {fmt(rec['qm_p'])}; "
-                     f"QE = {fmt(rec['qe'])} (df {rec['qe_df']}, p = {fmt(rec['qe_p'])}); "
+        lines.append(f"{qm_name} = {fmt(rec['qm'])}, {p_fmt(rec['qm_p'])}; "
+                     f"QE = {fmt(rec['qe'])} (df {rec['qe_df']}, {p_fmt(rec['qe_p'])}); "
                      f"residual tau^2 = {fmt(rec['tau2'])} (without moderators "
                      f"{fmt(rec['tau2_without_moderators'])}); R^2 = {fmt(rec['r2'])}%")
     lines += rec["notes"]

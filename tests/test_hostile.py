@@ -79,3 +79,93 @@ def test_a_report_survives_overwhelming_heterogeneity(tmp_path):
     record = json.loads((out / "hetero.json").read_text(), parse_constant=pytest.fail)
     assert record["bma"]["bf_heterogeneity"] is None
     assert record["bma"]["log_bf_heterogeneity"] == pytest.approx(1199, abs=0.5)
+
+
+# ----- many studies: memory linear in k, output bounded ---------------------------------------
+
+def regression_data(directory: Path, k: int, seed: int = 1) -> Path:
+    """k made-up log RRs (generic inverse variance) with a numeric moderator 'dose' in
+    trials.csv: y = -0.02 dose + noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 50, k)
+    y = -0.02 * x + rng.normal(0, 0.3, k)
+    se = rng.uniform(0.1, 0.5, k)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "outcomes.csv").write_text(
+        "outcome,label,comparison,measure,benefit\ntb,TB,vaccine,RR,lower\n")
+    (directory / "studies.csv").write_text(
+        "outcome,study,yi,sei,provenance,source\n"
+        + "".join(f"tb,S{i},{y[i]:.6f},{se[i]:.6f},printed,made up\n" for i in range(k)))
+    (directory / "trials.csv").write_text(
+        "study,source,dose,dose_source\n"
+        + "".join(f"S{i},made up,{x[i]:.4f},made up\n" for i in range(k)))
+    return directory
+
+
+PEAK = """import resource, sys
+from bayes_pip.cli import main
+code = main(sys.argv[1:])
+sys.stderr.write(f"peak-kb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+sys.exit(code)
+"""
+
+
+def peak_memory_run(*args: str):
+    """Run the CLI in a new interpreter; returns (CompletedProcess, its peak resident MB)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True,
+                       timeout=600)
+    peak = [line for line in r.stderr.splitlines() if line.startswith("peak-kb ")]
+    return r, int(peak[-1].split()[1]) / 1024 if peak else math.inf
+
+
+def test_meta_regression_memory_is_linear_at_k_20000(tmp_path):
+    """`dl --moderator` at k = 20,000 (a dense k x k hat matrix needed 3.2 GB and failed): under
+    1 GB, the study list shortened, the fitted effects at five quantiles, the coefficients equal
+    to weighted least squares at the printed tau^2 (np.linalg.lstsq, an independent solve)."""
+    data = regression_data(tmp_path / "data", 20_000)
+    r, peak = peak_memory_run("dl", "tb", "--data", str(data), "--moderator", "dose", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert peak < 1024, peak
+    rec = json.loads(r.stdout)
+    assert len(rec["fitted"]) == 5 and "minimum, quartiles and maximum of dose" in rec["notes"][-1]
+    y = np.array([float(line.split(",")[2]) for line in
+                  (data / "studies.csv").read_text().splitlines()[1:]])
+    se = np.array([float(line.split(",")[3]) for line in
+                   (data / "studies.csv").read_text().splitlines()[1:]])
+    x = np.array([float(line.split(",")[2]) for line in
+                  (data / "trials.csv").read_text().splitlines()[1:]])
+    sw = 1 / np.sqrt(se**2 + rec["tau2"])
+    beta = np.linalg.lstsq(np.column_stack([sw, sw * x]), sw * y, rcond=None)[0]
+    assert [c["estimate"] for c in rec["coefficients"]] == pytest.approx(beta, rel=1e-9)
+    text = run_main("dl", "tb", "--data", str(data), "--moderator", "dose").stdout
+    assert "S11 and 19,988 more" in text and "p < 1e-300" in text and len(text) < 5000
+
+
+def test_dl_tau2_of_a_meta_regression_equals_the_dense_formula():
+    """The O(k p^2) residual projection against the dense P = W - W X (X'WX)^-1 X'W at k = 60:
+    y'Py, tr P, tr P^2 and P y."""
+    from bayes_pip.metareg import _Residual
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack([np.ones(60), rng.normal(size=60), rng.integers(0, 2, 60)])
+    w, y = rng.uniform(1, 20, 60), rng.normal(size=60)
+    wx = X * w[:, None]
+    P = np.diag(w) - wx @ np.linalg.inv(X.T @ wx) @ wx.T
+    R = _Residual(X, w)
+    assert R.quadratic(y) == pytest.approx(y @ P @ y, rel=1e-12)
+    assert R.trace() == pytest.approx(np.trace(P), rel=1e-12)
+    assert R.trace_square() == pytest.approx(np.sum(P * P), rel=1e-11)
+    assert R.apply(y) == pytest.approx(P @ y, rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize("at", ["1e10", "1e308"])
+def test_at_values_the_scale_cannot_hold_are_refused(tmp_path, at):
+    """--at 1e10 printed "- [0, -]" with exit 0 and 1e308 crashed; both are one line, exit 2."""
+    data = regression_data(tmp_path / "data", 12)
+    r = run_main("fit", "tb", "--data", str(data), "--moderator", "dose", "--engine", "exact",
+                 "--at", at)
+    assert_input_error(r, "is beyond what a floating-point number can hold: give --at values "
+                          "nearer the data (dose from")
