@@ -159,6 +159,9 @@ def data_status(rows: pd.DataFrame, published: Published | None,
     if published is not None:
         what = (f"study data for {k} of {published.k} studies; published pooled result used"
                 if k else "published pooled result only")
+        if reconstruction is not None and not reconstruction.searched:
+            what += (f" (tables not reconstructed: {reconstruction.n_candidates:,} candidates "
+                     "exceed the search budget; see `reconstruct --max-candidates`)")
         return DataStatus(k, participants, published.k, "summary", what)
     return DataStatus(0, 0, None, None, "no data yet")
 
@@ -237,7 +240,12 @@ class Dataset:
     constraints: pd.DataFrame | None = None
     metadata: dict = field(default_factory=lambda: dict(METADATA_DEFAULTS))
     multi_arm: str = "refuse"   # how a shared arm in one meta-analysis is handled (design.py)
+    search_budget: int = reconstruct.MAX_CANDIDATES  # candidate tables a reconstruction may test
     _reconstructed: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def with_search_budget(self, budget: int) -> "Dataset":
+        """The same data with another reconstruction budget (--max-candidates)."""
+        return dataclasses.replace(self, search_budget=int(budget), _reconstructed={})
 
     def with_moderator_kind(self, name: str, kind: str) -> "Dataset":
         """The same data with a moderator read as ``kind`` (e.g. a numeric code as categories)."""
@@ -298,7 +306,7 @@ class Dataset:
             linked = self.linked_outcomes(outcome_id)
             problems = [self.reconstruction_problem(o) for o in linked]
             try:
-                results = reconstruct.reconstruct_jointly(problems)
+                results = reconstruct.reconstruct_jointly(problems, budget=self.search_budget)
             except ValueError as exc:
                 raise InputError(str(exc), file=self.constraints_file) from None
             self._reconstructed.update({r.outcome: r for r in results})

@@ -32,7 +32,9 @@ ARMS = ("pip", "ctrl")
 FIELDS = ("n", "events")
 METHODS = ("MH-random", "DL", "MH-fixed", "IV-fixed")
 CHUNK = 1 << 20              # candidates evaluated per vectorised step
-MAX_CANDIDATES = 2 * 10**9   # refuse an enumeration larger than this (ask for constraints)
+# the default search budget: more candidates than this are refused before searching (about 20 s
+# at k = 2; --max-candidates raises it)
+MAX_CANDIDATES = 10**7
 MAX_KEPT = 100_000           # solutions kept per outcome (the count is always exact)
 
 
@@ -98,6 +100,7 @@ class Reconstruction:
     diagnosis: str = ""           # why nothing was consistent, when nothing was
     joint: tuple[str, ...] = ()   # outcomes reconstructed jointly with this one
     n_single: int | None = None   # solutions before the joint constraints
+    searched: bool = True         # False: over the search budget, nothing was tested
 
     @property
     def cell_ranges(self) -> list[dict]:
@@ -134,7 +137,7 @@ class Reconstruction:
             "solutions": tables, "solutions_shown": len(tables),
             "cell_ranges": self.cell_ranges,
             "reproduces": self.reproduces()[:limit],
-            "diagnosis": self.diagnosis or None,
+            "diagnosis": self.diagnosis or None, "searched": self.searched,
         }
 
 
@@ -205,81 +208,155 @@ def cell_bounds(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def arm_size_vectors(low: np.ndarray, high: np.ndarray, total: int | None):
-    """Every vector of the 2k arm sizes within bounds (summing to ``total`` when given)."""
-    lo = low[:, [1, 3]].ravel()
-    hi = high[:, [1, 3]].ravel()
+class SearchBudgetExceeded(ValueError):
+    """The enumeration would test more candidates (or walk more arm-size prefixes) than the
+    budget allows; nothing was searched."""
+
+    def __init__(self, outcome: str, n_candidates: float, budget: int, what: str = "candidate tables"):
+        self.outcome, self.n_candidates, self.budget = outcome, n_candidates, budget
+        super().__init__(
+            f"outcome '{outcome}': {n_candidates:,.0f} {what} to test, more than the search "
+            f"budget of {budget:,}; bound more arm sizes or event counts in constraints.csv "
+            "(min and max), or raise the budget with --max-candidates")
+
+
+def pruned_bounds(low: np.ndarray, high: np.ndarray):
+    """Arm-size bounds (2k,) raised to the events' lower bounds (events never exceed n), the
+    events' lower bounds and caps (2k,; -1 = only n), and whether any table is possible."""
+    ev_lo = low[:, [0, 2]].ravel()
+    ev_cap = high[:, [0, 2]].ravel()
+    n_lo = np.maximum(low[:, [1, 3]].ravel(), ev_lo)
+    n_hi = high[:, [1, 3]].ravel()
+    possible = bool(((ev_cap < 0) | (ev_cap >= ev_lo)).all() and (n_lo <= n_hi).all())
+    return n_lo, n_hi, ev_lo, ev_cap, possible
+
+
+def count_candidates(low, high, total) -> float:
+    """How many candidate tables the enumeration will test, without enumerating them: the
+    coefficient of z^total in prod_cells sum_n width(n) z^n (width(n): the event counts possible
+    in an arm of size n), by polynomial products (FFT for long ones). Exact below 2^53 for the
+    direct products; the FFT estimate only decides the budget (the enumeration counts exactly)."""
+    from scipy import signal
+
+    n_lo, n_hi, ev_lo, ev_cap, possible = pruned_bounds(low, high)
+    if not possible:
+        return 0.0
+    polys = []
+    for a, b, e, c in zip(n_lo, n_hi, ev_lo, ev_cap):
+        n = np.arange(a, b + 1, dtype=float)
+        polys.append(np.maximum((n if c < 0 else np.minimum(n, c)) - e + 1, 0.0))
     if total is None:
-        for combo in itertools.product(*(range(a, b + 1) for a, b in zip(lo, hi))):
-            yield np.array(combo)
+        return float(np.prod([p.sum() for p in polys]))
+    need = total - int(n_lo.sum())   # the degree wanted, counted from the lowest sizes
+    if need < 0:
+        return 0.0
+    product = np.ones(1)
+    for p in polys:
+        p = p[:need + 1]
+        if len(product) * len(p) <= 10**7:
+            product = np.convolve(product, p)[:need + 1]
+        else:
+            product = np.maximum(signal.fftconvolve(product, p)[:need + 1], 0.0)
+    return float(product[need]) if need < len(product) else 0.0
+
+
+# at most this many arm-size prefixes are walked in Python (about 5 s), whatever the count
+MAX_PREFIXES = 1_000_000
+# memory of one chunk of candidates (tables and the work arrays of the pooled result)
+CHUNK_BYTES = 64 << 20
+
+
+def arm_size_blocks(n_lo, n_hi, total, outcome: str = ""):
+    """Every vector of the 2k arm sizes within bounds (summing to ``total`` when given), as
+    arrays (m, 2k) in lexicographic order: all but the last cell (or two) walked with pruning,
+    the last ones vectorised. Raises SearchBudgetExceeded past MAX_PREFIXES prefixes."""
+    lo, hi = [int(x) for x in n_lo], [int(x) for x in n_hi]
+    cells = len(lo)
+    visited = 0
+    if total is None:
+        for combo in itertools.product(*(range(a, b + 1) for a, b in zip(lo[:-1], hi[:-1]))):
+            visited += 1
+            if visited > MAX_PREFIXES:
+                raise SearchBudgetExceeded(outcome, visited, MAX_PREFIXES, "arm-size prefixes")
+            last = np.arange(lo[-1], hi[-1] + 1)
+            yield np.column_stack([np.tile(np.array(combo, np.int64), (len(last), 1)), last])
         return
-    # all but the last cell free, the last one fixed by the total (pruned by remaining bounds)
-    suffix_lo = np.concatenate([np.cumsum(lo[::-1])[::-1], [0]])
-    suffix_hi = np.concatenate([np.cumsum(hi[::-1])[::-1], [0]])
-
-    def walk(i, partial, used):
-        if i == len(lo) - 1:
-            last = total - used
-            if lo[i] <= last <= hi[i]:
-                yield np.array(partial + [last])
-            return
-        for value in range(lo[i], hi[i] + 1):
-            rest = total - used - value
-            if suffix_lo[i + 1] <= rest <= suffix_hi[i + 1]:
-                yield from walk(i + 1, partial + [value], used + value)
-
-    yield from walk(0, [], 0)
-
-
-def count_candidates(low, high, total) -> int:
-    """How many candidate tables the enumeration will test."""
-    count = 0
-    for sizes in arm_size_vectors(low, high, total):
-        n = sizes.reshape(-1, 2)
-        ev_hi = np.where(high[:, [0, 2]] < 0, n, np.minimum(high[:, [0, 2]], n))
-        width = np.maximum(ev_hi - low[:, [0, 2]] + 1, 0)
-        count += int(np.prod(width, dtype=object))
-        if count > MAX_CANDIDATES:
-            return count
-    return count
-
-
-def candidates(low, high, total):
-    """Candidate tables (m, k, 4) in chunks of about CHUNK."""
-    k = low.shape[0]
-    buffer, size = [], 0
-    for sizes in arm_size_vectors(low, high, total):
-        n = sizes.reshape(k, 2)
-        ev_lo = low[:, [0, 2]]
-        ev_hi = np.where(high[:, [0, 2]] < 0, n, np.minimum(high[:, [0, 2]], n))
-        if (ev_hi < ev_lo).any():
+    suffix_lo = [sum(lo[i:]) for i in range(cells)] + [0]
+    suffix_hi = [sum(hi[i:]) for i in range(cells)] + [0]
+    stack = [(0, (), 0)]
+    while stack:   # depth first, the smallest value first (a stack of pending prefixes)
+        i, prefix, used = stack.pop()
+        if i == cells - 2:   # vectorise the last two cells: x + last = total - used
+            visited += 1
+            if visited > MAX_PREFIXES:
+                raise SearchBudgetExceeded(outcome, visited, MAX_PREFIXES, "arm-size prefixes")
+            rest = total - used
+            x = np.arange(max(lo[i], rest - hi[i + 1]), min(hi[i], rest - lo[i + 1]) + 1)
+            if len(x):
+                head = np.tile(np.array(prefix, np.int64), (len(x), 1))
+                yield np.column_stack([head, x, rest - x])
             continue
-        grids = np.meshgrid(*[np.arange(ev_lo[j, a], ev_hi[j, a] + 1)
-                              for j in range(k) for a in range(2)], indexing="ij")
-        events = np.stack([g.ravel() for g in grids], axis=-1).reshape(-1, k, 2)
-        block = np.empty((len(events), k, 4), dtype=np.int64)
-        block[..., 0], block[..., 2] = events[..., 0], events[..., 1]
-        block[..., 1], block[..., 3] = n[:, 0], n[:, 1]
-        buffer.append(block)
-        size += len(block)
-        if size >= CHUNK:
-            yield np.concatenate(buffer)
-            buffer, size = [], 0
-    if buffer:
-        yield np.concatenate(buffer)
+        options = [v for v in range(lo[i], hi[i] + 1)
+                   if suffix_lo[i + 1] <= total - used - v <= suffix_hi[i + 1]]
+        stack.extend((i + 1, prefix + (v,), used + v) for v in reversed(options))
 
 
-def reconstruct_outcome(problem: Problem) -> Reconstruction:
-    """Every integer table that reproduces the printed pooled result of one outcome."""
+def candidates(low, high, total, outcome: str = "", budget: int | None = None):
+    """Candidate tables (m, k, 4) in chunks of bounded memory, whatever the shape of the search:
+    the event counts of every arm-size vector are enumerated by a mixed-radix index, split
+    across chunks when one vector alone has more candidates than a chunk holds. Stops with
+    SearchBudgetExceeded past ``budget`` candidates (a guard behind the count)."""
+    k = low.shape[0]
+    n_lo, n_hi, ev_lo, ev_cap, possible = pruned_bounds(low, high)
+    if not possible:
+        return
+    chunk = max(1024, CHUNK_BYTES // (k * 4 * 8 * 8))
+    seen = 0
+    pending, pending_size = [], 0
+    for sizes in arm_size_blocks(n_lo, n_hi, total, outcome):
+        ev_hi = np.where(ev_cap < 0, sizes, np.minimum(ev_cap, sizes))
+        widths = np.maximum(ev_hi - ev_lo + 1, 0)
+        counts = np.prod(widths.astype(float), axis=1)
+        seen += counts.sum()
+        if budget is not None and seen > budget:
+            raise SearchBudgetExceeded(outcome, seen, budget)
+        keep = counts > 0
+        sizes, widths, counts = sizes[keep], widths[keep], counts[keep].astype(np.int64)
+        ends = np.cumsum(counts)
+        for start in range(0, int(ends[-1]) if len(ends) else 0, chunk):
+            flat = np.arange(start, min(start + chunk, int(ends[-1])), dtype=np.int64)
+            row = np.searchsorted(ends, flat, side="right")
+            local = flat - (ends[row] - counts[row])
+            events = np.empty((len(flat), 2 * k), dtype=np.int64)
+            for j in range(2 * k - 1, -1, -1):   # the last cell varies fastest
+                w = widths[row, j]
+                events[:, j] = ev_lo[j] + local % w
+                local //= w
+            block = np.empty((len(flat), k, 4), dtype=np.int64)
+            block[..., 0], block[..., 2] = events[:, 0::2], events[:, 1::2]
+            n = sizes[row]
+            block[..., 1], block[..., 3] = n[:, 0::2], n[:, 1::2]
+            pending.append(block)
+            pending_size += len(block)
+            if pending_size >= chunk:
+                yield np.concatenate(pending)
+                pending, pending_size = [], 0
+    if pending:
+        yield np.concatenate(pending)
+
+
+def reconstruct_outcome(problem: Problem, budget: int = MAX_CANDIDATES) -> Reconstruction:
+    """Every integer table that reproduces the printed pooled result of one outcome. Raises
+    SearchBudgetExceeded, before searching, when there are more than ``budget`` candidates."""
     low, high = cell_bounds(problem)
     total = problem.printed.participants
-    n_candidates = count_candidates(low, high, total)
-    if n_candidates > MAX_CANDIDATES:
-        raise ValueError(f"{n_candidates:.3g} candidate tables (more than {MAX_CANDIDATES:.0e}); "
-                         "bound more arm sizes or counts in constraints.csv")
-    kept, count = [], 0
+    estimate = count_candidates(low, high, total)
+    if estimate > budget:
+        raise SearchBudgetExceeded(problem.outcome, estimate, budget)
+    kept, count, n_candidates = [], 0, 0
     partial = np.zeros(4, dtype=np.int64)  # candidates matching estimate / +low / +high / all
-    for block in candidates(low, high, total):
+    for block in candidates(low, high, total, problem.outcome, budget):
+        n_candidates += len(block)
         ok = matches(pooled_natural(block, problem.measure, problem.method), problem.printed)
         partial += [ok[0].sum(), (ok[0] & ok[1]).sum(), (ok[0] & ok[2]).sum(), ok.all(0).sum()]
         hit = block[ok.all(axis=0)]
@@ -326,8 +403,23 @@ def _links(problems: list[Problem]) -> _Links:
     return links
 
 
-def reconstruct_jointly(problems: list[Problem], max_joint: int = 5_000_000
-                        ) -> list[Reconstruction]:
+def not_searched(problems: list[Problem], exc: SearchBudgetExceeded) -> list[Reconstruction]:
+    """The outcomes of one linked set, none searched because one exceeds the budget."""
+    names = tuple(p.outcome for p in problems)
+    out = []
+    for p in problems:
+        why = str(exc) if p.outcome == exc.outcome else (
+            f"outcome '{p.outcome}' is reconstructed jointly with '{exc.outcome}', which is over "
+            f"the search budget: {exc}")
+        out.append(Reconstruction(p.outcome, p.measure, p.method, p.studies, p.printed,
+                                  int(exc.n_candidates) if p.outcome == exc.outcome else 0, 0,
+                                  np.zeros((0, len(p.studies), 4), dtype=np.int64), why, names,
+                                  None, searched=False))
+    return out
+
+
+def reconstruct_jointly(problems: list[Problem], max_joint: int = 5_000_000,
+                        budget: int = MAX_CANDIDATES) -> list[Reconstruction]:
     """Reconstruct outcomes that share arms together.
 
     Cells with the same ``group`` must hold the same number in every outcome (e.g. the arm sizes
@@ -335,7 +427,10 @@ def reconstruct_jointly(problems: list[Problem], max_joint: int = 5_000_000
     of one classification: secure, avoidant, resistant, disorganised) sum to at most the arm
     size. Each outcome keeps the tables that belong to at least one joint solution.
     """
-    single = [reconstruct_outcome(p) for p in problems]
+    try:
+        single = [reconstruct_outcome(p, budget) for p in problems]
+    except SearchBudgetExceeded as exc:
+        return not_searched(problems, exc)
     if len(problems) == 1:
         return single
     links = _links(problems)

@@ -302,3 +302,74 @@ def test_a_small_review_reconstructs_through_the_cli(tmp_path):
                                                                     (18, 51, 1, 54)}
     r = run_main("list", "--data", str(d))
     assert "reconstructed: 2 tables consistent" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# the search has a budget: counted before enumerating, enumerated in bounded chunks
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(6))
+def test_candidate_count_and_order_equal_a_plain_loop(seed, monkeypatch):
+    """Random bounds on two or three studies, with and without a total: the arithmetic count
+    equals the number of tables a plain itertools loop yields, and the chunked enumeration
+    (chunks forced down to 1,024 tables, so one arm-size vector spans several) gives exactly
+    those tables in the same order."""
+    rng = np.random.default_rng(seed)
+    k = 2 + seed % 2
+    low = np.zeros((k, 4), np.int64)
+    high = np.zeros((k, 4), np.int64)
+    for j in range(k):
+        for c in (1, 3):
+            a = int(rng.integers(1, 12))
+            low[j, c], high[j, c] = a, a + int(rng.integers(0, 4))
+        for c in (0, 2):
+            low[j, c] = int(rng.integers(0, 3))
+            high[j, c] = -1 if rng.random() < 0.5 else int(rng.integers(low[j, c], 14))
+    total = None if seed % 3 == 0 else int((low[:, [1, 3]].sum() + high[:, [1, 3]].sum()) // 2)
+    plain = []
+    ranges = [range(low[j, c], high[j, c] + 1) for j in range(k) for c in (1, 3)]
+    for sizes in itertools.product(*ranges):
+        if total is not None and sum(sizes) != total:
+            continue
+        ev = []
+        for j in range(k):
+            for a, c in ((0, 0), (1, 2)):
+                n = sizes[2 * j + a]
+                cap = n if high[j, c] < 0 else min(n, high[j, c])
+                ev.append(range(low[j, c], cap + 1))
+        for events in itertools.product(*ev):
+            plain.append([(events[2 * j], sizes[2 * j], events[2 * j + 1], sizes[2 * j + 1])
+                          for j in range(k)])
+    assert rc.count_candidates(low, high, total) == len(plain)
+    monkeypatch.setattr(rc, "CHUNK_BYTES", 1)
+    found = [t.tolist() for block in rc.candidates(low, high, total) for t in block]
+    assert found == [[list(row) for row in t] for t in plain]
+
+
+def test_a_search_over_the_budget_is_refused_before_it_starts(tmp_path):
+    """20,000 participants and only the event counts known: ~1.3e12 arm-size vectors (the old
+    search ran until killed). Counted in well under a second, refused with one line; `list`
+    shows the published result and says why nothing was reconstructed; --max-candidates below
+    the real count refuses the bundled secure-attachment search too."""
+    import time
+
+    from conftest import run_main
+
+    d = write_review(tmp_path, HEADER + "sec,A,ctrl,events,9,9,s\nsec,B,ctrl,events,1,1,s\n"
+                     "sec,A,pip,events,3,3,s\nsec,B,pip,events,5,5,s\n")
+    published = d / "published.csv"
+    published.write_text(published.read_text().replace(",168,", ",20000,"))
+    start = time.perf_counter()
+    r = run_main("reconstruct", "sec", "--data", str(d))
+    assert time.perf_counter() - start < 10
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    # arm sizes at least the events (3, 9, 5, 1) summing to 20,000: C(19,982 + 3, 3) vectors
+    assert math.comb(19_985, 3) == 1_330_135_889_320
+    assert ("outcome 'sec': 1,330,135,889,320 candidate tables to test, more than the search "
+            "budget of 10,000,000") in r.stderr
+    r = run_main("list", "--data", str(d))
+    assert r.returncode == 0 and "tables not reconstructed: 1,330,135,889,320 candidates" in r.stdout
+    r = run_main("fit", "sec", "--data", str(d), "--engine", "exact", "--level", "reconstructed")
+    assert r.returncode == 2 and "more than the search budget" in r.stderr
+    r = run_main("reconstruct", "secure_attachment_post", "--max-candidates", "30000")
+    assert r.returncode == 2 and "38,054 candidate tables to test" in r.stderr, r.stderr
