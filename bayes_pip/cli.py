@@ -56,6 +56,8 @@ def probability_open(text: str) -> float:
 
 SEED_MAX = 4_294_967_295  # 2^32 - 1, what NumPy seeds accept
 DRAWS_MAX = 1_000_000  # per chain; 4 chains x 10^6 draws of mu and tau is 64 MB
+IMPORTED_FILES = ("outcomes.csv", "studies.csv", "trials.csv", "published.csv")  # `import`
+TAU_SCALE_RANGE = (1e-6, 100.0)  # calibrate --tau-scale (1e-300 crashed inside numba)
 MAX_BUDGET = 1_000_000_000_000  # --max-candidates: 10^12 candidate tables (days of search)
 
 
@@ -578,9 +580,10 @@ def cmd_calibrate(args) -> int:
     ks = whole_numbers(args.k, "--k", 1, 500)
     if not 10 <= args.reps <= 1_000_000:
         raise InputError(f"--reps {args.reps}: give a number of replicates from 10 to 1000000")
-    if not 0 < args.tau_scale < 100:
-        raise InputError(f"--tau-scale {args.tau_scale}: give a half-normal scale above 0 and "
-                         "below 100")
+    if not TAU_SCALE_RANGE[0] <= args.tau_scale <= TAU_SCALE_RANGE[1]:
+        raise InputError(f"--tau-scale {args.tau_scale:g}: give a half-normal scale from "
+                         f"{TAU_SCALE_RANGE[0]:g} to {TAU_SCALE_RANGE[1]:g} (the range a prior "
+                         "file accepts for a scale, capped at 100)")
     if args.out:
         check_output_dir(args.out)
     from bayes_pip.engines.base import SamplerSettings
@@ -707,6 +710,13 @@ def cmd_import(args) -> int:
     if out.exists() and any(out.iterdir()) and not args.force:
         raise InputError("is not empty; give an empty or new directory, or --force to replace "
                          "its whole content", file=str(out))
+    if out.exists() and args.force:   # --force replaces an earlier import, nothing else
+        other = sorted(p.name for p in out.iterdir() if p.name not in IMPORTED_FILES)
+        if other:
+            raise InputError(f"--force replaces only an earlier import ({', '.join(IMPORTED_FILES)}"
+                             f"), and this directory also holds {', '.join(other[:3])}"
+                             + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+                             + "; give a new directory", file=str(out))
     if Path(args.source).resolve() == out.resolve() or out.resolve() in Path(
             args.source).resolve().parents:
         raise InputError("--out may not contain the file being imported", file=str(out))

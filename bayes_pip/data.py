@@ -485,6 +485,8 @@ def parse_table(raw: bytes, name: str, required: tuple[str, ...]) -> pd.DataFram
         if any(0x80 <= ord(ch) < 0xA0 for ch in text):
             raise InputError("cannot decode file as UTF-8 or ISO-8859-1 text (it may be "
                              "Windows-1252); save it as UTF-8", file=name) from None
+    # line ends as Windows (CRLF), Unix (LF) or classic Mac OS (CR only) write them
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     header = next(csv.reader(io.StringIO(text)), [])
     names = [h.strip() for h in header]
     for column in names:
@@ -843,6 +845,13 @@ def validate_published(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -
             raise InputError(f"estimate {r.estimate:g} is not inside its CI "
                              f"[{r.ci_low:g}, {r.ci_high:g}]", file=file, row=csv_row(i),
                              column="estimate")
+        scale = measures.get(r.measure)
+        with np.errstate(all="ignore"):
+            width = float(scale.to_analysis(r.ci_high) - scale.to_analysis(r.ci_low))
+        if not math.isfinite(width):   # the standard error recovered from it would be inf
+            raise InputError(f"the CI [{r.ci_low:g}, {r.ci_high:g}] is wider than a "
+                             "floating-point number can hold; check the printed values",
+                             file=file, row=csv_row(i), column="ci_high")
     for column in ("model", "grade"):
         if column not in frame.columns:
             frame[column] = ""

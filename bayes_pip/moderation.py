@@ -290,7 +290,13 @@ def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: st
     md = moderator_data(dataset, outcome_id, [name], level=None)
     check_variation(md)
     y, v = md.tables[0]
-    result = metareg.subgroup_analysis(y, v, md.moderators[0].values, method, tau)
+    try:
+        result = metareg.subgroup_analysis(y, v, md.moderators[0].values, method, tau)
+    except ValueError as exc:
+        hint = ("; with --tau common the subgroups share one tau^2, which needs more studies "
+                "than subgroups (--tau separate pools each subgroup on its own)"
+                if tau == "common" else "")
+        raise InputError(f"outcome '{outcome_id}', subgroups by {name}: {exc}{hint}") from None
     scale = md.outcome.scale
     z = dl.Z_975
     study_effects = [{"study": s, "level": str(md.moderators[0].values[i]),

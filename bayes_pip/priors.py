@@ -17,6 +17,7 @@ import dataclasses
 import enum
 import functools
 import math
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -416,15 +417,76 @@ class ResolvedPrior:
         return f"{self.mu.describe()}; {self.tau.describe()}"
 
 
+MAX_PRIOR_BYTES = 1_000_000  # a prior file is a few hundred bytes
+
+
+def read_prior_text(path: Path) -> str:
+    """The text of a prior file: a regular file (never a pipe or a device, which would hang or
+    never end) of at most MAX_PRIOR_BYTES."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError("is not a regular file (a directory, pipe, device or socket); give "
+                             "a TOML prior file", file=str(path))
+        if info.st_size > MAX_PRIOR_BYTES:
+            raise InputError(f"is {info.st_size:,} bytes; a prior file may have at most "
+                             f"{MAX_PRIOR_BYTES:,}", file=str(path))
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_PRIOR_BYTES + 1)
+        return raw[:MAX_PRIOR_BYTES].decode("utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror})", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise InputError("is not UTF-8 text", file=str(path)) from None
+
+
+def check_structure(spec: dict, path: Path) -> None:
+    """Each key of a prior file holds the kind of value it must (text, a list, a table, a whole
+    number), so a misplaced value is named when the file is read, never met later."""
+    def need(value, kinds, where: str, what: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+            raise InputError(f"{shown[:60]} is not allowed here (must be {what})",
+                             file=str(path), column=where)
+
+    for key in ("title", "source"):
+        need(spec[key], str, key, "text in quotes")
+    if "notes" in spec:
+        need(spec["notes"], str, "notes", "text in quotes")
+    if "order" in spec:
+        need(spec["order"], int, "order", "a whole number, e.g. order = 10")
+        if not 0 <= spec["order"] <= 10**6:
+            raise InputError(f"{spec['order']} is outside 0..1000000", file=str(path),
+                             column="order")
+    for key in ("mu", "tau", "baseline", "coefficients"):
+        if key in spec:
+            need(spec[key], dict, key, f"a table: a [{key}] section with family = ...")
+            for name, value in spec[key].items():
+                if name in ("source", "family", "default_outcome_type"):
+                    need(value, str, f"{key}.{name}", "text in quotes")
+    tau = spec["tau"]
+    for key in ("by_outcome_type", "by_comparison_type"):
+        if key in tau:
+            need(tau[key], dict, f"tau.{key}", "a table")
+            for cell, value in tau[key].items():
+                if cell != "source":
+                    need(value, dict, f"tau.{key}.{cell}", "a table")
+
+
 def read_prior_set(path: Path) -> PriorSet:
     """Parse one models/*.toml file, with a clear error for a malformed one."""
+    text = read_prior_text(path)
     try:
-        spec = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        spec = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not a readable TOML prior file ({exc})", file=str(path)) from None
+    except RecursionError:
+        raise InputError("not a readable TOML prior file (values nested too deeply)",
+                         file=str(path)) from None
     for key in ("name", "title", "source", "applies_to", "mu", "tau"):
         if key not in spec:
             raise InputError(f"missing key '{key}'", file=str(path), column=key)
+    check_structure(spec, path)
     if not isinstance(spec["name"], str) or identifier_problem(spec["name"]):
         raise InputError(f"prior name {str(spec['name'])[:60]!r} "
                          f"{identifier_problem(str(spec['name'])) or 'must be text'}",
@@ -455,6 +517,9 @@ def check_parameters(spec: dict, path: Path) -> None:
     """Every parameter of a prior file is a number in its range, named with its field when not
     (so a bad file fails when it is read, with its name, never inside a sampler)."""
     def check(section: str, params: dict) -> None:
+        if not isinstance(params, dict):
+            raise InputError(f"{str(params)[:60]!r} is not allowed here (must be a table of "
+                             "parameters)", file=str(path), column=section)
         names = (MU_PARAMS.get(params.get("family"), ()) if section in ("mu", "baseline") else
                  TAU_FAMILIES[spec["tau"]["family"]][1])
         for name in names:
@@ -606,6 +671,10 @@ def mcid_on_analysis_scale(outcome: Outcome) -> float:
     return math.log(outcome.mcid) if outcome.scale.log_scale else outcome.mcid
 
 
+# a location on a log scale whose exponential a float can hold with room for the interval
+MAX_LOG_LOCATION = 700
+
+
 def resolve_mu(spec: dict, outcome: Outcome, file: str) -> Normal:
     """Build the mu prior; sceptical/enthusiastic priors are anchored at the outcome's MCID.
 
@@ -619,7 +688,13 @@ def resolve_mu(spec: dict, outcome: Outcome, file: str) -> Normal:
     """
     family = spec["family"]
     if family == "normal":
-        return Normal(float(spec["mean"]), float(spec["sd"]))
+        mean = float(spec["mean"])
+        if outcome.scale.log_scale and abs(mean) > MAX_LOG_LOCATION:
+            raise InputError(f"mean {mean:g} on the log {outcome.measure} scale (a pooled "
+                             f"{outcome.measure} of exp({mean:g})) is beyond what a "
+                             f"floating-point number holds: |mean| at most {MAX_LOG_LOCATION} "
+                             f"for {outcome.measure} outcomes", file=file, column="mu.mean")
+        return Normal(mean, float(spec["sd"]))
     tail = float(spec.get("tail_probability", 0.05))
     delta = mcid_on_analysis_scale(outcome)
     sd = abs(delta) / float(special.ndtri(1 - tail))

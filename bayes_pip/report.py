@@ -618,6 +618,10 @@ def replace_directory(out_dir, files: dict[str, bytes | str]) -> list[Path]:
     """Write ``files`` as the whole content of ``out_dir``: staged in a sibling directory, then
     swapped in (a previous content is removed only once the new one is in place)."""
     target = check_output_dir(out_dir)
+    here = Path.cwd().resolve()
+    if target.resolve() == here or target.resolve() in here.parents:
+        raise InputError("is the current directory or one above it; it would be replaced as a "
+                         "whole: give a new directory", file=str(out_dir))
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.bayes_pip-stage-", dir=target.parent))
     backup = None

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import special, stats
 
 from bayes_pip import dl
+from bayes_pip.errors import InputError
 
 EGGER_MIN_K = 10  # Cochrane Handbook 10.4.3.1: too little power with fewer studies
 
@@ -121,6 +122,10 @@ def egger_test(y, v) -> Egger:
     v = np.asarray(v, float)
     k = len(y)
     x = np.column_stack([np.ones(k), np.sqrt(v)])
+    if np.linalg.matrix_rank(x) < 2:
+        raise InputError(f"Egger's test regresses the effects on their standard errors, but all "
+                         f"{k} studies have the same standard error ({np.sqrt(v[0]):.4g}); "
+                         "there is no funnel to test")
     w = 1.0 / v
     xtwx = x.T @ (w[:, None] * x)
     beta = np.linalg.solve(xtwx, x.T @ (w * y))

@@ -68,7 +68,11 @@ def intervention_name(outcome) -> str:
 
 def num(x: float | None, digits: int = 2) -> str:
     """A number to fixed decimals (effects: 0.74, 8.93, -0.22); '-' when there is none."""
-    return "-" if x is None else f"{x:.{digits}f}"
+    if x is None:
+        return "-"
+    if not math.isfinite(x):   # never printed as a number: say what happened
+        return "(beyond float range)" if x == x else "(not defined)"
+    return f"{x:.{digits}f}"
 
 
 def dl_text(d: DLRecord, outcome: Outcome) -> str:

@@ -207,3 +207,178 @@ def test_reconstruction_memory_and_time_are_bounded(tmp_path):
     r, peak = peak_memory_run("list", "--data", str(data))
     assert r.returncode == 0 and "tables not reconstructed" in r.stdout, r.stderr
     assert time.perf_counter() - start < 30 and peak < 1024, peak
+
+
+# ----- accepted input, finite output (or a one-line refusal) ----------------------------------
+
+BASE = Path(__file__).parent / "bad_inputs" / "tau_zero"   # Crins OR outcome and an SMD one
+SHIPPED = Path(__file__).resolve().parents[1] / "models"
+
+
+def team_prior(directory: Path, text: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    (directory / "mine.toml").write_text(text)
+    return directory
+
+
+def halfnormal_as(name: str = "mine") -> str:
+    return (SHIPPED / "halfnormal-0.5.toml").read_text().replace(
+        'name = "halfnormal-0.5"', f'name = "{name}"').replace("order = 1\n", "order = 60\n")
+
+
+def test_a_prior_location_a_log_scale_cannot_hold_is_refused(tmp_path):
+    """[mu] mean = 1e6 printed "Pooled OR inf [inf, inf]" with exit 0; on the log OR scale it is
+    refused by name, while on the SMD scale (where 1e6 is a number) the fit stays finite."""
+    d = team_prior(tmp_path / "p", halfnormal_as().replace("mean = 0.0", "mean = 1e6", 1))
+    r = run_main("fit", "rejection", "--data", str(BASE), "--engine", "exact", "--prior", "mine",
+                 "--prior-dir", str(d))
+    assert_input_error(r, "column 'mu.mean': mean 1e+06 on the log OR scale (a pooled OR of "
+                          "exp(1e+06)) is beyond what a floating-point number holds")
+    r = run_main("fit", "score", "--data", str(BASE), "--engine", "exact", "--prior", "mine",
+                 "--prior-dir", str(d), "--json")
+    assert r.returncode == 0
+    json.loads(r.stdout, parse_constant=pytest.fail)   # no Infinity or NaN anywhere
+
+
+def test_a_published_ci_wider_than_a_float_is_refused(tmp_path):
+    """A published SMD CI of -1e308 to 1e308 gave an infinite standard error and crashed
+    `--json` (exit 1)."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(BASE, data)
+    with open(data / "published.csv", "a") as f:
+        f.write("score,SMD,0.1,-1e308,1e308,2,250,random effects,low,made up\n")
+    r = run_main("fit", "score", "--data", str(data), "--engine", "exact", "--level", "summary",
+                 "--json")
+    assert_input_error(r, "published.csv, row 3, column 'ci_high': the CI [-1e+308, 1e+308] is "
+                          "wider than a floating-point number can hold")
+
+
+def test_exact_batch_says_why_for_every_row_without_a_posterior():
+    """Within-study variances of 1e300 gave a NaN row with an empty error."""
+    from types import SimpleNamespace
+
+    from bayes_pip.engines.exact_batch import exact_batch
+    from bayes_pip.priors import HalfNormal, Normal
+
+    y = np.array([[0.1, 0.2], [0.1, 0.2], [0.3, 0.5]])
+    v = np.array([[0.1, 0.1], [1e300, 1e300], [0.2, 0.1]])
+    out = exact_batch(y, v, prior=SimpleNamespace(mu=Normal(0, 4), tau=HalfNormal(0.5)))
+    error = out["error"].values
+    assert error[0] == "" and error[2] == ""
+    assert error[1].startswith("no finite posterior: the effects or variances are too extreme")
+    for name, values in out.data_vars.items():
+        if values.dtype.kind == "f":
+            rows = np.asarray(values.values).reshape(3, -1)
+            assert np.isfinite(rows[[0, 2]]).all() and np.isnan(rows[1]).all(), name
+
+
+# ----- every user mistake is exit 2 with one line ---------------------------------------------
+
+def test_funnel_with_identical_standard_errors(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "outcomes.csv").write_text((BASE / "outcomes.csv").read_text())
+    (data / "studies.csv").write_text("outcome,study,yi,sei,provenance,source\n" + "".join(
+        f"rejection,S{i},{0.1 * i},0.2,printed,made up\n" for i in range(12)))
+    (data / "trials.csv").write_text("study,source,G,G_source\n" + "".join(
+        f"S{i},made up,g{i},made up\n" for i in range(12)))
+    out = tmp_path / "out"
+    r = run_main("funnel", "rejection", "--data", str(data), "--out", str(out))
+    assert_input_error(r, "all 12 studies have the same standard error (0.2)")
+    assert not out.exists()
+    r = run_main("dl", "rejection", "--data", str(data), "--subgroup", "G", "--tau", "common")
+    assert_input_error(r, "subgroups by G: 12 studies cannot estimate 12 coefficients")
+
+
+@pytest.mark.parametrize("edit,column,message", [
+    (("order = 60", 'order = "first"'), "order", "'first' is not allowed here"),
+    (("order = 60", "order = 60\ntau = 3"), "tau", "3 is not allowed here (must be a table"),
+    (('title = "Weakly informative: half-normal(0.5) on tau"', "title = 5"), "title",
+     "5 is not allowed here (must be text in quotes)"),
+    (("scale = 0.5", 'scale = "0.5"'), "tau.scale", "'0.5' is not allowed"),
+    (("scale = 0.5", "scale = [0.5]"), "tau.scale", "[0.5] is not allowed"),
+    (("scale = 0.5", "scale = {a = 1}"), "tau.scale", "is not allowed"),
+    (('source = "Friede et al. 2017: half-normal, scale 0.5"', "source = 3"), "tau.source",
+     "3 is not allowed here"),
+    (('applies_to = ["RR", "OR", "SMD"]', 'applies_to = "RR"'), "applies_to",
+     "must list measures"),
+])
+def test_prior_file_structure(tmp_path, edit, column, message):
+    old, new = edit
+    text = halfnormal_as()
+    assert old in text
+    if new == "order = 60\ntau = 3":   # a top-level tau = 3 (the [tau] table removed)
+        text = text[:text.index("[tau]")] + text[text.index("[baseline]"):]
+    d = team_prior(tmp_path / "p", text.replace(old, new, 1))
+    r = run_main("fit", "rejection", "--data", str(BASE), "--engine", "exact", "--prior-dir",
+                 str(d))
+    assert_input_error(r, f"mine.toml, column '{column}': ")
+    assert message in r.stderr
+
+
+def test_prior_dir_entries_that_are_not_files(tmp_path):
+    """A 100,000-deep TOML array, an entry linked to /dev/zero and a FIFO named x.toml (which
+    hung): each refused with one line, through a new process for the FIFO."""
+    import os
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "deep.toml").write_text("name = 'x'\na = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    r = run_main("fit", "rejection", "--data", str(BASE), "--engine", "exact", "--prior-dir",
+                 str(deep))
+    assert_input_error(r, "deep.toml: not a readable TOML prior file (values nested too deeply)")
+    zero = tmp_path / "zero"
+    zero.mkdir()
+    (zero / "z.toml").symlink_to("/dev/zero")
+    r = run_main("fit", "rejection", "--data", str(BASE), "--engine", "exact", "--prior-dir",
+                 str(zero))
+    assert_input_error(r, "z.toml: is not a regular file")
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "x.toml")
+    r = run_cli("fit", "rejection", "--data", str(BASE), "--engine", "exact", "--prior-dir",
+                str(fifo), timeout=60)
+    assert_input_error(r, "x.toml: is not a regular file")
+
+
+def test_calibrate_tau_scale_range():
+    r = run_main("calibrate", "--tau-scale", "1e-300", "--engine", "exact")
+    assert_input_error(r, "--tau-scale 1e-300: give a half-normal scale from 1e-06 to 100")
+
+
+def test_cr_only_line_ends_are_read(tmp_path):
+    """A CSV saved with classic Mac OS line ends (CR only) ended in a csv.Error traceback; it
+    reads as the same data as the LF file."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(BASE, data)
+    for name in ("studies.csv", "outcomes.csv"):
+        path = data / name
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r"))
+    cr = run_main("dl", "rejection", "--data", str(data), "--json")
+    lf = run_main("dl", "rejection", "--data", str(BASE), "--json")
+    assert cr.returncode == 0, cr.stderr
+    assert json.loads(cr.stdout)["estimate"] == json.loads(lf.stdout)["estimate"]
+
+
+def test_import_never_replaces_the_working_directory_or_foreign_files(tmp_path, monkeypatch):
+    fixture = Path(__file__).parent / "fixtures" / "fleiss1993"
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    r = run_main("import", str(fixture), "--out", ".", "--force", "--benefit", "lower")
+    assert_input_error(r, "is the current directory or one above it")
+    other = tmp_path / "thesis"
+    other.mkdir()
+    (other / "chapter1.tex").write_text("mine")
+    r = run_main("import", str(fixture), "--out", str(other), "--force", "--benefit", "lower")
+    assert_input_error(r, "--force replaces only an earlier import")
+    assert (other / "chapter1.tex").read_text() == "mine"
+    r = run_main("import", str(fixture), "--out", str(tmp_path / "new"), "--benefit", "lower")
+    assert r.returncode == 0, r.stderr
+    r = run_main("import", str(fixture), "--out", str(tmp_path / "new"), "--force",
+                 "--benefit", "lower")
+    assert r.returncode == 0, r.stderr

@@ -539,6 +539,15 @@ def batch_posterior(y, v, mask=None, prior=None, quantiles=QUANTILES, store: boo
         for start in range(0, len(rows), BLOCK_ROWS):
             _run_block(rows[start:start + BLOCK_ROWS], y, v, k, mu_p, tau_p, cells, qs, zqs,
                        summary, nodes, error)
+    # every row without a posterior says why (an extreme row can pass the scouting and still
+    # give no finite summary, e.g. within-study variances of 1e300)
+    silent = (error == "") & ~np.isfinite(summary).all(axis=1)
+    error[silent] = ("no finite posterior: the effects or variances are too extreme for the "
+                     "quadrature (|y| up to %g, v from %g to %g)")
+    for i in np.flatnonzero(silent):
+        real = slice(0, int(k[i]))
+        error[i] = error[i] % (np.abs(y[i, real]).max(), v[i, real].min(), v[i, real].max())
+    summary[error != ""] = np.nan
     return BatchPosterior(y=y, v=v, k=k, mu_prior=tuple(mus), tau_prior=tuple(taus),
                           quantiles=tuple(float(q) for q in qs), summary=summary, error=error,
                           nodes=nodes)
@@ -562,7 +571,7 @@ def _run_block(rows, y, v, k, mu_p, tau_p, cells, qs, zqs, summary, nodes, error
     lo, hi, shift = sc[:, 0], sc[:, 1], sc[:, 2]
     at_bottom, at_top, dead = sc[:, 3] > 0, sc[:, 4] > 0, sc[:, 8] > 0
     error[rows[dead]] = "the prior on tau gives zero density everywhere the data allow"
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
         tail = np.where(at_bottom & ~dead,
                         np.exp(sc[:, 5] - shift) * _prior_cdf(tau_p, np.exp(np.where(dead, 0, lo))),
                         0.0)
