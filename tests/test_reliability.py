@@ -306,10 +306,15 @@ def test_import_refuses_a_non_empty_target_unless_forced(tmp_path):
     r = run_cli("import", rm5, "--out", str(out), "--benefit", "lower")
     assert_input_error(r, "is not empty")
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    # --force replaces an earlier import, never files of the user's own
+    r = run_cli("import", rm5, "--out", str(out), "--benefit", "lower", "--force")
+    assert_input_error(r, "--force replaces only an earlier import")
+    (out / "notes.txt").unlink()
+    (out / "studies.csv").write_text("an earlier import")
     r = run_cli("import", rm5, "--out", str(out), "--benefit", "lower", "--force")
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert "notes.txt" not in names and "studies.csv" in names  # the whole content replaced
+    assert "studies.csv" in names and (out / "studies.csv").read_text() != "an earlier import"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
