@@ -7,6 +7,7 @@ No statistics here. Exit codes: 0 ok; 2 bad input or usage; 3 MCMC convergence f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -978,6 +979,36 @@ def show_data_warning(message, category, filename, lineno, file=None, line=None)
 ORIGINAL_SHOWWARNING = warnings.showwarning
 
 
+# control characters that data text could carry to a terminal (an escape sequence in a moderator
+# level or a study name); newline, tab and the progress line's carriage return are kept
+UNPRINTABLE = {c: None for c in [*range(0x00, 0x09), 0x0b, 0x0c, *range(0x0e, 0x20), 0x7f,
+                                 *range(0x80, 0xa0)]}
+
+
+class PrintableStream:
+    """A text stream that drops control characters from everything written to it."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text.translate(UNPRINTABLE))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def printable_streams():
+    """stdout and stderr without control characters while a command runs."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
 def main(argv: list[str] | None = None) -> int:
     ensure_writable_caches()
     warnings.showwarning = show_data_warning
@@ -989,9 +1020,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INPUT
     try:
-        return args.func(args)
+        with printable_streams():
+            return args.func(args)
     except InputError as exc:
-        sys.stderr.write(f"bayes_pip: error: {exc}\n")
+        sys.stderr.write(f"bayes_pip: error: {str(exc).translate(UNPRINTABLE)}\n")
         return EXIT_INPUT
     except ConvergenceError as exc:
         sys.stderr.write(f"bayes_pip: convergence failure: {exc}\n")

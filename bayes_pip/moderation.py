@@ -136,6 +136,20 @@ def lookup(dataset: Dataset, rows, study: tuple[str, ...], name: str):
     return values, sources
 
 
+def is_number(text) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def declared(dataset: Dataset, name: str) -> str | None:
+    """The kind dataset.toml (or --subgroup) declares for a moderator, if any."""
+    table = dataset.metadata.get("moderators")
+    return table.get(name, {}).get("kind") if isinstance(table, dict) else None
+
+
 def kind_of(dataset: Dataset, name: str, values) -> str:
     declared = dataset.metadata.get("moderators", {}).get(name, {}).get("kind") \
         if isinstance(dataset.metadata.get("moderators"), dict) else None
@@ -149,8 +163,9 @@ def kind_of(dataset: Dataset, name: str, values) -> str:
 
 
 def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],
-                   level: str | None = None) -> ModeratorData:
-    """Resolve an outcome and join the named moderators to its studies."""
+                   level: str | None = None, as_levels: bool = False) -> ModeratorData:
+    """Resolve an outcome and join the named moderators to its studies (``as_levels``: the
+    values are subgroup labels, so numbers mixed with text are fine)."""
     if not names:
         raise InputError("give at least one --moderator")
     if len(set(names)) < len(names):
@@ -178,6 +193,16 @@ def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],
     for name in names:
         vals = [raw[name][i] for i in idx]
         kind = kind_of(dataset, name, vals)
+        numbers = [i for i in idx if is_number(raw[name][i])]
+        if kind == "categorical" and numbers and len(numbers) < len(idx) and not as_levels \
+                and not declared(dataset, name):   # "12 weeks" or "NA" among numbers: never silently categories
+            i = next(i for i in idx if not is_number(raw[name][i]))
+            raise InputError(f"moderator '{name}' of {study[i]} is {raw[name][i]!r} where the "
+                             f"other studies give numbers (e.g. {raw[name][numbers[0]]!r}): give "
+                             "a number, leave the cell empty when it is not known, or declare "
+                             f"[moderators.{name}] kind = \"categorical\" in dataset.toml",
+                             file=str(dataset.directory / ("studies.csv" if name in rows.columns
+                                                            else "trials.csv")), column=name)
         if kind == "numeric":
             for i in idx:
                 x = float(raw[name][i])
@@ -287,7 +312,7 @@ def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: st
     if method not in metareg.METHODS:
         raise InputError(f"--method {method} does not apply to a subgroup analysis (allowed: "
                          f"{', '.join(metareg.METHODS)})")
-    md = moderator_data(dataset, outcome_id, [name], level=None)
+    md = moderator_data(dataset, outcome_id, [name], level=None, as_levels=True)
     check_variation(md)
     y, v = md.tables[0]
     try:

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import errno
 import html
+import re
 import io
 import json
 import os
@@ -183,9 +184,36 @@ def study_table(main: dict) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+# what can turn text into markup or structure: raw HTML and autolinks (< then a letter, /, ! or
+# ?), entities, a table cell's end, inline links and images, line ends (and the backslash, so
+# that an escape in the data cannot undo ours). Emphasis and code spans are left alone: they
+# change no structure, and escaping them would fill the raw text with backslashes.
+_MD_SPECIAL = re.compile(r"\\|\||<(?=[A-Za-z/!?])|&(?=[A-Za-z#])|\]\(|[\x00-\x1f\x7f]")
+
+
+def _md_sub(m: re.Match) -> str:
+    ch = m.group(0)
+    if ch == "<":
+        return "&lt;"
+    if ch == "&":
+        return "&amp;"
+    if ch == "](":
+        return "]\\("
+    if len(ch) == 1 and (ord(ch) < 0x20 or ch == "\x7f"):
+        return " "
+    return "\\" + ch
+
+
+def md_escape(text) -> str:
+    """Text from data files (names, labels, dataset.toml fields, moderator levels, prior
+    sources) as literal Markdown: it never becomes HTML, a link, an image or a new table column.
+    Text without such characters is unchanged (our numbers, "[0.52, 1.04]", "> 0.999")."""
+    return _MD_SPECIAL.sub(_md_sub, str(text))
+
+
 def md_table(header, body) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
 
 
@@ -233,9 +261,9 @@ def moderator_section(rec: dict) -> tuple[list[str], list[str], dict[str, bytes]
         pngs[name] = figures.png_bytes(figures.bubble_plot(rec))
     table = coefficient_table(rec)
     title = f"Moderators: {', '.join(m['name'] for m in rec['moderators'])}"
-    md = ([f"## {title}", "", "> " + sentence(rec), "", md_table(*table), "", analysis_line(rec),
-           ""] + [f"- {n}" for n in rec["notes"]] + [""]
-          + [f"- {line}" for line in value_lines(rec)] + [""]
+    md = ([f"## {md_escape(title)}", "", "> " + md_escape(sentence(rec)), "", md_table(*table),
+           "", md_escape(analysis_line(rec)), ""] + [f"- {md_escape(n)}" for n in rec["notes"]]
+          + [""] + [f"- {md_escape(line)}" for line in value_lines(rec)] + [""]
           + [f"![{n}]({n})" for n in pngs] + [""])
     body = [f"<h2>{html.escape(title)}</h2>",
             f"<blockquote>{html.escape(sentence(rec))}</blockquote>", html_table(*table),
@@ -256,7 +284,7 @@ def outcome_report(fits: list, provenance: str, bma=None,
     main = fits[0]
     mod_md, mod_html, mod_pngs = ([], [], {})
     if isinstance(moderator, str):
-        mod_md = ["## Moderators", "", f"Not analysed: {moderator}", ""]
+        mod_md = ["## Moderators", "", f"Not analysed: {md_escape(moderator)}", ""]
         mod_html = ["<h2>Moderators</h2>", f"<p>Not analysed: {html.escape(moderator)}</p>"]
     elif moderator is not None:
         mod_md, mod_html, mod_pngs = moderator_section(moderator)
@@ -288,23 +316,24 @@ def outcome_report(fits: list, provenance: str, bma=None,
         facts.append(("Agreement with the review", main.dl.published.agreement))
     notes = list(dict.fromkeys(n for r in rows for n in r.notes))
 
-    md = [f"# {main.label}", "", f"Outcome `{o}` ({main.comparison}).", ""]
-    md += [f"- **{k}:** {v}" for k, v in facts]
-    md += ["", "## For the discussion section", "", "> " + " ".join(sentences), "",
+    md = [f"# {md_escape(main.label)}", "", f"Outcome `{o}` ({md_escape(main.comparison)}).",
+          ""]
+    md += [f"- **{k}:** {md_escape(v)}" for k, v in facts]
+    md += ["", "## For the discussion section", "", "> " + md_escape(" ".join(sentences)), "",
            "## Sensitivity to the prior", "", md_table(sens_h, sens_b), "",
            f"P(benefit): posterior probability that the pooled effect favours "
-           f"{main.intervention} "
+           f"{md_escape(main.intervention)} "
            f"({main.measure} {'>' if main.benefit == 'higher' else '<'} "
            f"{measures.get(main.measure).null:g}); P(beyond MCID): beyond "
            f"{main.measure} {main.mcid:g}." if main.mcid is not None else "", "",
-           *conflict_lines(rows), ""]
+           *map(md_escape, conflict_lines(rows)), ""]
     bma_title = "Is there an effect? Bayes factors and model averaging"
     if isinstance(bma, str):
-        md += [f"## {bma_title}", "", f"Not computed: {bma}", ""]
+        md += [f"## {bma_title}", "", f"Not computed: {md_escape(bma)}", ""]
     elif bma is not None:
         bma_h, bma_b = bma_table(bma)
         md += [f"## {bma_title}", "",
-               "> " + bma_sentence(bma), "", md_table(bma_h, bma_b), "",
+               "> " + md_escape(bma_sentence(bma)), "", md_table(bma_h, bma_b), "",
                "Exact marginal likelihoods (quadrature); `python -m bayes_pip bma "
                f"{o}` prints the details.", ""]
     md += mod_md
@@ -314,9 +343,10 @@ def outcome_report(fits: list, provenance: str, bma=None,
     trial_md, trial_html = trial_sections(trials, studies, main.comparison)
     md += trial_md
     md += ["## Figures", ""] + [f"![{name}]({name})" for name in pngs] + [""]
-    md += ["## Provenance and limits", "", provenance, ""] + [f"- {n}" for n in notes] + [""]
-    md += ["## Priors", ""] + [f"- **{r.prior.name}** ({prior_used(r)}): "
-                               f"{r.prior.source}" for r in rows] + [""]
+    md += (["## Provenance and limits", "", md_escape(provenance), ""]
+           + [f"- {md_escape(n)}" for n in notes] + [""])
+    md += ["## Priors", ""] + [f"- **{md_escape(r.prior.name)}** ({md_escape(prior_used(r))}): "
+                               f"{md_escape(r.prior.source)}" for r in rows] + [""]
 
     body = [f"<h1>{html.escape(main.label)}</h1>",
             f"<p>Outcome <code>{html.escape(o)}</code> ({html.escape(main.comparison)}).</p>",
@@ -460,7 +490,8 @@ def trial_sections(trials, studies, comparison=None):
         scope = ("" if studies is not None else
                  f" (the trials of this comparison; the data do not say which of them the "
                  f"published result pooled)" if comparison else " (every trial in the data)")
-        md += [f"## Characteristics of included studies{scope}", "", md_table(*ch), ""]
+        md += [f"## Characteristics of included studies{md_escape(scope)}", "", md_table(*ch),
+               ""]
         body += [f"<h2>Characteristics of included studies{html.escape(scope)}</h2>",
                  html_table(*ch)]
     if trials is not None and not trials.empty:
@@ -562,16 +593,16 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
              "the range "
              "runs over every prior that applies (see each outcome's report).")
     links = [f"[{o}]({local_href(o + '.html')})" for o in all_fits]
-    md = [f"# {title}", "", intro, "", md_table(SOF_HEADER, table), "",
+    md = [f"# {title}", "", md_escape(intro), "", md_table(SOF_HEADER, table), "",
           "Reports: " + ", ".join(links), ""]
     not_independent = not_independent_text(all_fits) if shared else ""
     if not_independent:
-        md += [not_independent, ""]
+        md += [md_escape(not_independent), ""]
     if skipped:
-        md += [f"Outcomes without data (not analysed): {', '.join(skipped)}.", ""]
+        md += [f"Outcomes without data (not analysed): {md_escape(', '.join(skipped))}.", ""]
     trial_md, trial_html = trial_sections(trials, None)
     md += trial_md
-    md += ["## Provenance and limits", "", provenance, ""]
+    md += ["## Provenance and limits", "", md_escape(provenance), ""]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>",
             html_table(SOF_HEADER, table),
             "<p>Reports: " + ", ".join(f"<a href=\"{html.escape(local_href(o + '.html'))}\">"

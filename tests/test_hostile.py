@@ -382,3 +382,56 @@ def test_import_never_replaces_the_working_directory_or_foreign_files(tmp_path, 
     r = run_main("import", str(fixture), "--out", str(tmp_path / "new"), "--force",
                  "--benefit", "lower")
     assert r.returncode == 0, r.stderr
+
+
+# ----- data text is text: never markup in Markdown, never control sequences on a terminal ------
+
+HOSTILE_NAME = "Smith <script>alert(1)</script> | [x](javascript:alert(1)) <svg onload=y>"
+
+
+def test_markdown_reports_escape_data_text(tmp_path):
+    """A study name with raw HTML, a javascript: link and a '|' (which added a table column):
+    the Markdown shows it literally (CommonMark escapes), and the HTML report escapes it."""
+    import re
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(BASE, data)
+    studies = data / "studies.csv"
+    studies.write_text(studies.read_text().replace("Heffron 2003", f'"{HOSTILE_NAME}"'))
+    out = tmp_path / "out"
+    r = run_main("report", "rejection", "--engine", "exact", "--data", str(data), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "rejection.md").read_text()
+    assert "<script" not in md and "<svg" not in md and "](javascript" not in md
+    assert "Smith &lt;script>alert(1)&lt;/script> \\| [x]\\(javascript:alert(1)) &lt;svg" in md
+    for table in re.findall(r"(?:^\|.*\|$\n?)+", md, flags=re.M):   # every row: one column count
+        widths = {len(re.findall(r"(?<!\\)\|", row)) for row in table.strip().splitlines()}
+        assert len(widths) == 1, table
+    assert "<script" not in (out / "rejection.html").read_text().split("<style>")[0]
+
+
+def test_control_characters_in_data_never_reach_the_terminal(tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(BASE, data)
+    (data / "trials.csv").write_text("study,source,grp,grp_source\nHeffron 2003,s,a\x1b[31mRED,s\n"
+                                     "Gibelli 2004,s,b,s\nSchuller 2005,s,a\x1b[31mRED,s\n")
+    r = run_main("dl", "rejection", "--data", str(data), "--subgroup", "grp")
+    assert r.returncode == 0 and "a[31mRED" in r.stdout and "\x1b" not in r.stdout
+
+
+def test_text_among_numbers_in_a_moderator_is_not_silently_categorical(tmp_path):
+    """'12 weeks' beside numbers made 'dose' categorical without a word; now one line naming
+    the study and the cell (a subgroup analysis, which takes values as labels, still runs)."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(BASE, data)
+    (data / "trials.csv").write_text("study,source,dose,dose_source\nHeffron 2003,s,12 weeks,s\n"
+                                     "Gibelli 2004,s,10,s\nSchuller 2005,s,14,s\n")
+    r = run_main("dl", "rejection", "--data", str(data), "--moderator", "dose")
+    assert_input_error(r, "trials.csv, column 'dose': moderator 'dose' of Heffron 2003 is "
+                          "'12 weeks' where the other studies give numbers")
+    assert run_main("dl", "rejection", "--data", str(data), "--subgroup", "dose").returncode == 0
