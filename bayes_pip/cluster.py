@@ -21,6 +21,19 @@ from bayes_pip.errors import InputError
 INSTALL_HINT = "pip install -e '.[dask]' (or pip install 'dask[distributed]')"
 
 
+WORKER_MEMORY = 1 << 30   # what one worker process (an interpreter with PyMC loaded) may need
+
+
+def local_worker_limit() -> int:
+    """The most local workers this machine can run: one per core, 1 GB of memory each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        memory = WORKER_MEMORY * (cores or 1)
+    return max(1, min(cores or 1, memory // WORKER_MEMORY))
+
+
 def parse_scheduler(spec: str) -> tuple[str, object]:
     """'local' / 'local:N' -> ("local", N); anything else -> ("address", spec)."""
     spec = spec.strip()
@@ -28,9 +41,11 @@ def parse_scheduler(spec: str) -> tuple[str, object]:
         _, _, count = spec.partition(":")
         if not count:
             return "local", max(os.cpu_count() or 1, 1)
-        if not count.isdigit() or not 1 <= int(count) <= 512:
+        most = local_worker_limit()
+        if not count.isdigit() or not 1 <= int(count) <= most:
             raise InputError(f"--scheduler {spec}: the number of local workers must be a whole "
-                             "number from 1 to 512 (e.g. local:2)")
+                             f"number from 1 to {most} on this machine (its cores, and "
+                             f"{WORKER_MEMORY >> 30} GB of memory per worker), e.g. local:{most}")
         return "local", int(count)
     if not spec:
         raise InputError("--scheduler needs 'local', 'local:N' or a scheduler address "

@@ -43,7 +43,7 @@ def test_a_failing_task_is_reported_and_the_others_kept():
     assert sorted(seen) == [(1, 3), (2, 3), (3, 3)]
 
 
-@pytest.mark.parametrize("spec, expected", [("local", None), ("local:3", ("local", 3)),
+@pytest.mark.parametrize("spec, expected", [("local", None), ("local:1", ("local", 1)),
                                             ("tcp://10.0.0.1:8786",
                                              ("address", "tcp://10.0.0.1:8786"))])
 def test_scheduler_specs(spec, expected):
@@ -54,7 +54,7 @@ def test_scheduler_specs(spec, expected):
         assert (kind, value) == expected
 
 
-@pytest.mark.parametrize("spec", ["local:0", "local:two", " "])
+@pytest.mark.parametrize("spec", ["local:0", "local:two", " ", "local:512"])
 def test_bad_scheduler_specs_are_refused(spec):
     with pytest.raises(InputError, match="scheduler"):
         parse_scheduler(spec)
@@ -75,3 +75,18 @@ def test_serial_sweep_never_imports_dask():
                        timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_local_workers_are_capped_by_the_machine(monkeypatch):
+    """local:512 was accepted on two cores; the cap is one worker per core and per GB."""
+    import bayes_pip.cluster as cluster
+
+    monkeypatch.setattr(cluster.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(cluster.os, "sysconf", lambda name: {"SC_PHYS_PAGES": 3 * 2**18,
+                                                             "SC_PAGE_SIZE": 4096}[name])
+    assert cluster.local_worker_limit() == 2   # two cores, 3 GB
+    with pytest.raises(InputError, match="from 1 to 2 on this machine"):
+        parse_scheduler("local:3")
+    monkeypatch.setattr(cluster.os, "sysconf", lambda name: {"SC_PHYS_PAGES": 2**18,
+                                                             "SC_PAGE_SIZE": 4096}[name])
+    assert cluster.local_worker_limit() == 1   # 1 GB of memory
