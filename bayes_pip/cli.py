@@ -19,7 +19,8 @@ import warnings
 
 from bayes_pip.version import __version__
 from bayes_pip.environment import ensure_writable_caches
-from bayes_pip.errors import ConvergenceError, InputError, SamplerError, Terminated
+from bayes_pip.errors import (ConvergenceError, InputError, OutputComplete, SamplerError,
+                              Terminated)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONVERGENCE = 0, 1, 2, 3
 
@@ -1035,6 +1036,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_INTERNAL)
+    except OutputComplete as exc:
+        name, code = (("interrupted", 130) if exc.signum == signal.SIGINT
+                      else ("terminated", 143))
+        sys.stderr.write(f"bayes_pip: {name} after the output was complete: the new files are "
+                         f"all in {exc.target}\n")
+        return code
     except KeyboardInterrupt:
         sys.stderr.write("bayes_pip: interrupted; nothing was written\n")
         return 130

@@ -45,6 +45,15 @@ class Terminated(BaseException):
     """
 
 
+class OutputComplete(BaseException):
+    """Ctrl-C or SIGTERM arrived while the finished output was being moved into place: the move
+    completed (the new set is whole) and the command stops there (exit 130 or 143)."""
+
+    def __init__(self, signum: int, target: str):
+        self.signum, self.target = signum, target
+        super().__init__(target)
+
+
 class SamplerError(Exception):
     """The sampler could not run (for instance no finite starting point): exit 1 with a message."""
 

@@ -19,12 +19,13 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import urllib.parse
 from pathlib import Path
 
 from bayes_pip import figures, measures
 from bayes_pip.design import trial_names
-from bayes_pip.errors import InputError
+from bayes_pip.errors import InputError, OutputComplete
 from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences, prior_used,
                                  engine_text, level_text, num, prob_text)
 
@@ -68,6 +69,31 @@ def check_output_dir(target) -> Path:
 
 
 @contextlib.contextmanager
+def signals_deferred(target: Path):
+    """Hold Ctrl-C and SIGTERM until the block has finished, then report them.
+
+    Python runs signal handlers in the main thread only, so replacing the handlers holds a
+    signal whichever thread the kernel delivers it to (blocking it with pthread_sigmask held
+    it for the main thread only: a SIGTERM taken by a worker thread stopped a report set half
+    moved). A signal that arrived is raised afterwards as OutputComplete: the output is whole.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:
+        raise OutputComplete(caught[0], str(target))
+
+
+@contextlib.contextmanager
 def staged_directory(target: Path):
     """Yield a private staging directory; on success move its files into ``target`` atomically.
 
@@ -86,16 +112,13 @@ def staged_directory(target: Path):
         with write_errors_are_input_errors(target):
             yield stage
         # Ctrl-C or SIGTERM wait until the whole set is in place (no mix of old and new files)
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
+        with signals_deferred(target):
             for src in sorted(stage.rglob("*")):
                 if src.is_file():
                     dest = target / src.relative_to(stage)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, dest)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        done = True
+            done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if created and not done:
@@ -104,6 +127,16 @@ def staged_directory(target: Path):
 
 def json_text(obj) -> str:
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+
+
+def check_free_space(stage: Path, idata, target: Path) -> None:
+    """Refuse (exit 2) before writing InferenceData that the disk has no room for: h5py does
+    not survive running out of space mid-write (SIGSEGV, a half-written file left behind)."""
+    need = sum(int(idata[g].nbytes) for g in idata.groups()) * 1.2 + (1 << 20)
+    free = shutil.disk_usage(stage).free
+    if free < need:
+        raise InputError(f"cannot write the output (not enough free space: the draws need about "
+                         f"{need / 1e6:.1f} MB, {free / 1e6:.1f} MB are free)", file=str(target))
 
 
 def write_fit(out_dir: Path, result) -> list[Path]:
@@ -115,6 +148,7 @@ def write_fit(out_dir: Path, result) -> list[Path]:
         inside(stage, f"{stem}.json").write_text(json_text(s.to_dict()), encoding="utf-8")
         written.append(Path(out_dir) / f"{stem}.json")
         if result.mcmc:
+            check_free_space(stage, result.idata, Path(out_dir))
             result.idata.to_netcdf(str(inside(stage, f"{stem}.nc")), engine="h5netcdf")
             written.append(Path(out_dir) / f"{stem}.nc")
     return written
@@ -661,14 +695,11 @@ def replace_directory(out_dir, files: dict[str, bytes | str]) -> list[Path]:
             for name, content in files.items():
                 raw = content.encode("utf-8") if isinstance(content, str) else content
                 inside(stage, name).write_bytes(raw)
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
+        with signals_deferred(target):
             if target.exists():
                 backup = target.parent / f".{target.name}.bayes_pip-old-{os.getpid()}"
                 os.rename(target, backup)
             os.rename(stage, target)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if backup is not None:

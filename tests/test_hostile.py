@@ -455,3 +455,53 @@ def test_binomial_engine_runs_without_a_writable_home(tmp_path):
                        timeout=900)
     assert r.returncode in (0, 3), r.stderr[-3000:]   # 3: a short run may miss the gate
     assert "Traceback" not in r.stderr and "compiledir" not in r.stderr
+
+
+# ----- atomic and honest writes ---------------------------------------------------------------
+
+@pytest.mark.parametrize("signum,code,word", [(2, 130, "interrupted"), (15, 143, "terminated")])
+def test_a_signal_during_the_final_move_leaves_the_new_set_whole(tmp_path, monkeypatch, signum,
+                                                                 code, word):
+    """SIGTERM while `report --all` moved its files over an earlier set left 1 new and 39 old
+    files and said "nothing was written". The signal arrives at the first file moved; the
+    move completes, every file is the new one, and the message says so."""
+    import os
+
+    from bayes_pip import report
+
+    out = tmp_path / "reports"
+    assert run_main("report", "--all", "--engine", "exact", "--data", str(BASE), "--out",
+                    str(out)).returncode == 0
+    for path in out.iterdir():
+        path.write_bytes(b"old")
+    real = os.replace
+    sent = []
+
+    def replace_and_signal(src, dest):
+        if not sent:
+            sent.append(signum)
+            os.kill(os.getpid(), signum)
+        return real(src, dest)
+
+    monkeypatch.setattr(report.os, "replace", replace_and_signal)
+    r = run_main("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(out))
+    assert r.returncode == code and sent, r.stderr
+    assert r.stderr == (f"bayes_pip: {word} after the output was complete: the new files are "
+                        f"all in {out}\n")
+    assert not [p.name for p in out.iterdir() if p.read_bytes() == b"old"]
+
+
+def test_no_room_for_the_netcdf_file_is_a_one_line_error(tmp_path, monkeypatch):
+    """Disk full while h5py wrote the netCDF file ended in SIGSEGV with a half-written .nc left
+    behind; the free space is now checked against the draws' size before writing."""
+    import shutil
+    from collections import namedtuple
+
+    from bayes_pip import report
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(report.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10_000))
+    out = tmp_path / "fits"
+    r = run_main("fit", "rejection", "--data", str(BASE), "--out", str(out))
+    assert_input_error(r, "cannot write the output (not enough free space: the draws need about")
+    assert not out.exists()
