@@ -505,9 +505,9 @@ def study_level(dataset: Dataset, outcome_id: str, level: str, what: str):
 
 
 def influence_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
-                      level: str = "auto", prior_sets=None) -> InfluenceRecord:
+                      level: str = "auto", prior_sets=None, progress=None) -> InfluenceRecord:
     """Each study left out in turn (DL and the exact Bayesian posterior) and metafor's influence
-    diagnostics of the DL model."""
+    diagnostics of the DL model; ``progress(i, n, study)`` after each refit."""
     from bayes_pip import robustness
     from bayes_pip.engines.exact import exact_posterior
 
@@ -537,9 +537,13 @@ def influence_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None 
     every = np.ones(es.k, bool)
     full = row("all studies", full_dl.mu, full_dl.ci_low, full_dl.ci_high, full_dl.tau2,
                full_dl.i2, full_dl.q, every)
-    rows = tuple(row(name, loo.estimate[i], loo.ci_low[i], loo.ci_high[i], loo.tau2[i],
-                     loo.i2[i], loo.q[i], every & (np.arange(es.k) != i))
-                 for i, name in enumerate(es.study))
+    rows = []
+    for i, name in enumerate(es.study):
+        rows.append(row(name, loo.estimate[i], loo.ci_low[i], loo.ci_high[i], loo.tau2[i],
+                        loo.i2[i], loo.q[i], every & (np.arange(es.k) != i)))
+        if progress:
+            progress(i + 1, es.k, f"without {name}")
+    rows = tuple(rows)
     diag = tuple(InfluenceRow(name, *(float(getattr(infl, f)[i]) for f in (
         "rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del", "hat", "weight",
         "dfbetas")), bool(infl.influential[i])) for i, name in enumerate(es.study))

@@ -338,7 +338,8 @@ def cmd_influence(args) -> int:
     if args.out:
         check_output_dir(args.out)
     dataset = open_dataset(args)
-    record = influence_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
+    record = influence_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args),
+                               progress_printer(sys.stderr.isatty()))
     return output_record(args, record, influence_text, lambda: write_report_files(args.out, {
         f"{record.outcome}_influence.json": json_text(record.to_dict()),
         f"{record.outcome}_leave_one_out.png":
