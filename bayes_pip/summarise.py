@@ -243,8 +243,13 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
         d["tau"] = TauSummary(post.mean("tau"), tau.median, tau.ci_low, tau.ci_high)
         d["prediction"] = interval(post, "predict", m)
         d["p_benefit_new_study"] = benefit_probability_new(post, outcome) if known else None
+        batch = getattr(post, "study_quantiles", None)   # every study at once, where offered
+        table = (batch((0.5, *CRI)) if batch is not None else
+                 [[post.quantile(("study", i), q) for q in (0.5, *CRI)]
+                  for i in range(len(study_names))])
+        natural = measures.get(m).to_natural
         d["studies"] = tuple(
-            StudyEstimate(name, *dataclasses.astuple(interval(post, ("study", i), m)),
+            StudyEstimate(name, *(float(natural(x)) for x in table[i]),
                           observed=None if observed is None
                           else float(outcome.scale.to_natural(observed[i])))
             for i, name in enumerate(study_names))

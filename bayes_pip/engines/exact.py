@@ -130,6 +130,31 @@ class ExactPosterior:
         return float(optimize.brentq(lambda x: np.sum(self.weight * special.ndtr((x - m) / sd)) - q,
                                      lo, hi, xtol=1e-13, rtol=1e-13, maxiter=200))
 
+    def study_quantiles(self, qs) -> np.ndarray:
+        """Quantiles (k, len(qs)) of every study's effect. Up to STUDY_BATCH_K studies, one
+        root search per study and quantile on this posterior (:meth:`quantile`). Above it (one
+        brentq over the 7,501-node mixture per study and quantile took a minute at k =
+        10,000), all studies at once by a safeguarded Newton iteration on the same posterior
+        integrated over fewer cells of the same range (:func:`study_cells`): with many studies
+        p(log tau | y) is a smooth peak, which 5-point Gauss-Legendre resolves to rounding error
+        on far fewer cells (tests: within 1e-11 of the full grid at k = 150 to 2,000)."""
+        k = len(self.y)
+        if k <= STUDY_BATCH_K:
+            return np.array([[self.quantile(("study", i), q) for q in qs] for i in range(k)])
+        coarse = exact_posterior(self.y, self.v, self.mu_prior, self.tau_prior, study_cells(k))
+        out = np.empty((k, len(qs)))
+        tau2 = coarse.tau**2
+        block = max(1, CHUNK_ELEMENTS // len(coarse.tau))
+        for start in range(0, k, block):
+            rows = slice(start, min(start + block, k))
+            v, y = self.v[rows, None], self.y[rows, None]
+            b = v / (v + tau2)
+            m = b * coarse.mu_mean + (1 - b) * y
+            sd = np.sqrt(v * (1 - b) + b**2 * coarse.mu_var)
+            for j, q in enumerate(qs):
+                out[rows, j] = mixture_quantiles(coarse.weight, m, sd, q)
+        return out
+
     # ----- tau: exact density, integrated by Gauss-Legendre inside a cell -----
 
     def unnormalised(self, log_tau) -> np.ndarray:
@@ -161,6 +186,44 @@ class ExactPosterior:
         return float(math.exp(optimize.brentq(lambda lt: self.tau_cdf(math.exp(lt)) - q,
                                               self.edges[j], self.edges[j + 1], xtol=1e-14,
                                               rtol=1e-14)))
+
+
+STUDY_BATCH_K = 100   # above this many studies, study quantiles are solved all at once
+# cells of the posterior those quantiles integrate over: the peak of p(log tau | y) narrows as
+# k grows (measured against the full grid: 60 cells 2e-7 at k = 150 but 3e-14 from k = 500 on;
+# 300 cells 5e-13 at k = 150)
+STUDY_CELLS = ((500, 300), (None, 60))   # (fewer than k studies, cells), last: any k
+
+
+def study_cells(k: int) -> int:
+    return next(cells for bound, cells in STUDY_CELLS if bound is None or k < bound)
+
+
+def mixture_quantiles(w, m, sd, q, tol: float = 1e-13, iterations: int = 200) -> np.ndarray:
+    """The q-quantile of each row's normal mixture sum_j w_j N(m_ij, sd_ij^2): Newton steps
+    inside a shrinking bracket (bisection where a step would leave it), from the bracket
+    [min(m - 40 sd), max(m + 40 sd)] that :meth:`ExactPosterior.quantile` searches."""
+    lo = np.min(m - 40 * sd, axis=1)
+    hi = np.max(m + 40 * sd, axis=1)
+    x = m @ w
+    active = np.arange(len(x))
+    for _ in range(iterations):
+        if not len(active):
+            break
+        z = (x[active, None] - m[active]) / sd[active]
+        f = special.ndtr(z) @ w - q
+        dens = (np.exp(-0.5 * z * z) / sd[active]) @ w / math.sqrt(2 * math.pi)
+        below = f < 0
+        lo[active] = np.where(below, x[active], lo[active])
+        hi[active] = np.where(below, hi[active], x[active])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = x[active] - f / dens
+        inside = (step >= lo[active]) & (step <= hi[active]) & np.isfinite(step)
+        new = np.where(f == 0, x[active], np.where(inside, step, 0.5 * (lo[active] + hi[active])))
+        done = np.abs(new - x[active]) <= tol * (1 + np.abs(new))
+        x[active] = new
+        active = active[~done]
+    return x
 
 
 def check_proper(k: int, mu_prior, tau_prior) -> None:
