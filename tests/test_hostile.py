@@ -522,3 +522,21 @@ def test_study_effects_of_many_studies_equal_the_full_grid(k, seed):
     pick = rng.choice(k, 40, replace=False)
     one_by_one = [[post.quantile(("study", i), q) for q in (0.5, 0.025, 0.975)] for i in pick]
     assert table[pick] == pytest.approx(np.array(one_by_one), abs=1e-11, rel=0)
+
+
+@pytest.mark.parametrize("proper", [True, False])
+def test_compiled_conditional_moments_equal_numpy(proper):
+    """Above 10^7 nodes x studies the compiled kernel computes m(tau), V(tau) and log p(y|tau):
+    the NumPy arithmetic to 1e-12 relative (summation order aside)."""
+    from bayes_pip.engines import exact, exact_kernels
+    from bayes_pip.priors import Normal
+
+    rng = np.random.default_rng(1)
+    y, v = rng.normal(0, 0.3, 400), rng.uniform(0.01, 0.25, 400)
+    tau = np.exp(np.linspace(-8, 2, 300))
+    prior = Normal(0.1, 4) if proper else Normal(0.0, math.inf)
+    numpy_values = exact._conditional_moments(y, v, tau, prior)
+    compiled = exact_kernels.conditional_moments(y, v, tau, 1 / 16 if proper else 0.0,
+                                                 0.1 if proper else 0.0)
+    for a, b in zip(numpy_values, compiled):
+        assert b == pytest.approx(a, rel=1e-12)

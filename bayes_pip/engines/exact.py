@@ -238,6 +238,9 @@ def check_proper(k: int, mu_prior, tau_prior) -> None:
 
 
 CHUNK_ELEMENTS = 2_000_000  # tau nodes x studies per block: memory stays ~100 MB for any k
+# above this many tau nodes x studies the compiled kernel (numba, imported only then) computes
+# the conditional moments: k > about 1,300 on the 7,501-node grid
+COMPILED_ELEMENTS = 10_000_000
 
 
 def conditional_moments(y, v, tau, mu_prior):
@@ -247,6 +250,14 @@ def conditional_moments(y, v, tau, mu_prior):
     (each block is the same vectorised arithmetic, so the result does not depend on the blocks).
     """
     tau = np.asarray(tau, float)
+    if len(y) * len(tau) > COMPILED_ELEMENTS:   # many studies: one compiled pass, no k x n arrays
+        from bayes_pip.engines import exact_kernels
+
+        proper = getattr(mu_prior, "proper", True)
+        return exact_kernels.conditional_moments(
+            np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(v, dtype=float),
+            np.ascontiguousarray(tau), 1.0 / mu_prior.sd**2 if proper else 0.0,
+            float(mu_prior.mean) if proper else 0.0)
     step = max(1, CHUNK_ELEMENTS // max(len(y), 1))
     if len(tau) <= step:
         return _conditional_moments(y, v, tau, mu_prior)
