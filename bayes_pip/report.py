@@ -26,8 +26,9 @@ from pathlib import Path
 from bayes_pip import figures, measures
 from bayes_pip.design import trial_names
 from bayes_pip.errors import InputError, OutputComplete
-from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences, prior_used,
-                                 engine_text, level_text, num, prob_text)
+from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences,
+                                 engine_text, level_text, num, p_value_text, prior_used,
+                                 prob_text)
 
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
@@ -194,7 +195,7 @@ def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                      prob_text(r.p_benefit, r.probability_draws),
                      prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-",
                      prob_text(r.p_harm, r.probability_draws) if r.p_harm is not None else "-",
-                     "-" if c is None else (f"yes (p = {c.p_value:.2g})" if c.flagged
+                     "-" if c is None else (f"yes (p = {p_value_text(c.p_value)})" if c.flagged
                                             else "no")])
     s = rows[0]
     if s.dl:

@@ -306,6 +306,21 @@ def engine_text(s: dict) -> str:
     return engines.get(s.engine).describe(s)
 
 
+def equals(text: str) -> str:
+    """'= 0.951', or '> 0.999' as it stands (never '= > 0.999')."""
+    return text if text[:1] in "<>" else f"= {text}"
+
+
+def p_value_text(p: float) -> str:
+    """A tail probability to 2 significant digits, or more where 2 would round it across the
+    conflict threshold (0.0496 is not printed as 0.05 under a 'p < 0.05' rule)."""
+    for digits in range(2, 7):
+        text = f"{p:.{digits}g}"
+        if (float(text) < CONFLICT_P) == (p < CONFLICT_P):
+            return text
+    return f"{p:.6g}"
+
+
 def prob_text(p: float, draws: int | None = None) -> str:
     """A probability to 3 decimals, without rounding to a certainty the data do not give.
 
@@ -348,17 +363,17 @@ def fit_text(s: dict) -> str:
     if s.i2:
         lines.append(f"{'Heterogeneity I^2':34s} {100 * s.i2.median:7.0f}%  "
                      f"[{100 * s.i2.ci_low:.0f}%, {100 * s.i2.ci_high:.0f}%]")
-    lines += ["", f"P({benefit_words(s)}) = {prob_text(s.p_benefit, s.probability_draws)}"]
+    lines += ["", f"P({benefit_words(s)}) {equals(prob_text(s.p_benefit, s.probability_draws))}"]
     if s.p_mcid is not None:
-        lines.append(f"P({mcid_words(s)}) = {prob_text(s.p_mcid, s.probability_draws)}")
+        lines.append(f"P({mcid_words(s)}) {equals(prob_text(s.p_mcid, s.probability_draws))}")
     if s.p_harm is not None:
-        lines.append(f"P(harm: {harm_words(s)}) = {prob_text(s.p_harm, s.probability_draws)}")
+        lines.append(f"P(harm: {harm_words(s)}) {equals(prob_text(s.p_harm, s.probability_draws))}")
     if s.p_trivial is not None:
-        lines.append(f"P(trivial: {trivial_words(s)}) = "
-                     f"{prob_text(s.p_trivial, s.probability_draws)}")
+        lines.append(f"P(trivial: {trivial_words(s)}) "
+                     f"{equals(prob_text(s.p_trivial, s.probability_draws))}")
     if s.p_benefit_new_study is not None:
-        lines.append(f"P(a new study's true effect favours {intervention_name(s)}) = "
-                     f"{prob_text(s.p_benefit_new_study, s.probability_draws)}")
+        lines.append(f"P(a new study's true effect favours {intervention_name(s)}) "
+                     f"{equals(prob_text(s.p_benefit_new_study, s.probability_draws))}")
     if s.tau_bands:
         b = s.tau_bands
         lines.append("Heterogeneity bands (Spiegelhalter et al. 2004), prior -> posterior: "
@@ -367,7 +382,7 @@ def fit_text(s: dict) -> str:
     if s.prior_data_conflict and s.prior_data_conflict.flagged:
         c = s.prior_data_conflict
         lines.append(f"Prior-data conflict: the data's pooled estimate is in the prior's "
-                     f"{c.p_value:.2g} tail (Box's prior-predictive check): the prior on the "
+                     f"{p_value_text(c.p_value)} tail (Box's prior-predictive check): the prior on the "
                      "pooled effect and the data disagree, so this result mixes two "
                      "contradicting sources.")
     if s.studies:
@@ -465,7 +480,7 @@ def conflict_lines(rows: list) -> list[str]:
         return ["Prior-data conflict (Box's prior-predictive check on the pooled effect, "
                 "p < 0.05): none."]
     out = ["Prior-data conflict (*; Box's prior-predictive check on the pooled effect, "
-           "p < 0.05): " + ", ".join(f"{r.prior.name} (p = {r.prior_data_conflict.p_value:.2g})"
+           "p < 0.05): " + ", ".join(f"{r.prior.name} (p = {p_value_text(r.prior_data_conflict.p_value)})"
                        for r in flagged)
            + ". The data contradict these priors; their rows mix two disagreeing sources."]
     rest = [r for r in rows if r not in flagged]
@@ -654,7 +669,9 @@ def bf_text(log_bf: float) -> str:
 def bma_text(b) -> str:
     """`bma` for the terminal: the four models, the Bayes factors, the averaged effect."""
     lines = [f"{b.label} ({b.outcome}), {b.measure}",
-             f"Data:   {b.data_status}; k = {b.k}, N = {b.participants}",
+             "Data:   " + "; ".join([b.data_status] + ([f"k = {b.k}"] if "k = " not in
+                                                           b.data_status else [])
+                                        + [f"N = {b.participants}"]),
              f"Prior:  {b.prior.name}: " + (b.prior.mu.describe() + " (the prior on tau is "
                                             "not used)" if b.level == "summary"
                                             else b.prior.describe()),
@@ -674,7 +691,7 @@ def bma_text(b) -> str:
               f"Model-averaged {b.measure}: median {num(e.median)} [95% interval "
               f"{num(e.ci_low)}, {num(e.ci_high)}] (the no-effect models put their "
               f"probability on {b.measure} = {measures.get(b.measure).null:g})",
-              f"Model-averaged P(benefit) = {prob_text(b.p_benefit)}"
+              f"Model-averaged P(benefit) {equals(prob_text(b.p_benefit))}"
               + (f"; random-effects model alone: {prob_text(b.p_benefit_random_effects)}"
                  if b.p_benefit_random_effects is not None else "")]
     lines += [f"Note: {n}" for n in b.notes]

@@ -540,3 +540,16 @@ def test_compiled_conditional_moments_equal_numpy(proper):
                                                  0.1 if proper else 0.0)
     for a, b in zip(numpy_values, compiled):
         assert b == pytest.approx(a, rel=1e-12)
+
+
+def test_probabilities_and_tail_p_values_are_printed_as_what_they_are():
+    """'P(benefit) = > 0.999' read as an equation; a conflict p of 0.0496 printed as 0.05 under
+    a 'p < 0.05' rule."""
+    from bayes_pip.summarise import equals, p_value_text
+
+    assert equals("> 0.999") == "> 0.999" and equals("0.951") == "= 0.951"
+    assert p_value_text(0.0496) == "0.0496" and p_value_text(0.0504) == "0.05"
+    assert p_value_text(0.0013) == "0.0013" and p_value_text(0.049999) == "0.049999"
+    r = run_main("bma", "rejection", "--data", str(BASE))
+    assert "= >" not in r.stdout and "= <" not in r.stdout
+    assert r.stdout.count("k = 3") == 1
