@@ -151,15 +151,8 @@ def declared(dataset: Dataset, name: str) -> str | None:
 
 
 def kind_of(dataset: Dataset, name: str, values) -> str:
-    declared = dataset.metadata.get("moderators", {}).get(name, {}).get("kind") \
-        if isinstance(dataset.metadata.get("moderators"), dict) else None
-    if declared:
-        return declared
-    try:
-        [float(v) for v in values]
-    except ValueError:
-        return "categorical"
-    return "numeric"
+    return declared(dataset, name) or (
+        "numeric" if all(is_number(v) for v in values) else "categorical")
 
 
 def moderator_data(dataset: Dataset, outcome_id: str, names: list[str],

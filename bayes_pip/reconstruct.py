@@ -296,9 +296,10 @@ def arm_size_blocks(n_lo, n_hi, total, outcome: str = ""):
                 head = np.tile(np.array(prefix, np.int64), (len(x), 1))
                 yield np.column_stack([head, x, rest - x])
             continue
-        options = [v for v in range(lo[i], hi[i] + 1)
-                   if suffix_lo[i + 1] <= total - used - v <= suffix_hi[i + 1]]
-        stack.extend((i + 1, prefix + (v,), used + v) for v in reversed(options))
+        # the values that leave the remaining cells a feasible sum, as one range
+        first = max(lo[i], total - used - suffix_hi[i + 1])
+        last = min(hi[i], total - used - suffix_lo[i + 1])
+        stack.extend((i + 1, prefix + (v,), used + v) for v in range(last, first - 1, -1))
 
 
 def candidates(low, high, total, outcome: str = "", budget: int | None = None):

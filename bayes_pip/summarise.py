@@ -11,6 +11,7 @@ import math
 from bayes_pip.data import Dataset, Outcome
 from bayes_pip.effects import double_zero
 from bayes_pip import dl, engines, measures
+from bayes_pip.engines import evidence
 from bayes_pip.record import (Conflict, DLRecord, FitFailure, Interval, MuSummary,
                               StudyEstimate, TauBands, TauSummary)
 
@@ -661,8 +662,9 @@ def bf_text(log_bf: float) -> str:
     """A Bayes factor from its natural log: 3 significant digits (large ones in scientific
     notation); beyond 10^+-300, where the number itself would overflow, the bound and the log
     ("> 10^300 (log BF = 883)")."""
-    if abs(log_bf) <= 300 * math.log(10):
-        return f"{math.exp(log_bf):.3g}"
+    value = evidence.bf_value(log_bf)
+    if value is not None:
+        return f"{value:.3g}"
     return f"{'>' if log_bf > 0 else '<'} 10^{300 if log_bf > 0 else -300} (log BF = {log_bf:.0f})"
 
 
