@@ -341,6 +341,23 @@ def log_lik_grid(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w
 
 
 @numba.njit(cache=True)
+def log_lik_each(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w_check, kink):
+    """log L_i(mu_j, tau_m) per study (studies x tau x mu), and the largest Gauss-Hermite error
+    estimate at each point (tau x mu)."""
+    out = np.empty((coefs.shape[0], tau.shape[0], mu.shape[0]))
+    err = np.zeros((tau.shape[0], mu.shape[0]))
+    for i in range(coefs.shape[0]):
+        for m in range(tau.shape[0]):
+            for j in range(mu.shape[0]):
+                val, e = log_convolution(mu[j], tau[m], lo[i], h[i], coefs[i], modes[i],
+                                         precs[i], x_main, w_main, x_check, w_check, kink)
+                out[i, m, j] = val
+                if e > err[m, j]:
+                    err[m, j] = e
+    return out, err
+
+
+@numba.njit(cache=True)
 def log_lik_points(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w_check,
                    kink):
     """log L_i(mu_n, tau_n) per study for paired points: shape (points, studies)."""
@@ -371,4 +388,48 @@ def mixture_density(x, mu, tau, mass, lo, h, coef, shift, with_study):
     if with_study:
         for p in range(x.shape[0]):
             out[p] *= math.exp(spline_eval(x[p], lo, h, coef)[0] - shift)
+    return out
+
+
+
+@numba.njit(cache=True)
+def row_convolution(x, edges, log_node, tau_rows, gl_x, gh_x, gh_w):
+    """sum_r sum_q w_q / sqrt(pi) f_r(x - sqrt(2) tau_r z_q) at points x, where f_r is row r's
+    function known at the Gauss-Legendre nodes ``gl_x`` (on [-1, 1]) of each cell of the uniform
+    ``edges`` (``log_node``: rows x (cells x nodes), log values), interpolated inside a cell as
+    the Lagrange polynomial of its log, and 0 outside the edges."""
+    m = gl_x.shape[0]
+    cells = edges.shape[0] - 1
+    first = edges[0]
+    last = edges[cells]
+    width = (last - first) / cells
+    denom = np.ones(m)
+    for i in range(m):
+        for j in range(m):
+            if i != j:
+                denom[i] /= gl_x[i] - gl_x[j]
+    out = np.zeros(x.shape[0])
+    root2 = math.sqrt(2.0)
+    inv_root_pi = 1.0 / math.sqrt(math.pi)
+    for p in range(x.shape[0]):
+        total = 0.0
+        for r in range(tau_rows.shape[0]):
+            for q in range(gh_x.shape[0]):
+                y = x[p] - root2 * tau_rows[r] * gh_x[q]
+                if y < first or y > last:
+                    continue
+                c = int((y - first) / width)
+                if c > cells - 1:
+                    c = cells - 1
+                a = edges[c]
+                t = 2.0 * (y - a) / (edges[c + 1] - a) - 1.0
+                value = 0.0
+                for i in range(m):
+                    b = denom[i]
+                    for j in range(m):
+                        if i != j:
+                            b *= t - gl_x[j]
+                    value += b * log_node[r, c * m + i]
+                total += gh_w[q] * math.exp(value)
+        out[p] = total * inv_root_pi
     return out

@@ -60,6 +60,7 @@ SCOUT = 41               # points per dimension of each scouting pass
 ALIVE = 40.0             # log-density drop that bounds the region kept
 TAU_FLOOR = 1e-4         # below tau = 1e-4 x the smallest study SE, L(mu, tau) = L(mu, 0)
 CURVE_DU = 1 / 48        # step in u of the sinh grid of the curve densities (new study, studies)
+KEEP_ELEMENTS = 2 * 10**7  # each study's log L_i at every node is kept up to this many values
 NEGLIGIBLE = 1e-14       # node mass below which a node is left out of the mixture densities
 GL_X, GL_W = np.polynomial.legendre.leggauss(5)
 GH_MAIN = np.polynomial.hermite.hermgauss(24)
@@ -164,10 +165,18 @@ def log_lik(tables: StudyTables, mu, tau):
                              *GH_MAIN, *GH_CHECK, tables.kink)
 
 
-def log_joint(tables, mu, log_tau, mu_prior, tau_prior):
-    """log p(mu, log tau, data) on a grid (rows: log tau), and the Gauss-Hermite error."""
+def log_lik_each(tables: StudyTables, mu, tau):
+    """log L_i(mu_j, tau_m) per study: (k, len(tau), len(mu)), and the Gauss-Hermite error
+    estimate."""
+    return kernels().log_lik_each(np.asarray(mu, float), np.asarray(tau, float), *tables.args(),
+                                  *GH_MAIN, *GH_CHECK, tables.kink)
+
+
+def log_joint(tables, mu, log_tau, mu_prior, tau_prior, ll=None):
+    """log p(mu, log tau, data) on a grid (rows: log tau), and the Gauss-Hermite error (``ll``:
+    the log likelihood and its error when already computed)."""
     tau = np.exp(log_tau)
-    ll, err = log_lik(tables, mu, tau)
+    ll, err = log_lik(tables, mu, tau) if ll is None else ll
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = ll + mu_prior.logpdf(mu)[None, :] + (tau_prior.logpdf(tau) + log_tau)[:, None]
     return np.where(np.isfinite(value), value, -np.inf), err
@@ -243,6 +252,7 @@ class Grid:
     tail_prior: float         # P_prior(tau < floor) (its row carries that prior mass)
     gh_error: float           # largest Gauss-Hermite estimate over nodes that carry mass
     edge_mass: float          # posterior mass in the outer cells of the grid
+    each: np.ndarray | None = None  # log L_i at every node (k, len tau, len mu), when kept
 
 
 def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
@@ -261,9 +271,17 @@ def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
         lt_edges = np.union1d(lt_edges, jumps)
     mu_nodes, wmu = gl_nodes(mu_edges)
     lt_nodes, wlt = gl_nodes(lt_edges)
-    lj, err = log_joint(tables, mu_nodes, lt_nodes, mu_prior, tau_prior)
+    each = None
+    if len(tables.lo) * (len(lt_nodes) + 1) * len(mu_nodes) <= KEEP_ELEMENTS:
+        # each study's log L_i at every node, kept for the study-effect densities
+        each, err = log_lik_each(tables, mu_nodes, np.concatenate([[0.0], np.exp(lt_nodes)]))
+        ll0 = each[:, :1].sum(axis=0)
+        lj, err = log_joint(tables, mu_nodes, lt_nodes, mu_prior, tau_prior,
+                            ll=(each[:, 1:].sum(axis=0), err[1:]))
+    else:
+        lj, err = log_joint(tables, mu_nodes, lt_nodes, mu_prior, tau_prior)
+        ll0, _ = log_lik(tables, mu_nodes, np.zeros(1))
     tail_prior = float(tau_prior.cdf(math.exp(lt_lo))) if touches_floor else 0.0
-    ll0, _ = log_lik(tables, mu_nodes, np.zeros(1))
     with np.errstate(divide="ignore"):
         lj0 = ll0[0] + mu_prior.logpdf(mu_nodes) + (math.log(tail_prior) if tail_prior > 0
                                                      else -np.inf)
@@ -278,7 +296,7 @@ def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
     return Grid(mu_edges=mu_edges, lt_edges=lt_edges, mu=mu_nodes, wmu=wmu,
                 tau=np.concatenate([[0.0], np.exp(lt_nodes)]), wlt=np.concatenate([[0.0], wlt]),
                 mass=mass, log_ml=shift + math.log(total), tail_prior=tail_prior,
-                gh_error=gh_error, edge_mass=float(edge))
+                gh_error=gh_error, edge_mass=float(edge), each=each)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,17 +438,6 @@ class BinomialExactPosterior:
             self._cache[target] = self._build_curve(target)
         return self._cache[target]
 
-    def _row_values(self, log_node, y):
-        """Row functions known at the mu nodes (log values, rows x nodes) at points y (rows x
-        points): Lagrange interpolation of the log inside a Gauss-Legendre cell; 0 outside."""
-        edges = self.grid.mu_edges
-        node = log_node.reshape(len(log_node), -1, 5)
-        c = np.clip(np.searchsorted(edges, y) - 1, 0, len(edges) - 2)
-        basis = lagrange_basis((2 * (y - edges[c]) / (edges[c + 1] - edges[c]) - 1).ravel())
-        values = node[np.arange(len(log_node))[:, None], c]        # rows x points x 5
-        log_out = np.sum(basis.reshape(*y.shape, 5) * values, axis=-1)
-        return np.exp(np.where((y < edges[0]) | (y > edges[-1]), -np.inf, log_out))
-
     def _build_curve(self, target) -> CurveMarginal:
         """The density of a new study's effect, or of study i's effect, on a sinh grid.
 
@@ -461,10 +468,14 @@ class BinomialExactPosterior:
             one = slice(study, study + 1)
             args = (t.lo[one], t.h[one], t.coefs[one], t.modes[one], t.precs[one], *GH_MAIN,
                     *GH_CHECK, t.kink)
-            log_l_rows = k.log_lik_points(np.tile(g.mu, len(rows)),
-                                          np.repeat(g.tau[rows], len(g.mu)), *args)[:, 0]
+            if g.each is not None:
+                log_l_rows = g.each[study][rows].ravel()
+                log_l = g.each[study].ravel()[wide]
+            else:
+                log_l_rows = k.log_lik_points(np.tile(g.mu, len(rows)),
+                                              np.repeat(g.tau[rows], len(g.mu)), *args)[:, 0]
+                log_l = k.log_lik_points(mu_n, tau_n, *args)[:, 0]
             log_node = log_node - log_l_rows.reshape(log_node.shape)
-            log_l = k.log_lik_points(mu_n, tau_n, *args)[:, 0]
             # mass-weighted centres of g_i(theta) N(theta; mu, tau^2)
             it2 = np.divide(1.0, tau_rows**2, out=np.zeros_like(tau_rows), where=tau_rows > 0)
             prec = t.precs[study]
@@ -479,11 +490,8 @@ class BinomialExactPosterior:
         u = np.arange(math.asinh((reach.min() - centre) / scale),
                       math.asinh((reach.max() - centre) / scale) + CURVE_DU, CURVE_DU)
         x = centre + scale * np.sinh(u)
-        dens = np.zeros_like(x)
-        tau_r = g.tau[rows][:, None]
-        for zq, wq in zip(*GH_CURVE):
-            y = x[None, :] - math.sqrt(2) * tau_r * zq
-            dens += wq / math.sqrt(math.pi) * self._row_values(log_node, y).sum(axis=0)
+        dens = k.row_convolution(x, g.mu_edges, np.ascontiguousarray(log_node), g.tau[rows],
+                                 GL_X, *GH_CURVE)
         if study is None:
             dens *= math.exp(top)
             dens += k.mixture_density(x, mu_n, tau_n, mass_n, 0.0, 1.0, np.zeros((4, 1)), 0.0,
