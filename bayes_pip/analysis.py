@@ -24,7 +24,8 @@ from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_
 from bayes_pip.errors import ConvergenceError, InputError
 from bayes_pip.record import (BMARecord, Diagnostics, EggerRecord, FitFailure, FitRecord,
                               InfluenceRecord, InfluenceRow, Interval, LeaveOneOutRow, Likelihood,
-                              LooRow, ModelEvidence, PublishedResult, Reconstructed, Settings)
+                              LikelihoodChoice, LooRow, ModelEvidence, PublishedResult,
+                              Reconstructed, Settings)
 from bayes_pip.summarise import (benefit_probability, posterior_summary, prior_data_conflict,
                                  tau_bands)
 from bayes_pip.version import __version__
@@ -50,7 +51,7 @@ def summary_level_notes() -> list[str]:
 
 
 def fit_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
-                engine: str = engines.DEFAULT, level: str = "auto", seed: int = DEFAULT_SEED,
+                engine: str = engines.AUTO, level: str = "auto", seed: int = DEFAULT_SEED,
                 settings=None, progress: bool = False, prior_sets=None,
                 precomputed=None) -> FitRecord:
     """Fit one outcome under one prior set and summarise the posterior.
@@ -75,14 +76,88 @@ def require_direction(dataset: Dataset, outcome_ids, command: str) -> None:
                          "lower|higher|from-labels", file=str(dataset.directory / "outcomes.csv"))
 
 
+# --engine auto: an RR or OR outcome is sparse when some arm of some study has fewer than this
+# many events or non-events (the textbook condition for a normal approximation to a binomial
+# count, n p >= 5 and n (1 - p) >= 5, on which the normal approximation of a log RR or log OR
+# rests)
+SPARSE_COUNT = 5
+SPARSE_RULE = (f"an arm with fewer than {SPARSE_COUNT} events or {SPARSE_COUNT} non-events "
+               "(the usual condition for a normal approximation to a binomial count)")
+
+
+def sparse_arms(resolved: Resolved) -> list[tuple[str, str, int, int]]:
+    """The arms of an RR/OR outcome's study rows (or of every reconstructed table) with fewer
+    than SPARSE_COUNT events or non-events: (study, "intervention" or "control", events, n),
+    each once; empty for other measures and at summary level."""
+    if resolved.outcome.scale.link is None or resolved.level not in ("study", "reconstructed"):
+        return []
+    frames = (resolved.table_rows() if resolved.level == "reconstructed" else [resolved.rows])
+    found = []
+    for rows in frames:
+        for r in rows.itertuples(index=False):
+            for arm, e, n in (("intervention", r.events_pip, r.n_pip),
+                              ("control", r.events_ctrl, r.n_ctrl)):
+                if min(e, n - e) < SPARSE_COUNT:
+                    found.append((str(r.study), arm, int(e), int(n)))
+    return list(dict.fromkeys(found))
+
+
+def choose_engine(resolved: Resolved) -> str:
+    """The engine --engine auto uses: binomial-exact on sparse arm counts, else the default."""
+    return "binomial-exact" if sparse_arms(resolved) else engines.DEFAULT
+
+
 def fit_resolved(resolved: Resolved, prior_name: str | None = None,
-                 engine: str = engines.DEFAULT, seed: int = DEFAULT_SEED, settings=None,
+                 engine: str = engines.AUTO, seed: int = DEFAULT_SEED, settings=None,
                  progress: bool = False, prior_sets=None, precomputed=None) -> FitRecord:
     """Fit a resolved outcome (see :meth:`bayes_pip.data.Dataset.resolve`).
 
+    ``engine`` "auto" chooses by the data (:func:`choose_engine`); on sparse arm counts the
+    record carries the normal-normal result under the same prior beside the binomial-normal
+    headline (``likelihood_choice``).
     ``precomputed``: exact posteriors already computed by the batched engine, keyed by
     :func:`exact_key` (sweeps with ``--engine exact``); other engines ignore it.
     """
+    if engine != engines.AUTO:
+        return fit_engine(resolved, prior_name, engine, seed, settings, progress, prior_sets,
+                          precomputed)
+    chosen = choose_engine(resolved)
+    if chosen == engines.DEFAULT:
+        return fit_engine(resolved, prior_name, chosen, seed, settings, progress, prior_sets,
+                          precomputed)
+    record = fit_engine(resolved, prior_name, chosen, seed, settings, progress, prior_sets)
+    normal = fit_engine(resolved, prior_name, "exact", seed, None, False, prior_sets,
+                        precomputed)
+    return dataclasses.replace(record, likelihood_choice=likelihood_choice(
+        record, normal, sparse_arms(resolved)))
+
+
+def likelihood_choice(binomial: FitRecord, normal: FitRecord, arms) -> LikelihoodChoice:
+    """The binomial-normal headline's companion: the normal-normal result and why they differ."""
+    from bayes_pip.summarise import num
+
+    m = binomial.measure
+    words = [f"{study} {arm}: {e} of {n}" for study, arm, e, n in arms]
+    shown = "; ".join(words[:3]) + (f"; and {len(words) - 3} more" if len(words) > 3 else "")
+    zero = any(e == 0 or e == n for _, _, e, n in arms)
+    e, f = binomial.effect, normal.effect
+    sentence = (f"The binomial-normal model on the arm counts gives {m} {num(e.median)} (95% "
+                f"CrI {num(e.ci_low)} to {num(e.ci_high)}) and the normal-normal model on each "
+                f"study's log {m} gives {num(f.median)} ({num(f.ci_low)} to {num(f.ci_high)}) "
+                f"under the same prior; they differ because with so few events or non-events "
+                f"in an arm ({shown}) a study's log {m} is far from normal with a known "
+                f"variance, as the normal-normal model assumes"
+                + (", and its zero cells need 0.5 added" if zero else "")
+                + ", while the binomial model uses the counts as they are.")
+    return LikelihoodChoice(rule=SPARSE_RULE, sparse_arms=tuple(words),
+                            normal_normal_engine=normal.engine, normal_normal=normal.effect,
+                            normal_normal_p_benefit=normal.p_benefit, sentence=sentence)
+
+
+def fit_engine(resolved: Resolved, prior_name: str | None, engine: str, seed: int = DEFAULT_SEED,
+               settings=None, progress: bool = False, prior_sets=None,
+               precomputed=None) -> FitRecord:
+    """Fit a resolved outcome with the named engine."""
     outcome = resolved.outcome
     sets = load_prior_sets() if prior_sets is None else prior_sets
     prior_name = prior_name or default_prior_name(outcome.measure)
@@ -265,7 +340,7 @@ def priors_for(dataset: Dataset, outcome_id: str, level: str, prior_sets=None) -
 
 
 def compare_priors(dataset: Dataset, outcome_id: str, prior_names: list[str] | None = None,
-                   engine: str = engines.DEFAULT, level: str = "auto", seed: int = DEFAULT_SEED,
+                   engine: str = engines.AUTO, level: str = "auto", seed: int = DEFAULT_SEED,
                    settings=None, progress=None, prior_sets=None) -> list[FitRecord]:
     """Fits of one outcome under several prior sets (default: all that apply).
 
@@ -296,7 +371,7 @@ def has_level(dataset: Dataset, outcome_id: str, level: str) -> bool:
     return True
 
 
-def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = engines.DEFAULT,
+def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = engines.AUTO,
           seed: int = DEFAULT_SEED, settings=None, progress=None, prior_sets=None,
           level: str = "auto", scheduler: str | None = None) -> list[FitRecord | FitFailure]:
     """Every outcome with data x every applicable prior (or the given priors, where they apply).
@@ -412,13 +487,18 @@ def batch_exact(dataset: Dataset, jobs, level: str, sets) -> dict:
 # Bayes factors and model averaging (exact, by quadrature)
 # ---------------------------------------------------------------------------------------------
 
+BMA_ENGINES = (engines.AUTO, "exact", "binomial-exact")
+
+
 def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
-                level: str = "auto", prior_sets=None) -> BMARecord:
+                level: str = "auto", prior_sets=None, engine: str = engines.AUTO) -> BMARecord:
     """Marginal likelihoods of {fixed, random effects} x {mu = 0, mu free}, Bayes factors and
     the model-averaged pooled effect (equal prior model probabilities).
 
     At summary level (the published pooled estimate, one observation) only the two fixed-effect
     models are defined; reconstructed data use their table (refused when there are several).
+    ``engine``: "exact" (normal-normal likelihood), "binomial-exact" (binomial-normal on arm
+    counts, RR/OR) or "auto" (binomial-normal on sparse arm counts, as `fit`).
     """
     from bayes_pip.engines import evidence as ev
     from bayes_pip.engines.exact import exact_posterior
@@ -443,17 +523,38 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
     else:
         if resolved.level == "reconstructed":
             notes.insert(0, f"Data: {data_status_label(resolved.reconstruction)}.")
-        es = classical_from(single_table(resolved, "Bayes factors are given for a single table "
-                                                   "(try --level summary)")).effects
+        table = single_table(resolved, "Bayes factors are given for a single table (try "
+                                       "--level summary)")
+        es = classical_from(table).effects
         y, v = es.y, es.v
         k, participants, random_effects = es.k, es.participants, es.k > 1
         if es.k == 1:
             notes.insert(0, "A single study: heterogeneity cannot be tested; only the "
                             "fixed-effect models are compared.")
-    e = ev.evidence(y, v, prior.mu, prior.tau, random_effects=random_effects)
-    parts = {"FE": ev.fixed_effect_posterior(y, v, prior.mu)}
-    if random_effects:
-        parts["RE"] = exact_posterior(y, v, prior.mu, prior.tau)
+    binomial = resolved.level != "summary" and (
+        engine == "binomial-exact" or (engine == engines.AUTO and sparse_arms(table)))
+    if binomial:
+        if scale.link is None:
+            raise InputError(f"--engine binomial-exact needs an RR or OR outcome; "
+                             f"'{outcome.outcome}' is {outcome.measure}")
+        from bayes_pip.engines.exact_binomial import binomial_evidence
+
+        log_ml, parts = binomial_evidence(es.events_pip, es.n_pip, es.events_ctrl, es.n_ctrl,
+                                          scale.link, prior.mu, prior.tau, prior.baseline,
+                                          random_effects)
+        e = ev.weigh(log_ml)
+        why = (f"--engine auto: {SPARSE_RULE}" if engine == engines.AUTO
+               else "--engine binomial-exact")
+        notes.insert(0, f"Likelihood: binomial-normal on the arm counts ({why}); each "
+                        "study's control-arm baseline ~ "
+                        f"Normal({prior.baseline.mean:g}, {prior.baseline.sd:g}^2). The marginal likelihoods are not "
+                        "comparable with those of the normal-normal model (a different "
+                        "likelihood), only with each other.")
+    else:
+        e = ev.evidence(y, v, prior.mu, prior.tau, random_effects=random_effects)
+        parts = {"FE": ev.fixed_effect_posterior(y, v, prior.mu)}
+        if random_effects:
+            parts["RE"] = exact_posterior(y, v, prior.mu, prior.tau)
     averaged = ev.AveragedMu(e, parts)
     mu = Interval(*(averaged.quantile(q) for q in (0.5, 0.025, 0.975)))
     natural = Interval(*(float(scale.to_natural(x)) for x in (mu.median, mu.ci_low, mu.ci_high)))
@@ -474,7 +575,9 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
         log_bf_effect=e.log_bf_effect if random_effects else None,
         log_bf_heterogeneity=e.log_bf_heterogeneity if random_effects else None,
         log_bf_effect_fixed=e.log_bf_effect_fixed,
-        notes=tuple(notes), settings=Settings(None, versions=versions(engines.get("exact"))))
+        likelihood="binomial-normal" if binomial else "normal-normal",
+        notes=tuple(notes), settings=Settings(None, versions=versions(
+            engines.get("binomial-exact" if binomial else "exact"))))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,14 +45,13 @@ def load(source: str | Path | Dataset | None = None, *, outcomes: pd.DataFrame |
 
 
 def sampler(engine: str, draws: int, tune: int, chains: int, target_accept: float | None):
-    chosen = engines.get(engine)
-    if not chosen.stochastic:
+    if not engines.stochastic(engine):
         return None
     return SamplerSettings(draws=draws, tune=tune, chains=chains,
                            target_accept=target_accept)
 
 
-def fit(data, outcome: str, prior: str | None = None, engine: str = engines.DEFAULT,
+def fit(data, outcome: str, prior: str | None = None, engine: str = engines.AUTO,
         level: str = "auto", seed: int = DEFAULT_SEED, draws: int = 2000, tune: int = 1000,
         chains: int = 4, target_accept: float | None = None,
         prior_dir: str | Path | None = None) -> FitRecord:
@@ -67,7 +66,7 @@ def fit(data, outcome: str, prior: str | None = None, engine: str = engines.DEFA
 
 
 def compare_priors(data, outcome: str, priors: list[str] | None = None,
-                   engine: str = engines.DEFAULT, level: str = "auto", seed: int = DEFAULT_SEED,
+                   engine: str = engines.AUTO, level: str = "auto", seed: int = DEFAULT_SEED,
                    draws: int = 2000, tune: int = 1000, chains: int = 4,
                    target_accept: float | None = None,
                    prior_dir: str | Path | None = None) -> list[FitRecord]:

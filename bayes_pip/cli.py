@@ -298,7 +298,8 @@ def cmd_bma(args) -> int:
     from bayes_pip.summarise import bma_text
 
     dataset = open_dataset(args)
-    record = bma_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args))
+    record = bma_outcome(dataset, args.outcome, args.prior, args.level, prior_sets(args),
+                         args.engine)
     return output_record(args, record, bma_text)
 
 
@@ -403,8 +404,7 @@ def sampler_settings(args):
     from bayes_pip import engines
     from bayes_pip.engines.base import SamplerSettings
 
-    engine = engines.get(args.engine)
-    if not engine.stochastic:
+    if not engines.stochastic(args.engine):
         return None
     target = args.target_accept  # None: the engine's default for the number of studies
     return SamplerSettings(draws=args.draws, tune=args.tune, target_accept=target)
@@ -447,7 +447,7 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     add_data_option(p)
     add_prior_options(p, "prior set from models/ (default: halfnormal-0.5; vague for MD)"
                       if prior else None)
-    p.add_argument("--engine", choices=engines.CHOICES, default=engines.DEFAULT,
+    p.add_argument("--engine", choices=engines.SELECTABLE, default=engines.AUTO,
                    help=engines.help_text() + ". At summary level every engine gives the "
                         "closed-form (conjugate) posterior")
     p.add_argument("--level", choices=LEVELS, default="auto",
@@ -570,8 +570,9 @@ def cmd_calibrate(args) -> int:
     """Simulation-based calibration of an engine: rank histograms (PNG) and uniformity tests.
 
     Simulates meta-analyses from the prior (mu ~ N(0, 1), tau ~ half-normal(--tau-scale),
-    sigma_i ~ U(0.2, 1); the bayesmeta calibration design), fits each with the engine and checks
-    that the truth's position in its posterior is uniform (p > 0.01). --out DIR writes
+    sigma_i ~ U(0.2, 1); the bayesmeta calibration design; for binomial-exact, OR arm counts
+    from the binomial-normal model), fits each with the engine and checks that the truth's
+    position in its posterior is uniform (p > 0.01). --out DIR writes
     calibration.json and calibration.png. Exit code 3 when a check fails.
 
     Example: python -m bayes_pip calibrate --engine exact --k 2,5,10 --reps 500 --out sbc
@@ -617,6 +618,10 @@ def whole_numbers(text: str, option: str, low: int, high: int) -> list[int]:
 # report
 # ---------------------------------------------------------------------------------------------
 
+# the likelihood of a report's Bayes factors follows its engine's
+BMA_LIKELIHOOD = {"auto": "auto", "binomial": "binomial-exact", "binomial-exact": "binomial-exact"}
+
+
 def cmd_report(args) -> int:
     """Write reports: per outcome a Markdown file, a self-contained HTML file, PNG figures (forest
     plot, prior vs posterior, sensitivity) and the fits as JSON; with --all also a
@@ -658,7 +663,8 @@ def cmd_report(args) -> int:
                               sampler_settings(args), prior_sets=sets)
         all_fits[outcome_id] = fits
         try:  # Bayes factors under the main prior, where they are defined
-            bma = bma_outcome(dataset, outcome_id, fits[0].prior.name, args.level, sets)
+            bma = bma_outcome(dataset, outcome_id, fits[0].prior.name, args.level, sets,
+                              BMA_LIKELIHOOD.get(args.engine, "exact"))
         except InputError as exc:  # the section says why instead
             bma = str(exc)
         section = (moderator_section(args, dataset, outcome_id, fits[0].prior.name, sets)
@@ -853,6 +859,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_prior_options(p, "prior set from models/ (default: halfnormal-0.5; vague for MD)")
     p.add_argument("--level", choices=LEVELS, default="auto",
                    help="study, reconstructed or summary (default auto: the first the data allow)")
+    p.add_argument("--engine", choices=("auto", "exact", "binomial-exact"), default="auto",
+                   help="likelihood of the marginal likelihoods: exact: normal-normal on each "
+                        "study's effect; binomial-exact: binomial-normal on arm counts (RR/OR); "
+                        "auto (default): binomial-normal on sparse arm counts (an arm with fewer "
+                        "than 5 events or 5 non-events), as `fit`")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = add_command(sub, "influence", "leave each study out; influence diagnostics",
@@ -908,8 +919,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_command(sub, "calibrate", "simulation-based calibration of an engine",
                     cmd_calibrate)
-    p.add_argument("--engine", choices=("exact", "pymc"), default="exact",
-                   help="exact: the batched exact engine; pymc: the PyMC normal-normal engine")
+    p.add_argument("--engine", choices=("exact", "binomial-exact", "pymc"), default="exact",
+                   help="exact: the batched exact engine; binomial-exact: the exact "
+                        "binomial-normal engine on simulated OR arm counts; pymc: the PyMC "
+                        "normal-normal engine")
     p.add_argument("--k", default="2,5,10", metavar="K1,K2,...",
                    help="numbers of studies per simulated meta-analysis (default 2,5,10)")
     p.add_argument("--reps", type=int, default=500,

@@ -252,6 +252,19 @@ class Reconstructed(Record):
 
 
 @dataclass(frozen=True)
+class LikelihoodChoice(Record):
+    """Why the headline uses the binomial-normal likelihood (--engine auto on sparse arm
+    counts), and the normal-normal result under the same prior beside it."""
+
+    rule: str                  # the rule that chose the likelihood, in words
+    sparse_arms: tuple[str, ...]  # the arms that met it, e.g. "Cicchetti 2006b control: 1 of 54"
+    normal_normal_engine: str
+    normal_normal: Interval    # pooled effect, natural scale
+    normal_normal_p_benefit: float
+    sentence: str              # the one sentence on why the two differ
+
+
+@dataclass(frozen=True)
 class Settings(Record):
     """How a fit was computed: seed (None: no random numbers), engine settings, versions."""
 
@@ -317,6 +330,8 @@ class FitRecord(Record):
     likelihood: Likelihood | None = field(default=None, metadata=OMIT_NONE)
     # level "reconstructed": the tables behind the fit (the posterior is their mixture)
     reconstruction: Reconstructed | None = field(default=None, metadata=OMIT_NONE)
+    # --engine auto on sparse arm counts: the likelihood chosen and the normal-normal beside it
+    likelihood_choice: LikelihoodChoice | None = field(default=None, metadata=OMIT_NONE)
     diagnostics: Diagnostics | None = None
     dl: DLRecord | None = None
     published: PublishedResult | None = None
@@ -390,6 +405,7 @@ class BMARecord(Record):
     log_bf_effect: float | None = None
     log_bf_heterogeneity: float | None = None
     log_bf_effect_fixed: float = 0.0
+    likelihood: str | None = field(default=None, metadata=OMIT_NONE)  # normal- or binomial-normal
     notes: tuple[str, ...] = ()
     settings: Settings = field(default_factory=lambda: Settings(None))
 

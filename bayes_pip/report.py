@@ -279,6 +279,14 @@ def img_tag(png: bytes, alt: str) -> str:
             f"src=\"data:image/png;base64,{base64.b64encode(png).decode('ascii')}\">")
 
 
+def bma_likelihood(b) -> str:
+    """Which likelihood a report's Bayes factors use, in words."""
+    if b.likelihood == "binomial-normal":
+        return ("with the binomial-normal likelihood on the arm counts, as the headline fit "
+                "(not comparable with normal-normal marginal likelihoods)")
+    return "with the normal-normal likelihood on each study's effect estimate"
+
+
 def bma_table(b) -> tuple[list[str], list[list[str]]]:
     header = ["model", "log marginal likelihood", "prior probability", "posterior probability"]
     return header, [[m.title, f"{m.log_marginal_likelihood:.3f}", f"{m.prior_probability:.3f}",
@@ -369,8 +377,8 @@ def outcome_report(fits: list, provenance: str, bma=None,
         bma_h, bma_b = bma_table(bma)
         md += [f"## {bma_title}", "",
                "> " + md_escape(bma_sentence(bma)), "", md_table(bma_h, bma_b), "",
-               "Exact marginal likelihoods (quadrature); `python -m bayes_pip bma "
-               f"{o}` prints the details.", ""]
+               f"Exact marginal likelihoods (quadrature) {bma_likelihood(bma)}; "
+               f"`python -m bayes_pip bma {o}` prints the details.", ""]
     md += mod_md
     if st_h:
         md += ["## Studies", "", md_table(st_h, st_b), ""]
@@ -396,7 +404,9 @@ def outcome_report(fits: list, provenance: str, bma=None,
     elif bma is not None:
         body += [f"<h2>{bma_title}</h2>",
                  f"<blockquote>{html.escape(bma_sentence(bma))}</blockquote>",
-                 html_table(*bma_table(bma))]
+                 html_table(*bma_table(bma)),
+                 f"<p>Exact marginal likelihoods (quadrature) "
+                 f"{html.escape(bma_likelihood(bma))}.</p>"]
     body += mod_html
     if st_h:
         body += ["<h2>Studies</h2>", html_table(st_h, st_b)]
@@ -430,7 +440,8 @@ SOF_CSV_COLUMNS = ["outcome", "label", "measure", "level", "k", "participants",
                    "tau_median", "prediction_low", "prediction_high", "p_benefit", "p_harm",
                    "p_benefit_new_study", "p_benefit_min", "p_benefit_min_prior",
                    "p_benefit_max", "p_benefit_max_prior", "conflicting_priors",
-                   "shares_studies_with"]
+                   "shares_studies_with", "likelihood", "normal_normal_median",
+                   "normal_normal_ci_low", "normal_normal_ci_high"]
 
 
 def shared_studies(all_fits: dict[str, list]) -> dict[str, list[str]]:
@@ -574,8 +585,20 @@ def sof_csv_rows(all_fits: dict[str, list]) -> list[dict]:
             "conflicting_priors": " ".join(f.prior.name for f in fits if f.prior_data_conflict
                                            and f.prior_data_conflict.flagged),
             "shares_studies_with": " ".join(shared[outcome_id]),
+            **likelihood_columns(main),
         })
     return out
+
+
+def likelihood_columns(main) -> dict:
+    """The headline's likelihood and, on sparse arm counts, the normal-normal result beside it."""
+    c = main.likelihood_choice
+    binomial = main.baseline_prior is not None
+    nn = c.normal_normal if c else None
+    return {"likelihood": "binomial-normal" if binomial else "normal-normal",
+            "normal_normal_median": nn.median if nn else "",
+            "normal_normal_ci_low": nn.ci_low if nn else "",
+            "normal_normal_ci_high": nn.ci_high if nn else ""}
 
 
 def sof_rows(all_fits: dict[str, list]) -> list[dict]:
@@ -591,7 +614,11 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
             "published": published_text(main.published),
             "grade": (main.published.grade if main.published else "") or "-",
             "dl": dl_text_short(main.dl),
-            "bayes_prior": main.prior.name, "bayes": interval_text(main.effect),
+            "bayes_prior": main.prior.name,
+            "bayes": interval_text(main.effect) + (
+                f" (binomial-normal; normal-normal "
+                f"{interval_text(main.likelihood_choice.normal_normal)})"
+                if main.likelihood_choice else ""),
             "p_benefit": prob_text(main.p_benefit, main.probability_draws),
             "p_benefit_min": prob_text(low.p_benefit, low.probability_draws),
             "p_benefit_max": prob_text(high.p_benefit, high.probability_draws),
@@ -627,6 +654,12 @@ def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_l
              "probability that the pooled effect favours the intervention under the main prior; "
              "the range "
              "runs over every prior that applies (see each outcome's report).")
+    sparse = [fits[0] for fits in all_fits.values() if fits[0].likelihood_choice]
+    if sparse:
+        intro += (" Rows marked binomial-normal have sparse arm counts ("
+                  f"{sparse[0].likelihood_choice.rule}): their headline is the exact "
+                  "binomial-normal model on the arm counts, with the normal-normal model on each "
+                  "study's effect estimate under the same prior beside it.")
     links = [f"[{o}]({local_href(o + '.html')})" for o in all_fits]
     md = [f"# {title}", "", md_escape(intro), "", md_table(SOF_HEADER, table), "",
           "Reports: " + ", ".join(links), ""]

@@ -391,6 +391,14 @@ def fit_text(s: dict) -> str:
         for st in s.studies:
             lines.append(f"{st.study:28s} {float('nan') if st.observed is None else st.observed:9.2f}  "
                          f"{ci_text(st):>28s}")
+    if s.likelihood_choice:
+        c = s.likelihood_choice
+        lines += ["", f"Normal-normal beside it ({c.normal_normal_engine} engine, same prior): "
+                      f"{m} {num(c.normal_normal.median)} [{num(c.normal_normal.ci_low)}, "
+                      f"{num(c.normal_normal.ci_high)}], P(benefit) "
+                      f"{equals(prob_text(c.normal_normal_p_benefit))}",
+                  f"Likelihood: binomial-normal, chosen by --engine auto for {c.rule}. "
+                  + c.sentence]
     if s.dl:
         d = s.dl
         lines += ["", f"{d.method_label} reference: {m} {d.estimate:.2f} "
@@ -578,6 +586,8 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
                f"{num(e.median)} (95% CrI {num(e.ci_low)} to "
                f"{num(e.ci_high)}); the probability that {who} {verb} {what} was "
                f"{prob_text(main.p_benefit, main.probability_draws)}.")
+    if main.likelihood_choice is not None:
+        out.append(main.likelihood_choice.sentence)
     if main.p_mcid is not None:
         origin = (f"from {main.mcid_source}" if main.mcid_source
                   else "an assumed value, not from a published source")
@@ -677,8 +687,9 @@ def bma_text(b) -> str:
              f"Prior:  {b.prior.name}: " + (b.prior.mu.describe() + " (the prior on tau is "
                                             "not used)" if b.level == "summary"
                                             else b.prior.describe()),
-             "Method: exact marginal likelihoods by quadrature (no Monte Carlo error); equal "
-             "prior model probabilities", "",
+             "Method: exact marginal likelihoods by quadrature (no Monte Carlo error"
+             + (f"; {b.likelihood} likelihood" if b.likelihood else "")
+             + "); equal prior model probabilities", "",
              f"{'model':48s} {'log p(y|model)':>15s} {'prior':>6s} {'posterior':>10s}"]
     for m in b.models:
         lines.append(f"{m.title:48s} {m.log_marginal_likelihood:15.4f} "

@@ -31,10 +31,12 @@ def crins_dir(tree: Path) -> Path:
 def commands(tree: Path) -> dict[str, list[str]]:
     crins = str(crins_dir(tree))
     return {
-        "fit --engine pymc (k = 1)": ["fit", "parent_reported_depression_vs_alternative"],
-        "fit --engine pymc (Crins, k = 6)": ["fit", "acute_rejection", "--data", crins],
+        "fit --engine pymc (k = 1)": ["fit", "parent_reported_depression_vs_alternative",
+                                      "--engine", "pymc"],
+        "fit --engine pymc (Crins, k = 6)": ["fit", "acute_rejection", "--data", crins,
+                                             "--engine", "pymc"],
         "fit --engine exact": ["fit", "acute_rejection", "--data", crins, "--engine", "exact"],
-        "sweep (Crins, pymc, every prior)": ["sweep", "--data", crins],
+        "sweep (Crins, pymc, every prior)": ["sweep", "--data", crins, "--engine", "pymc"],
         "list": ["list"],
     }
 

@@ -88,7 +88,8 @@ def test_fit_exact_json_has_the_documented_keys():
 
 
 def test_fit_pymc_same_seed_gives_byte_identical_json(tmp_path):
-    args = ("fit", "acute_rejection", "--data", CRINS, "--json", "--seed", "123")
+    args = ("fit", "acute_rejection", "--engine", "pymc", "--data", CRINS, "--json", "--seed",
+            "123")
     a, b = run_cli(*args), run_cli(*args)
     assert a.returncode == 0, a.stderr
     assert a.stdout == b.stdout
@@ -100,8 +101,8 @@ def test_fit_pymc_same_seed_gives_byte_identical_json(tmp_path):
 
 def test_convergence_failure_exits_3_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    r = run_cli("fit", "acute_rejection", "--data", CRINS, "--draws", "20", "--tune", "20",
-                "--out", str(out))
+    r = run_cli("fit", "acute_rejection", "--engine", "pymc", "--data", CRINS, "--draws", "20",
+                "--tune", "20", "--out", str(out))
     assert r.returncode == 3, r.stderr
     assert "ESS" in r.stderr and "Try more draws" in r.stderr
     assert not out.exists() or not any(out.iterdir())
@@ -159,8 +160,8 @@ def test_fit_out_writes_json_and_netcdf_with_seed_and_prior(tmp_path):
     import arviz as az
 
     out = tmp_path / "fits"
-    r = run_cli("fit", "acute_rejection", "--data", CRINS, "--prior", "turner", "--seed", "9",
-                "--out", str(out))
+    r = run_cli("fit", "acute_rejection", "--engine", "pymc", "--data", CRINS, "--prior", "turner",
+                "--seed", "9", "--out", str(out))
     assert r.returncode == 0, r.stderr
     stem = out / "acute_rejection__turner__pymc"
     summary = json.loads(stem.with_suffix(".json").read_text())

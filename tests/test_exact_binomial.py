@@ -65,6 +65,49 @@ def test_prediction_and_study_effect_equal_independent_quadrature(case):
         assert post.cdf(("study", 0), float(x)) == pytest.approx(value, abs=CDF_TOL), x
 
 
+# tests/reference/binomial_exact_reference_k23.py: k = 2 and 3 by QUADPACK and polynomial
+# interpolation at every level but the theta integral (composite Gauss-Legendre, doubled to
+# 1e-12); binomial_models_reference.py: the no-effect and fixed-effect models of the same cases
+K23 = json.loads((REFERENCE / "binomial_exact_reference_k23.json").read_text())
+MODELS = json.loads((REFERENCE / "binomial_models_reference.json").read_text())
+K23_CASES = [name for name in K23 if name != "priors"]
+
+
+def k23_posterior(case):
+    d = K23[case]["data"]
+    tau_prior = HalfCauchy(0.5) if d.get("tau") == "halfcauchy" else HalfNormal(0.5)
+    return binomial_posterior(d["e_t"], d["n_t"], d["e_c"], d["n_c"], d["link"],
+                              Normal(0.0, 2.0), tau_prior, BASELINE)
+
+
+@pytest.mark.parametrize("case", K23_CASES)
+def test_two_and_three_studies_equal_independent_integration(case):
+    """k = 2 (Cicchetti 2006b and 1999a secure attachment, RR; half-normal and half-Cauchy) and
+    k = 3 (OR, a zero cell and a double zero): quantiles of mu and tau within 1e-5 (|CDF error|
+    <= 1e-5 x density at every reference point; measured <= 1e-7 in CDF), log marginal
+    likelihood within 1e-6 relative (measured 4e-9)."""
+    ref = K23[case]
+    post = k23_posterior(case)
+    for target, key in (("mu", "mu_cdf"), ("tau", "tau_cdf")):
+        for x, value in ref[key].items():
+            dens = float(post.density(target, [float(x)])[0])
+            assert abs(post.cdf(target, float(x)) - value) <= 1e-5 * dens + 1e-12, (target, x)
+            assert post.cdf(target, float(x)) == pytest.approx(value, abs=CDF_TOL), (target, x)
+    assert post.log_marginal_likelihood == pytest.approx(ref["log_marginal_likelihood"],
+                                                         rel=LOG_ML_TOL)
+
+
+@pytest.mark.parametrize("case", K23_CASES)
+def test_model_comparison_equals_independent_integration(case):
+    """The four log marginal likelihoods `bma` uses with the binomial likelihood: FE0, FE and
+    RE0 against binomial_models_reference.py, RE against the k = 2, 3 reference (1e-6
+    relative; measured: FE0 3e-15, FE 2e-8, RE0 1.2e-6 absolute = 6e-8 relative)."""
+    ml = log_marginal_likelihoods(k23_posterior(case))
+    for model, value in MODELS[case].items():
+        assert ml[model] == pytest.approx(value, rel=LOG_ML_TOL), model
+    assert ml["RE"] == pytest.approx(K23[case]["log_marginal_likelihood"], rel=LOG_ML_TOL)
+
+
 def test_heavy_tailed_tau_prior_within_the_error_budget():
     """Under half-Cauchy(0.5) the CDFs of mu and tau meet the stated budget, 1e-5 on quantiles:
     |CDF error| <= 1e-5 x density (measured: mu 1.7e-6 at x = 2, tau 3e-7 at t = 1), and the
@@ -149,24 +192,146 @@ def test_interrupt_inside_a_compiled_kernel_exits_130(monkeypatch):
     assert r.stderr == "bayes_pip: interrupted; nothing was written\n"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("outcome, data", [("acute_rejection", "crins2014"),
-                                           ("secure_attachment_post", "pip")])
-def test_agrees_with_binomial_nuts_within_monte_carlo_error(outcome, data):
-    """The same model and prior sampled by NUTS (binomial engine, 4 x 5,000 draws): posterior
-    quantiles of mu and tau within 3 Monte Carlo SEs (ArviZ's quantile MCSE) of the exact ones."""
+def within_mcse(exact_post, idata):
+    """Posterior quantiles of mu and tau (5%, 50%, 95%) of the exact posterior within 3 Monte
+    Carlo SEs (ArviZ's quantile MCSE) of the NUTS draws."""
     import arviz as az
 
-    import bayes_pip as bp
-
-    path = Path(__file__).resolve().parents[1] / "data" / data
-    exact = bp.fit(bp.load(path), outcome, engine="binomial-exact")
-    nuts = bp.fit(bp.load(path), outcome, engine="binomial", draws=5000, seed=3)
-    idata = nuts.idata
     for name in ("mu", "tau"):
         draws = idata.posterior[name].values
         for q in (0.05, 0.5, 0.95):
             mcse = float(az.mcse(idata, var_names=[name], method="quantile", prob=q)[name])
             sampled = float(np.quantile(draws, q))
-            assert abs(exact.posterior.quantile(name, q) - sampled) < 3 * mcse + 1e-3, \
-                (name, q, sampled, exact.posterior.quantile(name, q), mcse)
+            assert abs(exact_post.quantile(name, q) - sampled) < 3 * mcse + 1e-3, \
+                (name, q, sampled, exact_post.quantile(name, q), mcse)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outcome, data", [("acute_rejection", "crins2014"),
+                                           ("secure_attachment_post", "pip"),
+                                           ("disorganised_attachment_post", "pip")])
+def test_agrees_with_binomial_nuts_within_monte_carlo_error(outcome, data):
+    """The same model and prior sampled by NUTS (binomial engine, 4 x 5,000 draws): Crins 2014
+    (OR, k = 6, a zero cell) and two reconstructed PIP outcomes (RR, log link, k = 2)."""
+    import bayes_pip as bp
+
+    path = Path(__file__).resolve().parents[1] / "data" / data
+    exact = bp.fit(bp.load(path), outcome, engine="binomial-exact")
+    nuts = bp.fit(bp.load(path), outcome, engine="binomial", draws=5000, seed=3)
+    within_mcse(exact.posterior, nuts.idata)
+
+
+@pytest.mark.slow
+def test_agrees_with_binomial_nuts_on_rare_events_with_double_zeros():
+    """Deaths in dat.collins1985a (24 trials, OR; two trials with no death in either arm,
+    eight more with a zero cell; tests/reference/rare_events_glmm.R): exact against NUTS
+    within 3 MCSE."""
+    import pandas as pd
+
+    from bayes_pip import measures
+    from bayes_pip.effects import effect_sizes
+    from bayes_pip.engines.base import SamplerSettings
+    from bayes_pip.engines.binomial_nuts import sample_binomial_normal
+    from bayes_pip.engines.diagnostics import gate
+    from bayes_pip.priors import ResolvedPrior
+
+    ref = json.loads((REFERENCE / "rare_events_values.json").read_text())
+    counts = [ref[k] for k in ("events_pip", "n_pip", "events_ctrl", "n_ctrl")]
+    double = sum(a == 0 and c == 0 for a, c in zip(counts[0], counts[2]))
+    assert double == 2
+    rows = pd.DataFrame({"study": [f"{t} {i}" for i, t in enumerate(ref["trial"])],
+                         **{k: ref[k] for k in ("events_pip", "n_pip", "events_ctrl",
+                                                "n_ctrl")}})
+    es = effect_sizes(rows, measures.get("OR"))
+    prior = ResolvedPrior("p", "", "", Normal(0, 4), HalfNormal(0.5), "", "")
+    settings = SamplerSettings(draws=5000)
+    idata = sample_binomial_normal(es, prior, 3, settings)
+    assert not gate(idata, settings.chains, settings.draws)[1]
+    exact = binomial_posterior(*counts, "logit", prior.mu, prior.tau, prior.baseline)
+    within_mcse(exact, idata)
+
+
+# ---------------------------------------------------------------------------------------------
+# --engine auto: the binomial-normal headline on sparse arm counts
+# ---------------------------------------------------------------------------------------------
+
+def rr_data(rows):
+    import pandas as pd
+
+    import bayes_pip as bp
+
+    outcomes = pd.DataFrame([{"outcome": "o1", "label": "x", "comparison": "a_vs_b",
+                              "measure": "RR", "benefit": "lower"},
+                             {"outcome": "o2", "label": "y", "comparison": "a_vs_b",
+                              "measure": "SMD", "benefit": "lower"}])
+    studies = pd.DataFrame(
+        [{"outcome": "o1", "study": f"S{i}", "events_pip": a, "n_pip": b, "events_ctrl": c,
+          "n_ctrl": d, "source": "t"} for i, (a, b, c, d) in enumerate(rows)]
+        + [{"outcome": "o2", "study": "T1", "mean_pip": 1.0, "sd_pip": 1.0, "n_pip": 10,
+            "mean_ctrl": 1.2, "sd_ctrl": 1.0, "n_ctrl": 10, "source": "t"}])
+    return bp.load(outcomes=outcomes, studies=studies)
+
+
+@pytest.mark.parametrize("rows, chosen", [
+    ([(5, 20, 6, 20), (10, 30, 15, 30)], "pymc"),            # 5 events, 15 non-events: not sparse
+    ([(4, 20, 6, 20), (10, 30, 15, 30)], "binomial-exact"),  # 4 events
+    ([(16, 20, 6, 20), (10, 30, 15, 30)], "binomial-exact"),  # 4 non-events
+    ([(0, 20, 0, 20), (10, 30, 15, 30)], "binomial-exact"),   # a double zero
+])
+def test_auto_chooses_the_binomial_likelihood_on_sparse_arms_only(rows, chosen):
+    """The rule: an arm with fewer than 5 events or 5 non-events (n p >= 5 and n (1 - p) >= 5,
+    the usual condition for a normal approximation to a binomial count) makes an RR/OR outcome
+    sparse; an SMD outcome never is."""
+    from bayes_pip.analysis import choose_engine
+
+    ds = rr_data(rows)
+    assert choose_engine(ds.resolve("o1", "auto")) == chosen
+    assert choose_engine(ds.resolve("o2", "auto")) == "pymc"
+
+
+def test_auto_headline_is_binomial_with_the_normal_normal_beside_it():
+    """`fit secure_attachment_post` (Cicchetti 2006b control arm: 1 of 54) headlines the exact
+    binomial-normal posterior and carries the normal-normal result under the same prior, equal
+    to `--engine exact`'s; the text gives both and the one sentence on why they differ; the
+    record equals `--engine binomial-exact`'s apart from that field."""
+    auto = json.loads(run_main("fit", "secure_attachment_post", "--json").stdout)
+    exact = json.loads(run_main("fit", "secure_attachment_post", "--engine", "exact",
+                                "--json").stdout)
+    binomial = json.loads(run_main("fit", "secure_attachment_post", "--engine",
+                                   "binomial-exact", "--json").stdout)
+    assert auto["engine"] == "binomial-exact"
+    choice = auto.pop("likelihood_choice")
+    assert auto == binomial
+    assert choice["normal_normal"] == exact["effect"]
+    assert choice["normal_normal_p_benefit"] == exact["p_benefit"]
+    assert "Cicchetti 2006b control: 1 of 54" in choice["sparse_arms"]
+    text = run_main("fit", "secure_attachment_post").stdout
+    e, f = binomial["effect"], exact["effect"]
+    assert (f"gives RR {e['median']:.2f} (95% CrI {e['ci_low']:.2f} to {e['ci_high']:.2f}) and "
+            f"the normal-normal model on each study's log RR gives {f['median']:.2f} "
+            f"({f['ci_low']:.2f} to {f['ci_high']:.2f})") in text
+    assert "zero cells" not in text     # no zero cell in these tables
+
+
+def test_report_headlines_the_binomial_result_and_bma_uses_its_likelihood(tmp_path):
+    """The report of a sparse outcome: the discussion paragraph carries the sentence, and its
+    Bayes factors use the binomial likelihood (log marginal likelihoods equal the engine's)."""
+    import bayes_pip as bp
+    from bayes_pip.analysis import bma_outcome
+
+    out = tmp_path / "r"
+    r = run_main("report", "secure_attachment_post", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "secure_attachment_post.md").read_text()
+    assert "The binomial-normal model on the arm counts gives RR" in md
+    b = bma_outcome(bp.load(), "secure_attachment_post")
+    assert b.likelihood == "binomial-normal"
+    table = bp.load().resolve("secure_attachment_post", "auto").table_rows()[0]
+    post = binomial_posterior(table.events_pip, table.n_pip, table.events_ctrl, table.n_ctrl,
+                              "log", b.prior.mu, b.prior.tau, b.prior.baseline)
+    ml = log_marginal_likelihoods(post)
+    assert {m.name: m.log_marginal_likelihood for m in b.models} == ml
+    assert "with the binomial-normal likelihood on the arm counts" in md
+    normal = bma_outcome(bp.load(), "secure_attachment_post", engine="exact")
+    assert normal.likelihood == "normal-normal"
+    assert normal.models[0].log_marginal_likelihood != b.models[0].log_marginal_likelihood

@@ -220,7 +220,7 @@ def test_mcmc_runs_without_a_writable_home(tmp_path):
     env = {**os.environ, "HOME": "/proc/no-such-home"}
     env.pop("XDG_CACHE_HOME", None)
     env.pop("MPLCONFIGDIR", None)
-    r = subprocess.run([sys.executable, "-m", "bayes_pip", "fit", "rejection", "--data",
+    r = subprocess.run([sys.executable, "-m", "bayes_pip", "fit", "rejection", "--engine", "pymc", "--data",
                         str(BASE), "--json"], capture_output=True, text=True, env=env,
                        cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -357,7 +357,8 @@ def test_sampler_failure_is_exit_1_with_a_message_never_a_signal(tmp_path):
     code = ("import sys\nimport bayes_pip.priors as priors\n"
             "priors.check_parameters = lambda spec, path: None\n"
             "from bayes_pip import cli\n"
-            f"sys.exit(cli.main(['fit', 'rejection', '--data', {str(BASE)!r}, '--prior', "
+            f"sys.exit(cli.main(['fit', 'rejection', '--engine', 'pymc', '--data', {str(BASE)!r}, "
+            "'--prior', "
             f"'tiny', '--prior-dir', {str(priors)!r}]))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=300)
@@ -370,7 +371,8 @@ def test_prior_scale_outside_the_accepted_range(tmp_path):
     priors = tmp_path / "priors"
     prior_file(priors, "tiny", HALFNORMAL.replace('name = "halfnormal-0.5"', 'name = "tiny"')
                .replace("scale = 0.5", "scale = 1e-300"))
-    r = run_cli("fit", "rejection", "--data", str(BASE), "--prior-dir", str(priors))
+    r = run_cli("fit", "rejection", "--engine", "pymc", "--data", str(BASE), "--prior-dir",
+                str(priors))
     assert_input_error(r, "column 'tau.scale': 1e-300 is outside the range bayes_pip accepts")
 
 

@@ -23,7 +23,11 @@ REGISTRY = {
 }
 SUMMARY_ENGINE = "conjugate"
 CHOICES = tuple(name for name in REGISTRY if name != SUMMARY_ENGINE)  # what --engine offers
-DEFAULT = "pymc"
+DEFAULT = "pymc"  # the normal-normal engine, where the data do not call for another
+# chosen per outcome by the data (bayes_pip.analysis.choose_engine): binomial-exact for RR/OR
+# outcomes with sparse arm counts, DEFAULT otherwise
+AUTO = "auto"
+SELECTABLE = (AUTO, *CHOICES)  # what --engine offers
 
 
 def get(name: str):
@@ -35,4 +39,14 @@ def get(name: str):
 
 def help_text() -> str:
     """One line per selectable engine, for `--help`."""
-    return "; ".join(get(name).help for name in CHOICES)
+    return "; ".join([AUTO_HELP] + [get(name).help for name in CHOICES])
+
+
+AUTO_HELP = ("auto (default): binomial-exact for an RR or OR outcome with sparse arm counts (an "
+             "arm with fewer than 5 events or 5 non-events), with the normal-normal result "
+             "beside it; pymc otherwise")
+
+
+def stochastic(name: str) -> bool:
+    """Whether the engine ``name`` may sample (auto may choose pymc)."""
+    return name == AUTO or get(name).stochastic

@@ -118,7 +118,8 @@ def bf_value(log_bf: float) -> float | None:
 
 def evidence(y, v, mu_prior, tau_prior, prior_probability: dict | None = None,
              random_effects: bool = True) -> Evidence:
-    """Marginal likelihoods and posterior model probabilities (default: equal prior odds).
+    """Marginal likelihoods of the normal-normal models and posterior model probabilities
+    (default: equal prior odds).
 
     ``random_effects=False`` (a published pooled estimate: one observation) compares the two
     fixed-effect models only.
@@ -131,14 +132,19 @@ def evidence(y, v, mu_prior, tau_prior, prior_probability: dict | None = None,
     zero = np.zeros(1)
     log_ml = {"FE0": float(log_lik_mu_zero(y, v, zero)[0]),
               "FE": float(log_lik_mu_integrated(y, v, zero, mu_prior)[0])}
-    models = ("FE0", "FE")
     if random_effects:
         if not getattr(tau_prior, "proper", True):
             raise InputError("Bayes factors need a proper prior on tau")
         log_ml["RE0"] = log_integral_over_tau(lambda t: log_lik_mu_zero(y, v, t), v, tau_prior)
         log_ml["RE"] = log_integral_over_tau(lambda t: log_lik_mu_integrated(y, v, t, mu_prior),
                                              v, tau_prior)
-        models = MODELS
+    return weigh(log_ml, prior_probability)
+
+
+def weigh(log_ml: dict, prior_probability: dict | None = None) -> Evidence:
+    """Posterior model probabilities from log marginal likelihoods (of FE0 and FE, or of all
+    four models; default: equal prior odds)."""
+    models = tuple(m for m in MODELS if m in log_ml)
     if prior_probability is None:
         prior_probability = {m: 1.0 / len(models) for m in models}
     logs = np.array([log_ml[m] + math.log(prior_probability[m]) for m in models])
