@@ -335,3 +335,23 @@ def test_report_headlines_the_binomial_result_and_bma_uses_its_likelihood(tmp_pa
     normal = bma_outcome(bp.load(), "secure_attachment_post", engine="exact")
     assert normal.likelihood == "normal-normal"
     assert normal.models[0].log_marginal_likelihood != b.models[0].log_marginal_likelihood
+
+
+def test_numbers_do_not_depend_on_the_number_of_threads():
+    """The grid kernels run on every core; each value is summed in serial order, so one thread
+    and two give the same numbers to the last bit."""
+    import numba
+
+    args = ([2, 5, 0], [30, 40, 20], [6, 9, 0], [30, 41, 22], "logit", Normal(0, 2),
+            HalfNormal(0.5), BASELINE)
+    targets = ["mu", "tau", "predict", ("study", 2)]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = binomial_posterior(*args)
+        one = [serial.quantile(t, q) for t in targets for q in (0.025, 0.5, 0.975)]
+    finally:
+        numba.set_num_threads(before)
+    post = binomial_posterior(*args)
+    assert [post.quantile(t, q) for t in targets for q in (0.025, 0.5, 0.975)] == one
+    assert post.log_marginal_likelihood == serial.log_marginal_likelihood

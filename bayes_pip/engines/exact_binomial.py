@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,12 +70,34 @@ GH_CURVE = np.polynomial.hermite.hermgauss(20)
 LOG_2PI = math.log(2 * math.pi)
 
 
+_LOCK = threading.Lock()
+
+
+class SerialKernels:
+    """The compiled kernels behind one lock: they run their loops on every core (numba's
+    parallel ranges), and numba's fallback threading layer (workqueue, where OpenMP and TBB are
+    missing) aborts the process when two threads enter it at once; one caller at a time keeps
+    them safe to call from threads."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        kernel = getattr(self._module, name)
+
+        def call(*args):
+            with _LOCK:
+                return kernel(*args)
+        return call
+
+
+@functools.cache
 def kernels():
     """The compiled kernels, imported on first use (so that `list` and `--help` never load
     numba)."""
     from bayes_pip.engines import binomial_kernels
 
-    return binomial_kernels
+    return SerialKernels(binomial_kernels)
 
 
 # ---------------------------------------------------------------------------------------------
