@@ -40,6 +40,7 @@ LOG_DROP = 46.0       # the walk stops where the integrand is below e^-46 of its
 MAX_STEPS = 100_000   # per side of one walk (a budget; reached only by a degenerate input)
 GH_TOLERANCE = 1e-7   # Gauss-Hermite rules that differ by more fall back to the trapezoidal walk
 KINK_REACH = 8.0      # a kink within this many scales of the mode sends the integral to the walk
+KINK_STEPS = 8.0      # steps per scale of that walk
 
 
 @numba.njit(cache=True)
@@ -270,7 +271,7 @@ def log_convolution(mu, tau, lo, h, coef, mode, prec, x_main, w_main, x_check, w
     # or the kink of the log link): the trapezoidal rule with the spline's own step, walked
     # outward from the mode (on whole multiples of the step when there is a kink, so that 0 is a
     # node of both rules)
-    step = min(h, s / 16) if near_kink else min(h, s / 8)
+    step = min(h, s / KINK_STEPS) if near_kink else min(h, s / 8)
     anchor = c
     if near_kink:  # a grid of whole multiples of the step, through the mode's neighbourhood
         anchor = step * round(c / step)
