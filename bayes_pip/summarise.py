@@ -437,7 +437,10 @@ def comparison_text(rows: list[dict]) -> str:
     s = rows[0]
     m = s.measure
     lines = [f"{s.label} ({s.outcome}), {m}: sensitivity to the prior",
-             f"Data: {level_text(s)}", f"Engine: {s.engine}", "",
+             f"Data: {level_text(s)}",
+             f"Engine: {s.engine}" + (" (--engine auto: sparse arm counts, so the "
+                                      "binomial-normal likelihood; `fit` shows the normal-normal "
+                                      "result beside it)" if s.likelihood_choice else ""), "",
              f"{'prior':16s} {m + ' median [95% CrI]':>26s} {'tau':>6s} "
              f"{'prediction [95%]':>18s} {'P(benefit)':>10s} {'P(>MCID)':>9s} "
              f"{'P(harm)':>8s}"]
