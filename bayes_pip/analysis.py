@@ -386,6 +386,8 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
     for outcome_id in outcomes_with_data(dataset):
         if level != "auto" and not has_level(dataset, outcome_id, level):
             continue  # --level study: outcomes without study rows are not swept
+        if not engine_applies(dataset, outcome_id, level, engine):
+            continue  # a binomial engine on means and SDs: left out (the CLI names them)
         used = dataset.resolve(outcome_id, level).level
         names = priors_for(dataset, outcome_id, used, sets)
         if prior_names:
@@ -404,6 +406,15 @@ def sweep(dataset: Dataset, prior_names: list[str] | None = None, engine: str = 
     if progress:
         progress(len(jobs), len(jobs), "done")
     return rows
+
+
+def engine_applies(dataset: Dataset, outcome_id: str, level: str, engine: str) -> bool:
+    """False for a binomial-normal engine on an outcome analysed from means and SDs (the
+    engine needs arm counts); at summary level every engine gives the conjugate posterior."""
+    if engine == engines.AUTO or engines.get(engine).model != "binomial-normal":
+        return True
+    resolved = dataset.resolve(outcome_id, level)
+    return resolved.level == "summary" or resolved.outcome.scale.link is not None
 
 
 def fit_jobs(dataset: Dataset, jobs, engine, level, seed, settings, sets, progress=None,

@@ -549,11 +549,17 @@ def cmd_sweep(args) -> int:
 
     Example: python -m bayes_pip sweep --json > sweep.json
     """
-    from bayes_pip.analysis import sweep
+    from bayes_pip.analysis import engine_applies, has_level, outcomes_with_data, sweep
     from bayes_pip.record import FitFailure
     from bayes_pip.summarise import sweep_text
 
     dataset = open_dataset(args)
+    left_out = [o for o in outcomes_with_data(dataset)
+                if (args.level == "auto" or has_level(dataset, o, args.level))
+                and not engine_applies(dataset, o, args.level, args.engine)]
+    if left_out:
+        sys.stderr.write(f"bayes_pip: --engine {args.engine} needs arm counts (RR or OR); "
+                         f"left out: {', '.join(left_out)}\n")
     rows = sweep(dataset, prior_list(args), args.engine, args.seed, sampler_settings(args),
                  progress_printer(sys.stderr.isatty()), prior_sets(args), args.level,
                  args.scheduler)

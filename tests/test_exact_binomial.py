@@ -355,3 +355,18 @@ def test_numbers_do_not_depend_on_the_number_of_threads():
     post = binomial_posterior(*args)
     assert [post.quantile(t, q) for t in targets for q in (0.025, 0.5, 0.975)] == one
     assert post.log_marginal_likelihood == serial.log_marginal_likelihood
+
+
+def test_sweep_with_the_binomial_engine_leaves_out_means_and_sds():
+    """`sweep --engine binomial-exact` fits the outcomes with arm counts (the summary-level ones
+    by the conjugate posterior, as every engine) and names the SMD outcome it leaves out, instead
+    of failing on it after the other fits."""
+    r = run_main("sweep", "--engine", "binomial-exact", "--priors", "halfnormal-0.5", "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == ("bayes_pip: --engine binomial-exact needs arm counts (RR or OR); "
+                                "left out: parent_reported_depression_vs_alternative")
+    rows = json.loads(r.stdout)
+    outcomes = {row["outcome"]: row["engine"] for row in rows}
+    assert "parent_reported_depression_vs_alternative" not in outcomes
+    assert outcomes["secure_attachment_post"] == "binomial-exact"
+    assert outcomes["parental_depression_incidence"] == "conjugate"
