@@ -92,12 +92,18 @@ def forest_plot(main):
     if main.level == "summary":   # only the prior on the pooled effect was used
         mu = main.prior.mu
         label = f"Bayesian, Normal({mu.mean:.3g}, {mu.sd:.3g}^2) on the pooled effect"
+    elif main.baseline_prior is not None:   # arm counts: say which likelihood
+        label = f"Bayesian binomial-normal, prior {main.prior.name}"
     else:
         label = f"Bayesian, prior {main.prior.name}"
     pooled.append((label, "bayes", (e.median, e.ci_low, e.ci_high)))
     if main.prediction:
         pr = main.prediction
         pooled.append(("Prediction, new study", "predict", (pr.median, pr.ci_low, pr.ci_high)))
+    if main.likelihood_choice:   # sparse counts: the normal-normal result beside the headline
+        f = main.likelihood_choice.normal_normal
+        pooled.append(("Normal-normal model, same prior", "bayes",
+                       (f.median, f.ci_low, f.ci_high)))
     rows += pooled
     n = len(rows)
     fig, ax = new_figure((10, 0.42 * n + 1.9))
