@@ -1,4 +1,5 @@
-"""Normal-normal model sampled by NUTS (nutpie): the default `--engine pymc`.
+"""Normal-normal model sampled by NUTS (nutpie): `--engine pymc`, what `--engine auto` uses
+unless an outcome's arm counts are sparse.
 
 What runs: the model of :func:`bayes_pip.engines.pymc_models.normal_normal_spec` (y_i ~ N(mu,
 v_i + tau^2), PyMC priors from the prior set), in the whitened parametrisation of
@@ -51,8 +52,8 @@ def sample_normal_normal(y, v, prior, seed: int, settings, study_names, progress
 class NormalNormalNUTS:
     name = "pymc"
     model = "normal-normal"
-    help = ("pymc: normal-normal model (theta_i integrated out) sampled by NUTS (nutpie), the "
-            "default")
+    help = ("pymc: normal-normal model (theta_i integrated out) sampled by NUTS (nutpie), what "
+            "auto uses unless the arm counts are sparse")
     stochastic = True
     packages = mcmc.PYMC_PACKAGES
     default_target_accept = 0.95  # the whitened model has no funnel...
