@@ -183,8 +183,8 @@ def test_interrupting_a_long_mcmc_fit(tmp_path, signum, code):
     """A long PyMC fit interrupted while sampling: exit 130/143 promptly, no result printed,
     nothing written to --out, no staging directory left."""
     out = tmp_path / "out"
-    proc = start("fit", "rejection", "--data", str(BASE), "--draws", "1000000", "--json",
-                 "--out", str(out))
+    proc = start("fit", "rejection", "--engine", "pymc", "--data", str(BASE), "--draws",
+                 "1000000", "--json", "--out", str(out))
     wait_for_sampling(proc, 12)
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
@@ -204,8 +204,8 @@ def test_interrupting_report_all(tmp_path, signum, code):
     r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(out))
     assert r.returncode == 0, r.stderr
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    proc = start("report", "--all", "--data", str(BASE), "--draws", "1000000", "--out",
-                 str(out))
+    proc = start("report", "--all", "--engine", "pymc", "--data", str(BASE), "--draws",
+                 "1000000", "--out", str(out))
     wait_for_sampling(proc, 12)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
