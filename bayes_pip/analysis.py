@@ -102,9 +102,11 @@ def sparse_arms(resolved: Resolved) -> list[tuple[str, str, int, int]]:
     return list(dict.fromkeys(found))
 
 
-def choose_engine(resolved: Resolved) -> str:
-    """The engine --engine auto uses: binomial-exact on sparse arm counts, else the default."""
-    return "binomial-exact" if sparse_arms(resolved) else engines.DEFAULT
+def choose_engine(resolved: Resolved, arms=None) -> str:
+    """The engine --engine auto uses: binomial-exact on sparse arm counts, else the default
+    (``arms``: :func:`sparse_arms` of ``resolved``, when already found)."""
+    arms = sparse_arms(resolved) if arms is None else arms
+    return "binomial-exact" if arms else engines.DEFAULT
 
 
 def fit_resolved(resolved: Resolved, prior_name: str | None = None,
@@ -121,15 +123,16 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
     if engine != engines.AUTO:
         return fit_engine(resolved, prior_name, engine, seed, settings, progress, prior_sets,
                           precomputed)
-    chosen = choose_engine(resolved)
+    arms = sparse_arms(resolved)
+    chosen = choose_engine(resolved, arms)
     if chosen == engines.DEFAULT:
         return fit_engine(resolved, prior_name, chosen, seed, settings, progress, prior_sets,
                           precomputed)
     record = fit_engine(resolved, prior_name, chosen, seed, settings, progress, prior_sets)
     normal = fit_engine(resolved, prior_name, "exact", seed, None, False, prior_sets,
                         precomputed)
-    return dataclasses.replace(record, likelihood_choice=likelihood_choice(
-        record, normal, sparse_arms(resolved)))
+    return dataclasses.replace(record, likelihood_choice=likelihood_choice(record, normal,
+                                                                           arms))
 
 
 def likelihood_choice(binomial: FitRecord, normal: FitRecord, arms) -> LikelihoodChoice:
@@ -558,9 +561,9 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
                else "--engine binomial-exact")
         notes.insert(0, f"Likelihood: binomial-normal on the arm counts ({why}); each "
                         "study's control-arm baseline ~ "
-                        f"Normal({prior.baseline.mean:g}, {prior.baseline.sd:g}^2). The marginal likelihoods are not "
-                        "comparable with those of the normal-normal model (a different "
-                        "likelihood), only with each other.")
+                        f"Normal({prior.baseline.mean:g}, {prior.baseline.sd:g}^2). The "
+                        "marginal likelihoods are not comparable with those of the "
+                        "normal-normal model (a different likelihood), only with each other.")
     else:
         e = ev.evidence(y, v, prior.mu, prior.tau, random_effects=random_effects)
         parts = {"FE": ev.fixed_effect_posterior(y, v, prior.mu)}

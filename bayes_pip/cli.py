@@ -803,6 +803,7 @@ def add_command(sub, name: str, summary: str, func) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bayes_pip.analysis import BMA_ENGINES
     from bayes_pip.classical import METHODS
     from bayes_pip.data import LEVELS
 
@@ -865,7 +866,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prior_options(p, "prior set from models/ (default: halfnormal-0.5; vague for MD)")
     p.add_argument("--level", choices=LEVELS, default="auto",
                    help="study, reconstructed or summary (default auto: the first the data allow)")
-    p.add_argument("--engine", choices=("auto", "exact", "binomial-exact"), default="auto",
+    p.add_argument("--engine", choices=BMA_ENGINES, default="auto",
                    help="likelihood of the marginal likelihoods: exact: normal-normal on each "
                         "study's effect; binomial-exact: binomial-normal on arm counts (RR/OR); "
                         "auto (default): binomial-normal on sparse arm counts (an arm with fewer "

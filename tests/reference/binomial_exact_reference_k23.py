@@ -33,9 +33,13 @@ import json
 import math
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from scipy import integrate, interpolate, optimize, special
+
+sys.path.insert(0, str(Path(__file__).parent))
+from binomial_exact_reference import log_p  # noqa: E402  (the k = 1 script's link functions)
 
 M0, S0, TAU_SCALE, B_SD = 0.0, 2.0, 0.5, 10.0
 SPAN = 40.0
@@ -54,23 +58,6 @@ CASES = {
     "double_zero_k3_or": dict(e_t=[2, 5, 0], n_t=[30, 40, 20], e_c=[6, 9, 0], n_c=[30, 41, 22],
                               link="logit", mu_x=[-1.2, -0.6, 0.0], tau_t=[0.2, 0.6]),
 }
-
-
-def log_expit(x):
-    return -math.log1p(math.exp(-x)) if x > 0 else x - math.log1p(math.exp(x))
-
-
-def log1m(lp):
-    """log(1 - exp(lp)); -inf where the risk rounds to 1."""
-    return math.log(-math.expm1(lp)) if lp < 0 else -math.inf
-
-
-def log_p(b, theta, link):
-    if link == "logit":
-        return log_expit(b), log_expit(-b), log_expit(b + theta), log_expit(-(b + theta))
-    lp0 = min(0.0, -theta) + log_expit(b)
-    lp1 = lp0 + theta
-    return lp0, log1m(lp0), lp1, log1m(lp1)
 
 
 def arm(e, n, lp, lq):
