@@ -19,6 +19,7 @@ from bayes_pip.data import Dataset, Resolved
 from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.engines.conjugate import conjugate_idata, se_from_ci
 from bayes_pip.engines.mixture import MixturePosterior
+from bayes_pip.payloads import NormalEffects
 from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
 from bayes_pip.errors import ConvergenceError, InputError
@@ -182,7 +183,9 @@ def fit_engine(resolved: Resolved, prior_name: str | None, engine: str, seed: in
         se = se_from_ci(float(scale.to_analysis(published.ci_low)),
                         float(scale.to_analysis(published.ci_high)))
         used = engines.get(engines.SUMMARY_ENGINE)
-        post = used.fit(Problem(outcome, "summary", estimate=y, se=se), prior).posterior
+        post = used.fit(Problem(outcome, "summary", estimate=y, se=se,
+                                payload=NormalEffects(("published pooled estimate",), [y],
+                                                      [se**2])), prior).posterior
         notes = summary_level_notes() + notes
         if requested.model != used.model:
             notes.append(f"--engine {engine} does not apply at summary level; the "
@@ -211,7 +214,8 @@ def fit_engine(resolved: Resolved, prior_name: str | None, engine: str, seed: in
                      "review pooled; this is not a re-analysis of the review's result.")
     if requested.stochastic:
         settings = requested.settings_for(settings or SamplerSettings(), es.k)
-    known = (precomputed or {}).get(exact_key(es, prior)) if requested.name == "exact" else None
+    known = ((precomputed or {}).get(exact_key(es, prior))
+             if engines.can(requested, "batch") else None)
     result = requested.fit(Problem(outcome, "study", effects=es, posterior=known), prior, seed,
                            settings, progress)
     used_settings = Settings(seed if requested.stochastic else None, **result.settings,
@@ -424,7 +428,8 @@ def fit_jobs(dataset: Dataset, jobs, engine, level, seed, settings, sets, progre
              strip: bool = False) -> list[FitRecord | FitFailure]:
     """The fits of a sweep, in order; with the exact engine all computed in one batch.
     ``strip`` drops the draws and posterior objects (a cluster sends back what the JSON needs)."""
-    precomputed = batch_exact(dataset, jobs, level, sets) if engine == "exact" else None
+    precomputed = (batch_exact(dataset, jobs, level, sets, engine) if batched(engine)
+                   else None)
     rows = []
     for i, (outcome_id, name) in enumerate(jobs):
         if progress:
@@ -444,7 +449,7 @@ EXACT_CHUNK = 16  # fits per cluster task with the exact engine (batched inside 
 def sweep_on_cluster(dataset, jobs, engine, level, seed, settings, sets, progress, scheduler):
     from bayes_pip.cluster import run_tasks
 
-    size = EXACT_CHUNK if engine == "exact" else 1
+    size = EXACT_CHUNK if batched(engine) else 1
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     tasks = [(dataset, chunk, engine, level, seed, settings, sets, None, True)
              for chunk in chunks]
@@ -463,11 +468,14 @@ def exact_key(effects, prior) -> tuple:
             prior.mu, prior.tau)
 
 
-def batch_exact(dataset: Dataset, jobs, level: str, sets) -> dict:
-    """Exact posteriors of every study-level problem of a sweep (each reconstructed table
-    included), computed in one call of the batched engine; keyed by :func:`exact_key`."""
-    from bayes_pip.engines.exact_batch import batch_posterior
+def batched(engine: str) -> bool:
+    """Whether a sweep with ``engine`` fits its problems in one batch (capability "batch")."""
+    return engine != engines.AUTO and engines.can(engine, "batch")
 
+
+def batch_exact(dataset: Dataset, jobs, level: str, sets, engine: str = "exact") -> dict:
+    """Posteriors of every study-level problem of a sweep (each reconstructed table included),
+    computed in one call of a batching engine's ``fit_batch``; keyed by :func:`exact_key`."""
     problems = {}
     for outcome_id, name in jobs:
         try:
@@ -478,7 +486,7 @@ def batch_exact(dataset: Dataset, jobs, level: str, sets) -> dict:
         if resolved.level == "study":
             variants = [resolved]
         elif resolved.level == "reconstructed":
-            variants = [resolved.with_rows(r) for r in tables_to_fit(resolved, "exact")[0]]
+            variants = [resolved.with_rows(r) for r in tables_to_fit(resolved, engine)[0]]
         else:
             continue  # summary level: the closed-form engine
         for r in variants:
@@ -493,7 +501,8 @@ def batch_exact(dataset: Dataset, jobs, level: str, sets) -> dict:
     for i, key in enumerate(keys):
         es = problems[key][0]
         y[i, :es.k], v[i, :es.k] = es.y, es.v
-    post = batch_posterior(y, v, prior=[problems[key][1] for key in keys], store=True)
+    post = engines.get(engine).fit_batch(y, v, prior=[problems[key][1] for key in keys],
+                                         store=True)
     return {key: post.row(i) for i, key in enumerate(keys) if not post.error[i]}
 
 

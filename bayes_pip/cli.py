@@ -447,7 +447,7 @@ def add_fit_options(p: argparse.ArgumentParser, prior: bool = True) -> None:
     add_data_option(p)
     add_prior_options(p, "prior set from models/ (default: halfnormal-0.5; vague for MD)"
                       if prior else None)
-    p.add_argument("--engine", choices=engines.SELECTABLE, default=engines.AUTO,
+    p.add_argument("--engine", choices=engines.selectable(), default=engines.AUTO,
                    help=engines.help_text() + ". At summary level every engine gives the "
                         "closed-form (conjugate) posterior")
     p.add_argument("--level", choices=LEVELS, default="auto",
@@ -583,6 +583,7 @@ def cmd_calibrate(args) -> int:
 
     Example: python -m bayes_pip calibrate --engine exact --k 2,5,10 --reps 500 --out sbc
     """
+    from bayes_pip import engines
     from bayes_pip.calibration import calibrate, calibration_text, rank_histograms
     from bayes_pip.figures import png_bytes
     from bayes_pip.report import check_output_dir, json_text, write_report_files
@@ -600,7 +601,7 @@ def cmd_calibrate(args) -> int:
 
     settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=2)
     record = calibrate(args.engine, ks, args.reps, args.seed, args.tau_scale, args.scheduler,
-                       settings if args.engine == "pymc" else None,
+                       settings if engines.stochastic(args.engine) else None,
                        progress_printer(sys.stderr.isatty() and not args.json))
     output_record(args, record, calibration_text, lambda: write_report_files(args.out, {
         "calibration.json": json_text(record.to_dict()),
@@ -804,6 +805,7 @@ def add_command(sub, name: str, summary: str, func) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     from bayes_pip.analysis import BMA_ENGINES
+    from bayes_pip import engines
     from bayes_pip.classical import METHODS
     from bayes_pip.data import LEVELS
 
@@ -926,10 +928,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_command(sub, "calibrate", "simulation-based calibration of an engine",
                     cmd_calibrate)
-    p.add_argument("--engine", choices=("exact", "binomial-exact", "pymc"), default="exact",
-                   help="exact: the batched exact engine; binomial-exact: the exact "
-                        "binomial-normal engine on simulated OR arm counts; pymc: the PyMC "
-                        "normal-normal engine")
+    p.add_argument("--engine", choices=engines.choices(), default="exact",
+                   help="exact: the batched exact engine; binomial-exact and binomial: the "
+                        "binomial-normal engines on simulated OR arm counts; pymc: the PyMC "
+                        "normal-normal engine; any registered engine is calibrated by the "
+                        "payload it accepts")
     p.add_argument("--k", default="2,5,10", metavar="K1,K2,...",
                    help="numbers of studies per simulated meta-analysis (default 2,5,10)")
     p.add_argument("--reps", type=int, default=500,

@@ -5,7 +5,6 @@ Reads records (dicts from ``to_dict``), never refits.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from bayes_pip.data import Dataset, Outcome

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
-    {"version", "errors", "bundled", "environment", "effects", "record", "dl_fused", "dl",
+    {"version", "errors", "payloads", "bundled", "environment", "effects", "record", "dl_fused", "dl",
      "metareg"},
     {"measures", "reconstruct", "robustness", "cluster", "design"},
     {"data"},
@@ -23,7 +23,7 @@ LAYERS = [
     {"engines.conjugate", "engines.exact", "engines.evidence", "engines.pymc_models", "engines.fast_normal",
      "engines.binomial_kernels",
      "engines.mcmc", "engines"},
-    {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch",
+    {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch", "engines.normal_exact",
      "engines.exact_regression", "engines.exact_binomial"},
     {"classical"},
     {"summarise"},
@@ -147,4 +147,30 @@ def test_engine_registry_describes_every_engine():
         assert engine.help.startswith(name + ":")
         assert engine.model in ("normal-normal", "binomial-normal")
         assert "numpy" in engine.packages
-    assert engines.CHOICES == ("pymc", "binomial", "binomial-exact", "exact")
+
+
+@pytest.mark.parametrize("name", ["pymc", "binomial", "binomial-exact", "exact", "conjugate"])
+def test_every_engine_satisfies_the_protocol(name):
+    """Each registered engine declares what it accepts and can do, consistently: calibration,
+    batching and texts ask these attributes, never the engine's name."""
+    from bayes_pip import engines, payloads
+    from bayes_pip.engines.base import CAPABILITIES
+
+    engine = engines.get(name)
+    for attr in ("name", "model", "help", "stochastic", "packages", "accepts", "capabilities",
+                 "fit", "describe"):
+        assert hasattr(engine, attr), f"{name} has no {attr}"
+    assert engine.accepts and all(k in payloads.PAYLOADS for k in engine.accepts)
+    assert set(engine.capabilities) <= set(CAPABILITIES)
+    assert engine.stochastic == ("stochastic" in engine.capabilities)
+    assert ("batch" in engine.capabilities) == callable(getattr(engine, "fit_batch", None))
+    if engine.stochastic:
+        assert callable(getattr(engine, "settings_for", None))
+        assert callable(getattr(engine, "draws", None))
+
+
+def test_registry_offers_every_engine_but_the_summary_one():
+    from bayes_pip import engines
+
+    assert set(engines.choices()) == set(engines.REGISTRY) - {engines.SUMMARY_ENGINE}
+    assert engines.selectable()[0] == engines.AUTO

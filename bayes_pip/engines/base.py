@@ -2,7 +2,9 @@
 and what it returns.
 
 Targets of the grammar: ``"mu"`` (the pooled effect, analysis scale), ``"tau"`` (between-study
-SD), ``"predict"`` (a new study's true effect) and ``("study", i)`` (study i's shrunken effect).
+SD), ``"predict"`` (a new study's true effect) and ``("study", i)`` (study i's shrunken effect);
+models with more than one pooled quantity index them by coordinate (``("mu", "secure")``,
+``("beta", "duration_months")``, ``("d", "PIP vs PPI")``) with the same grammar.
 The exact engine answers in closed form or by quadrature, MCMC engines from draws; summaries,
 reports and figures only ask these questions, so they never know which engine ran.
 """
@@ -14,7 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-Target = str | tuple[str, int]
+from bayes_pip import payloads
+
+Target = str | tuple[str, int | str]  # "mu", ("study", 0), ("mu", "secure"), ("beta", "x")
 
 
 @runtime_checkable
@@ -45,14 +49,37 @@ class SamplerSettings:
 @dataclass(frozen=True)
 class Problem:
     """What an engine fits: one outcome's effects (study level) or its published pooled
-    estimate (summary level), already resolved and validated upstream."""
+    estimate (summary level), already resolved and validated upstream.
 
-    outcome: Any                  # bayes_pip.data.Outcome
+    The data reach the engine as a likelihood payload (:mod:`bayes_pip.payloads`): either
+    ``payload`` itself, or the payloads ``effects`` can give (normal effects, and arm counts
+    for a ratio measure); :func:`bayes_pip.engines.payload_for` picks the one an engine takes.
+    """
+
+    outcome: Any                  # bayes_pip.data.Outcome (None for simulated data)
     level: str                    # "study" or "summary"
     effects: Any = None           # bayes_pip.effects.EffectSizes (study level)
     estimate: float | None = None  # summary level: pooled estimate on the analysis scale
     se: float | None = None        # and its standard error
     posterior: Any = None          # already computed (the batched exact engine, in sweeps)
+    payload: Any = None            # a payload given directly (simulations, new data shapes)
+
+    @property
+    def name(self) -> str:
+        """The outcome id, for messages."""
+        return self.outcome.outcome if self.outcome is not None else "simulated data"
+
+    @property
+    def payloads(self) -> tuple:
+        """Every payload this problem can give, in order of preference."""
+        if self.payload is not None:
+            return (self.payload,)
+        if self.effects is None:
+            return ()
+        from bayes_pip import measures
+
+        link = measures.get(self.effects.measure).link if self.effects.measure else None
+        return payloads.from_effects(self.effects, link)
 
 
 @dataclass(frozen=True)
@@ -62,17 +89,31 @@ class EngineResult:
     posterior: Posterior
     idata: Any = None              # arviz.InferenceData, or a function that makes it on demand
     diagnostics: dict | None = None
-    settings: dict = field(default_factory=dict)  # engine settings stored with the fit
+    # engine settings stored with the fit: {"quadrature": {...}} for an engine that does not
+    # sample, {"sampler": {...}} for one that does (the keys of bayes_pip.record.Settings)
+    settings: dict = field(default_factory=dict)
+
+
+# what an engine can do beyond fitting one problem (Engine.capabilities)
+CAPABILITIES = {
+    "stochastic": "the result depends on the seed (MCMC); draws carry Monte Carlo error",
+    "batch": "fits many meta-analyses at once: fit_batch(y, v, prior) with .row(r) posteriors",
+    "marginal_likelihood": "its posterior has log_marginal_likelihood (Bayes factors)",
+    "regression": "fits a payload whose design matrix X has moderator columns",
+}
 
 
 class Engine(Protocol):
-    """An engine plug-in: one module in bayes_pip/engines plus one line in the registry."""
+    """An engine plug-in: one module in bayes_pip/engines (or anywhere, registered with
+    :func:`bayes_pip.engines.register`) defining ``ENGINE``."""
 
     name: str          # the --engine value and the "engine" field of the JSON
     model: str         # "normal-normal" or "binomial-normal"
     help: str          # one line for --help
     stochastic: bool   # True when the result depends on the seed
     packages: tuple[str, ...]  # packages whose versions are stored with a fit
+    accepts: tuple[type, ...]  # payload types it fits (bayes_pip.payloads), preferred first
+    capabilities: frozenset    # a subset of CAPABILITIES
 
     def fit(self, problem: Problem, prior, seed: int, settings, progress: bool
             ) -> EngineResult: ...

@@ -14,23 +14,34 @@ import dataclasses
 import numpy as np
 
 from bayes_pip import measures
-from bayes_pip.engines import mcmc
+from bayes_pip.engines import mcmc, payload_for
 from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.engines.idata import add_binomial_groups
 from bayes_pip.errors import InputError
+from bayes_pip.payloads import ArmCounts, from_effects
+
+
+def arm_counts(data) -> ArmCounts:
+    """``data`` as ArmCounts (it may be one already, or an outcome's EffectSizes)."""
+    if isinstance(data, ArmCounts):
+        return data
+    return from_effects(data, measures.get(data.measure).link)[1]
 
 
 def sample_binomial_normal(es, prior, seed: int, settings,
                            progress: bool = False, centred: bool | None = None):
-    """Binomial-normal fit on arm counts (RR: log link, OR: logit link); returns InferenceData."""
+    """Binomial-normal fit on arm counts (RR: log link, OR: logit link); returns InferenceData.
+
+    ``es``: ArmCounts, or an outcome's EffectSizes with arm counts."""
     import xarray as xr
 
     from bayes_pip.engines.pymc_models import (CENTRED_MAX_K, padded_size, prior_data,
                                                run_nutpie)
 
+    es = arm_counts(es)
     k = es.k
     centred = k <= CENTRED_MAX_K if centred is None else centred
-    kind = f"binomial-{measures.get(es.measure).link}" + ("-centred" if centred else "")
+    kind = f"binomial-{es.link}" + ("-centred" if centred else "")
     # centred models are not padded: prior-only padded thetas would form a funnel with tau
     size = k if centred else padded_size(k)
 
@@ -39,8 +50,8 @@ def sample_binomial_normal(es, prior, seed: int, settings,
         out[:k] = np.asarray(x, float)
         return out
 
-    data = {"events_pip": pad(es.events_pip), "n_pip": pad(es.n_pip),
-            "events_ctrl": pad(es.events_ctrl), "n_ctrl": pad(es.n_ctrl), **prior_data(prior),
+    data = {"events_pip": pad(es.events[:, 0]), "n_pip": pad(es.n[:, 0]),
+            "events_ctrl": pad(es.events[:, 1]), "n_ctrl": pad(es.n[:, 1]), **prior_data(prior),
             "baseline_mean": np.float64(prior.baseline.mean),
             "baseline_sd": np.float64(prior.baseline.sd)}
     settings = ENGINE.settings_for(settings, k)
@@ -67,7 +78,7 @@ def sample_binomial_normal(es, prior, seed: int, settings,
         theta_new=xr.DataArray(theta_new, dims=("chain", "draw")),
         baseline=xr.DataArray(baseline, dims=("chain", "draw", "study"),
                               coords={"study": list(es.study)}))
-    return add_binomial_groups(idata, es, prior, seed, baseline, measures.get(es.measure).link)
+    return add_binomial_groups(idata, es, prior, seed, baseline, es.link)
 
 
 class BinomialNormalNUTS:
@@ -76,6 +87,8 @@ class BinomialNormalNUTS:
     help = "binomial: binomial-normal model on arm counts (RR/OR) sampled by NUTS (nutpie)"
     stochastic = True
     packages = mcmc.PYMC_PACKAGES
+    accepts = (ArmCounts,)
+    capabilities = frozenset({"stochastic"})
     # the non-centred study effects are weakly identified with one or two studies
     default_target_accept = 0.99
     # with two studies or fewer, 0.995: at k = 2 under half-Cauchy(0.5), 0.99 left 12
@@ -96,11 +109,16 @@ class BinomialNormalNUTS:
 
     def fit(self, problem: Problem, prior, seed: int, settings, progress=False) -> EngineResult:
         outcome = problem.outcome
-        if outcome.scale.link is None:
+        if outcome is not None and outcome.scale.link is None:
             raise InputError(f"--engine binomial needs an RR or OR outcome; '{outcome.outcome}' "
                              f"is {outcome.measure}")
-        idata = sample_binomial_normal(problem.effects, prior, seed, settings, progress)
+        idata = sample_binomial_normal(payload_for(self, problem), prior, seed, settings,
+                                       progress)
         return mcmc.finish(self, idata, problem, prior, seed, settings)
+
+    def draws(self, problem: Problem, prior, seed: int, settings):
+        """Draws without the convergence gate (calibration)."""
+        return sample_binomial_normal(payload_for(self, problem), prior, seed, settings)
 
     def describe(self, fit) -> str:
         return mcmc.describe("binomial-normal (arm counts)", fit)

@@ -14,7 +14,9 @@ import numpy as np
 from scipy import special
 
 from bayes_pip.engines import idata as idata_groups
+from bayes_pip.engines import payload_for
 from bayes_pip.engines.base import EngineResult, Problem
+from bayes_pip.payloads import NormalEffects
 
 Z_975 = 1.959963984540054
 
@@ -105,9 +107,12 @@ class ConjugateEngine:
     help = "conjugate: closed-form posterior of the published pooled estimate (summary level)"
     stochastic = False
     packages = ("numpy", "scipy", "pandas")
+    accepts = (NormalEffects,)   # the published pooled estimate: one effect with its variance
+    capabilities = frozenset({"marginal_likelihood"})
 
     def fit(self, problem: Problem, prior, seed=None, settings=None, progress=False
             ) -> EngineResult:
+        payload_for(self, problem)  # refuses data it cannot fit
         return EngineResult(summary_posterior(problem.estimate, problem.se, prior.mu))
 
     def describe(self, fit) -> str:

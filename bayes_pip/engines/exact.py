@@ -25,14 +25,12 @@ distribution via restricted divergence. J Comput Graph Stat 2017;26(1):217-222.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
 
-from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.engines import idata as idata_groups
 from bayes_pip.errors import InputError
 
@@ -429,30 +427,3 @@ def exact_idata(post, effects, prior, seed: int, draws: int = idata_groups.DRAWS
                          attrs={"engine": "exact", "draws": "independent (not MCMC)",
                                 "seed": seed})
     return idata_groups.add_normal_groups(idata, effects, prior, seed)
-
-
-class ExactEngine:
-    """Normal-normal model by quadrature over tau: no Monte Carlo error, no seed."""
-
-    name = "exact"
-    model = "normal-normal"
-    help = "exact: normal-normal posterior by quadrature over tau, no Monte Carlo error"
-    stochastic = False
-    packages = ("numpy", "scipy", "pandas")
-
-    def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
-        es = problem.effects
-        method = "composite 5-point Gauss-Legendre in log tau"
-        if problem.posterior is not None:  # computed with the other fits of a sweep
-            post, method = problem.posterior, method + " (batched engine)"
-        else:
-            post = exact_posterior(es.y, es.v, prior.mu, prior.tau)
-        draws = functools.partial(exact_idata, post, es, prior, seed)
-        return EngineResult(post, draws, settings={"quadrature": {
-            "nodes": int(len(post.tau)), "method": method}})
-
-    def describe(self, fit) -> str:
-        return "exact normal-normal posterior (quadrature over tau, no Monte Carlo error)"
-
-
-ENGINE = ExactEngine()

@@ -49,10 +49,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import interpolate, optimize, special
 
-from bayes_pip import measures
 from bayes_pip.engines import idata as idata_groups
+from bayes_pip.engines import payload_for
 from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.errors import InputError
+from bayes_pip.payloads import ArmCounts
 
 THETA_POINTS = 1201      # grid of g_i(theta) per study
 THETA_STEP = 0.05        # largest step of that grid (analysis scale)
@@ -763,17 +764,18 @@ class ExactBinomialEngine:
             "no Monte Carlo error")
     stochastic = False
     packages = ("numpy", "scipy", "numba")
+    accepts = (ArmCounts,)
+    capabilities = frozenset({"marginal_likelihood"})
 
     def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
         outcome = problem.outcome
-        if outcome.scale.link is None:
+        if outcome is not None and outcome.scale.link is None:
             raise InputError(f"--engine {self.name} needs an RR or OR outcome; "
                              f"'{outcome.outcome}' is {outcome.measure}")
-        es = problem.effects
-        link = measures.get(es.measure).link
-        post = binomial_posterior(es.events_pip, es.n_pip, es.events_ctrl, es.n_ctrl, link,
-                                  prior.mu, prior.tau, prior.baseline)
-        draws = functools.partial(binomial_idata, post, es, prior, seed)
+        arms = payload_for(self, problem)
+        post = binomial_posterior(arms.events[:, 0], arms.n[:, 0], arms.events[:, 1],
+                                  arms.n[:, 1], arms.link, prior.mu, prior.tau, prior.baseline)
+        draws = functools.partial(binomial_idata, post, arms, prior, seed)
         g = post.grid
         return EngineResult(post, draws, settings={"quadrature": {
             "method": "nested: trapezoid in the baseline, adaptive Gauss-Hermite in theta, "

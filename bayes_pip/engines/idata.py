@@ -75,7 +75,8 @@ def add_normal_groups(idata, effects, prior, seed: int):
 
 
 def add_binomial_groups(idata, effects, prior, seed: int, baseline, link: str):
-    """Prior, observed arm counts and per-arm binomial log-likelihood for a binomial trace."""
+    """Prior, observed arm counts and per-arm binomial log-likelihood for a binomial trace
+    (``effects``: :class:`bayes_pip.payloads.ArmCounts`)."""
     az = az_module()
     post = idata.posterior
     mu, theta = post["mu"].values, post["theta"].values
@@ -85,8 +86,7 @@ def add_binomial_groups(idata, effects, prior, seed: int, baseline, link: str):
     else:
         log_p0 = np.minimum(0.0, -theta) - np.logaddexp(0.0, -baseline)
         p0, p1 = np.exp(log_p0), np.exp(log_p0 + theta)
-    events = np.stack([effects.events_pip, effects.events_ctrl], axis=-1)
-    n = np.stack([effects.n_pip, effects.n_ctrl], axis=-1)
+    events, n = effects.events, effects.n   # ArmCounts: arm 0 intervention, arm 1 control
     p = np.stack([p1, p0], axis=-1)
     from scipy import stats
 

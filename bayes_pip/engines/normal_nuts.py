@@ -16,9 +16,10 @@ import dataclasses
 
 import numpy as np
 
-from bayes_pip.engines import mcmc
+from bayes_pip.engines import mcmc, payload_for
 from bayes_pip.engines.base import EngineResult, Problem, SamplerSettings
 from bayes_pip.engines.idata import add_normal_groups, conditional_theta_draws
+from bayes_pip.payloads import NormalEffects
 
 
 def sample_normal_normal(y, v, prior, seed: int, settings, study_names, progress: bool = False):
@@ -56,6 +57,8 @@ class NormalNormalNUTS:
             "auto uses unless the arm counts are sparse")
     stochastic = True
     packages = mcmc.PYMC_PACKAGES
+    accepts = (NormalEffects,)
+    capabilities = frozenset({"stochastic"})
     default_target_accept = 0.95  # the whitened model has no funnel...
     small_k = 3                   # ...but with k <= 3 an occasional divergence at 0.95
     small_k_target_accept = 0.99
@@ -77,10 +80,15 @@ class NormalNormalNUTS:
         return self.small_k_target_accept if k <= self.small_k else self.default_target_accept
 
     def fit(self, problem: Problem, prior, seed: int, settings, progress=False) -> EngineResult:
-        es = problem.effects
-        idata = sample_normal_normal(es.y, es.v, prior, seed, settings, es.study, progress)
-        add_normal_groups(idata, es, prior, seed)
+        data = payload_for(self, problem)
+        idata = sample_normal_normal(data.y, data.v, prior, seed, settings, data.study, progress)
+        add_normal_groups(idata, data, prior, seed)
         return mcmc.finish(self, idata, problem, prior, seed, settings)
+
+    def draws(self, problem: Problem, prior, seed: int, settings):
+        """Draws without the convergence gate or the extra groups (calibration)."""
+        data = payload_for(self, problem)
+        return sample_normal_normal(data.y, data.v, prior, seed, settings, data.study)
 
     def describe(self, fit) -> str:
         return mcmc.describe("normal-normal", fit)

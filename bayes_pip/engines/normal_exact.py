@@ -1,0 +1,53 @@
+"""Normal-normal model by quadrature over tau: `--engine exact`.
+
+The posterior of (mu, tau) is computed by :func:`bayes_pip.engines.exact.exact_posterior`
+(composite Gauss-Legendre in log tau, mu | tau in closed form); many meta-analyses at once by
+:func:`bayes_pip.engines.exact_batch.batch_posterior` (``fit_batch``, used by sweeps and
+calibration).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from bayes_pip.engines import payload_for
+from bayes_pip.engines.base import EngineResult, Problem
+from bayes_pip.engines.exact import exact_idata, exact_posterior
+from bayes_pip.payloads import NormalEffects
+
+
+class ExactEngine:
+    """Normal-normal model by quadrature over tau: no Monte Carlo error, no seed."""
+
+    name = "exact"
+    model = "normal-normal"
+    help = "exact: normal-normal posterior by quadrature over tau, no Monte Carlo error"
+    stochastic = False
+    packages = ("numpy", "scipy", "pandas")
+    accepts = (NormalEffects,)
+    capabilities = frozenset({"batch", "marginal_likelihood"})
+
+    def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
+        es = payload_for(self, problem)
+        method = "composite 5-point Gauss-Legendre in log tau"
+        if problem.posterior is not None:  # computed with the other fits of a sweep
+            post, method = problem.posterior, method + " (batched engine)"
+        else:
+            post = exact_posterior(es.y, es.v, prior.mu, prior.tau)
+        draws = functools.partial(exact_idata, post, es, prior, seed)
+        return EngineResult(post, draws, settings={"quadrature": {
+            "nodes": int(len(post.tau)), "method": method}})
+
+    def fit_batch(self, y, v, prior, mask=None, store: bool = True):
+        """Many meta-analyses at once: ``y``, ``v`` of shape (analyses, studies), NaN-padded;
+        ``prior`` one prior set or one per analysis. Returns a BatchPosterior whose
+        ``row(r)`` answers the Posterior grammar (with ``store``)."""
+        from bayes_pip.engines.exact_batch import batch_posterior  # numba: loaded on use
+
+        return batch_posterior(y, v, mask, prior=prior, store=store)
+
+    def describe(self, fit) -> str:
+        return "exact normal-normal posterior (quadrature over tau, no Monte Carlo error)"
+
+
+ENGINE = ExactEngine()
