@@ -19,7 +19,7 @@ LAYERS = [
     {"data"},
     {"priors"},
     {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",
-     "engines.mixture", "engines.exact_kernels"},
+     "engines.mixture", "engines.exact_kernels", "engines.tau_kernels"},
     {"engines.conjugate", "engines.exact", "engines.evidence", "engines.pymc_models", "engines.fast_normal",
      "engines.binomial_kernels",
      "engines.mcmc", "engines"},

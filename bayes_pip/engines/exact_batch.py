@@ -31,7 +31,7 @@ from scipy import special
 
 from bayes_pip.engines.exact import GL_W, GL_X, NODES_PER_CELL, ExactPosterior, check_proper
 from bayes_pip.errors import InputError
-from bayes_pip.priors import TauFamily
+from bayes_pip.engines.tau_kernels import UNIFORM, log_prior_u, tau_prior_code
 
 SCOUT_POINTS = 161     # per stage: stage 1 spans log(s) - 40 ... log(s) + 30; stage 2 the live range
 CELLS = 200            # Gauss-Legendre cells per row (5 nodes each)
@@ -43,48 +43,10 @@ COARSE = 8             # adjacent mixture components merged for the first quanti
 BLOCK_ROWS = 20_000    # rows per block (memory: the outputs plus per-thread scratch)
 QUANTILES = (0.025, 0.5, 0.975)
 
-HALFNORMAL, HALFCAUCHY = int(TauFamily.HALFNORMAL), int(TauFamily.HALFCAUCHY)
-LOGNORMAL_TAU2, LOGT_TAU2 = int(TauFamily.LOGNORMAL_TAU2), int(TauFamily.LOGT_TAU2)
-UNIFORM = int(TauFamily.UNIFORM)
 
 # summary columns of the kernel's output
 (MU_MEAN, MU_SD, TAU_MEAN, P_MU_BELOW, P_MU_ABOVE, P_NEW_BELOW, P_NEW_ABOVE, CUM0, TOTAL,
  N_FIXED) = range(10)
-
-
-def tau_prior_code(tau_prior) -> tuple[int, float, float, float]:
-    """(family code, a, b, c): the prior on tau as the compiled loop reads it (for log tau:
-    half-normal/half-Cauchy scale; mean and sd; location, scale and df; uniform upper bound)."""
-    code = int(tau_prior.code)
-    if code == UNIFORM:
-        params = (tau_prior.upper,)
-    else:
-        params = tau_prior.sampler_params()
-    params = tuple(float(p) for p in params) + (0.0,) * (3 - len(params))
-    return (code, *params)
-
-
-@numba.njit(cache=True)
-def _log_prior_u(u, family, a, b, c):
-    """log density of u = log tau under the prior on tau (Jacobian included)."""
-    if family == HALFNORMAL:
-        t = math.exp(u)
-        return math.log(2.0) - 0.5 * math.log(2 * math.pi) - math.log(a) - t * t / (2 * a * a) + u
-    if family == HALFCAUCHY:
-        t = math.exp(u)
-        return math.log(2 / math.pi) - math.log(a) - math.log1p((t / a) ** 2) + u
-    if family == LOGNORMAL_TAU2:
-        return -0.5 * ((u - a) / b) ** 2 - math.log(b) - 0.5 * math.log(2 * math.pi)
-    if family == LOGT_TAU2:
-        t = (u - a) / b
-        return (math.lgamma((c + 1) / 2) - math.lgamma(c / 2) - 0.5 * math.log(c * math.pi)
-                - math.log(b) - (c + 1) / 2 * math.log1p(t * t / c))
-    # uniform on (0, a); a = inf: the improper uniform prior
-    if math.isinf(a):
-        return u
-    if math.exp(u) > a:
-        return -math.inf
-    return u - math.log(a)
 
 
 @numba.njit(cache=True)
@@ -109,7 +71,7 @@ def _moments(y, v, k, tau, w0, m0):
 
 @numba.njit(cache=True)
 def _log_density(y, v, k, u, w0, m0, family, a, b, c):
-    lp = _log_prior_u(u, family, a, b, c)
+    lp = log_prior_u(u, family, a, b, c)
     if not math.isfinite(lp):
         return -math.inf
     value = _moments(y, v, k, math.exp(u), w0, m0)[2] + lp
@@ -287,7 +249,7 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, cells,
                 j = 1 + cidx * npc + g
                 t = math.exp(u)
                 mj, vj, log_lik = _moments(yr, vr, kr, t, w0, m0)
-                lp = _log_prior_u(u, family, a, b, c)
+                lp = log_prior_u(u, family, a, b, c)
                 value = log_lik + lp
                 d = math.exp(value - shift[r]) if math.isfinite(value) else 0.0
                 mass[j] = half * gl_w[g] * d

@@ -21,13 +21,9 @@ import math
 import numba
 import numpy as np
 
-from bayes_pip.priors import TauFamily
+from bayes_pip.engines.tau_kernels import UNIFORM, log_prior_u_grad
 
 HEADER = 7
-# family codes as plain integers for numba (the single definition is bayes_pip.priors.TauFamily)
-HALFNORMAL, HALFCAUCHY = int(TauFamily.HALFNORMAL), int(TauFamily.HALFCAUCHY)
-LOGNORMAL_TAU2, LOGT_TAU2 = int(TauFamily.LOGNORMAL_TAU2), int(TauFamily.LOGT_TAU2)
-UNIFORM = int(TauFamily.UNIFORM)
 VAR_NAMES = ["u", "z_mu", "tau", "mu"]
 
 
@@ -71,25 +67,13 @@ def log_density(u, z, d):
     dfds = -0.5 * sum_w + 0.5 * sum_w2 / big_w + 0.5 * sum_w2r2
     du = dfds * 2.0 * tau * dtau
     # log density of u under the tau prior (Jacobian included), as tau_prior_block
-    if family == HALFNORMAL:
-        prior = math.log(2.0) - 0.5 * math.log(2 * math.pi) - math.log(a) - s / (2 * a * a) + u
-        dprior = -s / (a * a) + 1.0
-    elif family == HALFCAUCHY:
-        prior = math.log(2 / math.pi) - math.log(a) - math.log1p(s / (a * a)) + u
-        dprior = -(2.0 * s / (a * a)) / (1.0 + s / (a * a)) + 1.0
-    elif family == LOGNORMAL_TAU2:
-        prior = -0.5 * ((u - a) / b) ** 2 - math.log(b) - 0.5 * math.log(2 * math.pi)
-        dprior = -(u - a) / (b * b)
-    elif family == LOGT_TAU2:
-        t = (u - a) / b
-        prior = (math.lgamma((c + 1) / 2) - math.lgamma(c / 2) - 0.5 * math.log(c * math.pi)
-                 - math.log(b) - (c + 1) / 2 * math.log1p(t * t / c))
-        dprior = -(c + 1) * (u - a) / (b * b * c + (u - a) ** 2)
-    else:
-        # log(sigmoid(u)) + log(1 - sigmoid(u)), written stably
+    if family == UNIFORM:
+        # tau = a * sigmoid(u): log(sigmoid(u)) + log(1 - sigmoid(u)), written stably
         prior = -(max(-u, 0.0) + math.log1p(math.exp(-abs(u)))) \
             - (max(u, 0.0) + math.log1p(math.exp(-abs(u))))
         dprior = 1.0 - 2.0 / (1.0 + math.exp(-u))
+    else:  # u = log tau: the shared kernel
+        prior, dprior = log_prior_u_grad(u, family, a, b, c)
     lp = f + prior - 0.5 * z * z - 0.5 * math.log(2 * math.pi)
     return lp, du + dprior, -z, m + z / math.sqrt(big_w), tau
 
