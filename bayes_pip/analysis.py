@@ -96,8 +96,8 @@ def sparse_arms(resolved: Resolved) -> list[tuple[str, str, int, int]]:
     found = []
     for rows in frames:
         for r in rows.itertuples(index=False):
-            for arm, e, n in (("intervention", r.events_pip, r.n_pip),
-                              ("control", r.events_ctrl, r.n_ctrl)):
+            for arm, e, n in (("intervention", r.events_t, r.n_t),
+                              ("control", r.events_c, r.n_c)):
                 if min(e, n - e) < SPARSE_COUNT:
                     found.append((str(r.study), arm, int(e), int(n)))
     return list(dict.fromkeys(found))
@@ -290,9 +290,9 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
         effect_median_range=(min(f.effect.median for f in fits),
                              max(f.effect.median for f in fits)),
         p_benefit_range=(min(f.p_benefit for f in fits), max(f.p_benefit for f in fits)),
-        tables=tuple(tuple({"study": row.study, "events_pip": int(row.events_pip),
-                            "n_pip": int(row.n_pip), "events_ctrl": int(row.events_ctrl),
-                            "n_ctrl": int(row.n_ctrl)} for row in r.itertuples(index=False))
+        tables=tuple(tuple({"study": row.study, "events_t": int(row.events_t),
+                            "n_t": int(row.n_t), "events_c": int(row.events_c),
+                            "n_c": int(row.n_c)} for row in r.itertuples(index=False))
                      for r in tables[:20]))
     # the classical reference pools the (first) table as the review did (RevMan's method)
     dl_record = classical_from(resolved.with_rows(tables[0]), rec.method).record()
@@ -562,7 +562,7 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
                              f"'{outcome.outcome}' is {outcome.measure}")
         from bayes_pip.engines.exact_binomial import binomial_evidence
 
-        log_ml, parts = binomial_evidence(es.events_pip, es.n_pip, es.events_ctrl, es.n_ctrl,
+        log_ml, parts = binomial_evidence(es.events_t, es.n_t, es.events_c, es.n_c,
                                           scale.link, prior.mu, prior.tau, prior.baseline,
                                           random_effects)
         e = ev.weigh(log_ml)

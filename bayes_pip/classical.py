@@ -105,13 +105,13 @@ class ClassicalAnalysis:
         """
         es = self.effects
         if self.pooled.method == "MH-fixed":
-            total = es.n_pip + es.n_ctrl
+            total = es.n_t + es.n_c
             if es.measure == "OR":
-                w = (es.n_pip - es.events_pip) * es.events_ctrl / total
+                w = (es.n_t - es.events_t) * es.events_c / total
             elif es.measure == "RD":
-                w = es.n_pip * es.n_ctrl / total
+                w = es.n_t * es.n_c / total
             else:
-                w = es.events_ctrl * es.n_pip / total
+                w = es.events_c * es.n_t / total
         else:
             w = 1.0 / (es.v + float(self.pooled.tau2))
         return 100 * w / w.sum()
@@ -227,11 +227,11 @@ def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
     elif method == "Peto":  # sum(O - E) / sum(V): the inverse-variance mean of (O - E)/V
         pooled = dataclasses.replace(dlcore.inverse_variance_fixed(es.y, es.v), method="Peto")
     elif method == "MH-fixed":
-        pooled = dlcore.mantel_haenszel(es.events_pip, es.n_pip, es.events_ctrl, es.n_ctrl,
+        pooled = dlcore.mantel_haenszel(es.events_t, es.n_t, es.events_c, es.n_c,
                                         outcome.measure, es.y, es.v)
     elif method == "MH-random":
-        pooled = dlcore.mantel_haenszel_random(es.events_pip, es.n_pip, es.events_ctrl,
-                                               es.n_ctrl, outcome.measure, es.y, es.v)
+        pooled = dlcore.mantel_haenszel_random(es.events_t, es.n_t, es.events_c,
+                                               es.n_c, outcome.measure, es.y, es.v)
     else:
         raise InputError(f"unknown method '{method}' (allowed: {', '.join(METHODS)})")
     low, high = dlcore.prediction_interval(pooled)

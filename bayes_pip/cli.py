@@ -64,7 +64,9 @@ MAX_BUDGET = 1_000_000_000_000  # --max-candidates: 10^12 candidate tables (days
 
 
 def print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    from bayes_pip.record import versioned
+
+    sys.stdout.write(json.dumps(versioned(obj), indent=2, allow_nan=False) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------

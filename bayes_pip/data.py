@@ -48,8 +48,8 @@ TRIAL_COLUMNS = ("study", "source")
 CONSTRAINT_COLUMNS = ("outcome", "study", "arm", "field", "min", "max", "source")
 PROVENANCES = ("printed", "derived", "inferred")
 MAX_ARM = 10_000_000  # participants in one trial arm (bounds in constraints.csv)
-COUNT_COLUMNS = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
-CONTINUOUS_COLUMNS = ("mean_pip", "sd_pip", "mean_ctrl", "sd_ctrl")
+COUNT_COLUMNS = ("events_t", "n_t", "events_c", "n_c")
+CONTINUOUS_COLUMNS = ("mean_t", "sd_t", "mean_c", "sd_c")
 LEVELS = ("auto", "study", "reconstructed", "summary")
 MAX_FILE_BYTES = 50_000_000  # a Cochrane review's tables are kilobytes
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -149,7 +149,7 @@ def data_status(rows: pd.DataFrame, published: Published | None,
     level); otherwise nothing.
     """
     k = len(rows)
-    participants = int(rows["n_pip"].sum() + rows["n_ctrl"].sum()) if k else 0
+    participants = int(rows["n_t"].sum() + rows["n_c"].sum()) if k else 0
     if k and (published is None or k >= published.k):
         return DataStatus(k, participants, published.k if published else None, "study",
                           f"study data, k = {k}")
@@ -218,8 +218,8 @@ class Resolved:
         for t in r.tables:
             rows.append(pd.DataFrame({
                 "outcome": self.outcome.outcome, "study": list(r.studies),
-                "events_pip": t[:, 0].astype(float), "n_pip": t[:, 1].astype(float),
-                "events_ctrl": t[:, 2].astype(float), "n_ctrl": t[:, 3].astype(float),
+                "events_t": t[:, 0].astype(float), "n_t": t[:, 1].astype(float),
+                "events_c": t[:, 2].astype(float), "n_c": t[:, 3].astype(float),
                 "provenance": "reconstructed", "source": "reconstructed (constraints.csv)"}))
         return rows
 
@@ -661,13 +661,39 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
     return frame
 
 
+# study columns are named by role: _t the intervention arm, _c the comparator arm (metafor's
+# escalc calls them 1 and 2); the names before that are still read, with a warning
+OLD_STUDY_COLUMNS = {f"{field}_{old}": f"{field}_{new}"
+                     for field in ("events", "n", "mean", "sd", "arm")
+                     for old, new in (("pip", "t"), ("ctrl", "c"))}
+
+
+def neutral_columns(frame: pd.DataFrame, file: str) -> pd.DataFrame:
+    """``frame`` with old study column names (events_pip, n_ctrl, ...) renamed by role
+    (events_t, n_c, ...), warning once in one line naming the file; a file with both the old
+    and the new name of one column is refused."""
+    old = [c for c in frame.columns if c in OLD_STUDY_COLUMNS]
+    if not old:
+        return frame
+    both = [c for c in old if OLD_STUDY_COLUMNS[c] in frame.columns]
+    if both:
+        raise InputError(f"columns '{both[0]}' and '{OLD_STUDY_COLUMNS[both[0]]}' are the same "
+                         "column under its old and new name; keep the new one", file=file,
+                         row=1, column=both[0])
+    warnings.warn(DataWarning(
+        f"{file}: old column names {', '.join(old)} read as "
+        f"{', '.join(OLD_STUDY_COLUMNS[c] for c in old)} (_t intervention, _c comparator); "
+        "rename them, the old names are deprecated"))
+    return frame.rename(columns=OLD_STUDY_COLUMNS)
+
+
 def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = neutral_columns(frame.copy(), file)
     if not {"yi", "sei"} <= set(frame.columns):
-        missing = [c for c in ("n_pip", "n_ctrl") if c not in frame.columns]
+        missing = [c for c in ("n_t", "n_c") if c not in frame.columns]
         if missing:
             raise InputError(f"missing required column(s) {', '.join(missing)} (required: "
-                             "outcome, study, n_pip, n_ctrl, source; or yi and sei for generic "
+                             "outcome, study, n_t, n_c, source; or yi and sei for generic "
                              "inverse variance)", file=file, column=missing[0])
     for column in ("outcome", "study"):
         check_nonempty(frame, column, file)
@@ -689,7 +715,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
         i = int(np.flatnonzero(duplicated)[0])
         raise InputError(f"study '{frame['study'].iloc[i]}' appears twice for outcome "
                          f"'{frame['outcome'].iloc[i]}' (a multi-arm trial's rows name their arms "
-                         "in arm_pip and arm_ctrl)", file=file, row=csv_row(i), column="study")
+                         "in arm_t and arm_c)", file=file, row=csv_row(i), column="study")
     validate_cluster_columns(frame, file)
     measure = frame["outcome"].map(measure_of)
     # generic inverse variance rows give the effect (analysis scale) and its SE directly
@@ -712,7 +738,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
     dichotomous = measure.isin(DICHOTOMOUS_MEASURES).to_numpy() & ~giv
     continuous = ~measure.isin(DICHOTOMOUS_MEASURES).to_numpy() & ~giv
     # arm sizes: required unless the row gives yi and sei
-    for column in ("n_pip", "n_ctrl"):
+    for column in ("n_t", "n_c"):
         values = parse_number(frame, column, file, required=False, integer=True, minimum=0)
         for i in np.flatnonzero(~giv & ~(values > 0).to_numpy()):
             if math.isnan(values.iloc[i]):
@@ -722,7 +748,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
                              row=csv_row(i), column=column)
         frame[column] = values.fillna(0.0)
     # event counts: required for RR/OR rows
-    for column in ("events_pip", "events_ctrl"):
+    for column in ("events_t", "events_c"):
         if dichotomous.any() and column not in frame.columns:
             raise InputError(f"missing required column {column} (needed for RR/OR outcomes)",
                              file=file, column=column)
@@ -731,7 +757,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
             raise InputError("value is missing (event counts are required for RR/OR outcomes)",
                              file=file, row=csv_row(i), column=column)
         frame[column] = values
-    for events, n in (("events_pip", "n_pip"), ("events_ctrl", "n_ctrl")):
+    for events, n in (("events_t", "n_t"), ("events_c", "n_c")):
         too_many = (dichotomous & (frame[events] > frame[n]).to_numpy())
         if too_many.any():
             i = int(np.flatnonzero(too_many)[0])
@@ -753,7 +779,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
                 raise InputError(f"SD {values.iloc[i]:g} must be greater than 0", file=file,
                                  row=csv_row(i), column=column)
         frame[column] = values
-    for column in ("n_pip", "n_ctrl"):
+    for column in ("n_t", "n_c"):
         small = continuous & (frame[column] < 2).to_numpy()
         if small.any():
             i = int(np.flatnonzero(small)[0])
@@ -800,11 +826,11 @@ def warn_shared_arms(studies: pd.DataFrame, outcomes: pd.DataFrame) -> None:
     say so, since pooling those comparisons together would count it twice."""
     if not set(design.ARM_COLUMNS) <= set(studies.columns):
         return
-    labelled = studies[(studies["arm_pip"] != "") | (studies["arm_ctrl"] != "")]
+    labelled = studies[(studies["arm_t"] != "") | (studies["arm_c"] != "")]
     if labelled.empty:
         return
     comparison = dict(zip(outcomes["outcome"], outcomes["comparison"]))
-    for side in ("pip", "ctrl"):
+    for side in ("t", "c"):
         used = labelled[labelled[f"arm_{side}"] != ""]
         for (study, arm), group in used.groupby(["study", f"arm_{side}"], sort=False):
             comparisons = sorted({comparison[o] for o in group["outcome"]})
@@ -942,9 +968,16 @@ def printed_decimals(x: float) -> int:
 
 
 def validate_constraints(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> pd.DataFrame:
-    """constraints.csv: one row per bounded cell (outcome, study, arm pip|ctrl, field n|events,
-    min, max, source; optional group, partition, provenance)."""
+    """constraints.csv: one row per bounded cell (outcome, study, arm t|c, field n|events,
+    min, max, source; optional group, partition, provenance). The old arm codes pip|ctrl are
+    read as t|c with a warning."""
     frame = frame.copy()
+    old = frame["arm"].isin(list(reconstruct.OLD_ARMS))
+    if old.any():
+        warnings.warn(DataWarning(
+            f"{file}: old arm codes pip/ctrl read as t/c (t intervention, c comparator); "
+            "rename them, the old codes are deprecated"))
+        frame.loc[old, "arm"] = frame.loc[old, "arm"].map(reconstruct.OLD_ARMS)
     for optional in ("group", "partition", "provenance"):
         if optional not in frame.columns:
             frame[optional] = ""

@@ -1,7 +1,7 @@
 """Trial designs that change what a study row may contribute: multi-arm and cluster trials.
 
 Multi-arm trials (Cochrane Handbook, section 23.3.4). studies.csv rows may name the arms they
-compare (``arm_pip``, ``arm_ctrl``). When one arm of a study appears in two or more rows of one
+compare (``arm_t``, ``arm_c``). When one arm of a study appears in two or more rows of one
 meta-analysis, its participants would be counted more than once. The tool refuses by default and
 offers the Handbook's remedies:
 
@@ -31,8 +31,10 @@ import pandas as pd
 from bayes_pip.errors import InputError
 
 MULTI_ARM = ("refuse", "split", "combine")
-ARM_COLUMNS = ("arm_pip", "arm_ctrl")
+ARM_COLUMNS = ("arm_t", "arm_c")
 HANDBOOK = "Cochrane Handbook 23.3.4"
+ARM_SIDES = ("t", "c")  # the column suffixes: intervention (t) and comparator (c)
+ARM_WORD = {"t": "intervention", "c": "comparator"}
 
 
 def arm_label(row, side: str) -> str:
@@ -46,14 +48,14 @@ def row_names(rows: pd.DataFrame) -> list[str]:
     names = []
     for r in rows.to_dict("records"):
         if counts[r["study"]] > 1:
-            names.append(f"{r['study']} ({arm_label(r, 'pip') or 'PIP arm'} vs "
-                         f"{arm_label(r, 'ctrl') or 'control arm'})")
+            names.append(f"{r['study']} ({arm_label(r, 't') or 'intervention arm'} vs "
+                         f"{arm_label(r, 'c') or 'comparator arm'})")
         else:
             names.append(str(r["study"]))
     return names
 
 
-ROW_NAME = re.compile(r"(?P<trial>.+) \((?P<pip>.+) vs (?P<ctrl>.+)\)")
+ROW_NAME = re.compile(r"(?P<trial>.+) \((?P<t>.+) vs (?P<c>.+)\)")
 
 
 def trial_names(name: str) -> tuple[str, ...]:
@@ -69,7 +71,7 @@ def shared_arms(rows: pd.DataFrame) -> list[tuple[str, str, str, int]]:
     for study, group in rows.groupby("study", sort=False):
         if len(group) < 2:
             continue
-        for side in ("pip", "ctrl"):
+        for side in ARM_SIDES:
             column = f"arm_{side}"
             labels = group[column] if column in group.columns else pd.Series([""] * len(group))
             for label, count in labels.value_counts().items():
@@ -85,7 +87,7 @@ def adjust_multi_arm(rows: pd.DataFrame, outcome_id: str, mode: str, continuous:
     if not shared:
         return rows, []
     study, side, label, count = shared[0]
-    arm = "PIP" if side == "pip" else "control"
+    arm = ARM_WORD[side]
     if mode == "refuse":
         raise InputError(f"outcome '{outcome_id}': study '{study}' uses its {arm} arm "
                          f"'{label}' in {count} comparisons of this meta-analysis (its "
@@ -105,8 +107,8 @@ def adjust_multi_arm(rows: pd.DataFrame, outcome_id: str, mode: str, continuous:
             for column in columns:
                 rows.loc[mask, column] = rows.loc[mask, column].astype(float) / count
             rows.loc[mask, "provenance"] = rows.loc[mask, "provenance"].astype(str) + \
-                f"; shared {side} arm split 1/{count}"
-            notes.append(f"Multi-arm trial {study}: its {'PIP' if side == 'pip' else 'control'}"
+                f"; shared {ARM_WORD[side]} arm split 1/{count}"
+            notes.append(f"Multi-arm trial {study}: its {ARM_WORD[side]}"
                          f" arm '{label}' feeds {count} comparisons of this meta-analysis and was "
                          f"split between them ({HANDBOOK}): events and participants divided by "
                          f"{count}" + (" (participants only; means and SDs unchanged)"
@@ -125,7 +127,7 @@ def adjust_multi_arm(rows: pd.DataFrame, outcome_id: str, mode: str, continuous:
                              "between its comparisons; --multi-arm combine merges one side "
                              "only: use --multi-arm split", file=file)
         _, side, label, count = here[0]
-        other = "ctrl" if side == "pip" else "pip"
+        other = "c" if side == "t" else "t"
         merged = group.iloc[[0]].copy()
         if continuous:
             n, m, sd = combine_means(group[f"n_{other}"].astype(float).to_numpy(),
@@ -139,7 +141,7 @@ def adjust_multi_arm(rows: pd.DataFrame, outcome_id: str, mode: str, continuous:
         merged[f"arm_{other}"] = arms
         merged["provenance"] = str(group["provenance"].iloc[0]) + f"; {count} arms combined"
         keep.append(merged)
-        notes.append(f"Multi-arm trial {study}: its {'PIP' if other == 'pip' else 'control'} "
+        notes.append(f"Multi-arm trial {study}: its {ARM_WORD[other]} "
                      f"arms {arms} were combined into one group against the shared arm "
                      f"'{label}' ({HANDBOOK}" + ("; Table 6.5.a for means and SDs)."
                                                  if continuous else ")."))
@@ -206,7 +208,7 @@ def adjust_clusters(rows: pd.DataFrame, trials, outcome_id: str, continuous: boo
     giv = "yi" in rows.columns and rows["yi"].notna().any()
     if giv:
         rows.loc[adjusted, "sei"] = rows.loc[adjusted, "sei"] * np.sqrt(de[adjusted])
-    columns = ["n_pip", "n_ctrl"] + ([] if continuous or giv else ["events_pip", "events_ctrl"])
+    columns = ["n_t", "n_c"] + ([] if continuous or giv else ["events_t", "events_c"])
     for column in columns:
         rows.loc[adjusted, column] = rows.loc[adjusted, column].astype(float) / de[adjusted]
     rows.loc[adjusted, "provenance"] = [f"{p}; design effect {d:.3g}" for p, d in

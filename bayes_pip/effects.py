@@ -32,10 +32,10 @@ class EffectSizes:
     study: tuple[str, ...]
     y: np.ndarray
     v: np.ndarray
-    n_pip: np.ndarray
-    n_ctrl: np.ndarray
-    events_pip: np.ndarray | None
-    events_ctrl: np.ndarray | None
+    n_t: np.ndarray
+    n_c: np.ndarray
+    events_t: np.ndarray | None
+    events_c: np.ndarray | None
     corrected: tuple[bool, ...]
     excluded: tuple[str, ...]
 
@@ -49,7 +49,7 @@ class EffectSizes:
 
     @property
     def participants(self) -> int:
-        return int(np.sum(self.n_pip) + np.sum(self.n_ctrl))
+        return int(np.sum(self.n_t) + np.sum(self.n_c))
 
 
 def double_zero(a, n1, c, n2) -> np.ndarray:
@@ -156,16 +156,16 @@ def effect_sizes(rows: pd.DataFrame, measure) -> EffectSizes:
     arm-level columns its data type names.
     """
     study = rows["study"].to_numpy(dtype=object)
-    n1 = rows["n_pip"].to_numpy(dtype=float)
-    n2 = rows["n_ctrl"].to_numpy(dtype=float)
+    n1 = rows["n_t"].to_numpy(dtype=float)
+    n2 = rows["n_c"].to_numpy(dtype=float)
     if "yi" in rows.columns and rows["yi"].notna().all() and len(rows):
         # generic inverse variance: the effect and its SE as given (RevMan "GIV")
         return EffectSizes(measure.name, tuple(study), rows["yi"].to_numpy(float),
                            rows["sei"].to_numpy(float) ** 2, n1, n2, None, None,
                            (False,) * len(study), ())
     if measure.is_dichotomous:
-        a = rows["events_pip"].to_numpy(dtype=float)
-        c = rows["events_ctrl"].to_numpy(dtype=float)
+        a = rows["events_t"].to_numpy(dtype=float)
+        c = rows["events_c"].to_numpy(dtype=float)
         drop = double_zero(a, n1, c, n2) if measure.drops_double_zero else np.zeros(len(a), bool)
         keep = ~drop
         a, n1, c, n2, study = a[keep], n1[keep], c[keep], n2[keep], study[keep]
@@ -176,7 +176,7 @@ def effect_sizes(rows: pd.DataFrame, measure) -> EffectSizes:
                            tuple(bool(x) for x in corrected),
                            tuple(rows["study"].to_numpy(dtype=object)[drop]))
     args = [rows[c].to_numpy(dtype=float) for c in
-            ("mean_pip", "sd_pip", "n_pip", "mean_ctrl", "sd_ctrl", "n_ctrl")]
+            ("mean_t", "sd_t", "n_t", "mean_c", "sd_c", "n_c")]
     y, v = measure.effect(*args)
     return EffectSizes(measure.name, tuple(study), y, v, n1, n2, None, None,
                        (False,) * len(study), ())

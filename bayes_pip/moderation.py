@@ -32,8 +32,8 @@ MISSING = ("", "nan")   # a moderator cell that gives no value
 MAX_COEFFICIENTS = 50  # design columns (intercept included)
 NUMERIC_MAX = 1e9    # moderator values beyond this make the design matrix ill-conditioned
 EXPLORATORY_K = 10   # Cochrane Handbook 10.11.5.1: meta-regression needs about 10 studies per moderator
-RESERVED = {"outcome", "study", "source", "provenance", "notes", "yi", "sei", "arm_pip",
-            "arm_ctrl", "design", "arms", "randomised_n", "timepoints", "review_comparisons",
+RESERVED = {"outcome", "study", "source", "provenance", "notes", "yi", "sei", "arm_t",
+            "arm_c", "design", "arms", "randomised_n", "timepoints", "review_comparisons",
             *COUNT_COLUMNS, *CONTINUOUS_COLUMNS, *OUTCOME_COLUMNS, *STUDY_COLUMNS}
 
 

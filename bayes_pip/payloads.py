@@ -190,10 +190,10 @@ def from_effects(effects, link: str | None) -> tuple:
     """The payloads one outcome's study effects can give: NormalEffects always, ArmCounts too
     for a ratio measure (``link`` "log" or "logit") with arm counts."""
     out = [NormalEffects(tuple(effects.study), effects.y, effects.v)]
-    if link is not None and effects.events_pip is not None:
+    if link is not None and effects.events_t is not None:
         out.append(ArmCounts(tuple(effects.study),
-                             np.stack([effects.events_pip, effects.events_ctrl], axis=-1),
-                             np.stack([effects.n_pip, effects.n_ctrl], axis=-1), link))
+                             np.stack([effects.events_t, effects.events_c], axis=-1),
+                             np.stack([effects.n_t, effects.n_c], axis=-1), link))
     return tuple(out)
 
 

@@ -28,7 +28,9 @@ import numpy as np
 from bayes_pip import dl, measures
 from bayes_pip.effects import double_zero
 
-ARMS = ("pip", "ctrl")
+ARMS = ("t", "c")  # the intervention and the comparator arm
+# the arm codes before columns were named by role (still read; bayes_pip.data warns)
+OLD_ARMS = {"pip": "t", "ctrl": "c"}
 FIELDS = ("n", "events")
 METHODS = ("MH-random", "DL", "MH-fixed", "IV-fixed")
 CHUNK = 1 << 20              # candidates evaluated per vectorised step
@@ -56,7 +58,8 @@ class Printed:
 
 @dataclass(frozen=True)
 class CellRange:
-    """Bounds on one cell of one study: ``arm`` pip/ctrl, ``field`` n/events."""
+    """Bounds on one cell of one study: ``arm`` t/c (intervention/comparator; the old codes
+    pip/ctrl are read as t/c), ``field`` n/events."""
 
     study: str
     arm: str
@@ -67,6 +70,9 @@ class CellRange:
                       # across outcomes)
     partition: str = ""  # event cells of one classification (same study, arm, partition) sum
                          # to at most the arm size
+
+    def __post_init__(self):
+        object.__setattr__(self, "arm", OLD_ARMS.get(self.arm, self.arm))
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ class Problem:
 class Reconstruction:
     """Every integer table consistent with a printed result.
 
-    ``tables`` has shape (n_kept, k, 4) with columns events_pip, n_pip, events_ctrl, n_ctrl in
+    ``tables`` has shape (n_kept, k, 4) with columns events_t, n_t, events_c, n_c in
     the order of ``studies``; ``n_solutions`` counts all of them (``tables`` may be capped).
     """
 
@@ -107,7 +113,7 @@ class Reconstruction:
         out = []
         for j, study in enumerate(self.studies):
             row = {"study": study}
-            for c, name in enumerate(("events_pip", "n_pip", "events_ctrl", "n_ctrl")):
+            for c, name in enumerate(("events_t", "n_t", "events_c", "n_c")):
                 column = self.tables[:, j, c] if len(self.tables) else np.array([])
                 row[name] = ([int(column.min()), int(column.max())] if column.size else None)
             out.append(row)
@@ -123,7 +129,7 @@ class Reconstruction:
         return pooled_natural(self.tables, self.measure, self.method)[0]
 
     def to_dict(self, limit: int = 1000) -> dict:
-        names = ("events_pip", "n_pip", "events_ctrl", "n_ctrl")
+        names = ("events_t", "n_t", "events_c", "n_c")
         tables = [[{"study": s, **{n: int(t[j, c]) for c, n in enumerate(names)}}
                    for j, s in enumerate(self.studies)] for t in self.tables[:limit]]
         p = self.printed
@@ -148,7 +154,7 @@ class Reconstruction:
 def pooled_natural(tables: np.ndarray, measure: str, method: str) -> np.ndarray:
     """Pooled estimate, CI low and CI high on the natural scale, shape (3, n_tables).
 
-    ``tables`` (n, k, 4): events_pip, n_pip, events_ctrl, n_ctrl. Studies with no events or only
+    ``tables`` (n, k, 4): events_t, n_t, events_c, n_c. Studies with no events or only
     events in both arms are left out, as RevMan does; 0.5 is added to every cell of a study with
     a zero cell for the study's log effect and variance (not for the M-H estimate itself).
     """
@@ -188,7 +194,7 @@ def matches(values: np.ndarray, printed: Printed) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def cell_bounds(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds (k, 4) of every cell: events_pip, n_pip, events_ctrl, n_ctrl."""
+    """Lower and upper bounds (k, 4) of every cell: events_t, n_t, events_c, n_c."""
     k = len(problem.studies)
     total = problem.printed.participants
     n_high = total - (2 * k - 1) if total is not None else None
@@ -197,7 +203,7 @@ def cell_bounds(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     low[:, [1, 3]] = 1
     high[:, [1, 3]] = n_high if n_high is not None else -1
     high[:, [0, 2]] = -1   # events: at most n (applied per candidate)
-    col = {("pip", "events"): 0, ("pip", "n"): 1, ("ctrl", "events"): 2, ("ctrl", "n"): 3}
+    col = {("t", "events"): 0, ("t", "n"): 1, ("c", "events"): 2, ("c", "n"): 3}
     for cell in problem.cells:
         j = problem.studies.index(cell.study)
         c = col[(cell.arm, cell.field)]
@@ -392,7 +398,7 @@ class _Links:
 
 def _links(problems: list[Problem]) -> _Links:
     links = _Links()
-    col = {("pip", "events"): 0, ("pip", "n"): 1, ("ctrl", "events"): 2, ("ctrl", "n"): 3}
+    col = {("t", "events"): 0, ("t", "n"): 1, ("c", "events"): 2, ("c", "n"): 3}
     for i, p in enumerate(problems):
         for cell in p.cells:
             where = (i, p.studies.index(cell.study), col[(cell.arm, cell.field)])

@@ -5,7 +5,8 @@ field fails where it is written, not inside a report. Field order is the JSON ke
 marked ``omit_none`` is left out of the JSON when it is None (as the JSON has always done), and a
 field marked ``json=False`` (draws, posterior objects) is never serialised.
 
-The JSON is pinned byte for byte by tests/test_golden.py.
+The JSON is pinned by tests/test_golden.py; every record printed or written carries
+``schema_version`` (:data:`SCHEMA_VERSION`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,26 @@ from typing import Any
 OMIT_NONE = {"omit_none": True}
 NOT_JSON = {"json": False}
 
+# the version of the JSON the tool writes, first key of every record it prints or writes.
+# 2: study columns named by role (events_t/n_t/mean_t/sd_t/arm_t for the intervention arm,
+# _c for the comparator; they were events_pip/events_ctrl ...); records without the key are 1
+SCHEMA_VERSION = 2
+
+
+def versioned(obj):
+    """A JSON record (or each record of a list) with ``schema_version`` as its first key."""
+    if isinstance(obj, dict):
+        return {"schema_version": SCHEMA_VERSION, **obj}
+    if isinstance(obj, list):
+        return [versioned(o) if isinstance(o, dict) else o for o in obj]
+    return obj
+
 
 def to_json_value(value):
-    """Records -> dicts in field order; objects with ``to_dict`` -> theirs; tuples -> lists."""
+    """Records -> dicts in field order; objects with ``to_dict`` -> theirs; tuples -> lists.
+    A record inside another is written without ``schema_version`` (its parent carries it)."""
+    if isinstance(value, Record):
+        return record_dict(value)
     if hasattr(value, "to_dict") and not isinstance(value, type):
         return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -44,10 +62,10 @@ def record_dict(obj) -> dict:
 
 
 class Record:
-    """Mixin: ``to_dict()`` by field order (see the module notes)."""
+    """Mixin: ``to_dict()`` by field order (see the module notes), led by ``schema_version``."""
 
     def to_dict(self) -> dict:
-        return record_dict(self)
+        return versioned(record_dict(self))
 
 
 # ---------------------------------------------------------------------------------------------

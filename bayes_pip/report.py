@@ -23,6 +23,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
+from bayes_pip.record import versioned
 from bayes_pip import figures, measures
 from bayes_pip.design import trial_names
 from bayes_pip.errors import InputError, OutputComplete
@@ -127,7 +128,7 @@ def staged_directory(target: Path):
 
 
 def json_text(obj) -> str:
-    return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    return json.dumps(versioned(obj), indent=2, allow_nan=False) + "\n"
 
 
 def check_free_space(stage: Path, idata, target: Path) -> None:

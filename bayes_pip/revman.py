@@ -36,8 +36,8 @@ DATA_TYPES = {"DIC": "dichotomous", "DICHOTOMOUS": "dichotomous", "CON": "contin
 
 OUTCOME_FIELDS = ["outcome", "label", "comparison", "measure", "benefit", "timepoint", "mcid",
                   "outcome_type", "method", "model", "favours_left", "favours_right", "data_type"]
-STUDY_FIELDS = ["outcome", "study", "events_pip", "n_pip", "events_ctrl", "n_ctrl", "mean_pip",
-                "sd_pip", "mean_ctrl", "sd_ctrl", "yi", "sei", "provenance", "source"]
+STUDY_FIELDS = ["outcome", "study", "events_t", "n_t", "events_c", "n_c", "mean_t",
+                "sd_t", "mean_c", "sd_c", "yi", "sei", "provenance", "source"]
 PUBLISHED_FIELDS = ["outcome", "measure", "estimate", "ci_low", "ci_high", "k", "participants",
                     "model", "grade", "source", "q", "i2", "tau2"]
 
@@ -217,21 +217,21 @@ def read_rm5(path: Path) -> ImportedReview:
 def study_values(kind: str, get, file, where) -> dict:
     """Arm-level (or GIV) values of one study from a getter over RevMan field names."""
     if kind == "dichotomous":
-        return {"events_pip": number(get("EVENTS_1"), file, where, "EVENTS_1", True),
-                "n_pip": number(get("TOTAL_1"), file, where, "TOTAL_1", True),
-                "events_ctrl": number(get("EVENTS_2"), file, where, "EVENTS_2", True),
-                "n_ctrl": number(get("TOTAL_2"), file, where, "TOTAL_2", True)}
+        return {"events_t": number(get("EVENTS_1"), file, where, "EVENTS_1", True),
+                "n_t": number(get("TOTAL_1"), file, where, "TOTAL_1", True),
+                "events_c": number(get("EVENTS_2"), file, where, "EVENTS_2", True),
+                "n_c": number(get("TOTAL_2"), file, where, "TOTAL_2", True)}
     if kind == "continuous":
-        return {"mean_pip": number(get("MEAN_1"), file, where, "MEAN_1"),
-                "sd_pip": number(get("SD_1"), file, where, "SD_1"),
-                "n_pip": number(get("TOTAL_1"), file, where, "TOTAL_1", True),
-                "mean_ctrl": number(get("MEAN_2"), file, where, "MEAN_2"),
-                "sd_ctrl": number(get("SD_2"), file, where, "SD_2"),
-                "n_ctrl": number(get("TOTAL_2"), file, where, "TOTAL_2", True)}
+        return {"mean_t": number(get("MEAN_1"), file, where, "MEAN_1"),
+                "sd_t": number(get("SD_1"), file, where, "SD_1"),
+                "n_t": number(get("TOTAL_1"), file, where, "TOTAL_1", True),
+                "mean_c": number(get("MEAN_2"), file, where, "MEAN_2"),
+                "sd_c": number(get("SD_2"), file, where, "SD_2"),
+                "n_c": number(get("TOTAL_2"), file, where, "TOTAL_2", True)}
     return {"yi": number(get("EFFECT_SIZE"), file, where, "EFFECT_SIZE"),
             "sei": number(get("SE"), file, where, "SE"),
-            "n_pip": number(get("TOTAL_1"), file, where, "TOTAL_1", True),
-            "n_ctrl": number(get("TOTAL_2"), file, where, "TOTAL_2", True)}
+            "n_t": number(get("TOTAL_1"), file, where, "TOTAL_1", True),
+            "n_c": number(get("TOTAL_2"), file, where, "TOTAL_2", True)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ def outcome_listing(dataset: Dataset) -> list[dict]:
         else:  # the studies the analysis pools
             left_out = study_rows["study"].isin(excluded)
             k = status.k_studies - len(excluded)
-            participants = status.participants - int(study_rows.loc[left_out, "n_pip"].sum()
-                                                      + study_rows.loc[left_out, "n_ctrl"].sum())
+            participants = status.participants - int(study_rows.loc[left_out, "n_t"].sum()
+                                                      + study_rows.loc[left_out, "n_c"].sum())
         rows.append({
             "outcome": o.outcome, "label": o.label, "comparison": o.comparison,
             "measure": o.measure, "benefit": o.benefit, "timepoint": o.timepoint, "mcid": o.mcid,
@@ -43,11 +43,11 @@ def outcome_listing(dataset: Dataset) -> list[dict]:
 
 def excluded_studies(rows, outcome: Outcome) -> list[str]:
     """Study rows a ratio analysis leaves out (no events, or only events, in both arms)."""
-    if rows.empty or not outcome.scale.is_dichotomous or "events_pip" not in rows.columns:
+    if rows.empty or not outcome.scale.is_dichotomous or "events_t" not in rows.columns:
         return []
-    arm = rows["events_pip"].notna() & rows["events_ctrl"].notna()
-    drop = arm & double_zero(rows["events_pip"], rows["n_pip"], rows["events_ctrl"],
-                             rows["n_ctrl"])
+    arm = rows["events_t"].notna() & rows["events_c"].notna()
+    drop = arm & double_zero(rows["events_t"], rows["n_t"], rows["events_c"],
+                             rows["n_c"])
     return [str(s) for s in rows.loc[drop, "study"]]
 
 
@@ -652,8 +652,8 @@ def reconstruction_text(rec, outcome: Outcome, shown: int = 10) -> str:
     for r in rec.cell_ranges:
         def span(v):
             return f"{v[0]}" if v[0] == v[1] else f"{v[0]}-{v[1]}"
-        lines.append(f"{r['study']:28s} {span(r['events_pip']) + '/' + span(r['n_pip']):>16s} "
-                     f"{span(r['events_ctrl']) + '/' + span(r['n_ctrl']):>16s}")
+        lines.append(f"{r['study']:28s} {span(r['events_t']) + '/' + span(r['n_t']):>16s} "
+                     f"{span(r['events_c']) + '/' + span(r['n_c']):>16s}")
     lines += ["", f"Tables (first {min(shown, len(rec.tables))} of {rec.n_solutions}), with the "
               "pooled result each gives:"]
     for t, repro in zip(rec.tables[:shown], rec.reproduces()[:shown]):

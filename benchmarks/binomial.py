@@ -45,8 +45,8 @@ def collins(k: int):
                               "benefit": "lower"}])
     rows = pd.DataFrame({"outcome": "deaths",
                          "study": [f"{t} {i}" for i, t in enumerate(COLLINS["trial"])],
-                         **{c: COLLINS[c] for c in ("events_pip", "n_pip", "events_ctrl",
-                                                    "n_ctrl")},
+                         **{c: COLLINS[c] for c in ("events_t", "n_t", "events_c",
+                                                    "n_c")},
                          "source": "metafor dat.collins1985a"}).iloc[:k]
     return bp.load(outcomes=outcomes, studies=rows)
 

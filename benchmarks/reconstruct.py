@@ -80,7 +80,7 @@ def main() -> None:
 
     cells = []
     for c in problem.cells:
-        if c.arm == "ctrl" and c.field == "n":
+        if c.arm == "c" and c.field == "n":
             c = dataclasses.replace(c, low=c.low - 5, high=c.high + 5)
         cells.append(c)
     harder = dataclasses.replace(problem, cells=tuple(cells))

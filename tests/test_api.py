@@ -51,9 +51,9 @@ def test_dataframes_are_validated_like_files():
 
     outcomes = pd.DataFrame([{"outcome": "o1", "label": "x", "comparison": "a_vs_b",
                               "measure": "RR", "benefit": "lower"}])
-    studies = pd.DataFrame([{"outcome": "o1", "study": "A", "events_pip": 60, "n_pip": 50,
-                             "events_ctrl": 9, "n_ctrl": 48, "source": "t"}])
-    with pytest.raises(InputError, match=r"studies.csv, row 2, column 'events_pip'"):
+    studies = pd.DataFrame([{"outcome": "o1", "study": "A", "events_t": 60, "n_t": 50,
+                             "events_c": 9, "n_c": 48, "source": "t"}])
+    with pytest.raises(InputError, match=r"studies.csv, row 2, column 'events_t'"):
         bp.load(outcomes=outcomes, studies=studies)
 
 

@@ -193,7 +193,7 @@ def test_sweep_carries_on_past_a_failed_fit(monkeypatch, capsys):
     assert cli.main(["sweep", "--data", CRINS, "--engine", "exact", "--json"]) == 3
     rows = json_module.loads(capsys.readouterr().out)
     failed = [r for r in rows if "error" in r]
-    assert failed == [{"outcome": "acute_rejection", "prior": "turner",
+    assert failed == [{"schema_version": 2, "outcome": "acute_rejection", "prior": "turner",
                        "error": "outcome 'acute_rejection', prior 'turner': forced failure"}]
     assert len(rows) >= 5 and all("p_benefit" in r for r in rows if r not in failed)
     assert cli.main(["sweep", "--data", CRINS, "--engine", "exact"]) == 3

@@ -24,9 +24,9 @@ def dichotomous_rows():
     """Trial A: two PIP arms against one shared control arm (20/60); trial B: two arms."""
     return pd.DataFrame({
         "outcome": "o0", "study": ["Trial A", "Trial A", "Trial B"],
-        "arm_pip": ["dyadic", "group", ""], "arm_ctrl": ["usual care", "usual care", ""],
-        "events_pip": [10, 15, 12], "n_pip": [50, 50, 40],
-        "events_ctrl": [20, 20, 18], "n_ctrl": [60, 60, 41], "source": "test"})
+        "arm_t": ["dyadic", "group", ""], "arm_c": ["usual care", "usual care", ""],
+        "events_t": [10, 15, 12], "n_t": [50, 50, 40],
+        "events_c": [20, 20, 18], "n_c": [60, 60, 41], "source": "test"})
 
 
 def effects(data, mode):
@@ -48,8 +48,8 @@ def test_split_divides_the_shared_control_arm():
     es = a.effects
     assert es.study == ("Trial A (dyadic vs usual care)", "Trial A (group vs usual care)",
                         "Trial B")
-    np.testing.assert_allclose(es.n_ctrl, [30, 30, 41])
-    np.testing.assert_allclose(es.events_ctrl, [10, 10, 18])
+    np.testing.assert_allclose(es.n_c, [30, 30, 41])
+    np.testing.assert_allclose(es.events_c, [10, 10, 18])
     by_hand = [(math.log((10 / 50) / (10 / 30)), 1 / 10 - 1 / 50 + 1 / 10 - 1 / 30),
                (math.log((15 / 50) / (10 / 30)), 1 / 15 - 1 / 50 + 1 / 10 - 1 / 30),
                (math.log((12 / 40) / (18 / 41)), 1 / 12 - 1 / 40 + 1 / 18 - 1 / 41)]
@@ -63,8 +63,8 @@ def test_split_divides_the_shared_control_arm():
 def test_combine_merges_the_pip_arms():
     es = effects(load_frames(outcomes(), dichotomous_rows()), "combine").effects
     assert es.study == ("Trial A", "Trial B")
-    np.testing.assert_allclose(es.events_pip, [25, 12])
-    np.testing.assert_allclose(es.n_pip, [100, 40])
+    np.testing.assert_allclose(es.events_t, [25, 12])
+    np.testing.assert_allclose(es.n_t, [100, 40])
     np.testing.assert_allclose(es.y[0], math.log((25 / 100) / (20 / 60)), rtol=1e-14)
 
 
@@ -74,9 +74,9 @@ def test_combined_means_and_sds_follow_the_handbook():
     assert n == 50 and m == pytest.approx(12.4, rel=1e-15)
     assert sd == pytest.approx(math.sqrt((19 * 16 + 29 * 25 + 20 * 30 / 50 * 16) / 49), rel=1e-15)
     rows = pd.DataFrame({
-        "outcome": "o0", "study": ["A", "A"], "arm_pip": ["x", "y"], "arm_ctrl": ["c", "c"],
-        "mean_pip": [10, 14], "sd_pip": [4, 5], "n_pip": [20, 30],
-        "mean_ctrl": [15, 15], "sd_ctrl": [6, 6], "n_ctrl": [40, 40], "source": "test"})
+        "outcome": "o0", "study": ["A", "A"], "arm_t": ["x", "y"], "arm_c": ["c", "c"],
+        "mean_t": [10, 14], "sd_t": [4, 5], "n_t": [20, 30],
+        "mean_c": [15, 15], "sd_c": [6, 6], "n_c": [40, 40], "source": "test"})
     es = effects(load_frames(outcomes("MD"), rows), "combine").effects
     assert es.y[0] == pytest.approx(12.4 - 15, rel=1e-14)
     assert es.v[0] == pytest.approx(sd**2 / 50 + 36 / 40, rel=1e-14)
@@ -85,11 +85,11 @@ def test_combined_means_and_sds_follow_the_handbook():
 def test_cluster_trial_uses_the_design_effect():
     """icc 0.05, mean cluster size 11: design effect 1.5; 30/90 vs 20/90 becomes 20/60 vs
     13.33/60 (the ratio is unchanged, the variance grows by the design effect's share)."""
-    rows = dichotomous_rows().iloc[[2]].assign(study="Cluster C", events_pip=30, n_pip=90,
-                                                events_ctrl=20, n_ctrl=90, icc="0.05",
+    rows = dichotomous_rows().iloc[[2]].assign(study="Cluster C", events_t=30, n_t=90,
+                                                events_c=20, n_c=90, icc="0.05",
                                                 cluster_size="11")
     es = effects(load_frames(outcomes(), rows), "refuse").effects
-    np.testing.assert_allclose([es.events_pip[0], es.n_pip[0], es.events_ctrl[0], es.n_ctrl[0]],
+    np.testing.assert_allclose([es.events_t[0], es.n_t[0], es.events_c[0], es.n_c[0]],
                                [20, 60, 20 / 1.5, 60])
     assert es.y[0] == pytest.approx(math.log(1.5), rel=1e-14)
     assert es.v[0] == pytest.approx(1 / 20 - 1 / 60 + 1.5 / 20 - 1 / 60, rel=1e-14)
@@ -104,13 +104,13 @@ def test_cluster_trial_without_icc_is_refused():
         effects(data, "refuse")
     trials.loc[0, ["icc", "cluster_size"]] = ["0.02", "26"]
     es = effects(load_frames(outcomes(), rows, trials=trials), "refuse").effects
-    assert es.n_pip[0] == pytest.approx(40 / 1.5)
+    assert es.n_t[0] == pytest.approx(40 / 1.5)
 
 
 def test_an_arm_in_two_comparisons_is_a_warning():
-    rows = pd.DataFrame({"outcome": ["o0", "o1"], "study": "Trial A", "arm_pip": "dyadic",
-                         "arm_ctrl": ["usual care", "counselling"], "events_pip": 10,
-                         "n_pip": 50, "events_ctrl": 20, "n_ctrl": 60, "source": "test"})
+    rows = pd.DataFrame({"outcome": ["o0", "o1"], "study": "Trial A", "arm_t": "dyadic",
+                         "arm_c": ["usual care", "counselling"], "events_t": 10,
+                         "n_t": 50, "events_c": 20, "n_c": 60, "source": "test"})
     with pytest.warns(DataWarning, match="'dyadic' is in comparisons c and d"):
         load_frames(outcomes(comparisons=("c", "d")), rows)
 
@@ -126,9 +126,9 @@ def test_bundled_pip_marks_its_multi_arm_and_cluster_trials():
     assert t.loc["Sleed 2013", "cluster_randomised"] == "yes"
     assert np.isnan(t.loc["Sleed 2013", "icc"]) and "not found" in t.loc["Sleed 2013", "cluster_source"]
     o = data.outcomes.iloc[[0]]
-    rows = pd.DataFrame({"outcome": o["outcome"].iloc[0], "study": ["Sleed 2013"], "n_pip": [88],
-                         "n_ctrl": [75], "events_pip": [30], "events_ctrl": [20],
-                         "mean_pip": [1.0], "sd_pip": [1.0], "mean_ctrl": [0.5], "sd_ctrl": [1.0],
+    rows = pd.DataFrame({"outcome": o["outcome"].iloc[0], "study": ["Sleed 2013"], "n_t": [88],
+                         "n_c": [75], "events_t": [30], "events_c": [20],
+                         "mean_t": [1.0], "sd_t": [1.0], "mean_c": [0.5], "sd_c": [1.0],
                          "source": ["test"]})
     trials = data.trials.astype(str).replace("nan", "")
     with_rows = load_frames(o, rows, trials=trials)

@@ -250,12 +250,12 @@ def test_agrees_with_binomial_nuts_on_rare_events_with_double_zeros():
     from bayes_pip.priors import ResolvedPrior
 
     ref = json.loads((REFERENCE / "rare_events_values.json").read_text())
-    counts = [ref[k] for k in ("events_pip", "n_pip", "events_ctrl", "n_ctrl")]
+    counts = [ref[k] for k in ("events_t", "n_t", "events_c", "n_c")]
     double = sum(a == 0 and c == 0 for a, c in zip(counts[0], counts[2]))
     assert double == 2
     rows = pd.DataFrame({"study": [f"{t} {i}" for i, t in enumerate(ref["trial"])],
-                         **{k: ref[k] for k in ("events_pip", "n_pip", "events_ctrl",
-                                                "n_ctrl")}})
+                         **{k: ref[k] for k in ("events_t", "n_t", "events_c",
+                                                "n_c")}})
     es = effect_sizes(rows, measures.get("OR"))
     prior = ResolvedPrior("p", "", "", Normal(0, 4), HalfNormal(0.5), "", "")
     settings = SamplerSettings(draws=5000)
@@ -279,10 +279,10 @@ def rr_data(rows):
                              {"outcome": "o2", "label": "y", "comparison": "a_vs_b",
                               "measure": "SMD", "benefit": "lower"}])
     studies = pd.DataFrame(
-        [{"outcome": "o1", "study": f"S{i}", "events_pip": a, "n_pip": b, "events_ctrl": c,
-          "n_ctrl": d, "source": "t"} for i, (a, b, c, d) in enumerate(rows)]
-        + [{"outcome": "o2", "study": "T1", "mean_pip": 1.0, "sd_pip": 1.0, "n_pip": 10,
-            "mean_ctrl": 1.2, "sd_ctrl": 1.0, "n_ctrl": 10, "source": "t"}])
+        [{"outcome": "o1", "study": f"S{i}", "events_t": a, "n_t": b, "events_c": c,
+          "n_c": d, "source": "t"} for i, (a, b, c, d) in enumerate(rows)]
+        + [{"outcome": "o2", "study": "T1", "mean_t": 1.0, "sd_t": 1.0, "n_t": 10,
+            "mean_c": 1.2, "sd_c": 1.0, "n_c": 10, "source": "t"}])
     return bp.load(outcomes=outcomes, studies=studies)
 
 
@@ -341,7 +341,7 @@ def test_report_headlines_the_binomial_result_and_bma_uses_its_likelihood(tmp_pa
     b = bma_outcome(bp.load(), "secure_attachment_post")
     assert b.likelihood == "binomial-normal"
     table = bp.load().resolve("secure_attachment_post", "auto").table_rows()[0]
-    post = binomial_posterior(table.events_pip, table.n_pip, table.events_ctrl, table.n_ctrl,
+    post = binomial_posterior(table.events_t, table.n_t, table.events_c, table.n_c,
                               "log", b.prior.mu, b.prior.tau, b.prior.baseline)
     ml = log_marginal_likelihoods(post)
     assert {m.name: m.log_marginal_likelihood for m in b.models} == ml

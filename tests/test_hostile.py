@@ -18,7 +18,7 @@ from scipy import stats
 
 from conftest import run_cli, run_main
 
-HEADER = "outcome,study,events_pip,n_pip,events_ctrl,n_ctrl,mean_pip,sd_pip,mean_ctrl,sd_ctrl,source"
+HEADER = "outcome,study,events_t,n_t,events_c,n_c,mean_t,sd_t,mean_c,sd_c,source"
 
 
 def assert_input_error(r, message: str):
@@ -194,15 +194,15 @@ def test_reconstruction_memory_and_time_are_bounded(tmp_path):
     20,000 participants (refused by the count): each under 1 GB and 30 s."""
     import time
 
-    arms = "".join(f"sec,{s},{a},n,40,40,s\n" for s in "AB" for a in ("pip", "ctrl"))
+    arms = "".join(f"sec,{s},{a},n,40,40,s\n" for s in "AB" for a in ("t", "c"))
     data = hostile_review(tmp_path / "full", 160, arms)
     start = time.perf_counter()
     r, peak = peak_memory_run("reconstruct", "sec", "--data", str(data), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     assert time.perf_counter() - start < 30 and peak < 1024, peak
     assert json.loads(r.stdout)["n_candidates"] == 41**4
-    data = hostile_review(tmp_path / "wide", 20_000, "sec,A,ctrl,events,9,9,s\n"
-                          "sec,B,ctrl,events,1,1,s\n")
+    data = hostile_review(tmp_path / "wide", 20_000, "sec,A,c,events,9,9,s\n"
+                          "sec,B,c,events,1,1,s\n")
     start = time.perf_counter()
     r, peak = peak_memory_run("list", "--data", str(data))
     assert r.returncode == 0 and "tables not reconstructed" in r.stdout, r.stderr

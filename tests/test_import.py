@@ -19,8 +19,8 @@ CSV_EXPORT = FIX / "Fleiss1993_CR.csv"
 PACKAGE = FIX / "Fleiss1993_cochrane_data_package"
 ASPIRIN = "c1_o1_aspirin_for_preventing_death_after"
 MENTAL = "c1_o2_mental_health_treatment_versus"
-DATA_COLUMNS = ["outcome", "study", "events_pip", "n_pip", "events_ctrl", "n_ctrl", "mean_pip",
-                "sd_pip", "mean_ctrl", "sd_ctrl"]
+DATA_COLUMNS = ["outcome", "study", "events_t", "n_t", "events_c", "n_c", "mean_t",
+                "sd_t", "mean_c", "sd_c"]
 
 
 def imported(tmp_path, source, *extra):

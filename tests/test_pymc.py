@@ -129,7 +129,7 @@ def test_binomial_normal_or_is_close_to_metafor_glmm():
 
     ref = json.loads((REFERENCE / "metafor_values.json").read_text())["glmm"]["bcg_or"]
     es = bcg_effects("OR")
-    np.testing.assert_array_equal(es.events_pip, ref["ai"])
+    np.testing.assert_array_equal(es.events_t, ref["ai"])
     idata = sample_binomial_normal(es, prior(Normal(0, 4), HalfNormal(1.0)), seed=5,
                                    settings=SETTINGS)
     d = diagnostics(idata)
@@ -158,8 +158,8 @@ def centred_binomial_long_run(es, link, seed):
         else:
             log_p0 = pt.minimum(0.0, -theta) - pt.softplus(-base)
             p0, p1 = pt.exp(log_p0), pt.exp(log_p0 + theta)
-        pm.Binomial("e0", n=es.n_ctrl, p=p0, observed=es.events_ctrl)
-        pm.Binomial("e1", n=es.n_pip, p=p1, observed=es.events_pip)
+        pm.Binomial("e0", n=es.n_c, p=p0, observed=es.events_c)
+        pm.Binomial("e1", n=es.n_t, p=p1, observed=es.events_t)
         return pm.sample(4000, tune=2000, chains=4, cores=2, random_seed=seed,
                          target_accept=0.95, progressbar=False)
 
@@ -324,7 +324,7 @@ def test_rare_events_baseline_prior_does_not_pull_the_result():
 
     ref = json.loads((Path(__file__).parent / "reference" / "rare_events_values.json").read_text())
     rows = pd.DataFrame({"study": [f"{t} {i}" for i, t in enumerate(ref["trial"])],
-                         **{k: ref[k] for k in ("events_pip", "n_pip", "events_ctrl", "n_ctrl")}})
+                         **{k: ref[k] for k in ("events_t", "n_t", "events_c", "n_c")}})
     es = effect_sizes(rows, measures.get("OR"))
     medians = {}
     for sd in (10.0, 2.0):

@@ -18,8 +18,8 @@ TOL = 1e-10
 
 
 def rows(case):
-    return pd.DataFrame({"study": case["study"], "events_pip": case["ai"], "n_pip": case["n1i"],
-                         "events_ctrl": case["ci"], "n_ctrl": case["n2i"]})
+    return pd.DataFrame({"study": case["study"], "events_t": case["ai"], "n_t": case["n1i"],
+                         "events_c": case["ci"], "n_c": case["n2i"]})
 
 
 def check_pooled(r, ref, keys=("estimate", "se", "ci_low", "ci_high", "z", "p", "Q", "tau2")):

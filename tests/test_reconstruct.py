@@ -206,8 +206,8 @@ def test_reconstruct_command_text_and_json(capsys):
     assert d["n_solutions"] == 1 and d["method"] == "MH-random"
     assert [round(d["reproduces"][0][k], 2) for k in ("estimate", "ci_low", "ci_high")] == \
         [0.32, 0.17, 0.58]
-    assert d["solutions"][0][1] == {"study": "Cicchetti 2006b", "events_pip": 4, "n_pip": 14,
-                                    "events_ctrl": 42, "n_ctrl": 54}
+    assert d["solutions"][0][1] == {"study": "Cicchetti 2006b", "events_t": 4, "n_t": 14,
+                                    "events_c": 42, "n_c": 54}
 
 
 def test_fit_at_the_reconstructed_level_is_hierarchical_and_labelled(capsys):
@@ -237,7 +237,7 @@ def test_pip_joint_reconstruction_recovers_the_inferred_control_arm_size():
     for o in ds.linked_outcomes("secure_attachment_post"):
         p = ds.reconstruction_problem(o)
         cells = tuple(dataclasses.replace(c, low=49, high=59)
-                      if (c.study, c.arm, c.field) == ("Cicchetti 2006b", "ctrl", "n") else c
+                      if (c.study, c.arm, c.field) == ("Cicchetti 2006b", "c", "n") else c
                       for c in p.cells)
         problems.append(dataclasses.replace(p, cells=cells))
     joint = rc.reconstruct_jointly(problems)
@@ -264,20 +264,20 @@ def write_review(tmp_path, constraints: str):
 
 
 HEADER = "outcome,study,arm,field,min,max,source\n"
-GOOD = ("sec,A,ctrl,n,54,54,s\nsec,A,ctrl,events,9,9,s\n"
-        "sec,B,ctrl,n,54,54,s\nsec,B,ctrl,events,1,1,s\n")
+GOOD = ("sec,A,c,n,54,54,s\nsec,A,c,events,9,9,s\n"
+        "sec,B,c,n,54,54,s\nsec,B,c,events,1,1,s\n")
 
 
 @pytest.mark.parametrize("rows, message", [
     ("sec,A,placebo,n,54,54,s\n" + GOOD, "row 2, column 'arm': 'placebo' is not allowed"),
-    ("sec,A,pip,n,60,50,s\n" + GOOD, "row 2, column 'min': min 60 is greater than max 50"),
-    ("sec,A,pip,n,5.5,50,s\n" + GOOD, "column 'min': '5.5' is not a whole number"),
-    ("sec,A,pip,n,1,1e300,s\n" + GOOD, "row 2, column 'max': max 1e+300 is more than"),
-    ("sec,A,pip,n,1,nan,s\n" + GOOD, "row 2, column 'max': 'nan' is not a finite number"),
-    ("other,A,pip,n,1,50,s\n" + GOOD, "row 2, column 'outcome': outcome 'other' is not defined"),
-    ("sec,A,ctrl,n,54,54,s\n" + GOOD, "this cell (outcome, study, arm, field) is bounded twice"),
-    ("sec,A,ctrl,n,54,54,\n" + GOOD[len("sec,A,ctrl,n,54,54,s\n"):], "column 'source'"),
-    ("sec,A,ctrl,n,54,54,s\nsec,A,ctrl,events,9,9,s\n",
+    ("sec,A,t,n,60,50,s\n" + GOOD, "row 2, column 'min': min 60 is greater than max 50"),
+    ("sec,A,t,n,5.5,50,s\n" + GOOD, "column 'min': '5.5' is not a whole number"),
+    ("sec,A,t,n,1,1e300,s\n" + GOOD, "row 2, column 'max': max 1e+300 is more than"),
+    ("sec,A,t,n,1,nan,s\n" + GOOD, "row 2, column 'max': 'nan' is not a finite number"),
+    ("other,A,t,n,1,50,s\n" + GOOD, "row 2, column 'outcome': outcome 'other' is not defined"),
+    ("sec,A,c,n,54,54,s\n" + GOOD, "this cell (outcome, study, arm, field) is bounded twice"),
+    ("sec,A,c,n,54,54,\n" + GOOD[len("sec,A,c,n,54,54,s\n"):], "column 'source'"),
+    ("sec,A,c,n,54,54,s\nsec,A,c,events,9,9,s\n",
      "constraints name 1 studies for outcome 'sec'; the review pooled 2"),
 ])
 def test_bad_constraints_are_one_line_errors(tmp_path, rows, message):
@@ -293,7 +293,7 @@ def test_bad_constraints_are_one_line_errors(tmp_path, rows, message):
 def test_a_small_review_reconstructs_through_the_cli(tmp_path):
     from conftest import run_main
 
-    d = write_review(tmp_path, HEADER + GOOD + "sec,A,pip,n,1,66,s\nsec,B,pip,n,1,53,s\n")
+    d = write_review(tmp_path, HEADER + GOOD + "sec,A,t,n,1,66,s\nsec,B,t,n,1,53,s\n")
     r = run_main("reconstruct", "sec", "--data", str(d), "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -355,8 +355,8 @@ def test_a_search_over_the_budget_is_refused_before_it_starts(tmp_path):
 
     from conftest import run_main
 
-    d = write_review(tmp_path, HEADER + "sec,A,ctrl,events,9,9,s\nsec,B,ctrl,events,1,1,s\n"
-                     "sec,A,pip,events,3,3,s\nsec,B,pip,events,5,5,s\n")
+    d = write_review(tmp_path, HEADER + "sec,A,c,events,9,9,s\nsec,B,c,events,1,1,s\n"
+                     "sec,A,t,events,3,3,s\nsec,B,t,events,5,5,s\n")
     published = d / "published.csv"
     published.write_text(published.read_text().replace(",168,", ",20000,"))
     start = time.perf_counter()

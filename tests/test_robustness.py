@@ -63,7 +63,7 @@ def bcg_dir(tmp_path):
     d.mkdir()
     (d / "outcomes.csv").write_text("outcome,label,comparison,measure,benefit\n"
                                     "tb,Tuberculosis,bcg_vs_control,RR,lower\n")
-    rows = ["outcome,study,events_pip,n_pip,events_ctrl,n_ctrl,source"]
+    rows = ["outcome,study,events_t,n_t,events_c,n_c,source"]
     rows += [f"tb,{s},{a},{n1},{c2},{n2},metafor dat.bcg"
              for s, a, n1, c2, n2 in zip(c["study"], c["ai"], c["n1i"], c["ci"], c["n2i"])]
     (d / "studies.csv").write_text("\n".join(rows) + "\n")

@@ -50,8 +50,8 @@ def sample_binomial_normal(es, prior, seed: int, settings,
         out[:k] = np.asarray(x, float)
         return out
 
-    data = {"events_pip": pad(es.events[:, 0]), "n_pip": pad(es.n[:, 0]),
-            "events_ctrl": pad(es.events[:, 1]), "n_ctrl": pad(es.n[:, 1]), **prior_data(prior),
+    data = {"events_t": pad(es.events[:, 0]), "n_t": pad(es.n[:, 0]),
+            "events_c": pad(es.events[:, 1]), "n_c": pad(es.n[:, 1]), **prior_data(prior),
             "baseline_mean": np.float64(prior.baseline.mean),
             "baseline_sd": np.float64(prior.baseline.sd)}
     settings = ENGINE.settings_for(settings, k)

@@ -139,7 +139,7 @@ def normal_normal_model(y, v, prior: ResolvedPrior):
 CENTRED_MAX_K = 1  # binomial models with at most this many studies sample theta centred
 
 
-def binomial_normal_model(events_pip, n_pip, events_ctrl, n_ctrl, link, prior: ResolvedPrior,
+def binomial_normal_model(events_t, n_t, events_c, n_c, link, prior: ResolvedPrior,
                           centred: bool = False):
     """Binomial-normal model on arm counts; link 'logit' (log OR) or 'log' (log RR).
 
@@ -158,10 +158,10 @@ def binomial_normal_model(events_pip, n_pip, events_ctrl, n_ctrl, link, prior: R
     import pytensor.tensor as pt
 
     with pm.Model() as model:
-        e1 = pm.Data("events_pip", np.asarray(events_pip, float))
-        n1 = pm.Data("n_pip", np.asarray(n_pip, float))
-        e0 = pm.Data("events_ctrl", np.asarray(events_ctrl, float))
-        n0 = pm.Data("n_ctrl", np.asarray(n_ctrl, float))
+        e1 = pm.Data("events_t", np.asarray(events_t, float))
+        n1 = pm.Data("n_t", np.asarray(n_t, float))
+        e0 = pm.Data("events_c", np.asarray(events_c, float))
+        n0 = pm.Data("n_c", np.asarray(n_c, float))
         mu_mean, mu_sd, tau = prior_block(prior)
         base_mean = pm.Data("baseline_mean", np.float64(prior.baseline.mean))
         base_sd = pm.Data("baseline_sd", np.float64(prior.baseline.sd))

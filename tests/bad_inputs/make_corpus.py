@@ -15,7 +15,7 @@ OUTCOMES = """outcome,label,comparison,measure,benefit,timepoint,mcid
 rejection,Acute rejection,il2ra_vs_control,OR,lower,6 months,0.8
 score,Symptom score,x_vs_control,SMD,higher,post,0.2
 """
-STUDIES = """outcome,study,events_pip,n_pip,events_ctrl,n_ctrl,mean_pip,sd_pip,mean_ctrl,sd_ctrl,source
+STUDIES = """outcome,study,events_t,n_t,events_c,n_c,mean_t,sd_t,mean_c,sd_c,source
 rejection,Heffron 2003,14,61,15,20,,,,,Crins 2014
 rejection,Gibelli 2004,16,28,19,28,,,,,Crins 2014
 rejection,Schuller 2005,3,18,8,12,,,,,Crins 2014
@@ -28,22 +28,22 @@ rejection,OR,0.2,0.1,0.4,3,167,random effects,low,made-up row for validation tes
 
 # name: (file edits, CLI args after the data option, expected exit code, expected message part)
 CASES = {
-    "missing_column": ({"studies.csv": ("n_ctrl,", "n_control,")}, ["dl", "rejection"], 2,
-                       "missing required column(s) n_ctrl"),
+    "missing_column": ({"studies.csv": ("n_c,", "n_control,")}, ["dl", "rejection"], 2,
+                       "missing required column(s) n_c"),
     "non_numeric": ({"studies.csv": ("Heffron 2003,14,", "Heffron 2003,fourteen,")},
-                    ["dl", "rejection"], 2, "row 2, column 'events_pip': 'fourteen' is not a number"),
+                    ["dl", "rejection"], 2, "row 2, column 'events_t': 'fourteen' is not a number"),
     "non_finite": ({"studies.csv": ("Carroll,,60,,60,94,22", "Carroll,,60,,60,inf,22")},
-                   ["dl", "score"], 2, "column 'mean_pip': 'inf' is not a finite number"),
+                   ["dl", "score"], 2, "column 'mean_t': 'inf' is not a finite number"),
     "negative_count": ({"studies.csv": ("Gibelli 2004,16,", "Gibelli 2004,-16,")},
-                       ["dl", "rejection"], 2, "row 3, column 'events_pip': -16 must be at least 0"),
+                       ["dl", "rejection"], 2, "row 3, column 'events_t': -16 must be at least 0"),
     "fractional_count": ({"studies.csv": ("Gibelli 2004,16,28", "Gibelli 2004,16,28.5")},
-                         ["dl", "rejection"], 2, "column 'n_pip': '28.5' is not a whole number"),
+                         ["dl", "rejection"], 2, "column 'n_t': '28.5' is not a whole number"),
     "events_exceed_n": ({"studies.csv": ("Schuller 2005,3,18,8,12", "Schuller 2005,3,18,18,12")},
-                        ["dl", "rejection"], 2, "row 4, column 'events_ctrl': 18 events is more than n_ctrl = 12"),
+                        ["dl", "rejection"], 2, "row 4, column 'events_c': 18 events is more than n_c = 12"),
     "zero_n": ({"studies.csv": ("Schuller 2005,3,18", "Schuller 2005,0,0")},
-               ["dl", "rejection"], 2, "column 'n_pip': 0 must be greater than 0"),
+               ["dl", "rejection"], 2, "column 'n_t': 0 must be greater than 0"),
     "sd_not_positive": ({"studies.csv": ("Grant,,65,,65,98,21", "Grant,,65,,65,98,0")},
-                        ["dl", "score"], 2, "row 6, column 'sd_pip': SD 0 must be greater than 0"),
+                        ["dl", "score"], 2, "row 6, column 'sd_t': SD 0 must be greater than 0"),
     "duplicate_study": ({"studies.csv": ("Gibelli 2004,16,28,19,28", "Heffron 2003,16,28,19,28")},
                         ["dl", "rejection"], 2, "study 'Heffron 2003' appears twice for outcome 'rejection'"),
     "unknown_outcome_arg": ({}, ["fit", "rejections", "--engine", "exact"], 2,
@@ -104,12 +104,12 @@ CASES = {
     "nothing_to_report": ({"studies.csv": "HEADERONLY", "published.csv": False},
                           ["sweep", "--engine", "exact"], 2, "nothing to fit"),
     # CSV grammar
-    "duplicate_header": ({"studies.csv": ("events_pip,n_pip,events_ctrl", "events_pip,n_pip,events_pip")},
-                         ["list"], 2, "row 1, column 'events_pip': column name appears twice"),
+    "duplicate_header": ({"studies.csv": ("events_t,n_t,events_c", "events_t,n_t,events_t")},
+                         ["list"], 2, "row 1, column 'events_t': column name appears twice"),
     "underscore_number": ({"studies.csv": ("Gibelli 2004,16,28", "Gibelli 2004,1_6,28")},
-                          ["dl", "rejection"], 2, "row 3, column 'events_pip': '1_6' is not a number"),
+                          ["dl", "rejection"], 2, "row 3, column 'events_t': '1_6' is not a number"),
     "non_ascii_digits": ({"studies.csv": ("Gibelli 2004,16,28", "Gibelli 2004,\u0661\u0666,28")},
-                         ["dl", "rejection"], 2, "row 3, column 'events_pip'"),
+                         ["dl", "rejection"], 2, "row 3, column 'events_t'"),
     "blank_line_inside": ({"studies.csv": ("\nrejection,Gibelli", "\n\nrejection,Gibelli")}, ["list"], 2,
                           "row 3: row is empty; remove empty lines inside the table"),
     "utf16_file": ({"outcomes.csv": b"\xff\xfe" + OUTCOMES.encode("utf-16-le")}, ["list"], 2,
