@@ -14,7 +14,7 @@ import numpy as np
 
 from bayes_pip import dl as dlcore
 from bayes_pip.data import Dataset, Outcome, Published, Resolved
-from bayes_pip.data import printed_decimals as decimals_printed
+from bayes_pip.tables import printed_decimals as decimals_printed
 from bayes_pip.effects import EffectSizes, effect_sizes
 from bayes_pip.errors import InputError
 from bayes_pip.record import Agreement, Bounds, DLRecord, DLStudy

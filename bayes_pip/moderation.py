@@ -23,8 +23,9 @@ import numpy as np
 from bayes_pip import dl, metareg, summarise
 from bayes_pip.classical import classical_from
 from bayes_pip.design import trial_names
-from bayes_pip.data import (COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS,
-                            Dataset, Resolved, identifier_problem)
+from bayes_pip.data import Dataset, Resolved
+from bayes_pip.tables import identifier_problem
+from bayes_pip.validate import COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS
 from bayes_pip.engines.draws import DrawQueries
 from bayes_pip.errors import InputError
 

@@ -28,7 +28,9 @@ from scipy import special
 
 from bayes_pip import measures
 from bayes_pip.bundled import bundled_path
-from bayes_pip.data import COMPARISON_TYPES, Outcome, identifier_problem
+from bayes_pip.data import Outcome
+from bayes_pip.tables import identifier_problem
+from bayes_pip.validate import COMPARISON_TYPES
 from bayes_pip.errors import InputError
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)

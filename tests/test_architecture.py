@@ -13,10 +13,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
-    {"version", "errors", "payloads", "bundled", "environment", "effects", "record", "dl_fused", "dl",
+    {"version", "errors", "payloads", "tables", "bundled", "environment", "effects", "record", "dl_fused", "dl",
      "metareg"},
     {"measures", "reconstruct", "robustness", "cluster", "design"},
-    {"data"},
+    {"data", "validate"},
     {"priors"},
     {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",
      "engines.mixture", "engines.exact_kernels", "engines.tau_kernels"},

@@ -69,6 +69,7 @@ def test_prior_for_the_wrong_measure_is_refused():
     assert r.returncode == 2 and "prior 'turner' is for RR, OR outcomes, 'score' is SMD" in r.stderr
 
 
+@pytest.mark.slow  # two `report --all` processes side by side: about 30 s
 def test_two_concurrent_reports_into_one_directory_do_not_corrupt_it(tmp_path):
     import subprocess
     import sys

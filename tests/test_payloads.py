@@ -143,11 +143,13 @@ def test_toy_engine_fits_through_the_cli(toy):
 
 def test_toy_engine_compare_priors_and_calibrate(toy, tmp_path):
     r = run_main("compare-priors", "acute_rejection", "--data", CRINS, "--engine", "toy",
-                 "--json")
+                 "--priors", "halfnormal-0.5,halfcauchy-0.5,turner", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     rows = rows["fits"] if isinstance(rows, dict) else rows
-    assert len(rows) >= 5 and {row["engine"] for row in rows} == {"toy"}
+    assert [row["prior"]["name"] for row in rows] == ["halfnormal-0.5", "halfcauchy-0.5",
+                                                       "turner"]
+    assert {row["engine"] for row in rows} == {"toy"}
     r = run_main("calibrate", "--engine", "toy", "--k", "3", "--reps", "40", "--json")
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)

@@ -286,9 +286,9 @@ def test_fifo_as_studies_file_is_refused_without_hanging(tmp_path):
 
 
 def test_oversized_file_is_refused(tmp_path, monkeypatch, capsys):
-    from bayes_pip import cli, data
+    from bayes_pip import cli, tables
 
-    monkeypatch.setattr(data, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(tables, "MAX_FILE_BYTES", 100)
     assert cli.main(["list", "--data", str(BASE)]) == 2
     assert "the limit is 0 MB per CSV file" in capsys.readouterr().err
 

@@ -57,7 +57,7 @@ class GridPosterior:
     def quantile(self, target, q):
         m, s = self.mixture(target)
         lo, hi = float(np.min(m - 10 * s)) - 1e-9, float(np.max(m + 10 * s)) + 1e-9
-        return float(optimize.brentq(lambda x: self.cdf(target, x) - q, lo, hi, xtol=1e-10))
+        return float(optimize.brentq(lambda x: self.cdf(target, x) - q, lo, hi, xtol=1e-7))
 
     def mean(self, target):
         m, _ = self.mixture(target)
