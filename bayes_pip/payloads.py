@@ -46,8 +46,16 @@ def _counts(values, name: str, what: str) -> np.ndarray:
     return a
 
 
+class _Studies:
+    """What every payload shares: ``study`` names and their number ``k``."""
+
+    @property
+    def k(self) -> int:
+        return len(self.study)
+
+
 @dataclass(frozen=True)
-class NormalEffects:
+class NormalEffects(_Studies):
     """y_i ~ N(theta_i, v_i): one effect per study with its known sampling variance."""
 
     study: tuple
@@ -67,13 +75,9 @@ class NormalEffects:
         object.__setattr__(self, "v", v)
         object.__setattr__(self, "X", _design(self.X, k, self.kind))
 
-    @property
-    def k(self) -> int:
-        return len(self.study)
-
 
 @dataclass(frozen=True)
-class ArmCounts:
+class ArmCounts(_Studies):
     """events[i, a] ~ Binomial(n[i, a], p[i, a]); arm 0 is the intervention, arm 1 the
     comparator; ``link`` is "log" (RR) or "logit" (OR)."""
 
@@ -99,13 +103,9 @@ class ArmCounts:
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "X", _design(self.X, k, self.kind))
 
-    @property
-    def k(self) -> int:
-        return len(self.study)
-
 
 @dataclass(frozen=True)
-class CategoryCounts:
+class CategoryCounts(_Studies):
     """counts[i, a, c]: patients of study i, arm a in category c (arms and categories named).
 
     A category a study did not report is NaN in every arm of that study (handled by the model,
@@ -140,13 +140,9 @@ class CategoryCounts:
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "X", _design(self.X, k, self.kind))
 
-    @property
-    def k(self) -> int:
-        return len(self.study)
-
 
 @dataclass(frozen=True)
-class Contrasts:
+class Contrasts(_Studies):
     """y_i ~ N(theta_i, S_i): per study a vector of contrasts (named by ``labels[i]``) with
     its covariance matrix; studies may carry different numbers of contrasts."""
 
@@ -177,10 +173,6 @@ class Contrasts:
         object.__setattr__(self, "y", tuple(ys))
         object.__setattr__(self, "S", tuple(Ss))
         object.__setattr__(self, "X", _design(self.X, k, self.kind))
-
-    @property
-    def k(self) -> int:
-        return len(self.study)
 
 
 PAYLOADS = (NormalEffects, ArmCounts, CategoryCounts, Contrasts)

@@ -78,10 +78,10 @@ class ToyGridEngine:
     name = "toy"
     model = "normal-normal"
     help = "toy: normal-normal posterior on a brute-force (mu, tau) grid (a test plug-in)"
-    stochastic = False
     packages = ("numpy", "scipy")
     accepts = (NormalEffects,)
     capabilities = frozenset()
+    stochastic = "stochastic" in capabilities  # derived, never declared twice
 
     def fit(self, problem, prior, seed, settings=None, progress=False):
         data = payload_for(self, problem)

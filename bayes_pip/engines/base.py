@@ -110,7 +110,7 @@ class Engine(Protocol):
     name: str          # the --engine value and the "engine" field of the JSON
     model: str         # "normal-normal" or "binomial-normal"
     help: str          # one line for --help
-    stochastic: bool   # True when the result depends on the seed
+    stochastic: bool   # True when the result depends on the seed ("stochastic" in capabilities)
     packages: tuple[str, ...]  # packages whose versions are stored with a fit
     accepts: tuple[type, ...]  # payload types it fits (bayes_pip.payloads), preferred first
     capabilities: frozenset    # a subset of CAPABILITIES

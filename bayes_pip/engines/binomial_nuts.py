@@ -85,10 +85,10 @@ class BinomialNormalNUTS:
     name = "binomial"
     model = "binomial-normal"
     help = "binomial: binomial-normal model on arm counts (RR/OR) sampled by NUTS (nutpie)"
-    stochastic = True
     packages = mcmc.PYMC_PACKAGES
     accepts = (ArmCounts,)
     capabilities = frozenset({"stochastic"})
+    stochastic = "stochastic" in capabilities  # derived, never declared twice
     # the non-centred study effects are weakly identified with one or two studies
     default_target_accept = 0.99
     # with two studies or fewer, 0.995: at k = 2 under half-Cauchy(0.5), 0.99 left 12

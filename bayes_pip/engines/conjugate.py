@@ -105,10 +105,10 @@ class ConjugateEngine:
     name = "conjugate"
     model = "normal-normal"
     help = "conjugate: closed-form posterior of the published pooled estimate (summary level)"
-    stochastic = False
     packages = ("numpy", "scipy", "pandas")
     accepts = (NormalEffects,)   # the published pooled estimate: one effect with its variance
     capabilities = frozenset({"marginal_likelihood"})
+    stochastic = "stochastic" in capabilities  # derived, never declared twice
 
     def fit(self, problem: Problem, prior, seed=None, settings=None, progress=False
             ) -> EngineResult:

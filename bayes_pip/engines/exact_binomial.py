@@ -762,10 +762,10 @@ class ExactBinomialEngine:
     model = "binomial-normal"
     help = ("binomial-exact: binomial-normal model on arm counts (RR/OR) by nested quadrature, "
             "no Monte Carlo error")
-    stochastic = False
     packages = ("numpy", "scipy", "numba")
     accepts = (ArmCounts,)
     capabilities = frozenset({"marginal_likelihood"})
+    stochastic = "stochastic" in capabilities  # derived, never declared twice
 
     def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
         outcome = problem.outcome

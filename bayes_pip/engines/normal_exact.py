@@ -22,10 +22,10 @@ class ExactEngine:
     name = "exact"
     model = "normal-normal"
     help = "exact: normal-normal posterior by quadrature over tau, no Monte Carlo error"
-    stochastic = False
     packages = ("numpy", "scipy", "pandas")
     accepts = (NormalEffects,)
     capabilities = frozenset({"batch", "marginal_likelihood"})
+    stochastic = "stochastic" in capabilities  # derived, never declared twice
 
     def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
         es = payload_for(self, problem)

@@ -55,10 +55,10 @@ class NormalNormalNUTS:
     model = "normal-normal"
     help = ("pymc: normal-normal model (theta_i integrated out) sampled by NUTS (nutpie), what "
             "auto uses unless the arm counts are sparse")
-    stochastic = True
     packages = mcmc.PYMC_PACKAGES
     accepts = (NormalEffects,)
     capabilities = frozenset({"stochastic"})
+    stochastic = "stochastic" in capabilities  # derived, never declared twice
     default_target_accept = 0.95  # the whitened model has no funnel...
     small_k = 3                   # ...but with k <= 3 an occasional divergence at 0.95
     small_k_target_accept = 0.99
