@@ -140,7 +140,7 @@ def moderator_dl(args, dataset) -> int:
         raise InputError("--ci hksj applies to a meta-regression (--moderator); the test for "
                          "subgroup differences is RevMan's Q between")
     if args.out:
-        from bayes_pip.report import check_output_dir
+        from bayes_pip.output import check_output_dir
         check_output_dir(args.out)
     if args.subgroup:
         rec = moderation.classical_subgroups(dataset, args.outcome, args.subgroup,
@@ -151,7 +151,7 @@ def moderator_dl(args, dataset) -> int:
                                               test="knha" if args.ci == "hksj" else "z")
     if args.out:
         from bayes_pip import figures
-        from bayes_pip.report import json_text, write_report_files
+        from bayes_pip.output import json_text, write_report_files
 
         name = args.subgroup or "__".join(args.moderator)
         kind = "subgroups" if args.subgroup else "metareg"
@@ -208,7 +208,7 @@ def moderator_fit(args, dataset) -> int:
                                       prior_sets=prior_sets(args), at=args.at)
     if args.out:
         from bayes_pip import figures
-        from bayes_pip.report import json_text, write_report_files
+        from bayes_pip.output import json_text, write_report_files
 
         stem = f"{args.outcome}__{'__'.join(names)}__{rec['prior']['name']}"
         files = {f"{stem}.json": json_text(rec)}
@@ -335,7 +335,7 @@ def cmd_influence(args) -> int:
     """
     from bayes_pip import figures
     from bayes_pip.analysis import influence_outcome
-    from bayes_pip.report import check_output_dir, json_text, write_report_files
+    from bayes_pip.output import check_output_dir, json_text, write_report_files
     from bayes_pip.summarise import influence_text
 
     if args.out:
@@ -361,7 +361,7 @@ def cmd_funnel(args) -> int:
     """
     from bayes_pip import figures
     from bayes_pip.analysis import egger_outcome
-    from bayes_pip.report import check_output_dir, json_text, write_report_files
+    from bayes_pip.output import check_output_dir, json_text, write_report_files
     from bayes_pip.summarise import egger_text
 
     if args.out:
@@ -387,7 +387,7 @@ def cmd_fit(args) -> int:
     Example: python -m bayes_pip fit secure_attachment_post --prior sceptical
     """
     from bayes_pip.analysis import fit_outcome
-    from bayes_pip.report import check_output_dir, write_fit
+    from bayes_pip.output import check_output_dir, write_fit
     from bayes_pip.summarise import fit_text
 
     if args.out:
@@ -588,7 +588,7 @@ def cmd_calibrate(args) -> int:
     from bayes_pip import engines
     from bayes_pip.calibration import calibrate, calibration_text, rank_histograms
     from bayes_pip.figures import png_bytes
-    from bayes_pip.report import check_output_dir, json_text, write_report_files
+    from bayes_pip.output import check_output_dir, json_text, write_report_files
 
     ks = whole_numbers(args.k, "--k", 1, 500)
     if not 10 <= args.reps <= 1_000_000:
@@ -640,8 +640,8 @@ def cmd_report(args) -> int:
     """
     from bayes_pip.analysis import (bma_outcome, compare_priors, outcomes_with_data, priors_for,
                                     require_direction)
-    from bayes_pip.report import (check_output_dir, outcome_report, provenance_text,
-                                  summary_of_findings, write_report_files)
+    from bayes_pip.output import check_output_dir, write_report_files
+    from bayes_pip.pages import outcome_report, provenance_text, summary_of_findings
 
     if bool(args.outcome) == bool(args.all):
         raise InputError("give one OUTCOME or --all")
@@ -696,7 +696,7 @@ def cmd_report(args) -> int:
         return EXIT_OK
     print(f"Wrote {len(written)} files to {args.out}/ (start with {main_file}).")
     if args.all:
-        from bayes_pip.report import sof_rows
+        from bayes_pip.pages import sof_rows
         for r in sof_rows(all_fits):
             print(f"  {r['outcome']:42s} {r['level']:13s} {r['measure']:3s} {r['bayes']:>22s}  "
                   f"P(benefit) {r['p_benefit']} ({r['p_benefit_min']} to {r['p_benefit_max']})")
@@ -721,7 +721,7 @@ def cmd_import(args) -> int:
     """
     from pathlib import Path
 
-    from bayes_pip.report import check_output_dir, replace_directory
+    from bayes_pip.output import check_output_dir, replace_directory
     from bayes_pip.revman import read_review, review_files, validate_files
 
     out = check_output_dir(args.out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 
@@ -26,7 +27,13 @@ def writable(directory: Path) -> bool:
 def ensure_writable_caches() -> None:
     """Point every cache and config directory below HOME that cannot be written (XDG cache,
     matplotlib, PyTensor's compiledir, Dask's config and temporary directories) at a private
-    temporary directory. Does nothing in a normal account."""
+    temporary directory. Does nothing in a normal account.
+
+    Also silences ArviZ's once-a-day notice about its coming 1.0 (a FutureWarning printed on
+    import): bayes_pip pins arviz < 1, so it asks nothing of a user and would break the
+    one-line error output of the command that happened to import ArviZ first that day."""
+    warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
+                            category=FutureWarning)
     home = Path(os.path.expanduser("~"))
     cache = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
     config = Path(os.environ.get("MPLCONFIGDIR") or home / ".config" / "matplotlib")

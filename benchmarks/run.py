@@ -37,7 +37,7 @@ FLEISS_RM5 = Path(__file__).parents[1] / "tests" / "fixtures" / "fleiss1993" / "
 
 def imported_fleiss(tmp: Path) -> Path:
     """The Fleiss 1993 RevMan example review, imported (a third, complete study-level data set)."""
-    from bayes_pip.report import write_report_files
+    from bayes_pip.output import write_report_files
     from bayes_pip.revman import read_review, review_files
 
     files, _ = review_files(read_review(FLEISS_RM5), "from-labels")

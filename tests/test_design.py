@@ -140,7 +140,7 @@ def test_row_labels_map_back_to_their_trial_and_other_names_stay_whole():
     import pandas as pd
 
     from bayes_pip.design import trial_names
-    from bayes_pip.report import trials_of
+    from bayes_pip.pages import trials_of
 
     assert trial_names("Cooper 2003 (psychodynamic vs routine care)") == (
         "Cooper 2003 (psychodynamic vs routine care)", "Cooper 2003")

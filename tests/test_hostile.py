@@ -467,7 +467,7 @@ def test_a_signal_during_the_final_move_leaves_the_new_set_whole(tmp_path, monke
     move completes, every file is the new one, and the message says so."""
     import os
 
-    from bayes_pip import report
+    from bayes_pip import output as report
 
     out = tmp_path / "reports"
     assert run_main("report", "--all", "--engine", "exact", "--data", str(BASE), "--out",
@@ -497,7 +497,7 @@ def test_no_room_for_the_netcdf_file_is_a_one_line_error(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
 
-    from bayes_pip import report
+    from bayes_pip import output as report
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(report.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10_000))
@@ -553,3 +553,23 @@ def test_probabilities_and_tail_p_values_are_printed_as_what_they_are():
     r = run_main("bma", "rejection", "--data", str(BASE))
     assert "= >" not in r.stdout and "= <" not in r.stdout
     assert r.stdout.count("k = 3") == 1
+
+
+def test_arviz_daily_notice_does_not_reach_the_user(tmp_path):
+    """ArviZ prints a FutureWarning about its 1.0 on the first import of each day (a stamp file
+    in the user's cache); a command's error output stays one line on that first run too."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # no stamp: first today
+    probe = subprocess.run([sys.executable, "-c", "import arviz"], capture_output=True,
+                           text=True, env=env)
+    assert "ArviZ is undergoing" in probe.stderr    # the notice exists in this ArviZ
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache2")}
+    done = subprocess.run([sys.executable, "-m", "bayes_pip", "compare-priors",
+                           "secure_attachment_post", "--engine", "exact", "--loo"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cache2" / "arviz").is_dir()   # the command did import ArviZ
+    assert "Warning" not in done.stderr and "ArviZ" not in done.stderr, done.stderr
