@@ -7,6 +7,8 @@ The public Python API (see :mod:`bayes_pip.api` and README, "Python API"):
     data = bp.load()                     # or bp.load("data/crins2014"), bp.load(outcomes=df, ...)
     fit = bp.fit(data, "secure_attachment_post", prior="sceptical", engine="exact")
     fits = bp.compare_priors(data, "secure_attachment_post")
+    rep = bp.report(data, engine="exact")   # every outcome's page + the summary of findings
+    rep.to_frame(); rep.write("reports")
     bf = bp.bma(data, "secure_attachment_post").bf_effect   # exact Bayes factor
     fig = bp.figures.forest_plot(fit)
     out = bp.exact_batch(y, v, mask, bp.prior(data, "secure_attachment_post"))  # many at once
@@ -18,7 +20,7 @@ Names are loaded on first use, so `python -m bayes_pip list` does not pay for th
 from bayes_pip.version import __version__
 
 # API names never repeat a submodule's name (bayes_pip.dl, bayes_pip.priors are modules)
-__all__ = ["__version__", "load", "fit", "compare_priors", "classical_fit", "outcomes",
+__all__ = ["__version__", "load", "fit", "compare_priors", "report", "classical_fit", "outcomes",
            "prior_sets", "prior", "bma", "influence", "reconstruction", "exact_batch",
            "meta_regression", "subgroups", "bayes_meta_regression", "figures"]
 
@@ -33,3 +35,8 @@ def __getattr__(name):
 
         return getattr(api, name)
     raise AttributeError(f"module 'bayes_pip' has no attribute {name!r}")
+
+
+def __dir__():
+    """The public API (loaded lazily, so it is listed here rather than found by dir())."""
+    return sorted(set(__all__) | set(globals()))

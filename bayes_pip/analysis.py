@@ -329,7 +329,11 @@ def published_record(p) -> PublishedResult:
 
 def priors_for(dataset: Dataset, outcome_id: str, level: str, prior_sets=None) -> list[str]:
     """Prior sets compared by default: all that apply; at summary level one per distinct mu prior."""
-    outcome = dataset.outcome(outcome_id)
+    return default_priors(dataset.outcome(outcome_id), level, prior_sets)
+
+
+def default_priors(outcome, level: str, prior_sets=None) -> list[str]:
+    """:func:`priors_for` of an outcome record."""
     sets = load_prior_sets() if prior_sets is None else prior_sets
     names = applicable_priors(outcome, sets)
     default = default_prior_name(outcome.measure)
@@ -354,9 +358,17 @@ def compare_priors(dataset: Dataset, outcome_id: str, prior_names: list[str] | N
     A fit that fails the convergence checks raises ConvergenceError: a comparison never mixes
     converged and unconverged rows.
     """
-    resolved = dataset.resolve(outcome_id, level)
+    return compare_resolved(dataset.resolve(outcome_id, level), prior_names, engine, seed,
+                            settings, progress, prior_sets)
+
+
+def compare_resolved(resolved: Resolved, prior_names: list[str] | None = None,
+                     engine: str = engines.AUTO, seed: int = DEFAULT_SEED, settings=None,
+                     progress=None, prior_sets=None) -> list[FitRecord]:
+    """:func:`compare_priors` of an outcome already resolved."""
+    outcome_id = resolved.outcome.outcome
     sets = load_prior_sets() if prior_sets is None else prior_sets
-    names = prior_names or priors_for(dataset, outcome_id, resolved.level, sets)
+    names = prior_names or default_priors(resolved.outcome, resolved.level, sets)
     rows = []
     for i, name in enumerate(names):
         if progress:
@@ -523,11 +535,16 @@ def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None
     ``engine``: "exact" (normal-normal likelihood), "binomial-exact" (binomial-normal on arm
     counts, RR/OR) or "auto" (binomial-normal on sparse arm counts, as `fit`).
     """
+    require_direction(dataset, [outcome_id], "bma")
+    return bma_resolved(dataset.resolve(outcome_id, level), prior_name, prior_sets, engine)
+
+
+def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=None,
+                 engine: str = engines.AUTO) -> BMARecord:
+    """:func:`bma_outcome` of an outcome already resolved."""
     from bayes_pip.engines import evidence as ev
     from bayes_pip.engines.exact import exact_posterior
 
-    require_direction(dataset, [outcome_id], "bma")
-    resolved = dataset.resolve(outcome_id, level)
     level_used, status = resolved.level, resolved.status.description
     outcome = resolved.outcome
     sets = load_prior_sets() if prior_sets is None else prior_sets

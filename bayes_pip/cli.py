@@ -178,23 +178,6 @@ def moderator_engine(args) -> str:
     return args.engine
 
 
-def moderator_section(args, dataset, outcome_id, prior_name, sets) -> dict | str:
-    """A report's meta-regression record, or (with --all) the one-line reason it could not be
-    fitted."""
-    from bayes_pip import moderation
-
-    names = moderator_names(args)
-    data = dataset.with_moderator_kind(args.subgroup, "categorical") if args.subgroup else dataset
-    try:
-        return moderation.bayes_moderators(data, outcome_id, names, prior_name,
-                                           moderator_engine(args), args.seed,
-                                           sampler_settings(args), args.level, sets)
-    except InputError as exc:
-        if not args.all:
-            raise
-        return str(exc)
-
-
 def moderator_fit(args, dataset) -> int:
     """`fit --moderator` / `fit --subgroup`: Bayesian meta-regression."""
     from bayes_pip import moderation
@@ -627,10 +610,6 @@ def whole_numbers(text: str, option: str, low: int, high: int) -> list[int]:
 # report
 # ---------------------------------------------------------------------------------------------
 
-# the likelihood of a report's Bayes factors follows its engine's
-BMA_LIKELIHOOD = {"auto": "auto", "binomial": "binomial-exact", "binomial-exact": "binomial-exact"}
-
-
 def cmd_report(args) -> int:
     """Write reports: per outcome a Markdown file, a self-contained HTML file, PNG figures (forest
     plot, prior vs posterior, sensitivity) and the fits as JSON; with --all also a
@@ -638,66 +617,26 @@ def cmd_report(args) -> int:
 
     Example: python -m bayes_pip report --all --out reports
     """
-    from bayes_pip.analysis import (bma_outcome, compare_priors, outcomes_with_data, priors_for,
-                                    require_direction)
-    from bayes_pip.output import check_output_dir, write_report_files
-    from bayes_pip.pages import outcome_report, provenance_text, summary_of_findings
+    from bayes_pip.bundle import build_report
+    from bayes_pip.output import check_output_dir
 
     if bool(args.outcome) == bool(args.all):
         raise InputError("give one OUTCOME or --all")
     check_output_dir(args.out)
-    dataset = open_dataset(args)
-    provenance = provenance_text(dataset.metadata, dataset.directory)
-    outcome_ids = outcomes_with_data(dataset) if args.all else [args.outcome]
-    if not outcome_ids:
-        raise InputError("nothing to report: no outcome has study rows or a published result",
-                         file=str(dataset.directory))
-    if not args.all:
-        dataset.outcome(args.outcome)
-    require_direction(dataset, outcome_ids, "report")
-    show = progress_printer(sys.stderr.isatty())
-    sets = prior_sets(args)
-    files, all_fits = {}, {}
-    for i, outcome_id in enumerate(outcome_ids):
-        if show:
-            show(i, len(outcome_ids), outcome_id)
-        names = None
-        if args.prior:  # the primary analysis first, then the other priors that apply
-            names = priors_for(dataset, outcome_id, dataset.resolve(outcome_id, args.level).level,
-                               sets)
-            if args.prior not in sets:
-                raise InputError(f"unknown prior '{args.prior}' (available: {', '.join(sets)})")
-            names = [args.prior] + [n for n in names if n != args.prior]
-        fits = compare_priors(dataset, outcome_id, names, args.engine, args.level, args.seed,
-                              sampler_settings(args), prior_sets=sets)
-        all_fits[outcome_id] = fits
-        try:  # Bayes factors under the main prior, where they are defined
-            bma = bma_outcome(dataset, outcome_id, fits[0].prior.name, args.level, sets,
-                              BMA_LIKELIHOOD.get(args.engine, "exact"))
-        except InputError as exc:  # the section says why instead
-            bma = str(exc)
-        section = (moderator_section(args, dataset, outcome_id, fits[0].prior.name, sets)
-                   if args.moderator or args.subgroup else None)
-        files.update(outcome_report(fits, provenance, bma, section, dataset.trials))
-    if show:
-        show(len(outcome_ids), len(outcome_ids), "writing files")
-    if args.all:
-        skipped = [o for o in dataset.outcome_ids() if o not in all_fits]
-        meta = dataset.metadata
-        label = (f"{meta['title']} ({meta['citation']})" if meta["title"] and meta["citation"]
-                 else meta["title"] or str(dataset.directory))
-        files.update(summary_of_findings(all_fits, skipped, label, provenance, dataset.trials))
-    written = write_report_files(args.out, files)
-    main_file = (f"{args.out}/summary_of_findings.md" if args.all
-                 else f"{args.out}/{args.outcome}.md")
+    bundle = build_report(open_dataset(args), None if args.all else args.outcome, args.prior,
+                          args.engine, args.level, args.seed, sampler_settings(args),
+                          prior_sets(args), args.moderator, args.subgroup,
+                          progress_printer(sys.stderr.isatty()))
+    written = bundle.write(args.out)
+    done = (f"Wrote {len(written)} files to {args.out}/ (start with "
+            f"{args.out}/{bundle.main_file()}).")
     if args.json:  # the records behind the reports, one list of fits per outcome
-        print_json({o: [f.to_dict() for f in fits] for o, fits in all_fits.items()})
-        sys.stderr.write(f"Wrote {len(written)} files to {args.out}/ (start with {main_file}).\n")
+        print_json(bundle.to_dict())
+        sys.stderr.write(done + "\n")
         return EXIT_OK
-    print(f"Wrote {len(written)} files to {args.out}/ (start with {main_file}).")
+    print(done)
     if args.all:
-        from bayes_pip.pages import sof_rows
-        for r in sof_rows(all_fits):
+        for r in bundle.rows():
             print(f"  {r['outcome']:42s} {r['level']:13s} {r['measure']:3s} {r['bayes']:>22s}  "
                   f"P(benefit) {r['p_benefit']} ({r['p_benefit_min']} to {r['p_benefit_max']})")
     return EXIT_OK

@@ -230,13 +230,10 @@ def outcome_page(fits: list, provenance: str, bma=None, moderator=None, trials=N
     return Document(main.label, blocks)
 
 
-def outcome_report(fits: list, provenance: str, bma=None, moderator=None,
-                   trials=None) -> dict[str, bytes | str]:
-    """Files of one outcome's report: {relative name: content} (page as Markdown and HTML, its
-    figures, and the records as JSON)."""
-    main = fits[0]
-    page = outcome_page(fits, provenance, bma, moderator, trials)
-    o = main.outcome
+def outcome_files(page: Document, fits: list, bma=None, moderator=None) -> dict[str, bytes | str]:
+    """Files of one outcome's report: {relative name: content} (the page as Markdown and HTML,
+    its figures, and the records as JSON)."""
+    o = fits[0].outcome
     files: dict[str, bytes | str] = dict(page.figures())
     files[f"{o}.md"] = markdown(page)
     files[f"{o}.html"] = html_page(page)
@@ -246,7 +243,7 @@ def outcome_report(fits: list, provenance: str, bma=None, moderator=None,
     if moderator is not None:
         extra["moderators"] = ({"not_analysed": moderator} if isinstance(moderator, str)
                                else moderator)
-    files[f"{o}.json"] = json_text({"main": main.to_dict(),
+    files[f"{o}.json"] = json_text({"main": fits[0].to_dict(),
                                     "priors": [r.to_dict() for r in fits], **extra})
     return files
 
@@ -462,13 +459,13 @@ def summary_page(all_fits: dict[str, list], skipped: list[str], dataset_label: s
 
 
 def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_label: str,
-                        provenance: str, trials=None) -> dict[str, str]:
-    """The summary-of-findings files: the page (Markdown, HTML) and its numbers as CSV."""
+                        provenance: str, trials=None) -> tuple[Document, dict[str, str]]:
+    """The summary-of-findings page and its files (Markdown, HTML, and the numbers as CSV)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=SOF_CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(sof_csv_rows(all_fits))
     page = summary_page(all_fits, skipped, dataset_label, provenance, trials)
-    return {"summary_of_findings.csv": buf.getvalue(),
-            "summary_of_findings.md": markdown(page),
-            "summary_of_findings.html": html_page(page)}
+    return page, {"summary_of_findings.csv": buf.getvalue(),
+                  "summary_of_findings.md": markdown(page),
+                  "summary_of_findings.html": html_page(page)}

@@ -28,7 +28,7 @@ LAYERS = [
     {"classical"},
     {"summarise"},
     {"analysis", "figures", "moderation"},
-    {"pages", "revman", "api", "calibration"},
+    {"pages", "bundle", "revman", "api", "calibration"},
     {"cli", "__init__"},
     {"__main__"},
 ]

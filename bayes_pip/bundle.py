@@ -1,0 +1,176 @@
+"""Reports as a library: :func:`build_report` fits what a report needs and returns a
+:class:`ReportBundle` (per outcome: the fits across priors, Bayes factors, moderators and the
+page; with every outcome also the summary of findings). Nothing is written until
+:meth:`ReportBundle.write`; the CLI's `report` parses options, calls this, writes and prints.
+
+Each outcome is resolved once (its reconstruction, level and design adjustments) and that one
+resolution serves the fits under every prior and the Bayes factors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bayes_pip import engines
+from bayes_pip.analysis import (DEFAULT_SEED, bma_resolved, compare_resolved, default_priors,
+                                outcomes_with_data, require_direction)
+from bayes_pip.data import Dataset
+from bayes_pip.document import Document, html_page, markdown
+from bayes_pip.errors import InputError
+from bayes_pip.output import write_report_files
+from bayes_pip.pages import (outcome_files, outcome_page, provenance_text, sof_csv_rows,
+                             sof_rows, summary_of_findings)
+from bayes_pip.priors import load_prior_sets
+
+# the likelihood of a report's Bayes factors follows its engine's (normal-normal otherwise)
+BMA_LIKELIHOOD = {"auto": "auto", "binomial": "binomial-exact", "binomial-exact": "binomial-exact"}
+
+
+@dataclass
+class OutcomeReport:
+    """One outcome's part of a report: ``fits[0]`` is the main fit; ``bma`` and ``moderator``
+    are records, or the one-line reason they could not be computed (None: not asked for)."""
+    outcome: str
+    fits: list
+    bma: object
+    moderator: object
+    page: Document
+
+    def files(self) -> dict[str, bytes | str]:
+        return outcome_files(self.page, self.fits, self.bma, self.moderator)
+
+    def markdown(self) -> str:
+        return markdown(self.page)
+
+    def html(self) -> str:
+        return html_page(self.page)
+
+
+@dataclass
+class ReportBundle:
+    outcomes: dict[str, OutcomeReport]
+    skipped: list[str] = field(default_factory=list)   # outcomes without data
+    summary: Document | None = None                     # the summary of findings (all outcomes)
+    summary_files: dict = field(default_factory=dict)
+
+    @property
+    def fits(self) -> dict[str, list]:
+        return {o: r.fits for o, r in self.outcomes.items()}
+
+    def files(self) -> dict[str, bytes | str]:
+        """Every file of the report: {relative name: content}."""
+        out: dict[str, bytes | str] = {}
+        for r in self.outcomes.values():
+            out.update(r.files())
+        out.update(self.summary_files)
+        return out
+
+    def write(self, out_dir) -> list[Path]:
+        """Write every file into ``out_dir``: all of them or none."""
+        return write_report_files(Path(out_dir), self.files())
+
+    def main_file(self) -> str:
+        return ("summary_of_findings.md" if self.summary is not None
+                else f"{next(iter(self.outcomes))}.md")
+
+    def rows(self) -> list[dict]:
+        """One summary-of-findings row per outcome, numbers as text (as printed)."""
+        return sof_rows(self.fits)
+
+    def to_frame(self):
+        """The summary of findings as a pandas DataFrame (numbers as numbers)."""
+        import pandas as pd
+
+        return pd.DataFrame(sof_csv_rows(self.fits))
+
+    def to_dict(self) -> dict:
+        """The records behind the report, one list of fits per outcome (`report --json`)."""
+        return {o: [f.to_dict() for f in fits] for o, fits in self.fits.items()}
+
+
+def dataset_label(dataset: Dataset) -> str:
+    meta = dataset.metadata
+    if meta["title"] and meta["citation"]:
+        return f"{meta['title']} ({meta['citation']})"
+    return meta["title"] or str(dataset.directory)
+
+
+def moderator_record(dataset, resolved_level, outcome_id, names, kind, prior_name, engine, seed,
+                     settings, sets, strict):
+    """A report's meta-regression record, or (``strict`` False) the one-line reason it could
+    not be fitted."""
+    from bayes_pip import moderation
+
+    data = dataset.with_moderator_kind(names[0], "categorical") if kind == "subgroup" else dataset
+    try:
+        return moderation.bayes_moderators(data, outcome_id, names, prior_name, engine, seed,
+                                           settings, resolved_level, sets)
+    except InputError as exc:
+        if strict:
+            raise
+        return str(exc)
+
+
+def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
+                 prior: str | None = None, engine: str = engines.AUTO, level: str = "auto",
+                 seed: int = DEFAULT_SEED, settings=None, prior_sets=None,
+                 moderators: list[str] | None = None, subgroup: str | None = None,
+                 progress=None) -> ReportBundle:
+    """The report of one outcome, a list of outcomes, or (``outcomes`` None) every outcome with
+    data plus the summary of findings.
+
+    ``prior``: the main prior (first in each outcome's comparison, the others that apply after
+    it); ``moderators`` / ``subgroup``: a Bayesian meta-regression section per outcome.
+    ``progress(i, n, what)`` is called before each outcome.
+    """
+    everything = outcomes is None
+    ids = (outcomes_with_data(dataset) if everything
+           else [outcomes] if isinstance(outcomes, str) else list(outcomes))
+    if not ids:
+        raise InputError("nothing to report: no outcome has study rows or a published result",
+                         file=str(dataset.directory))
+    for o in ids:
+        dataset.outcome(o)   # unknown ids: one line naming the known ones
+    require_direction(dataset, ids, "report")
+    if moderators and subgroup:
+        raise InputError("give --moderator or --subgroup, not both")
+    sets = load_prior_sets() if prior_sets is None else prior_sets
+    if prior is not None and prior not in sets:
+        raise InputError(f"unknown prior '{prior}' (available: {', '.join(sets)})")
+    mod_names = moderators or ([subgroup] if subgroup else None)
+    if mod_names:
+        from bayes_pip.moderation import check_engine
+
+        check_engine(engine)
+    provenance = provenance_text(dataset.metadata, dataset.directory)
+    reports = {}
+    for i, outcome_id in enumerate(ids):
+        if progress:
+            progress(i, len(ids), outcome_id)
+        resolved = dataset.resolve(outcome_id, level)
+        names = None
+        if prior:  # the primary analysis first, then the other priors that apply
+            names = [prior] + [n for n in default_priors(resolved.outcome, resolved.level, sets)
+                               if n != prior]
+        fits = compare_resolved(resolved, names, engine, seed, settings, prior_sets=sets)
+        try:  # Bayes factors under the main prior, where they are defined
+            bma = bma_resolved(resolved, fits[0].prior.name, sets,
+                               BMA_LIKELIHOOD.get(engine, "exact"))
+        except InputError as exc:  # the section says why instead
+            bma = str(exc)
+        moderator = (moderator_record(dataset, level, outcome_id, mod_names,
+                                      "subgroup" if subgroup else "moderator",
+                                      fits[0].prior.name, engine, seed, settings, sets,
+                                      strict=not everything)
+                     if mod_names else None)
+        page = outcome_page(fits, provenance, bma, moderator, dataset.trials)
+        reports[outcome_id] = OutcomeReport(outcome_id, fits, bma, moderator, page)
+    if progress:
+        progress(len(ids), len(ids), "writing files")
+    bundle = ReportBundle(reports)
+    if everything:
+        bundle.skipped = [o for o in dataset.outcome_ids() if o not in reports]
+        bundle.summary, bundle.summary_files = summary_of_findings(
+            bundle.fits, bundle.skipped, dataset_label(dataset), provenance, dataset.trials)
+    return bundle

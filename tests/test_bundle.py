@@ -1,0 +1,81 @@
+"""Reports as a library (bp.report): the same files as the CLI, each outcome resolved once, and
+the document model's renderers."""
+
+import pytest
+
+import bayes_pip as bp
+from bayes_pip import document as doc
+from bayes_pip.data import Dataset
+from tests.conftest import run_main
+
+
+RESOLVED = []
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    """The bundled review's report (exact engine), counting how often outcomes are resolved."""
+    original = Dataset.resolve
+
+    def counting(self, outcome_id, level="auto"):
+        RESOLVED.append(outcome_id)
+        return original(self, outcome_id, level)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Dataset, "resolve", counting)
+        return bp.report(bp.load(), engine="exact")
+
+
+def test_public_names_are_listed():
+    names = dir(bp)
+    for name in ("load", "fit", "compare_priors", "report", "bma", "exact_batch"):
+        assert name in names
+
+
+def test_library_report_equals_the_cli_files(bundle, tmp_path):
+    run_main("report", "--all", "--engine", "exact", "--out", str(tmp_path / "r"))
+    files = bundle.files()
+    written = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert written == sorted(files)
+    for name, content in files.items():
+        if name.endswith((".md", ".csv", ".json", ".html")):
+            assert (tmp_path / "r" / name).read_text(encoding="utf-8") == content, name
+
+
+def test_each_outcome_is_resolved_once(bundle):
+    assert sorted(RESOLVED) == sorted(bundle.outcomes)   # once each: fits and Bayes factors
+    assert len(bundle.outcomes) == 7
+
+
+def test_summary_frame_has_the_printed_numbers(bundle):
+    frame = bundle.to_frame()
+    assert list(frame["outcome"]) == list(bundle.outcomes)
+    main = bundle.outcomes["parent_reported_depression_vs_alternative"].fits[0]
+    row = frame.set_index("outcome").loc["parent_reported_depression_vs_alternative"]
+    assert row["p_benefit"] == pytest.approx(main.p_benefit, abs=0)
+    assert row["bayes_median"] == pytest.approx(main.effect.median, abs=0)
+    assert bundle.main_file() == "summary_of_findings.md"
+
+
+def test_one_outcome_has_no_summary():
+    rep = bp.report(bp.load(), "parent_reported_depression_vs_alternative", engine="exact")
+    assert rep.summary is None and rep.main_file() == \
+        "parent_reported_depression_vs_alternative.md"
+    assert "summary_of_findings.md" not in rep.files()
+
+
+def test_renderers_escape_data_text_in_both_formats():
+    page = doc.Document("t <b>", [doc.Heading("a | b <script>", 1),
+                                  doc.Paragraph(("x ", doc.Code("id`x"), " ",
+                                                 doc.Link("o", doc.local_href("o p.html")))),
+                                  doc.Table(("h|1",), (("<i>c</i>|d",),)),
+                                  doc.Items(("[x](javascript:y)",), note=True)])
+    md = doc.markdown(page)
+    assert "# a \\| b &lt;script>" in md
+    assert "`idx`" in md and "[o](./o%20p.html)" in md
+    assert "| h\\|1 |" in md and "&lt;i>c&lt;/i>\\|d" in md
+    assert "[x]\\(javascript:y)" in md
+    page_html = doc.html_page(page)
+    assert "<script>" not in page_html and "&lt;i&gt;c&lt;/i&gt;|d" in page_html
+    assert "<title>t &lt;b&gt;</title>" in page_html
+    assert '<li class="note">[x](javascript:y)</li>' in page_html
