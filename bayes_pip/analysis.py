@@ -20,10 +20,10 @@ from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.engines.conjugate import conjugate_idata, se_from_ci
 from bayes_pip.engines.mixture import MixturePosterior
 from bayes_pip.payloads import NormalEffects
-from bayes_pip.priors import (applicable_priors, default_prior_name, load_prior_sets,
+from bayes_pip.priors import (Normal, applicable_priors, default_prior_name, load_prior_sets,
                               resolve_prior)
 from bayes_pip.errors import ConvergenceError, InputError
-from bayes_pip.record import (BMARecord, Diagnostics, EggerRecord, FitFailure, FitRecord,
+from bayes_pip.record import (BMARecord, WidthBayesFactor, Diagnostics, EggerRecord, FitFailure, FitRecord,
                               InfluenceRecord, InfluenceRow, Interval, LeaveOneOutRow, Likelihood,
                               LikelihoodChoice, LooRow, ModelEvidence, PublishedResult,
                               Reconstructed, Settings)
@@ -598,6 +598,26 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
     averaged = ev.AveragedMu(e, parts)
     mu = Interval(*(averaged.quantile(q) for q in (0.5, 0.025, 0.975)))
     natural = Interval(*(float(scale.to_natural(x)) for x in (mu.median, mu.ci_low, mu.ci_high)))
+    given = averaged.given_effect()
+    given_effect = Interval(*(float(scale.to_natural(given.quantile(q)))
+                              for q in (0.5, 0.025, 0.975)))
+
+    def log_bf(mu_prior) -> float:
+        if binomial:
+            from bayes_pip.engines.exact_binomial import binomial_evidence
+
+            logs, _ = binomial_evidence(es.events_t, es.n_t, es.events_c, es.n_c, scale.link,
+                                        mu_prior, prior.tau, prior.baseline, random_effects)
+            other = ev.weigh(logs)
+        else:
+            other = ev.evidence(y, v, mu_prior, prior.tau, random_effects=random_effects)
+        return other.log_bf_effect if random_effects else other.log_bf_effect_fixed
+
+    by_width = []
+    for label, mean, sd in bf_widths(outcome, prior):
+        value = (e.log_bf_effect if random_effects else e.log_bf_effect_fixed) \
+            if (mean, sd) == (prior.mu.mean, prior.mu.sd) else log_bf(Normal(mean, sd))
+        by_width.append(WidthBayesFactor(label, mean, sd, value, ev.bf_value(value)))
     # P(mu < 0) leaves out the null models' point mass at 0 (not a benefit)
     benefit = averaged.cdf(0.0) - averaged.null if outcome.benefit == "lower" \
         else averaged.sf(0.0)
@@ -617,7 +637,31 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
         log_bf_effect_fixed=e.log_bf_effect_fixed,
         likelihood="binomial-normal" if binomial else "normal-normal",
         notes=tuple(notes), settings=Settings(None, versions=versions(
-            engines.get("binomial-exact" if binomial else "exact"))))
+            engines.get("binomial-exact" if binomial else "exact"))),
+        p_null=float(averaged.null), effect_given_effect=given_effect,
+        bf_by_width=tuple(by_width))
+
+
+def bf_widths(outcome, prior) -> list[tuple[str, float, float]]:
+    """Priors on the pooled effect whose Bayes factors a report shows beside the one used:
+    centred normals of the sceptical width (5% beyond the MCID), of SD 1 and of SD 10 on a
+    log-ratio or SMD scale, and the prior used; ordered by width."""
+    out = [("the prior used", prior.mu.mean, prior.mu.sd)]
+    if not math.isfinite(prior.mu.sd):
+        return []
+    if outcome.mcid is not None:
+        sd = abs(float(outcome.scale.to_analysis(outcome.mcid))) / 1.6448536269514722
+        if sd > 0:
+            out.append(("sceptical width", 0.0, sd))
+    if outcome.scale.unit_free:
+        out += [("SD 1", 0.0, 1.0), ("vague, SD 10", 0.0, 10.0)]
+    seen, keep = set(), []
+    for label, mean, sd in out:
+        key = (round(mean, 9), round(sd, 9))
+        if key not in seen:
+            seen.add(key)
+            keep.append((label, mean, sd))
+    return sorted(keep, key=lambda w: w[2])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -254,6 +254,22 @@ def cmd_priors(args) -> int:
     if args.json:
         print_json([{**p.to_dict(), "default": p.name == default} for p in resolved])
         return EXIT_OK
+    level = dataset.status(args.outcome).level
+    if level == "summary":  # only the prior on the pooled effect is used: list those
+        print(f"Priors on the pooled effect for {outcome.label} ({outcome.outcome}), "
+              f"{outcome.measure}: analysed from its published pooled result, so "
+              "heterogeneity is not modelled and priors on tau are not used.")
+        groups: dict = {}
+        for p in resolved:
+            groups.setdefault(p.summary_level().shown, []).append(p)
+        for shown, group in groups.items():
+            p = group[0]
+            sets_named = ", ".join(g.name + (" (default)" if g.name == default else "")
+                                   for g in group)
+            print(f"\n{shown}: {p.mu.describe()} on the "
+                  f"{outcome.scale.analysis_label} scale (prior sets: {sets_named})")
+            print(f"  source: {p.mu_source}")
+        return EXIT_OK
     print(f"Prior sets for {outcome.label} ({outcome.outcome}), {outcome.measure}:")
     for p in resolved:
         print(f"\n{p.name}{' (default)' if p.name == default else ''}: {p.title}")

@@ -93,9 +93,9 @@ def forest_plot(main):
         mu = main.prior.mu
         label = f"Bayesian, Normal({mu.mean:.3g}, {mu.sd:.3g}^2) on the pooled effect"
     elif main.baseline_prior is not None:   # arm counts: say which likelihood
-        label = f"Bayesian binomial-normal, prior {main.prior.name}"
+        label = f"Bayesian binomial-normal, prior {main.prior.shown}"
     else:
-        label = f"Bayesian, prior {main.prior.name}"
+        label = f"Bayesian, prior {main.prior.shown}"
     pooled.append((label, "bayes", (e.median, e.ci_low, e.ci_high)))
     if main.prediction:
         pr = main.prediction
@@ -241,7 +241,7 @@ def posterior_density_plot(fit):
     ax.set_xlim(x[0], x[-1])
     ax.set_ylim(bottom=0)
     ax.set_ylabel(f"posterior density ({scale.analysis_label} scale)")
-    ax.set_title(f"{plain(s.label)}: pooled effect, prior {plain(s.prior.name)}", fontsize=10)
+    ax.set_title(f"{plain(s.label)}: pooled effect, prior {plain(s.prior.shown)}", fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return fig
 
@@ -256,7 +256,7 @@ def sensitivity_plot(rows: list):
     s = rows[0]
     m = s.measure
     scale = measures.get(m)
-    items = [(r.prior.name, r.effect.median, r.effect.ci_low, r.effect.ci_high,
+    items = [(r.prior.shown, r.effect.median, r.effect.ci_low, r.effect.ci_high,
               f"P(benefit) {r.p_benefit:.3f}", "#1f77b4") for r in rows]
     if s.dl:
         d = s.dl
@@ -322,7 +322,7 @@ def leave_one_out_plot(r):
         ax.errorbar([x.bayes_median], [yy - 0.15], xerr=[[x.bayes_median - x.bayes_ci_low],
                                                         [x.bayes_ci_high - x.bayes_median]],
                     fmt="o", color="tab:blue", ms=5, capsize=0,
-                    label=f"Bayesian, prior {plain(r.prior.name)} (95% CrI)" if i == 0 else None)
+                    label=f"Bayesian, prior {plain(r.prior.shown)} (95% CrI)" if i == 0 else None)
     ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
     null = measures.get(m).null
     ax.axvline(null, color="grey", ls="--", lw=1)

@@ -49,7 +49,7 @@ def sensitivity_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         pred = ("-" if not r.prediction else
                 f"[{num(r.prediction.ci_low)}, {num(r.prediction.ci_high)}]")
         c = r.prior_data_conflict
-        body.append([r.prior.name, interval_text(r.effect),
+        body.append([r.prior.shown, interval_text(r.effect),
                      num(r.tau.median) if r.tau else "-", pred,
                      prob_text(r.p_benefit, r.probability_draws),
                      prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-",
@@ -105,7 +105,8 @@ def benefit_condition(main) -> str:
 def heading_section(main) -> list:
     settings = main.settings
     facts = [("Data", level_text(main)), ("Engine", engine_text(main)),
-             ("Main prior", f"{main.prior.name}: {prior_used(main)}"),
+             ("Main prior", (f"{main.prior.name}: {prior_used(main)}" if main.prior.tau_used
+                             else prior_used(main))),
              ("Direction of benefit", benefit_condition(main)),
              ("Seed and versions", (f"seed {settings.seed}" if settings.seed is not None
                                     else "closed form, no random numbers") + "; " + ", ".join(
@@ -194,7 +195,8 @@ def provenance_section(provenance: str, rows=()) -> list:
 
 def prior_section(rows) -> list:
     return [Heading("Priors"),
-            Items(tuple((Strong(r.prior.name), f" ({prior_used(r)}): {r.prior.source}")
+            Items(tuple((Strong(r.prior.shown), f" ({prior_used(r)}): {r.prior.source}")
+                        if r.prior.tau_used else (Strong(r.prior.shown), f": {r.prior.mu_source}")
                         for r in rows))]
 
 
@@ -403,7 +405,7 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
             "published": published_text(main.published),
             "grade": (main.published.grade if main.published else "") or "-",
             "dl": dl_text_short(main.dl),
-            "bayes_prior": main.prior.name,
+            "bayes_prior": main.prior.shown,
             "bayes": interval_text(main.effect) + (
                 f" (binomial-normal; normal-normal "
                 f"{interval_text(main.likelihood_choice.normal_normal)})"

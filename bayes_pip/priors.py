@@ -390,6 +390,20 @@ class ResolvedPrior:
     baseline_source: str = DEFAULT_BASELINE_SOURCE
     tau_used: bool = True   # False at summary level: heterogeneity is not modelled
     coefficients: dict = dataclasses.field(default_factory=default_coefficients)
+    mu_role: str = ""       # "sceptical" / "enthusiastic" when mu is anchored at the MCID
+
+    @property
+    def mu_short(self) -> str:
+        """The prior on the pooled effect in a few characters: "N(0, 4^2)", "sceptical N(0, 0.175^2)"."""
+        text = f"N({self.mu.mean:.3g}, {self.mu.sd:.3g}^2)" if self.mu.proper else "flat"
+        return f"{self.mu_role} {text}" if self.mu_role else text
+
+    @property
+    def shown(self) -> str:
+        """How the prior is named in tables, titles and text: the set's name where tau is used,
+        else (summary level) only the prior on the pooled effect, so that a set named after its tau
+        prior (halfnormal-0.5) is never shown where tau is not used."""
+        return self.name if self.tau_used else self.mu_short
 
     def summary_level(self) -> "ResolvedPrior":
         """The prior as a summary-level fit uses it: only the prior on the pooled effect."""
@@ -794,4 +808,6 @@ def resolve_prior(name: str, outcome: Outcome, sets: dict[str, PriorSet] | None 
     return ResolvedPrior(name=p.name, title=p.title, source=p.source, mu=mu, tau=tau,
                          mu_source=mu_source, tau_source=tau_source, notes=notes,
                          baseline=baseline, baseline_source=baseline_source,
-                         coefficients=coefficients)
+                         coefficients=coefficients,
+                         mu_role=p.mu["family"] if p.mu["family"] in ("sceptical",
+                                                                      "enthusiastic") else "")

@@ -398,6 +398,17 @@ class ModelEvidence(Record):
 
 
 @dataclass(frozen=True)
+class WidthBayesFactor(Record):
+    """BF10 for an effect under mu ~ Normal(mean, sd^2) (analysis scale)."""
+
+    label: str           # "sceptical width", "the prior used", "vague"
+    mean: float
+    sd: float
+    log_bf_effect: float
+    bf_effect: float | None
+
+
+@dataclass(frozen=True)
 class BMARecord(Record):
     """Bayes factors and the model-averaged pooled effect of one outcome (`bma --json`)."""
 
@@ -426,6 +437,13 @@ class BMARecord(Record):
     likelihood: str | None = field(default=None, metadata=OMIT_NONE)  # normal- or binomial-normal
     notes: tuple[str, ...] = ()
     settings: Settings = field(default_factory=lambda: Settings(None))
+    # the model-averaged result stated without an interval across the point mass at the null:
+    # P(no effect) and the effect given that there is one (natural scale)
+    p_null: float | None = None
+    effect_given_effect: Interval | None = None
+    # the Bayes factor for an effect under other widths of the prior on the pooled effect
+    # (centred normal priors, analysis scale): it depends on the width (Lindley's paradox)
+    bf_by_width: tuple[WidthBayesFactor, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------

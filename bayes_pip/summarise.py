@@ -435,12 +435,13 @@ def comparison_text(rows: list[dict]) -> str:
     """One row per prior, plus the DL reference: the sensitivity table for a discussion section."""
     s = rows[0]
     m = s.measure
+    width = max([16] + [len(r.prior.shown) for r in rows])
     lines = [f"{s.label} ({s.outcome}), {m}: sensitivity to the prior",
              f"Data: {level_text(s)}",
              f"Engine: {s.engine}" + (" (--engine auto: sparse arm counts, so the "
                                       "binomial-normal likelihood; `fit` shows the normal-normal "
                                       "result beside it)" if s.likelihood_choice else ""), "",
-             f"{'prior':16s} {m + ' median [95% CrI]':>26s} {'tau':>6s} "
+             f"{'prior':{width}s} {m + ' median [95% CrI]':>26s} {'tau':>6s} "
              f"{'prediction [95%]':>18s} {'P(benefit)':>10s} {'P(>MCID)':>9s} "
              f"{'P(harm)':>8s}"]
     for r in rows:
@@ -451,7 +452,7 @@ def comparison_text(rows: list[dict]) -> str:
         ph = prob_text(r.p_harm, r.probability_draws) if r.p_harm is not None else "-"
         flag = " *" if r.prior_data_conflict and r.prior_data_conflict.flagged else ""
         pb = prob_text(r.p_benefit, r.probability_draws) if r.p_benefit is not None else "-"
-        lines.append(f"{r.prior.name:16s} {ci_text(r.effect):>26s} {tau:>6s} "
+        lines.append(f"{r.prior.shown:{width}s} {ci_text(r.effect):>26s} {tau:>6s} "
                      f"{pred:>18s} {pb:>10s} {pm:>9s} {ph:>8s}{flag}")
     d = s.dl
     if d:
@@ -459,12 +460,12 @@ def comparison_text(rows: list[dict]) -> str:
                 if d.prediction else "-")
         ci = f"{d.estimate:.2f} [{d.ci_low:.2f}, {d.ci_high:.2f}]"
         label = "DL (classical)" if d.method == "DL" else d.method
-        lines.append(f"{label:16s} {ci:>26s} {d.tau:6.2f} {pred:>18s} "
+        lines.append(f"{label:{width}s} {ci:>26s} {d.tau:6.2f} {pred:>18s} "
                      f"{'-':>10s} {'-':>9s}")
     p = s.published
     if p:
         ci = f"{short(p.estimate)} [{short(p.ci_low)}, {short(p.ci_high)}]"
-        lines.append(f"{'published':16s} {ci:>26s}   ({p.model or 'model not given'}, "
+        lines.append(f"{'published':{width}s} {ci:>26s}   ({p.model or 'model not given'}, "
                      f"k = {p.k})")
     if s.p_benefit is None:
         lines += ["", f"P(benefit): not computed: the direction of benefit of '{s.outcome}' is "
@@ -476,7 +477,8 @@ def comparison_text(rows: list[dict]) -> str:
         lines.append(f"P(>MCID) = P({mcid_words(s)}).")
     lines += conflict_lines(rows)
     for r in rows:
-        lines.append(f"{r.prior.name}: {prior_used(r)}")
+        lines.append(f"{r.prior.shown}: {prior_used(r)}" if r.level != "summary"
+                     else f"{r.prior.shown}: {r.prior.mu_source}")
     for note in dict.fromkeys(n for r in rows for n in r.prior.notes):
         lines.append(f"Note: {note}")
     if s.level == "summary":
@@ -491,7 +493,7 @@ def conflict_lines(rows: list) -> list[str]:
         return ["Prior-data conflict (Box's prior-predictive check on the pooled effect, "
                 "p < 0.05): none."]
     out = ["Prior-data conflict (*; Box's prior-predictive check on the pooled effect, "
-           "p < 0.05): " + ", ".join(f"{r.prior.name} (p = {p_value_text(r.prior_data_conflict.p_value)})"
+           "p < 0.05): " + ", ".join(f"{r.prior.shown} (p = {p_value_text(r.prior_data_conflict.p_value)})"
                        for r in flagged)
            + ". The data contradict these priors; their rows mix two disagreeing sources."]
     rest = [r for r in rows if r not in flagged]
@@ -544,13 +546,12 @@ def prior_used(s) -> str:
 
 
 def prior_phrase(s: dict) -> str:
-    """'halfnormal-0.5 prior (...)'; at summary level only the prior on the pooled effect counts."""
+    """'halfnormal-0.5 prior (...)'; at summary level only the prior on the pooled effect counts,
+    and it is named by itself ('a N(0, 4^2) prior on the pooled log RR')."""
     p = s.prior
     if s.level == "summary":
-        mu = p.mu
-        scale = measures.get(s.measure).analysis_label
-        return (f"{p.name} prior on the pooled effect (Normal({mu.mean:.3g}, "
-                f"{mu.sd:.3g}^2) on the {scale} scale)")
+        return (f"{p.mu_short} prior on the pooled effect ({measures.get(s.measure).analysis_label}"
+                " scale; heterogeneity not modelled)")
     return f"{p.name} prior ({p.title[0].lower() + p.title[1:]})"
 
 
@@ -584,7 +585,8 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
         out.append(f"In a Bayesian random-effects meta-analysis of {main.k} studies "
                    f"({main.participants} participants):")
     e = main.effect
-    out.append(f"Under the {prior_phrase(main)} the posterior median {main.measure} was "
+    under = "under" if out and out[-1].endswith(":") else "Under"
+    out.append(f"{under} the {prior_phrase(main)} the posterior median {main.measure} was "
                f"{num(e.median)} (95% CrI {num(e.ci_low)} to "
                f"{num(e.ci_high)}); the probability that {who} {verb} {what} was "
                f"{prob_text(main.p_benefit, main.probability_draws)}.")
@@ -618,8 +620,8 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
         hi = max(rows, key=lambda r: r.p_benefit)
         out.append(f"Across the {len(rows)} priors considered, the probability that {who} "
                    f"{verb} {what} ranged from {prob_text(lo.p_benefit, lo.probability_draws)} "
-                   f"({lo.prior.name} prior) to {prob_text(hi.p_benefit, hi.probability_draws)} "
-                   f"({hi.prior.name} prior).")
+                   f"({lo.prior.shown} prior) to {prob_text(hi.p_benefit, hi.probability_draws)} "
+                   f"({hi.prior.shown} prior).")
     return out
 
 
@@ -686,9 +688,9 @@ def bma_text(b) -> str:
              "Data:   " + "; ".join([b.data_status] + ([f"k = {b.k}"] if "k = " not in
                                                            b.data_status else [])
                                         + [f"N = {b.participants}"]),
-             f"Prior:  {b.prior.name}: " + (b.prior.mu.describe() + " (the prior on tau is "
-                                            "not used)" if b.level == "summary"
-                                            else b.prior.describe()),
+             "Prior:  " + (f"{b.prior.mu.describe()} (summary level: no prior on tau is used)"
+                           if b.level == "summary"
+                           else f"{b.prior.name}: {b.prior.describe()}"),
              "Method: exact marginal likelihoods by quadrature (no Monte Carlo error"
              + (f"; {b.likelihood} likelihood" if b.likelihood else "")
              + "); equal prior model probabilities", "",
@@ -701,17 +703,22 @@ def bma_text(b) -> str:
         lines.append(f"BF10 (an average effect, random effects):  {bf_text(b.log_bf_effect)}")
         lines.append(f"BF (heterogeneity, tau > 0 vs tau = 0):    {bf_text(b.log_bf_heterogeneity)}")
     lines.append(f"BF10 (an effect, fixed effect):             {bf_text(b.log_bf_effect_fixed)}")
-    e = b.effect
-    lines += ["",
-              f"Model-averaged {b.measure}: median {num(e.median)} [95% interval "
-              f"{num(e.ci_low)}, {num(e.ci_high)}] (the no-effect models put their "
-              f"probability on {b.measure} = {measures.get(b.measure).null:g})",
-              f"Model-averaged P(benefit) {equals(prob_text(b.p_benefit))}"
-              + (f"; random-effects model alone: {prob_text(b.p_benefit_random_effects)}"
-                 if b.p_benefit_random_effects is not None else "")]
+    g = b.effect_given_effect
+    lines += ["", f"BF10 for an effect by the width of the prior on the pooled effect: "
+                  f"{bf_width_text(b)}" if len(b.bf_by_width) > 1 else "",
+              f"Model-averaged: P(no effect, {b.measure} = "
+              f"{measures.get(b.measure).null:g}) {equals(prob_text(b.p_null))}; "
+              f"P(benefit) {equals(prob_text(b.p_benefit))}"
+              + (f" (random-effects model alone: {prob_text(b.p_benefit_random_effects)})"
+                 if b.p_benefit_random_effects is not None else ""),
+              f"Given an effect: {b.measure} median {num(g.median)} [95% CrI {num(g.ci_low)}, "
+              f"{num(g.ci_high)}] (the model-averaged distribution has a point mass at the "
+              "null, so it has no single interval to report)"]
     lines += [f"Note: {n}" for n in b.notes]
     lines.append("Note: a Bayes factor for an effect depends on the width of the prior on the "
-                 "pooled effect (a wider prior favours no effect); compare priors with --prior.")
+                 "pooled effect (a wider prior favours no effect: Lindley's paradox); it answers "
+                 "whether there is any effect, not which direction an effect takes, so it can "
+                 "favour no effect while P(benefit) under the same prior is high.")
     return "\n".join(lines)
 
 
@@ -782,19 +789,51 @@ def loo_text(rows, k: int) -> str:
     return "\n".join(lines)
 
 
+def bma_prior_text(b) -> str:
+    """'the N(0, 4^2) prior on the pooled log RR (prior set halfnormal-0.5)'; at summary level
+    without the set's name (its prior on tau is not used)."""
+    text = f"the {b.prior.mu_short} prior on the pooled {measures.get(b.measure).analysis_label}"
+    return text if b.level == "summary" else f"{text} (prior set {b.prior.name})"
+
+
+def bf_width_text(b) -> str:
+    """'sceptical width (SD 0.175) 1.46, SD 1 0.710, ...': the Bayes factor for an effect under
+    each width of a centred prior on the pooled effect."""
+    parts = []
+    for w in b.bf_by_width:
+        what = (f"{w.label} (N({w.mean:.3g}, {w.sd:.3g}^2))" if w.label == "the prior used"
+                else f"{w.label} (SD {w.sd:.3g})" if w.label == "sceptical width"
+                else w.label)
+        parts.append(f"{what} {bf_text(w.log_bf_effect)}")
+    return ", ".join(parts)
+
+
 def bma_sentence(b) -> str:
-    """One sentence on the evidence for an effect and for heterogeneity (numbers from ``b``)."""
+    """The evidence for an effect (and for heterogeneity), placed so that it cannot be read as
+    contradicting P(benefit): what a Bayes factor asks, the prior on the pooled effect it
+    depends on, how it moves with that prior's width, and the model-averaged result as
+    P(no effect), P(benefit) and the effect given that there is one (numbers from ``b``)."""
     null = f"{b.measure} = {measures.get(b.measure).null:g}"
-    if b.bf_effect is not None:
-        head = (f"Under the {b.prior.name} prior, the data were {bf_text(b.log_bf_effect)} times as "
-                f"likely under a random-effects model with an average effect as under one "
-                f"without ({null}), and {bf_text(b.log_bf_heterogeneity)} times as likely with "
-                "between-study heterogeneity as without")
+    out = [f"A Bayes factor answers a different question from the posterior probability of "
+           f"benefit: whether the data are better predicted by no effect at all ({null}) or by "
+           f"an effect of the sizes the prior on the pooled effect allows, so it depends on "
+           f"that prior's width (a wider prior favours no effect)."]
+    if b.bf_effect is not None or b.log_bf_effect is not None:
+        out.append(f"Under {bma_prior_text(b)}, the data were {bf_text(b.log_bf_effect)} times "
+                   f"as likely under a random-effects model with an average effect as under one "
+                   f"without, and {bf_text(b.log_bf_heterogeneity)} times as likely with "
+                   "between-study heterogeneity as without.")
     else:
-        head = (f"Under the {b.prior.name} prior on the pooled effect, the data were "
-                f"{bf_text(b.log_bf_effect_fixed)} times as likely with an effect as without "
-                f"({null}; fixed effect only, heterogeneity cannot be assessed here)")
-    e = b.effect
-    return (f"{head}; averaged over the models with equal prior probabilities, the "
-            f"{b.measure} was {num(e.median)} (95% interval {num(e.ci_low)} to "
-            f"{num(e.ci_high)}) and the probability of benefit {prob_text(b.p_benefit)}.")
+        out.append(f"Under {bma_prior_text(b)}, the data were "
+                   f"{bf_text(b.log_bf_effect_fixed)} times as likely with an effect as without "
+                   "(fixed effect only: heterogeneity cannot be assessed here).")
+    if len(b.bf_by_width) > 1:
+        out.append(f"By the width of a centred normal prior on the pooled effect, the Bayes "
+                   f"factor for an effect was: {bf_width_text(b)}.")
+    if b.p_null is not None:
+        g = b.effect_given_effect
+        out.append(f"Averaged over the models with equal prior probabilities, the probability "
+                   f"of no effect was {prob_text(b.p_null)} and of a benefit "
+                   f"{prob_text(b.p_benefit)}; given that there is an effect, the {b.measure} "
+                   f"was {num(g.median)} (95% CrI {num(g.ci_low)} to {num(g.ci_high)}).")
+    return " ".join(out)

@@ -153,7 +153,9 @@ def test_bma_command_on_crins_and_at_summary_level(capsys):
     bf = stats.norm.pdf(y, 0, math.hypot(se, 4)) / stats.norm.pdf(y, 0, se)
     assert d["bf_effect_fixed"] == pytest.approx(bf, rel=1e-10)
     assert main(["bma", "parental_depression_incidence"]) == 0
-    assert "the prior on tau is not used" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mu ~ Normal(0, 4^2) (summary level: no prior on tau is used)" in out
+    assert "halfnormal" not in out
 
 
 def test_report_sentence_numbers_equal_the_bma_record():
@@ -164,9 +166,44 @@ def test_report_sentence_numbers_equal_the_bma_record():
 
     b = bp.bma(None, "secure_attachment_post")
     text = bma_sentence(b)
-    for value in (bf_text(b.log_bf_effect), bf_text(b.log_bf_heterogeneity), num(b.effect.median),
-                  num(b.effect.ci_low), num(b.effect.ci_high), prob_text(b.p_benefit)):
+    g = b.effect_given_effect
+    values = [bf_text(b.log_bf_effect), bf_text(b.log_bf_heterogeneity), num(g.median),
+              num(g.ci_low), num(g.ci_high), prob_text(b.p_benefit), prob_text(b.p_null)]
+    values += [bf_text(w.log_bf_effect) for w in b.bf_by_width]
+    for value in values:
         assert re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])", text), value
+    # the model-averaged mixture (point mass at the null) is never given as an interval
+    assert num(b.effect.ci_high) + ")" not in text
+    assert "N(0, 4^2) prior on the pooled log RR (prior set halfnormal-0.5)" in text
     assert b.level == "reconstructed" and "not printed data" in b.data_status
     summary = bp.bma(None, "secure_attachment_post", level="summary")
-    assert "fixed effect only" in bma_sentence(summary)
+    assert "fixed effect only" in bma_sentence(summary) and "halfnormal" not in bma_sentence(summary)
+
+
+def test_bayes_factor_by_prior_width_equals_the_closed_form_at_summary_level():
+    """One observation y with standard error se, fixed effect: BF10 under mu ~ N(0, s^2) is
+    N(y | 0, se^2 + s^2) / N(y | 0, se^2); with equal prior odds P(mu = 0 | y) = 1 / (1 + BF10)
+    and, given an effect, mu | y is normal with precision 1/se^2 + 1/s^2."""
+    import bayes_pip as bp
+
+    b = bp.bma(None, "parental_depression_incidence")
+    y = math.log(0.74)
+    se = (math.log(1.04) - math.log(0.52)) / (2 * 1.959963984540054)
+    sceptical = -math.log(0.75) / 1.6448536269514722
+    widths = [(w.label, w.sd) for w in b.bf_by_width]
+    assert widths == [("sceptical width", pytest.approx(sceptical, rel=1e-12)), ("SD 1", 1.0),
+                      ("the prior used", 4.0), ("vague, SD 10", 10.0)]
+    for w in b.bf_by_width:
+        bf = stats.norm.pdf(y, 0, math.hypot(se, w.sd)) / stats.norm.pdf(y, 0, se)
+        assert w.bf_effect == pytest.approx(bf, rel=1e-9) and w.mean == 0
+    # the numbers the issue quotes: 1.46 (sceptical) down to 0.0753 (vague)
+    assert [round(w.bf_effect, 3) for w in b.bf_by_width] == [1.456, 0.71, 0.188, 0.075]
+    bf = b.bf_by_width[2].bf_effect
+    assert b.p_null == pytest.approx(1 / (1 + bf), rel=1e-9)
+    assert b.p_null + b.p_benefit <= 1 + 1e-12
+    precision = 1 / se**2 + 1 / 16
+    mean, sd = y / se**2 / precision, precision ** -0.5
+    g = b.effect_given_effect
+    for got, q in ((g.median, 0.5), (g.ci_low, 0.025), (g.ci_high, 0.975)):
+        assert got == pytest.approx(math.exp(stats.norm.ppf(q, mean, sd)), rel=1e-6)
+

@@ -79,3 +79,19 @@ def test_renderers_escape_data_text_in_both_formats():
     assert "<script>" not in page_html and "&lt;i&gt;c&lt;/i&gt;|d" in page_html
     assert "<title>t &lt;b&gt;</title>" in page_html
     assert '<li class="note">[x](javascript:y)</li>' in page_html
+
+
+def test_every_bayes_factor_paragraph_names_the_prior_and_the_width_range(bundle):
+    """A Bayes factor sits beside P(benefit) only with what it asks, the prior on the pooled effect
+    it depends on, its range over that prior's width, and no interval across the point mass."""
+    files = bundle.files()
+    checked = 0
+    for outcome_id, out in bundle.outcomes.items():
+        text = files[f"{outcome_id}.md"]
+        paragraph = text[text.index("A Bayes factor answers"):].split("\n\n")[0]
+        assert "prior on the pooled" in paragraph and "N(0, " in paragraph, outcome_id
+        assert "By the width of a centred normal prior" in paragraph and "vague, SD 10" in paragraph, outcome_id
+        assert "probability of no effect was" in paragraph, outcome_id
+        assert "halfnormal" not in paragraph or out.fits[0].level != "summary", outcome_id
+        checked += 1
+    assert checked == 7

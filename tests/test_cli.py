@@ -133,7 +133,12 @@ def test_report_numbers_equal_the_fit_records(tmp_path):
                     f"{e['ci_low']:.2f} to {e['ci_high']:.2f})")
         assert sentence in md and sentence in html
         for f in fits["priors"]:
-            assert f"| {f['prior']['name']} | {f['effect']['median']:.2f} [" in md
+            # the table names the set, or at summary level the prior on the pooled effect alone
+            mu = f["prior"]["mu"]
+            role = f["prior"]["name"] + " " if f["prior"]["name"] in ("sceptical", "enthusiastic") else ""
+            shown = (f["prior"]["name"] if main["level"] != "summary"
+                     else f"{role}N({mu['mean']:.3g}, {mu['sd']:.3g}^2)")
+            assert f"| {shown} | {f['effect']['median']:.2f} [" in md
             assert fmt_p(f["p_benefit"]) in md
         assert "src=\"data:image/png;base64," in html and "http" not in html.split("<body>")[1].split("Priors")[0]
         for png in out.glob(f"{row['outcome']}_*.png"):

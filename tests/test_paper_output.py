@@ -2,6 +2,7 @@
 density plot, clipped sensitivity rows, characteristics and risk-of-bias tables, grouped
 'not independent' flags."""
 import json
+import re
 import shutil
 
 import numpy as np
@@ -104,10 +105,20 @@ def test_reports_carry_characteristics_risk_of_bias_and_grouped_flags(tmp_path):
 def test_summary_level_texts_name_only_the_prior_on_the_pooled_effect(tmp_path):
     r = run_main("compare-priors", "parental_depression_incidence", "--engine", "exact")
     assert r.returncode == 0
-    assert "halfnormal-0.5: Normal(0, 4^2) on log RR; heterogeneity not modelled" in r.stdout
+    assert "\nN(0, 4^2)  " in r.stdout and "\nsceptical N(0, 0.175^2)  " in r.stdout
+    assert "halfnormal" not in r.stdout
     assert "half-normal(0.5) on tau" not in r.stdout
     assert run_main("report", "parental_depression_incidence", "--engine", "exact", "--out",
                     str(tmp_path)).returncode == 0
     md = (tmp_path / "parental_depression_incidence.md").read_text()
-    assert "**Main prior:** halfnormal-0.5: Normal(0, 4^2) on log RR; heterogeneity not modelled" in md
+    assert "**Main prior:** Normal(0, 4^2) on log RR; heterogeneity not modelled" in md
+    for path in tmp_path.iterdir():  # Markdown, HTML, JSON text of the summary of findings
+        if path.suffix in (".md", ".html"):
+            assert "halfnormal" not in path.read_text(), path.name
+    # every other place a summary-level prior is named: the fit, the prior list, the Bayes factors
+    for command in (("fit", "--engine", "exact"), ("priors",), ("bma",)):
+        r = run_main(command[0], "parental_depression_incidence", *command[1:])
+        assert r.returncode == 0 and "N(0, 4^2)" in r.stdout, command
+        # `priors` names the sets that share each prior on the pooled effect, in parentheses
+        assert "halfnormal" not in re.sub(r"\(prior sets: .*", "", r.stdout), command
     assert "on tau" not in md.split("## Priors", 1)[1].split("):", 1)[0]

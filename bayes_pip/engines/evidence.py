@@ -160,6 +160,14 @@ class AveragedMu:
         self.null = sum(p for m, p in ev.posterior_probability.items() if m.endswith("0"))
         self.parts = [(ev.posterior_probability[m], post) for m, post in parts.items()]
 
+    def given_effect(self) -> "AveragedMu":
+        """The posterior of mu given that there is an effect (the effect models only, their
+        weights renormalised): a continuous distribution with a proper interval."""
+        out = object.__new__(AveragedMu)
+        total = sum(w for w, _ in self.parts)
+        out.null, out.parts = 0.0, [(w / total, p) for w, p in self.parts]
+        return out
+
     def cdf(self, x: float) -> float:
         return float(self.null * (x >= 0) + sum(w * p.cdf("mu", x) for w, p in self.parts))
 
