@@ -13,7 +13,7 @@ from importlib import metadata
 
 import numpy as np
 
-from bayes_pip import engines
+from bayes_pip import engines, reconstruct
 from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, Resolved
 from bayes_pip.engines.base import Problem, SamplerSettings
@@ -277,13 +277,14 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
                                  progress, sets, precomputed))
     first = fits[0]
     label = data_status_label(rec)
+    construction = (f"pooled as the review did ({rec.method}), it reproduces the review's "
+                    "printed result by construction (the tables were chosen to), so that "
+                    "agreement is not a check of the data")
     if len(fits) == 1:
-        head = (f"Data: {label}; it reproduces the review's printed pooled result when pooled "
-                f"as the review did ({rec.method}).")
+        head = f"Data: {label}; {construction}."
     else:
         head = (f"Data: {label}. The posterior is the equal-weight mixture over the tables "
-                f"fitted ({sampling}); each reproduces the review's printed pooled result when "
-                f"pooled as the review did ({rec.method}).")
+                f"fitted ({sampling}); each, {construction}.")
     notes = [head] + [n for n in first.notes]
     summary = Reconstructed(
         label=label, n_tables=rec.n_solutions, tables_fitted=len(fits), sampling=sampling,
@@ -293,7 +294,11 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
         tables=tuple(tuple({"study": row.study, "events_t": int(row.events_t),
                             "n_t": int(row.n_t), "events_c": int(row.events_c),
                             "n_c": int(row.n_c)} for row in r.itertuples(index=False))
-                     for r in tables[:20]))
+                     for r in tables[:20]),
+        assumptions=rec.inferred,
+        flags=reconstruct.arm_flags(rec.upper_bounds, [
+            [{"study": row.study, "n_t": int(row.n_t), "n_c": int(row.n_c)}
+             for row in r.itertuples(index=False)] for r in tables]))
     # the classical reference pools the (first) table as the review did (RevMan's method)
     dl_record = classical_from(resolved.with_rows(tables[0]), rec.method).record()
     if len(fits) == 1:
@@ -316,10 +321,8 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
 
 
 def data_status_label(rec) -> str:
-    n = rec.n_solutions
-    return ("reconstructed, the only integer table consistent with every printed number"
-            if n == 1 else
-            f"reconstructed, one of {n} integer tables consistent with every printed number")
+    which = rec.which if rec.n_solutions == 1 else f"one of {rec.which}"
+    return f"reconstructed, {which} {rec.consistent}"
 
 
 def published_record(p) -> PublishedResult:

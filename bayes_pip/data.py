@@ -31,7 +31,7 @@ from bayes_pip import measures, reconstruct
 from bayes_pip.bundled import bundled_path
 from bayes_pip import design
 from bayes_pip.errors import InputError
-from bayes_pip.tables import (read_table, parse_table, printed_decimals)
+from bayes_pip.tables import (csv_row, read_table, parse_table, printed_decimals)
 from bayes_pip.validate import (OUTCOME_COLUMNS, STUDY_COLUMNS,
                                 PUBLISHED_COLUMNS, TRIAL_COLUMNS, CONSTRAINT_COLUMNS,
                                 COUNT_COLUMNS, CONTINUOUS_COLUMNS, validate_outcomes,
@@ -160,11 +160,9 @@ def forced_status(status: DataStatus, level: str, published: Published | None,
 
 
 def reconstructed_phrase(r: reconstruct.Reconstruction) -> str:
-    """How reconstructed data are labelled everywhere: never as printed data."""
-    n = r.n_solutions
-    which = ("the only table" if n == 1 else f"{n} tables")
-    return (f"reconstructed: {which} consistent with every printed number "
-            f"(k = {len(r.studies)}; not printed data)")
+    """How reconstructed data are labelled everywhere: never as printed data, and never as
+    unique where uniqueness rests on inferred bounds."""
+    return f"reconstructed: {r.which} {r.consistent} (k = {len(r.studies)}; not printed data)"
 
 
 @dataclass(frozen=True)
@@ -284,8 +282,26 @@ class Dataset:
                 results = reconstruct.reconstruct_jointly(problems, budget=self.search_budget)
             except ValueError as exc:
                 raise InputError(str(exc), file=self.constraints_file) from None
-            self._reconstructed.update({r.outcome: r for r in results})
+            self._reconstructed.update({r.outcome: self.with_assumptions(r) for r in results})
         return self._reconstructed[outcome_id]
+
+    def with_assumptions(self, r: reconstruct.Reconstruction) -> reconstruct.Reconstruction:
+        """A reconstruction with what it rests on besides print: its inferred bounds (with
+        their constraints.csv rows and sources) and the arms bounded only from above."""
+        rows = self.constraints[self.constraints["outcome"] == r.outcome]
+        inferred, upper = [], []
+        for index, row in zip(rows.index, rows.itertuples(index=False)):
+            arm = reconstruct.ARM_WORDS[row.arm]
+            what = "size" if row.field == "n" else "events"
+            value = f"{row.min}" if row.min == row.max else f"{row.min} to {row.max}"
+            if row.provenance == "inferred":
+                inferred.append(f"{row.study}, {arm} arm {what} {value} (constraints.csv row "
+                                f"{csv_row(index)}): {row.source}")
+            if row.field == "n" and row.min < row.max:
+                why = row.source.split(" (", 1)[0].split(";", 1)[0]
+                upper.append((row.study, row.arm, int(row.max),
+                              f"{why}; constraints.csv row {csv_row(index)}"))
+        return dataclasses.replace(r, inferred=tuple(inferred), upper_bounds=tuple(upper))
 
     @property
     def constraints_file(self) -> str:

@@ -116,7 +116,10 @@ def heading_section(main) -> list:
         facts.append(("Published result", f"{main.measure} {published_text(p)}, k = {p.k}, "
                       f"N = {p.participants}, GRADE {p.grade or 'not given'} ({p.source})"))
     if main.dl and main.dl.published:
-        facts.append(("Agreement with the review", main.dl.published.agreement))
+        agreement = main.dl.published.agreement
+        if main.level == "reconstructed" and main.dl.published.reproduced:
+            agreement += " (by construction: the tables were reconstructed to match it)"
+        facts.append(("Agreement with the review", agreement))
     return [Heading(main.label, 1),
             Paragraph(("Outcome ", Code(main.outcome), f" ({main.comparison}).")),
             Facts(tuple(facts))]
@@ -176,6 +179,48 @@ def study_section(main) -> list:
     return [Heading("Studies"), Table(*study_table(main))]
 
 
+def reconstruction_section(main) -> list:
+    """The reconstructed counts per study and arm, what they rest on besides print, the arms
+    analysed far below their upper bound, and why agreement with the review proves nothing."""
+    r = main.reconstruction
+    if main.level != "reconstructed" or r is None:
+        return []
+    shown = r.tables[0]
+    if r.tables_fitted == 1:
+        intro = "The table fitted (reconstructed counts, events/total):"
+        body = [[row["study"], f"{row['events_t']}/{row['n_t']}", f"{row['events_c']}/{row['n_c']}"]
+                for row in shown]
+    else:
+        intro = (f"Ranges over the {r.tables_fitted} tables fitted (reconstructed counts, "
+                 "events/total):")
+
+        def span(values):
+            lo, hi = min(values), max(values)
+            return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+        body = []
+        for j, row in enumerate(shown):
+            cells = [t[j] for t in r.tables]
+            body.append([row["study"],
+                         f"{span([c['events_t'] for c in cells])}/{span([c['n_t'] for c in cells])}",
+                         f"{span([c['events_c'] for c in cells])}/{span([c['n_c'] for c in cells])}"])
+    blocks = [Heading("Reconstructed tables"), Paragraph(intro),
+              Table(["study", f"{main.intervention} (events/total)", "comparator (events/total)"],
+                    body)]
+    if r.assumptions:
+        blocks += [Paragraph(f"The tables are consistent with every printed number given these "
+                             f"{len(r.assumptions)} inferred bounds (assumptions, not print):"),
+                   Items(tuple(r.assumptions))]
+    if r.flags:
+        blocks += [Paragraph("Arms analysed far below their upper bound (check before relying "
+                             "on the result):"), Items(tuple(r.flags))]
+    blocks.append(Paragraph(
+        "Pooled as the review pooled them, these tables reproduce its printed result by "
+        "construction (they were chosen to), so that agreement is not a check of the data.",
+        note=True))
+    return blocks
+
+
 def figure_section(main, rows) -> list:
     o = main.outcome
     figs = {f"{o}_forest.png": figures.forest_plot(main),
@@ -227,6 +272,7 @@ def outcome_page(fits: list, provenance: str, bma=None, moderator=None, trials=N
     blocks = (heading_section(main) + discussion_section(main, rows)
               + sensitivity_section(main, rows) + bma_section(main.outcome, bma)
               + moderator_section(moderator) + study_section(main)
+              + reconstruction_section(main)
               + trial_section(trials, studies, main.comparison) + figure_section(main, rows)
               + provenance_section(provenance, rows) + prior_section(rows))
     return Document(main.label, blocks)

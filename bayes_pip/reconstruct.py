@@ -107,6 +107,19 @@ class Reconstruction:
     joint: tuple[str, ...] = ()   # outcomes reconstructed jointly with this one
     n_single: int | None = None   # solutions before the joint constraints
     searched: bool = True         # False: over the search budget, nothing was tested
+    # the bounds that rest on inference rather than print, in words with their source row
+    inferred: tuple[str, ...] = ()
+    # arms whose size is bounded above but not fixed: (study, arm, upper bound, why), e.g. the
+    # number randomised; an analysed arm far below it is flagged
+    upper_bounds: tuple[tuple[str, str, int, str], ...] = ()
+
+    @property
+    def which(self) -> str:
+        return which_tables(self.n_solutions, len(self.inferred))
+
+    @property
+    def consistent(self) -> str:
+        return consistent_text(len(self.inferred))
 
     @property
     def cell_ranges(self) -> list[dict]:
@@ -145,6 +158,41 @@ class Reconstruction:
             "reproduces": self.reproduces()[:limit],
             "diagnosis": self.diagnosis or None, "searched": self.searched,
         }
+
+
+ARM_WORDS = {"t": "intervention", "c": "comparator"}
+# an analysed arm below this share of its upper bound (e.g. the number randomised) is flagged
+FLAG_SHARE = 0.5
+
+
+def which_tables(n_tables: int, n_inferred: int) -> str:
+    """'the only integer table' only when uniqueness rests on printed bounds alone."""
+    if n_tables == 1:
+        return "one integer table" if n_inferred else "the only integer table"
+    return f"{n_tables} integer tables"
+
+
+def consistent_text(n_inferred: int) -> str:
+    """'consistent with every printed number', with the condition it holds under."""
+    if not n_inferred:
+        return "consistent with every printed number"
+    return (f"consistent with every printed number given {n_inferred} inferred "
+            f"bound{'s' if n_inferred > 1 else ''}")
+
+
+def arm_flags(upper_bounds, tables) -> tuple[str, ...]:
+    """Arms analysed far below their upper bound (e.g. the number randomised) in the fitted
+    ``tables`` (each a sequence of dicts with study, n_t, n_c)."""
+    out = []
+    for study, arm, bound, why in upper_bounds:
+        sizes = [row[f"n_{arm}"] for table in tables for row in table if row["study"] == study]
+        if not sizes or max(sizes) >= FLAG_SHARE * bound:
+            continue
+        lo, hi = min(sizes), max(sizes)
+        n = f"{lo}" if lo == hi else f"{lo} to {hi}"
+        out.append(f"{study}, {ARM_WORDS[arm]} arm: {n} analysed, {100 * hi / bound:.0f}% of "
+                   f"its upper bound {bound} ({why})")
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------

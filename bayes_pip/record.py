@@ -267,6 +267,10 @@ class Reconstructed(Record):
     effect_median_range: tuple[float, float]
     p_benefit_range: tuple[float, float]
     tables: tuple[tuple[dict, ...], ...]
+    # what the tables rest on besides print (inferred bounds, with their source rows) and the
+    # arms analysed far below their upper bound (e.g. the number randomised)
+    assumptions: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

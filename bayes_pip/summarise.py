@@ -9,7 +9,8 @@ import math
 
 from bayes_pip.data import Dataset, Outcome
 from bayes_pip.effects import double_zero
-from bayes_pip import dl, engines, measures
+from bayes_pip import dl, engines, measures, reconstruct
+from bayes_pip.reconstruct import consistent_text, which_tables
 from bayes_pip.engines import evidence
 from bayes_pip.record import (Conflict, DLRecord, FitFailure, Interval, MuSummary,
                               StudyEstimate, TauBands, TauSummary)
@@ -293,11 +294,9 @@ def level_text(s: dict) -> str:
                 "of the published pooled estimate, which cannot re-estimate heterogeneity")
     if s.level == "reconstructed":
         r = s.reconstruction
-        which = ("the only integer table" if r.n_tables == 1
-                 else f"{r.n_tables} integer tables")
         return (f"reconstructed study-level tables (k = {s.k}, N = {s.participants}): "
-                f"{which} consistent with every printed number of the review, not printed "
-                "data")
+                f"{which_tables(r.n_tables, len(r.assumptions))} "
+                f"{consistent_text(len(r.assumptions))}, not printed data")
     return f"study-level data (k = {s.k}, N = {s.participants})"
 
 
@@ -570,12 +569,16 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
             "re-estimate between-study heterogeneity:")
     elif main.level == "reconstructed":
         r = main.reconstruction
-        which = ("the only set of integer 2x2 tables" if r.n_tables == 1 else
+        n = len(r.assumptions)
+        which = ("the only set of integer 2x2 tables" if r.n_tables == 1 and not n else
+                 "the one set of integer 2x2 tables" if r.n_tables == 1 else
                  f"each of the {r.n_tables} sets of integer 2x2 tables")
+        given = (f", given {n} inferred bound{'s' if n > 1 else ''} on the arms "
+                 "(assumptions listed with the data)" if n else "")
         out.append(f"In a Bayesian random-effects meta-analysis of {main.k} studies "
-                   f"({main.participants} participants), fitted to {which} that reproduce "
-                   "every number the review printed for this outcome (reconstructed, not "
-                   "printed data):")
+                   f"({main.participants} participants), fitted to {which} consistent with "
+                   f"every number the review printed for this outcome{given} "
+                   "(reconstructed, not printed data):")
     elif main.k == 1:
         # one trial is one trial: never "a meta-analysis of 1 study"
         out.append(f"One trial ({main.participants} participants), analysed with a Bayesian "
@@ -663,8 +666,18 @@ def reconstruction_text(rec, outcome: Outcome, shown: int = 10) -> str:
                           for s, (a, n1, c, n2) in zip(rec.studies, t))
         lines.append(f"  {cells} -> {rec.measure} {repro['estimate']:.4f} "
                      f"[{repro['ci_low']:.4f}, {repro['ci_high']:.4f}]")
+    if rec.inferred:
+        lines += ["", "Inferred bounds (the tables are consistent with print given these):"]
+        lines += [f"  {a}" for a in rec.inferred]
+    flags = reconstruct.arm_flags(rec.upper_bounds, [
+        [{"study": s, "n_t": int(t[j, 1]), "n_c": int(t[j, 3])} for j, s in enumerate(rec.studies)]
+        for t in rec.tables])
+    if flags:
+        lines += ["", "Arms analysed far below their upper bound (check before use):"]
+        lines += [f"  {f}" for f in flags]
     lines += ["", "These are reconstructed tables, not printed data: every one reproduces the "
-              "printed numbers, and fits at --level reconstructed use all of them."]
+              "printed numbers by construction, and fits at --level reconstructed use all of "
+              "them."]
     return "\n".join(lines)
 
 

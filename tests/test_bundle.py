@@ -95,3 +95,48 @@ def test_every_bayes_factor_paragraph_names_the_prior_and_the_width_range(bundle
         assert "halfnormal" not in paragraph or out.fits[0].level != "summary", outcome_id
         checked += 1
     assert checked == 7
+
+
+def test_reconstructed_reports_state_their_assumptions_and_counts(bundle):
+    """Uniqueness is never claimed where it rests on inferred bounds; every reconstructed page
+    prints the counts it fitted, the inferred bounds with their constraints.csv rows, the arm far
+    below the number randomised, and that agreement with the review holds by construction."""
+    files = bundle.files()
+    reconstructed = [o for o, out in bundle.outcomes.items() if out.fits[0].level == "reconstructed"]
+    assert sorted(reconstructed) == sorted(["secure_attachment_post", "avoidant_attachment_post",
+                                            "disorganised_attachment_post",
+                                            "insecure_to_secure_post"])
+    for o in reconstructed:
+        r = bundle.outcomes[o].fits[0].reconstruction
+        assert r.assumptions and all("constraints.csv row" in a for a in r.assumptions)
+        for name in (f"{o}.md", f"{o}.html", "summary_of_findings.md"):
+            assert "the only" not in files[name].replace("the only maltreated", ""), (o, name)
+        md = files[f"{o}.md"]
+        assert "## Reconstructed tables" in md and "by construction" in md
+        for row in r.tables[0]:
+            assert (f"| {row['study']} | {row['events_t']}/{row['n_t']} | "
+                    f"{row['events_c']}/{row['n_c']} |") in md
+        # Cicchetti 2006b's intervention arm: 14 of the 53 randomised (constraints.csv row 5)
+        flag = [f for f in r.flags if f.startswith("Cicchetti 2006b, intervention arm")]
+        n_t = {row["study"]: row["n_t"] for row in r.tables[0]}["Cicchetti 2006b"]
+        assert n_t < 53 / 2 and flag == [
+            f"Cicchetti 2006b, intervention arm: {n_t} analysed, {100 * n_t / 53:.0f}% of its "
+            "upper bound 53 (upper bound: 53 randomised to infant-parent psychotherapy; "
+            "constraints.csv row " + flag[0].rsplit("row ", 1)[1]]
+        assert flag[0] in md
+    secure = bundle.outcomes["secure_attachment_post"].fits[0].reconstruction
+    assert [row["n_t"] for row in secure.tables[0]] == [46, 14]
+
+
+def test_uniqueness_wording_follows_the_inferred_bounds():
+    from bayes_pip.reconstruct import arm_flags, consistent_text, which_tables
+
+    assert which_tables(1, 0) == "the only integer table"
+    assert which_tables(1, 2) == "one integer table"
+    assert which_tables(3, 0) == "3 integer tables"
+    assert consistent_text(0) == "consistent with every printed number"
+    assert consistent_text(1).endswith("given 1 inferred bound")
+    tables = [[{"study": "A", "n_t": 10, "n_c": 40}], [{"study": "A", "n_t": 24, "n_c": 40}]]
+    assert arm_flags([("A", "t", 50, "why")], tables) == (
+        "A, intervention arm: 10 to 24 analysed, 48% of its upper bound 50 (why)",)
+    assert arm_flags([("A", "t", 48, "why")], tables) == ()      # 24 is half of 48: not flagged

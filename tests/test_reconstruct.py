@@ -301,7 +301,7 @@ def test_a_small_review_reconstructs_through_the_cli(tmp_path):
     assert {tuple(t[1].values())[1:] for t in out["solutions"]} == {(8, 14, 1, 54),
                                                                     (18, 51, 1, 54)}
     r = run_main("list", "--data", str(d))
-    assert "reconstructed: 2 tables consistent" in r.stdout
+    assert "reconstructed: 2 integer tables consistent" in r.stdout
 
 
 # ---------------------------------------------------------------------------------------------
