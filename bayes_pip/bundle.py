@@ -19,8 +19,8 @@ from bayes_pip.data import Dataset
 from bayes_pip.document import Document, html_page, markdown
 from bayes_pip.errors import InputError
 from bayes_pip.output import write_report_files
-from bayes_pip.pages import (outcome_files, outcome_page, provenance_text, sof_csv_rows,
-                             sof_rows, summary_of_findings)
+from bayes_pip.pages import (outcome_files, outcome_page, provenance_text, shared_trials_text,
+                             sof_csv_rows, sof_rows, summary_of_findings)
 from bayes_pip.priors import load_prior_sets
 
 # the likelihood of a report's Bayes factors follows its engine's (normal-normal otherwise)
@@ -89,6 +89,27 @@ class ReportBundle:
         return {o: [f.to_dict() for f in fits] for o, fits in self.fits.items()}
 
 
+def trial_sets(dataset: Dataset) -> dict[str, dict[str, tuple | None]]:
+    """Per outcome with data (at its default level): the trials it pools and, where the counts
+    are known (study rows of a dichotomous outcome, a unique reconstructed table), each trial's
+    cells (events_t, n_t, events_c, n_c), so that identical tables can be named."""
+    out: dict[str, dict[str, tuple | None]] = {}
+    for o in outcomes_with_data(dataset):
+        level = dataset.status(o).level
+        if level == "reconstructed":
+            rec = dataset.reconstruction(o)
+            out[o] = {s: (tuple(int(x) for x in rec.tables[0][j]) if rec.n_solutions == 1
+                          else None) for j, s in enumerate(rec.studies)}
+        elif level == "study":
+            rows = dataset.study_rows(o)
+            cells = ("events_t", "n_t", "events_c", "n_c")
+            if all(c in rows.columns for c in cells) and dataset.outcome(o).scale.is_dichotomous:
+                out[o] = {r["study"]: tuple(r[c] for c in cells) for _, r in rows.iterrows()}
+            else:
+                out[o] = {s: None for s in rows["study"]}
+    return out
+
+
 def dataset_label(dataset: Dataset) -> str:
     meta = dataset.metadata
     if meta["title"] and meta["citation"]:
@@ -144,6 +165,8 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
 
         check_engine(engine)
     provenance = provenance_text(dataset.metadata, dataset.directory)
+    trials = trial_sets(dataset)
+    labels = {o: dataset.outcome(o).label for o in trials}
     reports = {}
     for i, outcome_id in enumerate(ids):
         if progress:
@@ -164,7 +187,11 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
                                       fits[0].prior.name, engine, seed, settings, sets,
                                       strict=not everything)
                      if mod_names else None)
-        page = outcome_page(fits, provenance, bma, moderator, dataset.trials)
+        mine = trials.get(outcome_id, {}) if fits[0].level == dataset.status(outcome_id).level \
+            else {st.study: None for st in fits[0].studies or ()}
+        shared = shared_trials_text(outcome_id, {**trials, outcome_id: mine}, labels,
+                                    fits[0].participants)
+        page = outcome_page(fits, provenance, bma, moderator, dataset.trials, shared)
         reports[outcome_id] = OutcomeReport(outcome_id, fits, bma, moderator, page)
     if progress:
         progress(len(ids), len(ids), "writing files")

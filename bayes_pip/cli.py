@@ -652,9 +652,14 @@ def cmd_report(args) -> int:
         return EXIT_OK
     print(done)
     if args.all:
+        from bayes_pip.summarise import not_independent_text
+
         for r in bundle.rows():
             print(f"  {r['outcome']:42s} {r['level']:13s} {r['measure']:3s} {r['bayes']:>22s}  "
-                  f"P(benefit) {r['p_benefit']} ({r['p_benefit_min']} to {r['p_benefit_max']})")
+                  f"P(benefit) {r['p_benefit']} ({r['p_benefit_range']})")
+        shared = not_independent_text(bundle.fits)
+        if shared:
+            print(shared)
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ import io
 import numpy as np
 
 from bayes_pip import measures
+from bayes_pip.summarise import equals, prob_text
 
 
 def new_figure(figsize):
@@ -214,7 +215,7 @@ def posterior_density_plot(fit):
     fig, ax = new_figure((6.5, 3.6))
     good = x < null if s.benefit == "lower" else x > null
     ax.fill_between(x, 0, dens, where=good, color="#1f77b4", alpha=0.25, lw=0,
-                    label=f"P(benefit) = {s.p_benefit:.3f}")
+                    label=f"P(benefit) {equals(prob_text(s.p_benefit, s.probability_draws))}")
     ax.plot(x, dens, color="#1f77b4", lw=2, label="posterior")
     prior = fit.prior.mu
     if getattr(prior, "proper", True):
@@ -256,8 +257,13 @@ def sensitivity_plot(rows: list):
     s = rows[0]
     m = s.measure
     scale = measures.get(m)
-    items = [(r.prior.shown, r.effect.median, r.effect.ci_low, r.effect.ci_high,
-              f"P(benefit) {r.p_benefit:.3f}", "#1f77b4") for r in rows]
+    def conflict(r):
+        return bool(r.prior_data_conflict and r.prior_data_conflict.flagged)
+
+    # priors the data contradict (Box's check) are marked: grey, with an asterisk
+    items = [(r.prior.shown + (" *" if conflict(r) else ""), r.effect.median, r.effect.ci_low,
+              r.effect.ci_high, f"P(benefit) {prob_text(r.p_benefit, r.probability_draws)}",
+              "#8c8c8c" if conflict(r) else "#1f77b4") for r in rows]
     if s.dl:
         d = s.dl
         items.append((d.method_label, d.estimate, d.ci_low, d.ci_high, "", "#d62728"))
@@ -305,6 +311,11 @@ def sensitivity_plot(rows: list):
             fontweight="bold")
     ax.set_title(f"{plain(s.label)}: sensitivity to the prior", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
+    if any(conflict(r) for r in rows):
+        ax.annotate("* prior in conflict with the data (Box's prior-predictive check on the "
+                    "pooled effect, p < 0.05)", xy=(0, 0), xycoords="axes fraction",
+                    xytext=(0, -36), textcoords="offset points", fontsize=8, color="#555555",
+                    va="top")
     return fig
 
 

@@ -15,8 +15,9 @@ from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, 
                                 Quote, Strong, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
 from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences,
-                                 engine_text, level_text, num, p_value_text, prior_used,
-                                 prob_text)
+                                 engine_text, level_text, not_independent_text, num,
+                                 p_value_text, prior_range_text, prior_used, prob_text,
+                                 shared_studies)
 
 
 def provenance_text(metadata: dict, directory) -> str:
@@ -263,13 +264,41 @@ def trial_section(trials, studies, comparison=None) -> list:
     return blocks
 
 
-def outcome_page(fits: list, provenance: str, bma=None, moderator=None, trials=None) -> Document:
+def shared_trials_text(outcome_id: str, trials: dict[str, dict[str, tuple | None]],
+                       labels: dict[str, str], participants: int | None = None) -> str:
+    """Which other outcomes rest on the same trials, in words a co-author can paste ('' when
+    none). ``trials``: per outcome its trials and, where known, each trial's counts."""
+    mine = trials.get(outcome_id, {})
+    parts = []
+    for other, theirs in trials.items():
+        common = [s for s in mine if s in theirs]
+        if other == outcome_id or not common:
+            continue
+        same = [s for s in common if mine[s] is not None and mine[s] == theirs[s]]
+        scope = ("the same trials" if set(theirs) == set(mine) else ", ".join(common))
+        text = f"{labels.get(other, other)} ({other}; {scope}"
+        if same:
+            text += f"; identical counts in {', '.join(same)}"
+        parts.append(text + ")")
+    if not parts:
+        return ""
+    who = f"; {participants} participants" if participants else ""
+    return (f"Not independent evidence: the trials of this outcome ({', '.join(mine)}{who}) "
+            f"also give "
+            f"{'; '.join(parts)}. These results come from the same participants and should be "
+            "read together, not counted as separate findings.")
+
+
+def outcome_page(fits: list, provenance: str, bma=None, moderator=None, trials=None,
+                 shared: str = "") -> Document:
     """One outcome's page. ``fits[0]`` is the main fit; ``bma`` (optional) the Bayes factors and
     model averaging under its prior, or the one-line reason they could not be computed;
-    ``moderator`` (optional) a Bayesian meta-regression record, or the reason it was not fitted."""
+    ``moderator`` (optional) a Bayesian meta-regression record, or the reason it was not fitted;
+    ``shared`` the sentence naming other outcomes that rest on the same trials."""
     main, rows = fits[0], list(fits)
     studies = [st.study for st in main.studies] if main.studies else None
     blocks = (heading_section(main) + discussion_section(main, rows)
+              + ([Paragraph(shared)] if shared else [])
               + sensitivity_section(main, rows) + bma_section(main.outcome, bma)
               + moderator_section(moderator) + study_section(main)
               + reconstruction_section(main)
@@ -306,46 +335,6 @@ SOF_CSV_COLUMNS = ["outcome", "label", "measure", "level", "k", "participants",
                    "p_benefit_max", "p_benefit_max_prior", "conflicting_priors",
                    "shares_studies_with", "likelihood", "normal_normal_median",
                    "normal_normal_ci_low", "normal_normal_ci_high"]
-
-
-def shared_studies(all_fits: dict[str, list]) -> dict[str, list[str]]:
-    """Outcomes whose fits pool some of the same studies (not independent evidence)."""
-    names = {o: {s.study for s in fits[0].studies} for o, fits in all_fits.items()}
-    return {o: [p for p in all_fits if p != o and names[o] & names[p]] for o in all_fits}
-
-
-def shared_groups(all_fits: dict[str, list]) -> list[tuple[list[str], list[str]]]:
-    """Groups of outcomes linked by shared studies (connected components), each with the
-    studies its outcomes share."""
-    names = {o: {s.study for s in fits[0].studies} for o, fits in all_fits.items()}
-    links = shared_studies(all_fits)
-    seen, groups = set(), []
-    for o in all_fits:
-        if o in seen or not links[o]:
-            continue
-        group, todo = [], [o]
-        while todo:
-            x = todo.pop()
-            if x in seen:
-                continue
-            seen.add(x)
-            group.append(x)
-            todo += links[x]
-        group = [g for g in all_fits if g in group]
-        common = sorted({s for g in group for h in group if h != g for s in names[g] & names[h]})
-        groups.append((group, common))
-    return groups
-
-
-def not_independent_text(all_fits: dict[str, list]) -> str:
-    """One sentence per group of outcomes that rest on the same trials."""
-    parts = []
-    for group, common in shared_groups(all_fits):
-        parts.append(f"{', '.join(group)} rest on the same trials ({', '.join(common)})")
-    if not parts:
-        return ""
-    return ("Not independent: " + "; ".join(parts) + ". Their results share trials and "
-            "participants and must not be counted as separate evidence.")
 
 
 def trials_of(trials, studies: list[str] | None, comparison: str | None):
@@ -459,6 +448,7 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
             "p_benefit": prob_text(main.p_benefit, main.probability_draws),
             "p_benefit_min": prob_text(low.p_benefit, low.probability_draws),
             "p_benefit_max": prob_text(high.p_benefit, high.probability_draws),
+            "p_benefit_range": prior_range_text(fits),
             "prediction": ("-" if not main.prediction else
                            f"[{num(main.prediction.ci_low)}, "
                            f"{num(main.prediction.ci_high)}]"),

@@ -506,27 +506,95 @@ def conflict_lines(rows: list) -> list[str]:
     return out
 
 
+def prior_range_text(rows: list) -> str:
+    """'across 7 priors: 0.683 to 0.999; without the 1 in conflict with the data (sceptical):
+    0.950 to 0.999': the range of P(benefit) over the priors, labelled, with and without the
+    priors the data contradict."""
+    def span(fits):
+        lo = min(fits, key=lambda f: f.p_benefit)
+        hi = max(fits, key=lambda f: f.p_benefit)
+        return (f"{prob_text(lo.p_benefit, lo.probability_draws)} to "
+                f"{prob_text(hi.p_benefit, hi.probability_draws)}")
+
+    text = f"across {len(rows)} prior{'s' if len(rows) > 1 else ''}: {span(rows)}"
+    flagged = [r for r in rows if r.prior_data_conflict and r.prior_data_conflict.flagged]
+    rest = [r for r in rows if r not in flagged]
+    if flagged and rest:
+        text += (f"; without the {len(flagged)} in conflict with the data "
+                 f"({', '.join(r.prior.shown for r in flagged)}): {span(rest)}")
+    return text
+
+
 def summary_level_note_short() -> str:
     return ("summary level: only the prior on the pooled effect matters; priors on tau are not "
             "used, so prior sets that differ only in tau are shown once.")
 
 
+def shared_studies(all_fits: dict[str, list]) -> dict[str, list[str]]:
+    """Outcomes whose fits pool some of the same studies (not independent evidence)."""
+    names = {o: {s.study for s in fits[0].studies} for o, fits in all_fits.items()}
+    return {o: [p for p in all_fits if p != o and names[o] & names[p]] for o in all_fits}
+
+
+def shared_groups(all_fits: dict[str, list]) -> list[tuple[list[str], list[str]]]:
+    """Groups of outcomes linked by shared studies (connected components), each with the
+    studies its outcomes share."""
+    names = {o: {s.study for s in fits[0].studies} for o, fits in all_fits.items()}
+    links = shared_studies(all_fits)
+    seen, groups = set(), []
+    for o in all_fits:
+        if o in seen or not links[o]:
+            continue
+        group, todo = [], [o]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            group.append(x)
+            todo += links[x]
+        group = [g for g in all_fits if g in group]
+        common = sorted({s for g in group for h in group if h != g for s in names[g] & names[h]})
+        groups.append((group, common))
+    return groups
+
+
+def not_independent_text(all_fits: dict[str, list]) -> str:
+    """One sentence per group of outcomes that rest on the same trials."""
+    parts = []
+    for group, common in shared_groups(all_fits):
+        parts.append(f"{', '.join(group)} rest on the same trials ({', '.join(common)})")
+    if not parts:
+        return ""
+    return ("Not independent: " + "; ".join(parts) + ". Their results share trials and "
+            "participants and must not be counted as separate evidence.")
+
+
 def sweep_text(rows: list) -> str:
     """Outcome x prior table: effect, P(benefit), P(>MCID); failed fits say why."""
-    lines = [f"{'outcome':42s} {'level':13s} {'prior':16s} {'effect [95% CrI]':>24s} "
-             f"{'P(benefit)':>10s} {'P(>MCID)':>9s}"]
     failed = [r for r in rows if isinstance(r, FitFailure)]
+    width = max([16] + [len(r.prior.shown) for r in rows if not isinstance(r, FitFailure)])
+    lines = [f"{'outcome':42s} {'level':13s} {'prior':{width}s} {'effect [95% CrI]':>24s} "
+             f"{'P(benefit)':>10s} {'P(>MCID)':>9s}"]
     for r in rows:
         if isinstance(r, FitFailure):
-            lines.append(f"{r.outcome:42s} {'-':13s} {r.prior:16s} {'FAILED (see below)':>24s}")
+            lines.append(f"{r.outcome:42s} {'-':13s} {r.prior:{width}s} "
+                         f"{'FAILED (see below)':>24s}")
             continue
         pm = prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"
-        lines.append(f"{r.outcome:42s} {r.level:13s} {r.prior.name:16s} "
+        lines.append(f"{r.outcome:42s} {r.level:13s} {r.prior.shown:{width}s} "
                      f"{r.measure + ' ' + ci_text(r.effect):>24s} "
                      f"{prob_text(r.p_benefit, r.probability_draws):>10s} {pm:>9s}")
     if failed:
         lines += ["", f"{len(failed)} of {len(rows)} fits failed:"]
         lines += [f"  {r.outcome}, prior {r.prior}: {r.error}" for r in failed]
+    by_outcome: dict[str, list] = {}
+    for r in rows:
+        if not isinstance(r, FitFailure):
+            by_outcome.setdefault(r.outcome, []).append(r)
+    shared = not_independent_text(by_outcome)
+    if shared:
+        lines += ["", shared]
     return "\n".join(lines)
 
 

@@ -33,7 +33,11 @@ def test_public_names_are_listed():
 
 
 def test_library_report_equals_the_cli_files(bundle, tmp_path):
-    run_main("report", "--all", "--engine", "exact", "--out", str(tmp_path / "r"))
+    r = run_main("report", "--all", "--engine", "exact", "--out", str(tmp_path / "r"))
+    # the console labels each P(benefit) range and says which outcomes share trials
+    assert "P(benefit) 0.998 (across 7 priors: 0.680 to 0.998; without the 2 in conflict with " \
+        "the data (sceptical, enthusiastic): 0.839 to 0.998)" in r.stdout
+    assert "Not independent: secure_attachment_post, avoidant_attachment_post" in r.stdout
     files = bundle.files()
     written = sorted(p.name for p in (tmp_path / "r").iterdir())
     assert written == sorted(files)
@@ -140,3 +144,60 @@ def test_uniqueness_wording_follows_the_inferred_bounds():
     assert arm_flags([("A", "t", 50, "why")], tables) == (
         "A, intervention arm: 10 to 24 analysed, 48% of its upper bound 50 (why)",)
     assert arm_flags([("A", "t", 48, "why")], tables) == ()      # 24 is half of 48: not flagged
+
+
+ATTACHMENT = ["secure_attachment_post", "avoidant_attachment_post", "disorganised_attachment_post",
+              "insecure_to_secure_post"]
+
+
+def test_each_attachment_report_names_the_outcomes_that_share_its_trials(bundle):
+    files = bundle.files()
+    for o in ATTACHMENT:
+        md = files[f"{o}.md"]
+        para = md[md.index("Not independent evidence"):].split("\n\n")[0]
+        assert "(Cicchetti 1999a, Cicchetti 2006b; 168 participants)" in para, o
+        assert all(f"({other}; the same trials" in para for other in ATTACHMENT if other != o), o
+        assert f"({o};" not in para
+    # secure attachment and insecure-to-secure change use identical Cicchetti 2006b tables
+    md = files["secure_attachment_post.md"]
+    assert "(insecure_to_secure_post; the same trials; identical counts in Cicchetti 2006b)" in md
+    assert "Not independent" not in files["parental_depression_incidence.md"]
+    # a one-outcome report says the same (the data set knows the other outcomes)
+    alone = bp.report(bp.load(), "avoidant_attachment_post", engine="exact", prior="halfnormal-0.5")
+    assert "disorganised_attachment_post; the same trials" in alone.outcomes[
+        "avoidant_attachment_post"].markdown()
+
+
+def test_sweep_says_which_outcomes_share_trials(bundle):
+    from bayes_pip.summarise import sweep_text
+
+    rows = [f for fits in bundle.fits.values() for f in fits]
+    text = sweep_text(rows)
+    assert text.rstrip().endswith("must not be counted as separate evidence.")
+    assert "insecure_to_secure_post rest on the same trials (Cicchetti 1999a, Cicchetti 2006b)" in text
+    assert "halfnormal" not in "\n".join(line for line in text.splitlines()
+                                          if line.startswith("parental_depression_incidence"))
+
+
+def test_no_figure_prints_a_probability_as_certain(bundle):
+    """P(benefit) above 0.999 is printed '> 0.999' in figures as in text (never 1.000)."""
+    import matplotlib.text
+    from matplotlib import pyplot as plt
+
+    from bayes_pip import figures
+
+    fits = bundle.outcomes["insecure_to_secure_post"].fits
+    assert fits[0].p_benefit > 0.9995
+    for fig in (figures.sensitivity_plot(fits), figures.posterior_density_plot(fits[0])):
+        texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        assert any("> 0.999" in t for t in texts)
+        assert not any("1.000" in t or "0.000" in t for t in texts), texts
+        plt.close(fig)
+    # conflicting priors are marked in the sensitivity figure
+    fig = figures.sensitivity_plot(fits)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "sceptical *" in labels and "halfnormal-0.5" in labels
+    plt.close(fig)
+    for name, content in bundle.files().items():
+        if name.endswith((".md", ".html")):
+            assert "P(benefit) = 1.000" not in content and "P(benefit) 1.000" not in content
