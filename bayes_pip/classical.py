@@ -39,6 +39,7 @@ class ClassicalAnalysis:
     ci_method: str = "wald"
     pi_distribution: str = "t"
     adjustments: tuple[str, ...] = ()
+    data_status: str | None = None   # reconstructed tables: what they are (None: study rows)
 
     def record(self) -> DLRecord:
         """The typed record: natural-scale estimate beside analysis-scale mu, se, tau2."""
@@ -90,7 +91,7 @@ class ClassicalAnalysis:
             tau2=float(p.tau2), tau=math.sqrt(float(p.tau2)), q=float(p.q), df=int(p.df),
             i2=float(p.i2), prediction=prediction, excluded=tuple(self.effects.excluded),
             studies=studies, published=agreement,
-            adjustments=tuple(self.adjustments) or None, **extra)
+            adjustments=tuple(self.adjustments) or None, data_status=self.data_status, **extra)
 
     def to_dict(self) -> dict:
         """The `dl --json` object."""
@@ -171,10 +172,36 @@ def check_effects(es: EffectSizes, outcome_id: str, file: str) -> None:
                          "study's means, SDs and counts", file=file)
 
 
-def classical_analysis(dataset: Dataset, outcome_id: str, method: str = "DL", ci: str = "wald",
-                       pi: str = "t") -> ClassicalAnalysis:
-    """Effect sizes and pooled result of one outcome's study rows."""
-    return classical_from(dataset.resolve(outcome_id, level=None), method, ci, pi)
+def classical_analysis(dataset: Dataset, outcome_id: str, method: str | None = None,
+                       ci: str = "wald", pi: str = "t", level: str = "auto") -> ClassicalAnalysis:
+    """Effect sizes and pooled result of one outcome at the level `fit` uses (``level`` auto,
+    study or reconstructed): its study rows, or its reconstructed table. ``method`` None: DL for
+    study rows, the review's own method for a reconstructed table (the one its tables were
+    reconstructed under). A summary-level outcome has nothing to pool: the error says what can
+    be run instead."""
+    resolved = dataset.resolve(outcome_id, level=level)
+    if resolved.level == "summary":
+        p, k = resolved.published, resolved.status.k_studies
+        rows = (f"; `dl {outcome_id} --level study` pools the {k} of its {p.k} studies that "
+                "have study rows" if k else "")
+        raise InputError(
+            f"outcome '{outcome_id}' has only its published pooled result ({resolved.outcome.measure} "
+            f"{p.estimate:g} [{p.ci_low:g}, {p.ci_high:g}], k = {p.k}), no study rows to pool: "
+            f"`fit {outcome_id}` re-analyses that estimate{rows}",
+            file=str(dataset.directory / "published.csv"))
+    if resolved.level != "reconstructed":
+        return classical_from(resolved, method or "DL", ci, pi)
+    rec = resolved.reconstruction
+    analysis = classical_from(resolved.with_rows(resolved.table_rows()[0]), method or rec.method,
+                              ci, pi)
+    status = resolved.status.description
+    if method is None:
+        status += (f"; pooled as the review did ({rec.method}), so agreement with the published "
+                   "result holds by construction")
+    if rec.n_solutions > 1:
+        status += (f"; the first of the {rec.n_solutions} tables is pooled here (`reconstruct "
+                   f"{outcome_id}` lists them all)")
+    return dataclasses.replace(analysis, data_status=status)
 
 
 def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",

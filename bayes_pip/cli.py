@@ -112,18 +112,21 @@ def cmd_list(args) -> int:
 # ---------------------------------------------------------------------------------------------
 
 def cmd_dl(args) -> int:
-    """Classical random-effects meta-analysis (DerSimonian-Laird) of one outcome's study rows.
+    """Classical random-effects meta-analysis (DerSimonian-Laird) of one outcome, on the data `fit`
+    uses: its study rows, or its reconstructed table (pooled as the review did); --level study
+    pools the study rows only.
 
-    Example: python -m bayes_pip dl parent_reported_depression --json
+    Example: python -m bayes_pip dl parent_reported_depression_vs_alternative --json
     """
     from bayes_pip.classical import classical_analysis
     from bayes_pip.summarise import dl_text
 
     dataset = open_dataset(args)
     if args.moderator or args.subgroup:
+        args.method = args.method or "DL"
         return moderator_dl(args, dataset)
     analysis = classical_analysis(dataset, args.outcome, method=args.method, ci=args.ci,
-                                  pi=args.pi)
+                                  pi=args.pi, level=args.level)
     if args.json:
         print_json(analysis.to_dict())
     else:
@@ -788,8 +791,10 @@ def build_parser() -> argparse.ArgumentParser:
                     cmd_dl)
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
-    p.add_argument("--method", choices=METHODS + ("file",), default="DL",
-                   help="pooling method: DL (default, as metafor rma method='DL'), MH-random "
+    p.add_argument("--method", choices=METHODS + ("file",), default=None,
+                   help="pooling method: DL (default for study rows, as metafor rma "
+                        "method='DL'; reconstructed tables are pooled as the review did unless "
+                        "this is given), MH-random "
                         "(RevMan 'M-H, Random'), IV-fixed, MH-fixed, Peto (PETO_OR outcomes, "
                         "their only method), or file: the method and "
                         "model an imported RevMan file names; REML and PM (Paule-Mandel) are "
@@ -801,6 +806,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pi", choices=("t", "z"), default="t",
                    help="prediction interval: t (t(k-2), Higgins-Thompson-Spiegelhalter; "
                         "default) or z (metafor's predict() with a z test)")
+    p.add_argument("--level", choices=("auto", "study", "reconstructed"), default="auto",
+                   help="the data pooled, as `fit` chooses them: auto (default: the study rows, "
+                        "or the reconstructed tables where `fit` uses them), study (the study "
+                        "rows only) or reconstructed")
     add_moderator_options(p)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="with --moderator or --subgroup: also write the JSON and a bubble plot "

@@ -242,6 +242,8 @@ class DLRecord(Record):
     p_hksj: float | None = field(default=None, metadata=OMIT_NONE)
     # multi-arm and cluster adjustments applied to the study rows (design.py)
     adjustments: tuple[str, ...] | None = field(default=None, metadata=OMIT_NONE)
+    # what the rows are when they are not printed study rows (reconstructed tables)
+    data_status: str | None = field(default=None, metadata=OMIT_NONE)
 
     @property
     def method_label(self) -> str:

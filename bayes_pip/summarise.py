@@ -86,12 +86,10 @@ def dl_text(d: DLRecord, outcome: Outcome) -> str:
                f"N = {d.participants}; {ci_words}")
     if d.k == 1:
         heading = f"A single study (nothing is pooled), N = {d.participants}; {ci_words}"
-    lines = [
-        f"{outcome.label} ({d.outcome}), {m}, {direction_phrase(outcome)}",
-        heading,
-        "",
-        f"{'study':28s} {m:>8s} {'95% CI':>18s} {'weight':>7s}",
-    ]
+    lines = [f"{outcome.label} ({d.outcome}), {m}, {direction_phrase(outcome)}", heading]
+    if d.data_status:
+        lines.append(f"Data: {d.data_status}")
+    lines += ["", f"{'study':28s} {m:>8s} {'95% CI':>18s} {'weight':>7s}"]
     for s in d.studies:
         ci = f"[{num(s.ci_low)}, {num(s.ci_high)}]"
         flag = " (0.5 added)" if s.corrected else ""

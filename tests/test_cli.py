@@ -35,17 +35,18 @@ def test_list_shows_every_outcome_with_its_status():
 @pytest.mark.parametrize("outcome", ["parent_reported_depression", "secure_attachment_post",
                                      "parent_reported_depression_vs_alternative"])
 def test_dl_runs_on_every_bundled_outcome_with_study_rows(outcome):
-    r = run_cli("dl", outcome, "--json")
+    r = run_cli("dl", outcome, "--json", "--level", "study")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     for key in ("outcome", "measure", "k", "estimate", "ci_low", "ci_high", "mu", "se", "tau2",
                 "q", "i2", "p", "excluded"):
         assert key in d
-    assert run_cli("dl", outcome).returncode == 0
+    assert run_cli("dl", outcome, "--level", "study").returncode == 0
 
 
 def test_dl_reports_disagreement_with_published_result():
-    d = json.loads(run_cli("dl", "parent_reported_depression", "--json").stdout)
+    d = json.loads(run_cli("dl", "parent_reported_depression", "--json", "--level",
+                           "study").stdout)
     assert d["published"]["reproduced"] is False
     assert "1 of the 4 studies" in d["published"]["agreement"]
 
@@ -311,3 +312,27 @@ def test_sentences_use_the_outcome_phrase_and_call_an_unsourced_mcid_assumed(tmp
     assert "(RR 1.25; from Team consensus 2026 (minutes))" in text
     assert "increases the outcome 'Infant attachment change, insecure to secure' was" in text
     assert fit.to_dict()["mcid_source"] == "Team consensus 2026 (minutes)"
+
+
+def test_dl_pools_the_data_fit_uses():
+    """`dl` describes the same data as `fit`: the reconstructed tables by default (pooled as the
+    review did, which reproduces its printed RR 8.93 [1.25, 63.7] by construction), the study
+    rows with --level study, and at summary level it says what can be run instead."""
+    import bayes_pip as bp
+
+    r = run_main("dl", "secure_attachment_post", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    fit = bp.fit(None, "secure_attachment_post", engine="exact")
+    assert d["k"] == 2 and d["method"] == "MH-random" and d["participants"] == 168
+    assert (d["estimate"], d["ci_low"], d["ci_high"]) == (fit.dl.estimate, fit.dl.ci_low,
+                                                          fit.dl.ci_high)
+    assert round(d["estimate"], 2) == 8.93 and round(d["ci_high"], 2) == 63.70
+    assert "reconstructed" in d["data_status"] and "by construction" in d["data_status"]
+    r = run_main("dl", "secure_attachment_post", "--json", "--level", "study")
+    d = json.loads(r.stdout)
+    assert d["k"] == 1 and "data_status" not in d and round(d["estimate"], 2) == 4.04
+    r = run_main("dl", "parent_reported_depression")
+    assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+    assert "`fit parent_reported_depression` re-analyses that estimate" in r.stderr
+    assert "`dl parent_reported_depression --level study` pools the 1 of its 4 studies" in r.stderr

@@ -53,7 +53,8 @@ def argv(kind: str, case, data_dir) -> list[str]:
         _, outcome, level = case
         return ["compare-priors", outcome, "--engine", "exact", "--level", level, "--json"] + extra
     if kind == "dl":
-        return ["dl", case[1], "--json"] + extra
+        # the study rows as pinned (dl pools at the level fit uses since; tests/test_cli.py)
+        return ["dl", case[1], "--json", "--level", "study"] + extra
     raise ValueError(kind)
 
 
