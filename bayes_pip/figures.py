@@ -82,8 +82,9 @@ def forest_plot(main):
         dl_row = next((s for s in main.dl.studies if s.study == st.study), None) if main.dl \
             else None
         rows.append((st.study, "study", (dl_row, st)))
+    one = main.level == "study" and main.k == 1   # one trial: nothing is pooled or predicted
     pooled = []
-    if main.dl:
+    if main.dl and not one:
         d = main.dl
         pooled.append((f"{d.method_label} (k = {d.k})", "dl", (d.estimate, d.ci_low, d.ci_high)))
     if main.published:
@@ -97,8 +98,10 @@ def forest_plot(main):
         label = f"Bayesian binomial-normal, prior {main.prior.shown}"
     else:
         label = f"Bayesian, prior {main.prior.shown}"
-    pooled.append((label, "bayes", (e.median, e.ci_low, e.ci_high)))
-    if main.prediction:
+    if one:
+        label += "\n(one trial; tau from the prior)"
+    pooled.append((label, "bayes_one" if one else "bayes", (e.median, e.ci_low, e.ci_high)))
+    if main.prediction and not one:
         pr = main.prediction
         pooled.append(("Prediction, new study", "predict", (pr.median, pr.ci_low, pr.ci_high)))
     if main.likelihood_choice:   # sparse counts: the normal-normal result beside the headline
@@ -109,7 +112,7 @@ def forest_plot(main):
     n = len(rows)
     fig, ax = new_figure((10, 0.42 * n + 1.9))
     colours = {"observed": "#444444", "shrunken": "#1f77b4", "dl": "#d62728",
-               "bayes": "#1f77b4", "predict": "#9467bd"}
+               "bayes": "#1f77b4", "bayes_one": "#1f77b4", "predict": "#9467bd"}
     weights = [r[2][0].weight for r in rows if r[1] == "study" and r[2][0] is not None]
     wmax = max(weights) if weights else 1.0
     text = blended_transform_factory(ax.transAxes, ax.transData)
@@ -136,6 +139,9 @@ def forest_plot(main):
         if kind == "predict":
             ax.plot([lo, hi], [yy, yy], color=colours[kind], lw=2.4)
             ax.plot([est], [yy], marker="|", color=colours[kind], ms=10)
+        elif kind == "bayes_one":   # an interval, not a pooled diamond
+            ax.plot([lo, hi], [yy, yy], color=colours[kind], lw=2)
+            ax.plot([est], [yy], marker="o", color=colours[kind], ms=7, ls="none")
         else:
             ax.fill([lo, est, hi, est], [yy, yy + 0.28, yy, yy - 0.28], color=colours[kind])
         ax.text(1.02, yy, interval_label(est, lo, hi), transform=text, va="center", fontsize=8,
@@ -160,8 +166,12 @@ def forest_plot(main):
                Line2D([], [], marker="D", color=colours["bayes"], ls="none",
                       label="Bayesian pooled"),
                Line2D([], [], color=colours["predict"], lw=2.4, label="prediction interval")]
-    if not main.prediction:
+    if not main.prediction or one:
         handles = handles[:-1]
+    if one:   # the one trial's estimate under the model, not a pooled result
+        handles[3] = Line2D([], [], marker="o", color=colours["bayes"], label="Bayesian (95% CrI)")
+        if not main.published:
+            del handles[2]
     if not main.studies:
         handles = handles[2:]
     axes_height = 0.42 * n + 0.8   # inches, roughly: the figure less title and x label
@@ -193,6 +203,10 @@ def prior_posterior_plot(fit, target: str = "tau"):
     ax.set_ylabel("density")
     ax.set_title(f"{plain(fit.label)}: prior vs posterior (tau)", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
+    if fit.level == "study" and fit.k == 1:
+        ax.text(0.97, 0.62, "One trial: the data carry no information\nabout heterogeneity; "
+                "the posterior of tau\nis its prior.", transform=ax.transAxes, ha="right",
+                va="top", fontsize=8, color="#555555")
     return fig
 
 

@@ -122,3 +122,29 @@ def test_summary_level_texts_name_only_the_prior_on_the_pooled_effect(tmp_path):
         # `priors` names the sets that share each prior on the pooled effect, in parentheses
         assert "halfnormal" not in re.sub(r"\(prior sets: .*", "", r.stdout), command
     assert "on tau" not in md.split("## Priors", 1)[1].split("):", 1)[0]
+
+
+def test_a_single_trial_is_drawn_as_one_trial():
+    """k = 1: no pooled diamond and no prediction bar (only the review's published diamond, which
+    pools two trials, where there is one); the tau figure says the data carry no information."""
+    import matplotlib.patches
+    from matplotlib import pyplot as plt
+
+    for outcome, level, diamonds in (("parent_reported_depression_vs_alternative", "auto", 0),
+                                     ("secure_attachment_post", "study", 1)):
+        fit = bp.fit(None, outcome, engine="exact", level=level)
+        assert fit.k == 1 and fit.level == "study"
+        fig = figures.forest_plot(fit)
+        ax = fig.axes[0]
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert not any(lab.startswith(("Prediction", "DerSimonian")) for lab in labels), labels
+        assert any("one trial; tau from the prior" in lab for lab in labels)
+        assert sum(isinstance(p, matplotlib.patches.Polygon) for p in ax.patches) == diamonds
+        plt.close(fig)
+        fig = figures.prior_posterior_plot(fit, "tau")
+        assert any("no information" in t.get_text() for t in fig.axes[0].texts)
+        plt.close(fig)
+    fit = bp.fit(None, "secure_attachment_post", engine="exact")   # k = 2: pooled as before
+    ax = figures.forest_plot(fit).axes[0]
+    assert sum(isinstance(p, matplotlib.patches.Polygon) for p in ax.patches) == 3
+    assert "Prediction, new study" in [t.get_text() for t in ax.get_yticklabels()]
