@@ -792,8 +792,13 @@ def loo_comparison(fits: list[FitRecord]) -> tuple[LooRow, ...]:
         k = np.asarray(loo.pareto_k).ravel()
         names = [s.study for s in f.studies] or [f"study {i + 1}" for i in range(len(k))]
         rows.append((f.prior.name, float(loo.elpd_loo), float(loo.se), float(loo.p_loo),
-                     float(k.max()), tuple(n for n, v in zip(names, k) if v > PARETO_K_HIGH)))
-    best = max(r[1] for r in rows)
-    out = [LooRow(name, elpd, se, p, best - elpd, kmax, high)
-           for name, elpd, se, p, kmax, high in rows]
+                     float(k.max()), tuple(n for n, v in zip(names, k) if v > PARETO_K_HIGH),
+                     np.asarray(loo.loo_i).ravel()))
+    best = max(rows, key=lambda r: r[1])
+    out = []
+    for name, elpd, se, p, kmax, high, pointwise in rows:
+        # the SE of a paired difference, as az.compare computes it (dse): sqrt(n var(d_i))
+        d = best[6] - pointwise
+        out.append(LooRow(name, elpd, se, p, best[1] - elpd, kmax, high,
+                          float(np.sqrt(len(d) * np.var(d)))))
     return tuple(sorted(out, key=lambda r: r.elpd_diff))

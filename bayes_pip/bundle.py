@@ -9,6 +9,7 @@ resolution serves the fits under every prior and the Bayes factors.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from bayes_pip.errors import InputError
 from bayes_pip.output import write_report_files
 from bayes_pip.pages import (outcome_files, outcome_page, provenance_text, shared_trials_text,
                              sof_csv_rows, sof_rows, summary_of_findings)
-from bayes_pip.priors import load_prior_sets
+from bayes_pip.priors import load_prior_sets, prior_for
 
 # the likelihood of a report's Bayes factors follows its engine's (normal-normal otherwise)
 BMA_LIKELIHOOD = {"auto": "auto", "binomial": "binomial-exact", "binomial-exact": "binomial-exact"}
@@ -53,6 +54,7 @@ class ReportBundle:
     skipped: list[str] = field(default_factory=list)   # outcomes without data
     summary: Document | None = None                     # the summary of findings (all outcomes)
     summary_files: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)      # e.g. a prior replaced where it does not apply
 
     @property
     def fits(self) -> dict[str, list]:
@@ -167,16 +169,22 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
     provenance = provenance_text(dataset.metadata, dataset.directory)
     trials = trial_sets(dataset)
     labels = {o: dataset.outcome(o).label for o in trials}
-    reports = {}
+    reports, substituted = {}, []
     for i, outcome_id in enumerate(ids):
         if progress:
             progress(i, len(ids), outcome_id)
         resolved = dataset.resolve(outcome_id, level)
-        names = None
+        names, why = None, ""
         if prior:  # the primary analysis first, then the other priors that apply
-            names = [prior] + [n for n in default_priors(resolved.outcome, resolved.level, sets)
-                               if n != prior]
+            main = prior
+            if len(ids) > 1:   # a prior that does not apply to one outcome: its counterpart
+                main, why = prior_for(prior, resolved.outcome, sets)
+            names = [main] + [n for n in default_priors(resolved.outcome, resolved.level, sets)
+                              if n != main]
         fits = compare_resolved(resolved, names, engine, seed, settings, prior_sets=sets)
+        if why:
+            fits[0] = dataclasses.replace(fits[0], notes=(why,) + tuple(fits[0].notes))
+            substituted.append(why)
         try:  # Bayes factors under the main prior, where they are defined
             bma = bma_resolved(resolved, fits[0].prior.name, sets,
                                BMA_LIKELIHOOD.get(engine, "exact"))
@@ -195,7 +203,7 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
         reports[outcome_id] = OutcomeReport(outcome_id, fits, bma, moderator, page)
     if progress:
         progress(len(ids), len(ids), "writing files")
-    bundle = ReportBundle(reports)
+    bundle = ReportBundle(reports, notes=substituted)
     if everything:
         bundle.skipped = [o for o in dataset.outcome_ids() if o not in reports]
         bundle.summary, bundle.summary_files = summary_of_findings(

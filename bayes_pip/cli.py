@@ -663,6 +663,8 @@ def cmd_report(args) -> int:
         shared = not_independent_text(bundle.fits)
         if shared:
             print(shared)
+    for note in bundle.notes:
+        print(f"Note: {note}")
     return EXIT_OK
 
 

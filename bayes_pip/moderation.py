@@ -74,7 +74,8 @@ class ModeratorData:
         if self.level == "reconstructed":
             n = len(self.tables)
             out.append(f"Reconstructed data: {n} integer table{'s' if n > 1 else ''} consistent "
-                       "with the printed results, not printed data"
+                       "with the printed results given the bounds in constraints.csv (some may "
+                       "be inferred: `reconstruct OUTCOME` lists them), not printed data"
                        + ("; results are averaged over all of them." if n > 1 else "."))
         if self.aliases:
             out.append(f"Aliased: {', '.join(self.aliases)} split{'s' if len(self.aliases) == 1 else ''} "
@@ -660,15 +661,16 @@ def classical_text(rec: dict) -> str:
 def bayes_text(rec: dict) -> str:
     lines = header(rec)
     p = rec["prior"]
-    lines.append(f"Prior '{p['name']}': tau {p['tau']['family']} "
-                 f"{ {k: v for k, v in p['tau'].items() if k not in ('family', 'source')} }; "
+    params = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                       for k, v in p["tau"].items() if k not in ("family", "source"))
+    lines.append(f"Prior '{p['name']}': tau {p['tau']['family']} ({params}); "
                  "coefficients " + ", ".join(
                      "flat" if c["prior"]["family"] == "flat" else f"N(0, {c['prior']['sd']:.3g}^2)"
                      for c in rec["coefficients"]) + f" ({rec['engine']} engine)")
     lines.append(f"Posterior, {rec['scale']}:")
     benefit = rec["benefit"]
     for c in rec["coefficients"]:
-        pb = "" if c["p_benefit"] is None else f"  P(more benefit) {c['p_benefit']:.3f}"
+        pb = "" if c["p_benefit"] is None else f"  P(more benefit) {summarise.prob_text(c['p_benefit'])}"
         lines.append(f"  {c['name']:<44} median {fmt(c['median'])} [{fmt(c['ci_low'])}, "
                      f"{fmt(c['ci_high'])}]{pb}")
     t = rec["tau"]
@@ -676,7 +678,7 @@ def bayes_text(rec: dict) -> str:
                  f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]")
     lines.append(f"Fitted {rec['measure']} (natural scale):")
     for f in rec["fitted"]:
-        pb = "" if f["p_benefit"] is None else f"  P(benefit) {f['p_benefit']:.3f}"
+        pb = "" if f["p_benefit"] is None else f"  P(benefit) {summarise.prob_text(f['p_benefit'])}"
         lines.append(f"  {f['at']:<44} {fmt(f['estimate'])} [{fmt(f['ci_low'])}, "
                      f"{fmt(f['ci_high'])}]{pb}")
     if benefit not in ("higher", "lower"):

@@ -343,6 +343,9 @@ class PriorSet:
     order: int = 100
     baseline: dict | None = None
     coefficients: dict | None = None
+    # the set to use instead on a measure this one does not apply to (e.g. turner -> rhodes on
+    # an SMD): a report under one prior names what it used for such outcomes
+    counterparts: dict = field(default_factory=dict)
 
 
 # Meta-regression coefficients (one per moderator column; the intercept is always flat). A prior
@@ -469,6 +472,10 @@ def check_structure(spec: dict, path: Path) -> None:
         need(spec[key], str, key, "text in quotes")
     if "notes" in spec:
         need(spec["notes"], str, "notes", "text in quotes")
+    if "counterparts" in spec:
+        need(spec["counterparts"], dict, "counterparts", "a table: measure = \"prior name\"")
+        for measure, other in spec["counterparts"].items():
+            need(other, str, f"counterparts.{measure}", "a prior name in quotes")
     if "order" in spec:
         need(spec["order"], int, "order", "a whole number, e.g. order = 10")
         if not 0 <= spec["order"] <= 10**6:
@@ -478,7 +485,7 @@ def check_structure(spec: dict, path: Path) -> None:
         if key in spec:
             need(spec[key], dict, key, f"a table: a [{key}] section with family = ...")
             for name, value in spec[key].items():
-                if name in ("source", "family", "default_outcome_type"):
+                if name in ("source", "family", "default_outcome_type", "derived_for"):
                     need(value, str, f"{key}.{name}", "text in quotes")
     tau = spec["tau"]
     for key in ("by_outcome_type", "by_comparison_type"):
@@ -518,7 +525,8 @@ def read_prior_set(path: Path) -> PriorSet:
     return PriorSet(name=spec["name"], title=spec["title"], source=spec["source"],
                     applies_to=tuple(spec["applies_to"]), mu=spec["mu"], tau=spec["tau"],
                     path=path, notes=spec.get("notes", ""), order=int(spec.get("order", 100)),
-                    baseline=spec.get("baseline"), coefficients=spec.get("coefficients"))
+                    baseline=spec.get("baseline"), coefficients=spec.get("coefficients"),
+                    counterparts=dict(spec.get("counterparts", {})))
 
 
 # parameter -> (must be > 0, may be infinite); everything else must be a finite number
@@ -679,6 +687,27 @@ def applicable_priors(outcome: Outcome, sets: dict[str, PriorSet] | None = None)
     return names
 
 
+def prior_for(name: str, outcome: Outcome, sets: dict[str, PriorSet] | None = None
+              ) -> tuple[str, str]:
+    """The prior set to use for ``outcome`` when ``name`` was asked for: ``name`` where it
+    applies, else its counterpart for the outcome's measure (turner -> rhodes on an SMD), else the
+    measure's default; with the reason in words ('' when ``name`` applies)."""
+    sets = load_prior_sets() if sets is None else sets
+    names = applicable_priors(outcome, sets)
+    if name in names or name not in sets:
+        return name, ""
+    other = sets[name].counterparts.get(outcome.measure)
+    if other not in names:
+        other = default_prior_name(outcome.measure)
+        if other not in names:
+            other = names[0] if names else name
+        why = "the default for"
+    else:
+        why = "its counterpart for"
+    return other, (f"prior '{name}' does not apply to {outcome.measure} outcomes; {why} "
+                   f"{outcome.measure}, '{other}', is used for '{outcome.outcome}'")
+
+
 def mcid_on_analysis_scale(outcome: Outcome) -> float:
     """The outcome's MCID on the analysis scale (log for ratios), signed in the benefit direction."""
     if outcome.mcid is None:
@@ -755,10 +784,19 @@ def resolve_tau(spec: dict, outcome: Outcome, file: str) -> tuple[object, str, t
                              f"cell in this prior (available: {', '.join(column)})", file=file,
                              column="outcome_type")
         source = f"{column_source or source}; cell: {wanted}"
-        if not outcome.outcome_type:
-            notes = (f"outcome type not given in outcomes.csv: used '{wanted}'",)
+        given = [] if outcome.outcome_type else ["outcome_type"]
         if ctype != outcome.comparison_type and "default_comparison_types" in spec:
-            notes += (f"comparison type not given in outcomes.csv: used '{ctype}'",)
+            given.append("comparison_type")
+        cell = (f"tau prior table cell used: outcome type '{wanted}', "
+                f"comparison type '{ctype}'")
+        if given:
+            cell += (f" ({' and '.join(given)} not given in outcomes.csv: the prior's default; "
+                     f"add the column{'s' if len(given) > 1 else ''} to choose the cell)")
+        notes = (cell,)
+    derived = spec.get("derived_for")
+    if derived and outcome.measure != derived:
+        notes += (f"this tau prior was derived for log {derived} meta-analyses; applied here to "
+                  f"the log {outcome.measure} as an approximation",)
     kwargs = {n: float(params[n]) for n in names if n in params}
     return cls(**kwargs), source, notes
 

@@ -541,3 +541,4 @@ class LooRow(Record):
     elpd_diff: float          # best elpd_loo minus this one (0 for the best)
     pareto_k_max: float
     high_pareto_k: tuple[str, ...]   # studies with Pareto k > 0.7 (estimate unreliable)
+    elpd_diff_se: float = 0.0        # SE of the paired difference from the best (az.compare dse)

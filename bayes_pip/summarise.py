@@ -850,18 +850,18 @@ def loo_text(rows, k: int) -> str:
     """The PSIS-LOO ranking of prior sets, with what it can and cannot say."""
     lines = ["", "Leave-one-study-out predictive accuracy (PSIS-LOO, ArviZ; best first)",
              f"{'prior':18s} {'elpd_loo':>9s} {'SE':>6s} {'p_loo':>6s} {'diff':>6s} "
-             f"{'max Pareto k':>12s}"]
+             f"{'diff SE':>7s} {'max Pareto k':>12s}"]
     for r in rows:
         warn = f"  k > 0.7: {', '.join(r.high_pareto_k)}" if r.high_pareto_k else ""
         lines.append(f"{r.prior:18s} {r.elpd_loo:9.2f} {r.se:6.2f} {r.p_loo:6.2f} "
-                     f"{r.elpd_diff:6.2f} {r.pareto_k_max:12.2f}{warn}")
+                     f"{r.elpd_diff:6.2f} {r.elpd_diff_se:7.2f} {r.pareto_k_max:12.2f}{warn}")
     if k < 5:
         lines.append(f"Note: with {k} studies each left-out study is a large part of the data; "
                      "differences in elpd are within their SE and mostly reflect the tails of "
                      "the priors. Do not choose a prior by this ranking.")
     else:
-        lines.append("Note: an elpd difference smaller than about twice its SE does not "
-                     "distinguish the priors.")
+        lines.append("Note: an elpd difference smaller than about twice its SE (diff SE) does "
+                     "not distinguish the priors.")
     if any(r.high_pareto_k for r in rows):
         lines.append("Note: Pareto k > 0.7 marks studies whose PSIS estimate is unreliable "
                      "(an exact refit without the study would be needed).")

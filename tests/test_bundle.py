@@ -201,3 +201,22 @@ def test_no_figure_prints_a_probability_as_certain(bundle):
     for name, content in bundle.files().items():
         if name.endswith((".md", ".html")):
             assert "P(benefit) = 1.000" not in content and "P(benefit) 1.000" not in content
+
+
+def test_a_prior_that_does_not_apply_to_one_outcome_is_replaced_there_and_named(tmp_path):
+    """report --all --prior turner: Turner's table (RR/OR) where it applies, its SMD counterpart
+    (Rhodes et al. 2015) on the SMD outcomes, each replacement named; one named SMD outcome under
+    --prior turner is still refused."""
+    b = bp.report(bp.load(), engine="exact", prior="turner")
+    mains = {o: r.fits[0].prior.name for o, r in b.outcomes.items()}
+    assert mains["secure_attachment_post"] == "turner"
+    assert mains["parent_reported_depression_vs_alternative"] == "rhodes"
+    assert mains["parent_reported_depression"] == "rhodes"
+    assert b.notes == [f"prior 'turner' does not apply to SMD outcomes; its counterpart for SMD, "
+                       f"'rhodes', is used for '{o}'" for o in
+                       ("parent_reported_depression", "parent_reported_depression_vs_alternative")]
+    assert b.notes[1] in b.outcomes["parent_reported_depression_vs_alternative"].markdown()
+    r = run_main("report", "parent_reported_depression", "--prior", "turner", "--out",
+                 str(tmp_path / "r"))
+    assert r.returncode == 2 and "is for RR, OR outcomes" in r.stderr
+    assert not (tmp_path / "r").exists()

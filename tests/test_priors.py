@@ -179,7 +179,27 @@ def test_rhodes_columns_cover_every_comparison_type():
 def test_missing_comparison_type_is_named_as_the_default_used():
     prior = resolve_prior("turner", outcome_of(outcome_type="mental_health"))
     assert (prior.tau.mu, prior.tau.sigma) == (-2.34, 1.72)
-    assert "comparison type not given in outcomes.csv: used 'nonpharm_vs_control'" in prior.notes
+    assert ("tau prior table cell used: outcome type 'mental_health', comparison type "
+            "'nonpharm_vs_control' (comparison_type not given in outcomes.csv: the prior's "
+            "default; add the column to choose the cell)") in prior.notes
+    # an OR outcome: Turner's priors were derived for log odds ratios, so no approximation note
+    assert not any("derived for log OR" in n for n in prior.notes)
+
+
+def test_turner_cell_is_always_named_and_the_crins_data_use_the_bayesmeta_papers_cell():
+    import bayes_pip as bp
+
+    outcome = bp.load("data/crins2014").outcome("acute_rejection")
+    prior = resolve_prior("turner", outcome)
+    assert prior.notes == ("tau prior table cell used: outcome type 'surgical', comparison type "
+                           "'pharm_vs_control'",)
+    # Roever 2020 J Stat Softw p.31: TurnerEtAlPrior("surgical", "pharmacological",
+    # "placebo / control")$qprior(c(0.025, 0.5, 0.975))
+    np.testing.assert_allclose(prior.tau.ppf(np.array([0.025, 0.5, 0.975])),
+                               [0.06233896, 0.34300852, 1.88734045], rtol=1e-6)
+    rr = resolve_prior("turner", bp.load().outcome("secure_attachment_post"))
+    assert "this tau prior was derived for log OR meta-analyses; applied here to the log RR as " \
+        "an approximation" in rr.notes
 
 
 def test_unit_free_tau_priors_are_refused_on_mean_differences_with_how_to_scale():

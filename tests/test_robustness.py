@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import warnings
 import json
 
 import numpy as np
@@ -130,3 +131,23 @@ def test_psis_loo_approximates_exact_leave_one_out():
                                    HalfNormal(0.5)).log_ml["RE"] for i in range(len(y)))
     assert row.elpd_loo == pytest.approx(exact, abs=0.1)
     assert row.pareto_k_max < 0.7 and row.elpd_diff == 0
+
+
+def test_loo_difference_se_equals_arviz_compare():
+    """Each elpd difference carries its SE, equal to az.compare's dse (paired over studies)."""
+    import arviz as az
+
+    import bayes_pip as bp
+    from bayes_pip.analysis import loo_comparison
+
+    fits = [bp.fit("data/crins2014", "acute_rejection", engine="exact", prior=p)
+            for p in ("halfnormal-0.5", "sceptical", "vague")]
+    rows = {r.prior: r for r in loo_comparison(fits)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = az.compare({f.prior.name: f.idata for f in fits}, ic="loo")
+    for name, r in rows.items():
+        assert r.elpd_diff == pytest.approx(ref.loc[name, "elpd_diff"], abs=1e-9)
+        assert r.elpd_diff_se == pytest.approx(ref.loc[name, "dse"], abs=1e-9)
+    assert min(r.elpd_diff_se for r in rows.values()) == 0
+    assert max(r.elpd_diff_se for r in rows.values()) > 0.1
