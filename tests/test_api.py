@@ -35,6 +35,12 @@ def test_readme_api_example_runs(tmp_path, monkeypatch):
     assert (tmp_path / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert namespace["fit"].k == 1
     assert len(namespace["table"]) == len(namespace["fits"]) >= 3
+    report = namespace["report"]
+    frame = report.to_frame()
+    assert list(frame["outcome"]) == ["secure_attachment_post", "avoidant_attachment_post"]
+    assert frame["p_benefit"].iloc[0] == report.outcomes["secure_attachment_post"].fits[0].p_benefit
+    assert "avoidant_attachment_post" in frame["shares_studies_with"].iloc[0]
+    assert set(report.files()) >= {"secure_attachment_post.md", "avoidant_attachment_post.html"}
 
 
 def test_api_fit_equals_cli_json():
