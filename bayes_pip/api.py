@@ -69,11 +69,38 @@ def compare_priors(data, outcome: str, priors: list[str] | None = None,
                    engine: str = engines.AUTO, level: str = "auto", seed: int = DEFAULT_SEED,
                    draws: int = 2000, tune: int = 1000, chains: int = 4,
                    target_accept: float | None = None,
-                   prior_dir: str | Path | None = None) -> list[FitRecord]:
-    """One outcome under every applicable prior set (or ``priors``); the first is the default."""
-    return analysis.compare_priors(load(data), outcome, priors, engine, level, seed,
-                                   sampler(engine, draws, tune, chains, target_accept),
-                                   prior_sets=load_prior_sets(extra=prior_dir))
+                   prior_dir: str | Path | None = None) -> "PriorComparison":
+    """One outcome under every applicable prior set (or ``priors``); the first is the default.
+    A list of fits with ``.to_frame()``: one row per prior, the numbers a sensitivity table
+    prints."""
+    return PriorComparison(analysis.compare_priors(
+        load(data), outcome, priors, engine, level, seed,
+        sampler(engine, draws, tune, chains, target_accept),
+        prior_sets=load_prior_sets(extra=prior_dir)))
+
+
+class PriorComparison(list):
+    """The fits of one outcome under several priors (a list of FitRecord, main prior first)."""
+
+    def to_frame(self):
+        """One row per prior: pooled effect (natural scale), tau, prediction, P(benefit), P(harm),
+        P(beyond the MCID) and the prior-data conflict check."""
+        import pandas as pd
+
+        rows = []
+        for f in self:
+            conflict = f.prior_data_conflict
+            rows.append({
+                "prior": f.prior.name, "shown_as": f.prior.shown, "level": f.level,
+                "measure": f.measure, "median": f.effect.median, "ci_low": f.effect.ci_low,
+                "ci_high": f.effect.ci_high,
+                "tau_median": f.tau.median if f.tau else None,
+                "prediction_low": f.prediction.ci_low if f.prediction else None,
+                "prediction_high": f.prediction.ci_high if f.prediction else None,
+                "p_benefit": f.p_benefit, "p_harm": f.p_harm, "p_mcid": f.p_mcid,
+                "conflict_p": conflict.p_value if conflict else None,
+                "conflict": bool(conflict and conflict.flagged)})
+        return pd.DataFrame(rows)
 
 
 def report(data=None, outcomes: list[str] | str | None = None, prior: str | None = None,

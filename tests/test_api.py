@@ -135,3 +135,18 @@ def test_summary_level_idata_has_the_published_estimate():
     mu = idata.posterior["mu"].values.ravel()
     assert abs(mu.mean() - fit.posterior.mean("mu")) < 4 * fit.posterior.sd("mu") / math.sqrt(
         mu.size)
+
+
+def test_compare_priors_is_a_list_with_a_tidy_frame():
+    fits = bp.compare_priors("data/crins2014", "acute_rejection", engine="exact",
+                             priors=["halfnormal-0.5", "sceptical"])
+    assert isinstance(fits, list) and [f.prior.name for f in fits] == ["halfnormal-0.5",
+                                                                      "sceptical"]
+    frame = fits.to_frame()
+    assert list(frame["prior"]) == ["halfnormal-0.5", "sceptical"]
+    for f, (_, row) in zip(fits, frame.iterrows()):
+        assert (row["median"], row["ci_low"], row["ci_high"]) == (
+            f.effect.median, f.effect.ci_low, f.effect.ci_high)
+        assert row["p_benefit"] == f.p_benefit and row["tau_median"] == f.tau.median
+        assert row["conflict"] == f.prior_data_conflict.flagged
+    assert list(frame["conflict"]) == [False, True]   # Box's check flags the sceptical prior
