@@ -233,8 +233,9 @@ def fit_engine(resolved: Resolved, prior_name: str | None, engine: str, seed: in
                      probability_draws=(result.diagnostics["chains"]
                                         * result.diagnostics["draws"]
                                         if result.diagnostics else None),
-                     diagnostics=(Diagnostics(**result.diagnostics) if result.diagnostics
-                                  else None),
+                     diagnostics=(Diagnostics(**result.diagnostics,
+                                              mcse_effect=effect_mcse(result.idata, outcome))
+                                  if result.diagnostics else None),
                      dl=classical.record(),
                      published=published_record(published) if published else None,
                      notes=tuple(notes), settings=used_settings, draws=result.idata,
@@ -263,6 +264,29 @@ def tables_to_fit(resolved: Resolved, engine: str) -> tuple[list, str]:
     if rec.n_solutions > len(rec.tables):
         sampling += f" (the first {len(rec.tables)} tables found were kept)"
     return tables, sampling
+
+
+QUANTILES = (0.5, 0.025, 0.975)
+
+
+def effect_mcse(idata, outcome) -> tuple[float, float, float] | None:
+    """Monte Carlo SE of the pooled effect's median and 95% limits from MCMC draws (ArviZ
+    ``az.mcse(method="quantile")`` on the analysis scale, carried to the natural scale by the
+    delta method), so that a printed digit is known to be stable or not."""
+    import arviz as az
+
+    if idata is None or callable(idata) or "mu" not in idata.posterior:
+        return None
+    mu = idata.posterior["mu"]
+    scale = outcome.scale
+    out = []
+    for q in QUANTILES:
+        se = float(az.mcse(mu, method="quantile", prob=q).to_array().values.ravel()[0])
+        x = float(mu.quantile(q).values)
+        h = 1e-6 * max(1.0, abs(x))
+        slope = abs(float(scale.to_natural(x + h)) - float(scale.to_natural(x - h))) / (2 * h)
+        out.append(se * slope)
+    return tuple(out)
 
 
 def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, progress, sets,

@@ -15,7 +15,8 @@ from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, 
                                 Quote, Strong, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
 from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences,
-                                 engine_text, level_text, not_independent_text, num,
+                                 engine_text, level_text, mcse_words, not_independent_text,
+                                 num,
                                  p_value_text, prior_range_text, prior_used, prob_text,
                                  shared_studies)
 
@@ -116,6 +117,10 @@ def heading_section(main) -> list:
         p = main.published
         facts.append(("Published result", f"{main.measure} {published_text(p)}, k = {p.k}, "
                       f"N = {p.participants}, GRADE {p.grade or 'not given'} ({p.source})"))
+    if main.diagnostics and main.diagnostics.mcse_effect:
+        se = main.diagnostics.mcse_effect
+        facts.append(("Monte Carlo SE of the pooled effect", f"median {num(se[0])}, limits "
+                      f"{num(se[1])} and {num(se[2])} ({mcse_words(main)})"))
     if main.dl and main.dl.published:
         agreement = main.dl.published.agreement
         if main.level == "reconstructed" and main.dl.published.reproduced:

@@ -132,6 +132,9 @@ class Diagnostics(Record):
     chains: int
     draws: int
     converged: bool
+    # Monte Carlo SE of the printed pooled effect (median, 2.5% and 97.5% quantiles; natural
+    # scale, delta method; ArviZ az.mcse, method "quantile")
+    mcse_effect: tuple[float, float, float] | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)

@@ -335,6 +335,14 @@ def prob_text(p: float, draws: int | None = None) -> str:
     return f"{p:.3f}"
 
 
+def mcse_words(s) -> str:
+    """Whether the second decimal of the pooled effect can change with another seed."""
+    worst = max(s.diagnostics.mcse_effect)
+    return ("MCMC; the second decimal is stable" if 2 * worst < 0.005 else
+            "MCMC; values within about 2 SE can change with the seed; --engine exact has no "
+            "Monte Carlo error")
+
+
 def fit_text(s: dict) -> str:
     """A short table a researcher can paste."""
     m = s.measure
@@ -352,6 +360,10 @@ def fit_text(s: dict) -> str:
         f"{'Pooled ' + m:34s} {s.effect.median:8.2f}  "
         f"[{s.effect.ci_low:.2f}, {s.effect.ci_high:.2f}]",
     ]
+    if s.diagnostics and s.diagnostics.mcse_effect:
+        lines.append(f"{'  Monte Carlo SE':34s} {s.diagnostics.mcse_effect[0]:8.2f}  "
+                     f"[{s.diagnostics.mcse_effect[1]:.2f}, {s.diagnostics.mcse_effect[2]:.2f}]"
+                     f"  ({mcse_words(s)})")
     if s.tau:
         lines.append(f"{'Heterogeneity tau':34s} {s.tau.median:8.2f}  "
                      f"[{s.tau.ci_low:.2f}, {s.tau.ci_high:.2f}]")
