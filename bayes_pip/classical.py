@@ -17,7 +17,7 @@ from bayes_pip.data import Dataset, Outcome, Published, Resolved
 from bayes_pip.tables import printed_decimals as decimals_printed
 from bayes_pip.effects import EffectSizes, effect_sizes
 from bayes_pip.errors import InputError
-from bayes_pip.record import Agreement, Bounds, DLRecord, DLStudy
+from bayes_pip.record import METHOD_LABELS, Agreement, Bounds, DLRecord, DLStudy
 
 METHODS = ("DL", "REML", "PM", "MH-random", "IV-fixed", "MH-fixed", "Peto")
 FIXED_METHODS = ("IV-fixed", "MH-fixed", "Peto")
@@ -83,7 +83,8 @@ class ClassicalAnalysis:
                 extra.update(ci_method="hksj", t_hksj=float(p.mu / se_hk), p_hksj=float(p_hk))
         agreement = None
         if self.published is not None:
-            agreement = published_agreement(self.published, est, ci_low, ci_high, int(p.k))
+            agreement = published_agreement(self.published, est, ci_low, ci_high, int(p.k),
+                                            p.method, review_method(self.outcome))
         return DLRecord(
             outcome=self.outcome.outcome, measure=self.outcome.measure, method=p.method,
             k=int(p.k), participants=self.effects.participants, estimate=est, ci_low=ci_low,
@@ -124,8 +125,11 @@ def printed_decimals(*values: float) -> int:
 
 
 def published_agreement(published: Published, estimate: float, ci_low: float, ci_high: float,
-                        k: int) -> Agreement:
-    """Compare the DL result with the review's printed one, to the printed precision."""
+                        k: int, method: str | None = None,
+                        review_method: str | None = None) -> Agreement:
+    """Compare the classical result with the review's printed one, to the printed precision.
+    ``review_method``: the method the review names (an imported RevMan file), so that a method
+    difference is never blamed on the data."""
     places = min(printed_decimals(published.estimate, published.ci_low, published.ci_high), 10)
     ours = [round(x, places) for x in (estimate, ci_low, ci_high)]
     theirs = [published.estimate, published.ci_low, published.ci_high]
@@ -135,12 +139,25 @@ def published_agreement(published: Published, estimate: float, ci_low: float, ci
     elif k < published.k:
         verdict = (f"does not reproduce the published result: {k} of the {published.k} "
                    "studies the review pooled have study-level data here")
+    elif review_method and method and review_method != method:
+        verdict = (f"does not reproduce the published result: pooled here by "
+                   f"{METHOD_LABELS.get(method, method)}, the review pooled by "
+                   f"{METHOD_LABELS.get(review_method, review_method)} (`dl --method file` "
+                   "pools as the review did)")
     else:
         verdict = ("does not reproduce the published result with the same number of studies: "
                    "check the extracted data and the review's analysis method")
     return Agreement(published.estimate, published.ci_low, published.ci_high, published.k,
                      published.participants, published.model, published.grade, published.source,
                      reproduced, verdict)
+
+
+def review_method(outcome: Outcome) -> str | None:
+    """The method the review names (outcomes.csv method and model), or None."""
+    try:
+        return method_from_file(outcome) if outcome.method else None
+    except InputError:
+        return None
 
 
 def method_from_file(outcome: Outcome) -> str:
@@ -190,7 +207,8 @@ def classical_analysis(dataset: Dataset, outcome_id: str, method: str | None = N
             f"`fit {outcome_id}` re-analyses that estimate{rows}",
             file=str(dataset.directory / "published.csv"))
     if resolved.level != "reconstructed":
-        return classical_from(resolved, method or "DL", ci, pi)
+        return classical_from(resolved, method or review_method(resolved.outcome) or "DL", ci,
+                              pi)
     rec = resolved.reconstruction
     analysis = classical_from(resolved.with_rows(resolved.table_rows()[0]), method or rec.method,
                               ci, pi)

@@ -794,9 +794,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outcome", help="outcome id (see `list`)")
     add_data_option(p)
     p.add_argument("--method", choices=METHODS + ("file",), default=None,
-                   help="pooling method: DL (default for study rows, as metafor rma "
-                        "method='DL'; reconstructed tables are pooled as the review did unless "
-                        "this is given), MH-random "
+                   help="pooling method: by default the review's own where the data name "
+                        "it (an imported RevMan file; reconstructed tables), else DL (as metafor "
+                        "rma method='DL'); MH-random "
                         "(RevMan 'M-H, Random'), IV-fixed, MH-fixed, Peto (PETO_OR outcomes, "
                         "their only method), or file: the method and "
                         "model an imported RevMan file names; REML and PM (Paule-Mandel) are "

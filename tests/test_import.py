@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 FIX = Path(__file__).parent / "fixtures" / "fleiss1993"
 RM5 = FIX / "Fleiss1993.rm5"
@@ -153,7 +153,6 @@ def test_imported_review_fits_with_every_engine(tmp_path):
 def test_no_review_specific_words_in_another_review(tmp_path):
     """Nothing in the code names PIP: on the imported Fleiss review and on Crins 2014 every text,
     report and figure label says 'the intervention' (or the data set's own name)."""
-    from conftest import run_main
 
     d = imported(tmp_path, RM5)
     out = tmp_path / "reports"
@@ -285,3 +284,19 @@ def test_every_report_figure_of_the_fleiss_review_has_plain_ticks_and_no_pip(tmp
                 assert not any("x10" in t or "times" in t or "^{" in t or "$" in t
                                for t in ticks), (outcome, ticks)
                 assert not any("PIP" in w for w in words), (outcome, words)
+
+
+def test_dl_on_an_imported_review_pools_by_its_own_method(tmp_path):
+    """Without --method, dl pools as the imported file says (M-H fixed effect here) and
+    reproduces RevMan's stored result; with --method DL the mismatch is named as a method
+    difference, never blamed on the data."""
+    out = tmp_path / "fleiss"
+    assert run_main("import", str(FIX / "Fleiss1993.rm5"), "--out", str(out)).returncode == 0
+    o = "c1_o1_aspirin_for_preventing_death_after"
+    d = json.loads(run_main("dl", o, "--data", str(out), "--json").stdout)
+    assert d["method"] == "MH-fixed" and d["published"]["reproduced"] is True
+    d = json.loads(run_main("dl", o, "--data", str(out), "--json", "--method", "DL").stdout)
+    assert d["published"]["reproduced"] is False
+    assert d["published"]["agreement"] == (
+        "does not reproduce the published result: pooled here by DerSimonian-Laird, the review "
+        "pooled by M-H fixed effect (`dl --method file` pools as the review did)")
