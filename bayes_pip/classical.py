@@ -49,15 +49,20 @@ class ClassicalAnalysis:
         if not math.isnan(self.prediction[0]):
             prediction = Bounds(float(to_natural(self.prediction[0])),
                                 float(to_natural(self.prediction[1])))
+        es = self.effects
+
+        def count(values, i):
+            return None if values is None or not np.isfinite(values[i]) else int(values[i])
+
         studies = tuple(
             DLStudy(study=s, estimate=float(to_natural(y)),
                     ci_low=float(to_natural(y - dlcore.Z_975 * math.sqrt(v))),
                     ci_high=float(to_natural(y + dlcore.Z_975 * math.sqrt(v))),
                     y=float(y), se=math.sqrt(v), weight=float(w), corrected=bool(c),
-                    provenance=prov)
-            for s, y, v, w, c, prov in zip(self.effects.study, self.effects.y, self.effects.v,
-                                           self.weights(), self.effects.corrected,
-                                           self.provenance))
+                    provenance=prov, n_t=count(es.n_t, i), n_c=count(es.n_c, i),
+                    events_t=count(es.events_t, i), events_c=count(es.events_c, i))
+            for i, (s, y, v, w, c, prov) in enumerate(zip(es.study, es.y, es.v, self.weights(),
+                                                          es.corrected, self.provenance)))
         est = to_natural(float(p.mu))
         ci_low = float(to_natural(float(p.ci_low)))
         ci_high = float(to_natural(float(p.ci_high)))

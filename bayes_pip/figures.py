@@ -129,6 +129,11 @@ def forest_plot(main):
                         transform=text, va="center", fontsize=8)
                 ax.text(1.32, yy, f"{obs.weight:.1f}%", transform=text, va="center",
                         fontsize=8, ha="right")
+                for x, events, total in ((1.46, obs.events_t, obs.n_t),
+                                         (1.60, obs.events_c, obs.n_c)):
+                    if total is not None:
+                        ax.text(x, yy, f"{events}/{total}" if events is not None else f"{total}",
+                                transform=text, va="center", fontsize=8, ha="right")
             ax.plot([st.ci_low, st.ci_high], [yy - 0.14] * 2, color=colours["shrunken"], lw=1.2)
             ax.plot([st.median], [yy - 0.14], marker="o", color=colours["shrunken"], ms=5,
                     ls="none")
@@ -153,8 +158,14 @@ def forest_plot(main):
     ax.text(1.02, n + 0.65, "estimate [95% interval]", transform=text, fontsize=8,
             fontweight="bold")
     if weights:
-        ax.text(1.32, n + 0.65, "weight", transform=text, fontsize=8, ha="right",
-                fontweight="bold")
+        ax.text(1.32, n + 0.5, f"weight\n({main.dl.method})", transform=text, fontsize=8,
+                ha="right", fontweight="bold", va="bottom")
+        first = next(r[2][0] for r in rows if r[1] == "study" and r[2][0] is not None)
+        if first.n_t is not None:
+            what = "events/N" if first.events_t is not None else "N"
+            for x, arm in ((1.46, plain(main.intervention)), (1.60, "control")):
+                ax.text(x, n + 0.5, f"{arm[:14]}\n{what}", transform=text, fontsize=8,
+                        ha="right", fontweight="bold", va="bottom")
     ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
     if measures.get(m).log_scale:
         log_axis(ax)

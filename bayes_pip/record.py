@@ -204,6 +204,11 @@ class DLStudy(Record):
     weight: float
     corrected: bool
     provenance: str
+    # the arms as analysed: participants and (dichotomous outcomes) events
+    n_t: int | None = field(default=None, metadata=OMIT_NONE)
+    n_c: int | None = field(default=None, metadata=OMIT_NONE)
+    events_t: int | None = field(default=None, metadata=OMIT_NONE)
+    events_c: int | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)

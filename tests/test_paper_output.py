@@ -31,7 +31,7 @@ def secure():
 def test_forest_plot_has_estimate_and_weight_columns(secure):
     main = secure[0]
     t = texts(figures.forest_plot(main))
-    assert "estimate [95% interval]" in t and "weight" in t
+    assert "estimate [95% interval]" in t and f"weight\n({main.dl.method})" in t
     for s in main.dl.studies:   # the observed estimate and its weight, as the DL record has them
         assert figures.interval_label(s.estimate, s.ci_low, s.ci_high) in t
         assert f"{s.weight:.1f}%" in t
@@ -148,3 +148,20 @@ def test_a_single_trial_is_drawn_as_one_trial():
     ax = figures.forest_plot(fit).axes[0]
     assert sum(isinstance(p, matplotlib.patches.Polygon) for p in ax.patches) == 3
     assert "Prediction, new study" in [t.get_text() for t in ax.get_yticklabels()]
+
+
+def test_forest_plot_has_arm_columns_and_names_the_weights_model():
+    """Per study the arms as analysed (events/N, from studies.csv) beside the estimate, and the
+    weight column names the classical model that gave the weights."""
+    from matplotlib import pyplot as plt
+
+    fit = bp.fit("data/crins2014", "acute_rejection", engine="exact")
+    rows = pd.read_csv("data/crins2014/studies.csv")
+    fig = figures.forest_plot(fit)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    for _, r in rows.iterrows():
+        assert f"{r['events_t']}/{r['n_t']}" in texts and f"{r['events_c']}/{r['n_c']}" in texts
+    assert "weight\n(DL)" in texts and "IL-2RA\nevents/N" in texts and "control\nevents/N" in texts
+    for s, r in zip(fit.dl.studies, rows.itertuples()):
+        assert (s.events_t, s.n_t, s.events_c, s.n_c) == (r.events_t, r.n_t, r.events_c, r.n_c)
+    plt.close(fig)
