@@ -197,16 +197,36 @@ def reconstruction(data, outcome: str):
     return load(data).reconstruction(outcome)
 
 
-def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=(0.025, 0.5, 0.975)):
+def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=(0.025, 0.5, 0.975),
+                measure: str = "OR", prior_dir: str | Path | None = None):
     """Exact normal-normal posteriors of many meta-analyses at once, as an xarray.Dataset
     (see :func:`bayes_pip.engines.exact_batch.exact_batch`).
 
     ``prior``: a prior set applied to an outcome (``bp.prior(data, outcome, name)``, or any object
-    with ``.mu`` and ``.tau``), or a sequence of them, one per meta-analysis.
+    with ``.mu`` and ``.tau``), a prior set's name (applied to an outcome of ``measure`` with no
+    MCID or outcome type: e.g. "halfnormal-0.5"; sets that need them are refused with the
+    reason), or a sequence of these, one per meta-analysis.
     """
     from bayes_pip.engines.exact_batch import exact_batch as run
 
+    def applied(p):
+        return named_prior(p, measure, benefit, prior_dir) if isinstance(p, str) else p
+
+    if isinstance(prior, (list, tuple)):
+        prior = [applied(p) for p in prior]
+    else:
+        prior = applied(prior)
     return run(y, v, mask, prior, benefit, quantiles)
+
+
+def named_prior(name: str, measure: str, benefit: str, prior_dir=None):
+    """A prior set by name, applied to an anonymous outcome of ``measure``."""
+    from bayes_pip.data import Outcome
+    from bayes_pip.priors import resolve_prior
+
+    outcome = Outcome(outcome="batch", label="batch", comparison="batch", measure=measure,
+                      benefit=benefit, timepoint="", mcid=None)
+    return resolve_prior(name, outcome, load_prior_sets(extra=prior_dir))
 
 
 def prior(data, outcome: str, name: str | None = None, prior_dir: str | Path | None = None):

@@ -135,3 +135,22 @@ def test_readme_batch_example_runs(monkeypatch):
     out = namespace["out"]
     assert out.sizes["meta"] == 2_000 and (out.error.values == "").all()
     assert ((out.p_benefit >= 0) & (out.p_benefit <= 1)).all()
+
+
+def test_prior_by_name_equals_the_applied_prior_object():
+    """exact_batch accepts a prior set's name (applied to an outcome of ``measure``) as it
+    accepts the applied object, alone or one per meta-analysis."""
+    import bayes_pip as bp
+    from bayes_pip.errors import InputError
+
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0.02, 0.3, (40, 5))
+    y = rng.normal(0.2, np.sqrt(v + 0.04))
+    obj = bp.prior("data/crins2014", "acute_rejection", "halfnormal-1.0")
+    by_name = bp.exact_batch(y, v, prior="halfnormal-1.0")
+    by_obj = bp.exact_batch(y, v, prior=obj)
+    np.testing.assert_array_equal(by_name.mu.values, by_obj.mu.values)
+    mixed = bp.exact_batch(y, v, prior=["halfnormal-1.0", obj] * 20)
+    np.testing.assert_array_equal(mixed.p_benefit.values, by_obj.p_benefit.values)
+    with pytest.raises(InputError, match="mcid"):
+        bp.exact_batch(y, v, prior="sceptical")
