@@ -214,3 +214,15 @@ def adjust_clusters(rows: pd.DataFrame, trials, outcome_id: str, continuous: boo
     rows.loc[adjusted, "provenance"] = [f"{p}; design effect {d:.3g}" for p, d in
                                         zip(rows.loc[adjusted, "provenance"], de[adjusted])]
     return rows, notes
+
+
+def rob_columns(trials) -> list[str]:
+    """The risk-of-bias columns of trials.csv: rob_<domain> (written by hand) or 'rob: <item>'
+    (written by `import` from a RevMan file)."""
+    return [c for c in trials.columns if c.startswith(("rob_", "rob: "))]
+
+
+def rob_domain(column: str) -> str:
+    """'rob_random_sequence' -> 'random sequence'; 'rob: Allocation concealment?' -> 'Allocation
+    concealment?'."""
+    return column[4:].replace("_", " ").strip(" :")

@@ -68,11 +68,35 @@ def interval_label(est, lo, hi) -> str:
     return f"{num_label(est)} [{num_label(lo)}, {num_label(hi)}]"
 
 
-def forest_plot(main):
+ROB_MARKS = {"low": ("+", "#2ca02c"), "high": ("-", "#d62728"), "unclear": ("?", "#e6b800"),
+             "unknown": ("?", "#e6b800")}   # RevMan's 'unknown' is an unclear judgement
+
+
+def rob_marks(trials, studies) -> tuple[list[str], dict[str, list[str]]]:
+    """Risk-of-bias domains (trials.csv rob_<domain>) and, per study row name, its trial's
+    judgement in each ('' when not given); no domains when the data hold none."""
+    from bayes_pip.design import rob_columns, trial_names
+
+    if trials is None or trials.empty:
+        return [], {}
+    domains = rob_columns(trials)
+    if not domains:
+        return [], {}
+    by_trial = {str(r["study"]): r for _, r in trials.iterrows()}
+    out = {}
+    for study in studies:
+        row = next((by_trial[t] for t in trial_names(str(study)) if t in by_trial), None)
+        out[study] = [str(row[d]).strip().lower() if row is not None else "" for d in domains]
+    return domains, out
+
+
+def forest_plot(main, trials=None):
     """Forest plot of one fit: per study the observed estimate (square, area by its DL weight)
-    and the shrunken estimate (circle) on one row, with estimate [95% interval] and weight
-    columns; pooled diamonds for DL (or the published result) and the Bayesian posterior; the
-    prediction interval for a new study. Natural scale, plain log ticks for ratios."""
+    and the shrunken estimate (circle) on one row, with estimate [95% interval], weight (the
+    model that gave it named) and per-arm events/N columns, and risk-of-bias marks when
+    ``trials`` (trials.csv) holds judgements; pooled diamonds for DL (or the published result)
+    and the Bayesian posterior; the prediction interval for a new study. Natural scale, plain log
+    ticks for ratios."""
     from matplotlib.lines import Line2D
     from matplotlib.transforms import blended_transform_factory
 
@@ -151,6 +175,26 @@ def forest_plot(main):
             ax.fill([lo, est, hi, est], [yy, yy + 0.28, yy, yy - 0.28], color=colours[kind])
         ax.text(1.02, yy, interval_label(est, lo, hi), transform=text, va="center", fontsize=8,
                 color=colours[kind] if kind != "dl" else "black")
+    domains, marks = rob_marks(trials, [r[0] for r in rows if r[1] == "study"])
+    if domains and any(any(m) for m in marks.values()):
+        x0, step = 1.68, 0.045
+        for j, d in enumerate(domains):
+            ax.text(x0 + j * step, n + 0.5, chr(65 + j), transform=text, fontsize=8,
+                    ha="center", va="bottom", fontweight="bold")
+        for i, (label, kind, _) in enumerate(rows):
+            if kind != "study":
+                continue
+            for j, judgement in enumerate(marks.get(label, [])):
+                sign, colour = ROB_MARKS.get(judgement, ("", "#bbbbbb"))
+                ax.text(x0 + j * step, n - i, sign or " ", transform=text, fontsize=8,
+                        ha="center", va="center", color="white", fontweight="bold",
+                        bbox=dict(boxstyle="circle,pad=0.25", fc=colour, ec="none"))
+        from bayes_pip.design import rob_domain
+
+        key = "; ".join(f"{chr(65 + j)} {rob_domain(d)}" for j, d in enumerate(domains))
+        ax.annotate(f"Risk of bias (trials.csv): {key}. + low, ? unclear, - high, grey not given",
+                    xy=(0, 0), xycoords="axes fraction", xytext=(0, -72),
+                    textcoords="offset points", fontsize=7, color="#555555", va="top")
     if pooled and main.studies:
         ax.axhline(len(pooled) + 0.5, color="grey", lw=0.6)
     ax.set_yticks(range(n, 0, -1), [plain(r[0]) for r in rows])
@@ -163,8 +207,10 @@ def forest_plot(main):
         first = next(r[2][0] for r in rows if r[1] == "study" and r[2][0] is not None)
         if first.n_t is not None:
             what = "events/N" if first.events_t is not None else "N"
-            for x, arm in ((1.46, plain(main.intervention)), (1.60, "control")):
-                ax.text(x, n + 0.5, f"{arm[:14]}\n{what}", transform=text, fontsize=8,
+            name = plain(main.intervention).removeprefix("the ")
+            for x, arm in ((1.46, name if len(name) <= 14 else "intervention"),
+                           (1.60, "control")):
+                ax.text(x, n + 0.5, f"{arm}\n{what}", transform=text, fontsize=8,
                         ha="right", fontweight="bold", va="bottom")
     ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
     if measures.get(m).log_scale:

@@ -10,7 +10,7 @@ import csv
 import io
 
 from bayes_pip import figures, measures
-from bayes_pip.design import trial_names
+from bayes_pip.design import rob_columns, rob_domain, trial_names
 from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, Link, Paragraph,
                                 Quote, Strong, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
@@ -227,9 +227,9 @@ def reconstruction_section(main) -> list:
     return blocks
 
 
-def figure_section(main, rows) -> list:
+def figure_section(main, rows, trials=None) -> list:
     o = main.outcome
-    figs = {f"{o}_forest.png": figures.forest_plot(main),
+    figs = {f"{o}_forest.png": figures.forest_plot(main, trials),
             f"{o}_posterior_mu.png": figures.posterior_density_plot(main),
             f"{o}_sensitivity.png": figures.sensitivity_plot(rows)}
     if main.tau:
@@ -307,7 +307,8 @@ def outcome_page(fits: list, provenance: str, bma=None, moderator=None, trials=N
               + sensitivity_section(main, rows) + bma_section(main.outcome, bma)
               + moderator_section(moderator) + study_section(main)
               + reconstruction_section(main)
-              + trial_section(trials, studies, main.comparison) + figure_section(main, rows)
+              + trial_section(trials, studies, main.comparison)
+              + figure_section(main, rows, trials)
               + provenance_section(provenance, rows) + prior_section(rows))
     return Document(main.label, blocks)
 
@@ -376,11 +377,11 @@ def risk_of_bias_table(trials, studies: list[str] | None = None, comparison: str
     as columns; None when the data hold no judgements."""
     if trials is None or trials.empty:
         return None
-    domains = [c for c in trials.columns if c.startswith("rob_")]
+    domains = rob_columns(trials)
     if not domains:
         return None
     rows = trials_of(trials, studies, comparison)
-    head = ["study"] + [d[4:].replace("_", " ") for d in domains]
+    head = ["study"] + [rob_domain(d) for d in domains]
     body = [[str(r["study"])] + [str(r[d]) or "not given" for d in domains]
             for _, r in rows.iterrows()]
     return head, body

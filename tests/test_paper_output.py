@@ -165,3 +165,27 @@ def test_forest_plot_has_arm_columns_and_names_the_weights_model():
     for s, r in zip(fit.dl.studies, rows.itertuples()):
         assert (s.events_t, s.n_t, s.events_c, s.n_c) == (r.events_t, r.n_t, r.events_c, r.n_c)
     plt.close(fig)
+
+
+def test_forest_plot_marks_risk_of_bias_beside_each_study():
+    """trials.csv judgements (rob_<domain>, or 'rob: <item>' from a RevMan import) are drawn
+    beside the studies: + low, ? unclear (RevMan's 'unknown'), - high, with a key naming the
+    domains; without judgements nothing is drawn."""
+    from matplotlib import pyplot as plt
+
+    data = bp.load()
+    fit = bp.fit(data, "secure_attachment_post", engine="exact")
+    trials = data.trials.copy()
+    order = list(trials["study"])
+    trials["rob_random_sequence"] = ["low" if s == "Cicchetti 1999a" else "high" for s in order]
+    trials["rob: Allocation concealment?"] = ["unknown"] * len(order)
+    fig = figures.forest_plot(fit, trials)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("+") == 1 and texts.count("-") == 1 and texts.count("?") == 2
+    assert "A" in texts and "B" in texts
+    key = [t for t in texts if t.startswith("Risk of bias")]
+    assert key and "A random sequence; B Allocation concealment?" in key[0]
+    plt.close(fig)
+    fig = figures.forest_plot(fit, data.trials)
+    assert not any(t.get_text().startswith("Risk of bias") for t in fig.axes[0].texts)
+    plt.close(fig)
