@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from bayes_pip import dl as dlcore
 from bayes_pip.data import Dataset, Outcome, Published, Resolved
@@ -24,6 +25,7 @@ FIXED_METHODS = ("IV-fixed", "MH-fixed", "Peto")
 CI_METHODS = ("wald", "hksj")
 PI_DISTRIBUTIONS = {"t": "t(k-2) (Higgins, Thompson & Spiegelhalter 2009)",
                     "z": "normal (metafor predict() with a z test)"}
+PI_HKSJ = "t(k-1) with the Hartung-Knapp SE (metafor predict() of a test='knha' fit)"
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ class ClassicalAnalysis:
                 ci_low = float(to_natural(float(low)))
                 ci_high = float(to_natural(float(high)))
                 extra.update(ci_method="hksj", t_hksj=float(p.mu / se_hk), p_hksj=float(p_hk))
+                # the prediction interval of a Knapp-Hartung fit, as metafor's predict() of a
+                # test="knha" model gives it: t(k-1) and the Hartung-Knapp SE
+                crit = float(special.stdtrit(es.k - 1, 0.975))
+                half = crit * math.sqrt(float(se_hk) ** 2 + float(p.tau2))
+                extra.update(pi_low=float(to_natural(float(p.mu) - half)),
+                             pi_high=float(to_natural(float(p.mu) + half)),
+                             pi_distribution=PI_HKSJ)
         agreement = None
         if self.published is not None:
             agreement = published_agreement(self.published, est, ci_low, ci_high, int(p.k),

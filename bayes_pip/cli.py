@@ -807,7 +807,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "truncated at 1, as metafor test='knha')")
     p.add_argument("--pi", choices=("t", "z"), default="t",
                    help="prediction interval: t (t(k-2), Higgins-Thompson-Spiegelhalter; "
-                        "default) or z (metafor's predict() with a z test)")
+                        "default) or z (metafor's predict() with a z test); with --ci hksj it "
+                        "is t(k-1) with the Hartung-Knapp SE, as metafor's predict() of a knha "
+                        "fit")
     p.add_argument("--level", choices=("auto", "study", "reconstructed"), default="auto",
                    help="the data pooled, as `fit` chooses them: auto (default: the study rows, "
                         "or the reconstructed tables where `fit` uses them), study (the study "

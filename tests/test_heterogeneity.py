@@ -191,3 +191,26 @@ def test_tau_bands_prior_closed_form_and_posterior_cdf(crins):
                                                      1.0]), atol=1e-12)
     # bayesmeta: tau quantiles 0.0177 (2.5%) and 0.973 (97.5%): P(tau > 1) below 2.5%
     assert 0 < b.posterior[3] < 0.025
+
+
+@pytest.mark.parametrize("method", ["DL", "REML", "PM"])
+def test_hksj_prediction_interval_is_metafors_predict_of_a_knha_fit(method):
+    """With --ci hksj the prediction interval is the one metafor's predict() gives for a
+    test="knha" fit: mu +/- qt(0.975, k - 1) sqrt(SE_HK^2 + tau^2) (predict.rma, metafor 3.8-1),
+    evaluated on metafor's own printed mu, tau^2 and Knapp-Hartung SE for Crins 2014 (log OR)."""
+    from scipy import stats
+
+    from conftest import run_main
+
+    ref = HET["crins_or"][method]
+    k = len(HET["crins_or"]["yi"])
+    half = stats.t.ppf(0.975, k - 1) * np.sqrt(ref["hksj_se"] ** 2 + ref["tau2"])
+    r = run_main("dl", "acute_rejection", "--data", "data/crins2014", "--method", method,
+                 "--ci", "hksj", "--json")
+    d = json.loads(r.stdout)
+    assert d["pi_low"] == pytest.approx(np.exp(ref["mu"] - half), rel=TOL)
+    assert d["pi_high"] == pytest.approx(np.exp(ref["mu"] + half), rel=TOL)
+    assert d["pi_distribution"].startswith("t(k-1) with the Hartung-Knapp SE")
+    wald = json.loads(run_main("dl", "acute_rejection", "--data", "data/crins2014", "--method",
+                               method, "--json").stdout)
+    assert wald["pi_distribution"].startswith("t(k-2)") and wald["pi_low"] != d["pi_low"]
