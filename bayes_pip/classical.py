@@ -42,6 +42,7 @@ class ClassicalAnalysis:
     pi_distribution: str = "t"
     adjustments: tuple[str, ...] = ()
     data_status: str | None = None   # reconstructed tables: what they are (None: study rows)
+    pi_asked: bool = True   # False: --pi not given, so a knha fit uses metafor's knha interval
 
     def record(self) -> DLRecord:
         """The typed record: natural-scale estimate beside analysis-scale mu, se, tau2."""
@@ -85,11 +86,14 @@ class ClassicalAnalysis:
             extra["pi_distribution"] = PI_DISTRIBUTIONS[self.pi_distribution]
             if self.ci_method == "hksj" and es.k > 1:
                 se_hk, low, high, p_hk = dlcore.hartung_knapp(p, es.y, es.v)
+                knha_pi = not self.pi_asked
                 ci_low = float(to_natural(float(low)))
                 ci_high = float(to_natural(float(high)))
                 extra.update(ci_method="hksj", t_hksj=float(p.mu / se_hk), p_hksj=float(p_hk))
+            if self.ci_method == "hksj" and es.k > 1 and knha_pi:
                 # the prediction interval of a Knapp-Hartung fit, as metafor's predict() of a
-                # test="knha" model gives it: t(k-1) and the Hartung-Knapp SE
+                # test="knha" model gives it: t(k-1) and the Hartung-Knapp SE (unless --pi asks
+                # for another)
                 crit = float(special.stdtrit(es.k - 1, 0.975))
                 half = crit * math.sqrt(float(se_hk) ** 2 + float(p.tau2))
                 extra.update(pi_low=float(to_natural(float(p.mu) - half)),
@@ -204,7 +208,8 @@ def check_effects(es: EffectSizes, outcome_id: str, file: str) -> None:
 
 
 def classical_analysis(dataset: Dataset, outcome_id: str, method: str | None = None,
-                       ci: str = "wald", pi: str = "t", level: str = "auto") -> ClassicalAnalysis:
+                       ci: str = "wald", pi: str | None = None,
+                       level: str = "auto") -> ClassicalAnalysis:
     """Effect sizes and pooled result of one outcome at the level `fit` uses (``level`` auto,
     study or reconstructed): its study rows, or its reconstructed table. ``method`` None: DL for
     study rows, the review's own method for a reconstructed table (the one its tables were
@@ -237,7 +242,7 @@ def classical_analysis(dataset: Dataset, outcome_id: str, method: str | None = N
 
 
 def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
-                   pi: str = "t") -> ClassicalAnalysis:
+                   pi: str | None = None) -> ClassicalAnalysis:
     """Effect sizes and pooled result of a resolved outcome's study rows.
 
     ``method``: DL, REML, PM (tau^2 estimators, inverse-variance random effects), MH-random
@@ -271,6 +276,8 @@ def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
     if method in ("MH-fixed", "MH-random") and not outcome.scale.mantel_haenszel:
         raise InputError(f"--method {method} needs an RR, OR or RD outcome, "
                          f"'{outcome_id}' is {outcome.measure}")
+    asked = pi is not None
+    pi = pi or "t"
     if ci not in CI_METHODS or pi not in PI_DISTRIBUTIONS:
         raise InputError(f"--ci must be one of {', '.join(CI_METHODS)} and --pi one of "
                          f"{', '.join(PI_DISTRIBUTIONS)}")
@@ -299,4 +306,5 @@ def classical_from(resolved: Resolved, method: str = "DL", ci: str = "wald",
     keep = ~rows["study"].isin(es.excluded)
     provenance = tuple(str(p) for p in rows.loc[keep, "provenance"])
     return ClassicalAnalysis(outcome, es, pooled, (float(low), float(high)),
-                             resolved.published, provenance, ci, pi, resolved.adjustments)
+                             resolved.published, provenance, ci, pi, resolved.adjustments,
+                             pi_asked=asked)

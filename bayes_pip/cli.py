@@ -805,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="confidence interval of the pooled effect: wald (normal, default) or "
                         "hksj (Hartung-Knapp-Sidik-Jonkman, t(k-1); the variance factor is not "
                         "truncated at 1, as metafor test='knha')")
-    p.add_argument("--pi", choices=("t", "z"), default="t",
+    p.add_argument("--pi", choices=("t", "z"), default=None,
                    help="prediction interval: t (t(k-2), Higgins-Thompson-Spiegelhalter; "
                         "default) or z (metafor's predict() with a z test); with --ci hksj it "
                         "is t(k-1) with the Hartung-Knapp SE, as metafor's predict() of a knha "
