@@ -703,6 +703,16 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
                    f"{verb} {what} ranged from {prob_text(lo.p_benefit, lo.probability_draws)} "
                    f"({lo.prior.shown} prior) to {prob_text(hi.p_benefit, hi.probability_draws)} "
                    f"({hi.prior.shown} prior).")
+        flagged = [r for r in rows if r.prior_data_conflict and r.prior_data_conflict.flagged]
+        rest = [r for r in rows if r not in flagged]
+        if flagged and rest:
+            lo = min(rest, key=lambda r: r.p_benefit)
+            hi = max(rest, key=lambda r: r.p_benefit)
+            names = ", ".join(r.prior.shown for r in flagged)
+            out.append(f"The data contradict {len(flagged)} of these priors ({names}; Box's "
+                       f"prior-predictive check, p < 0.05); without them it ranged from "
+                       f"{prob_text(lo.p_benefit, lo.probability_draws)} to "
+                       f"{prob_text(hi.p_benefit, hi.probability_draws)}.")
     return out
 
 

@@ -220,3 +220,24 @@ def test_a_prior_that_does_not_apply_to_one_outcome_is_replaced_there_and_named(
                  str(tmp_path / "r"))
     assert r.returncode == 2 and "is for RR, OR outcomes" in r.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_discussion_gives_the_prior_range_with_and_without_conflicting_priors(bundle):
+    from bayes_pip.summarise import prob_text
+
+    for o, out in bundle.outcomes.items():
+        fits = out.fits
+        flagged = [f for f in fits if f.prior_data_conflict and f.prior_data_conflict.flagged]
+        md = out.markdown()
+        if not flagged:
+            assert "The data contradict" not in md, o
+            continue
+        rest = [f for f in fits if f not in flagged]
+        sentence = (f"The data contradict {len(flagged)} of these priors "
+                    f"({', '.join(f.prior.shown for f in flagged)}; Box's prior-predictive check, "
+                    f"p < 0.05); without them it ranged from "
+                    f"{prob_text(min(f.p_benefit for f in rest))} to "
+                    f"{prob_text(max(f.p_benefit for f in rest))}.")
+        assert sentence in md, o
+    assert "without them it ranged from 0.839 to 0.998" in \
+        bundle.outcomes["secure_attachment_post"].markdown()
