@@ -43,8 +43,10 @@ def outcome_listing(dataset: Dataset) -> list[dict]:
 
 
 def excluded_studies(rows, outcome: Outcome) -> list[str]:
-    """Study rows a ratio analysis leaves out (no events, or only events, in both arms)."""
-    if rows.empty or not outcome.scale.is_dichotomous or "events_t" not in rows.columns:
+    """Study rows a ratio analysis leaves out (no events, or only events, in both arms); a risk
+    difference keeps them, as `dl` does (RevMan)."""
+    if (rows.empty or not outcome.scale.is_dichotomous or "events_t" not in rows.columns
+            or not outcome.scale.drops_double_zero):
         return []
     arm = rows["events_t"].notna() & rows["events_c"].notna()
     drop = arm & double_zero(rows["events_t"], rows["n_t"], rows["events_c"],

@@ -336,3 +336,25 @@ def test_dl_pools_the_data_fit_uses():
     assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
     assert "`fit parent_reported_depression` re-analyses that estimate" in r.stderr
     assert "`dl parent_reported_depression --level study` pools the 1 of its 4 studies" in r.stderr
+
+
+def test_list_and_dl_agree_on_double_zero_studies():
+    """A study with no events in either arm is left out of a ratio but pooled for a risk
+    difference; `list` counts what `dl` pools for both."""
+    import pandas as pd
+
+    import bayes_pip as bp
+    from bayes_pip.classical import classical_analysis
+    from bayes_pip.summarise import outcome_listing
+
+    outcomes = pd.DataFrame([{"outcome": m.lower(), "label": m, "comparison": "a_vs_b",
+                              "measure": m, "benefit": "lower"} for m in ("RR", "RD")])
+    studies = pd.DataFrame([{"outcome": o, "study": s, "events_t": e1, "n_t": 40,
+                             "events_c": e2, "n_c": 40, "source": "test"}
+                            for o in ("rr", "rd")
+                            for s, e1, e2 in (("A", 3, 8), ("B", 0, 0), ("C", 5, 9))])
+    data = bp.load(outcomes=outcomes, studies=studies)
+    rows = {r["outcome"]: r for r in outcome_listing(data)}
+    for o, k in (("rr", 2), ("rd", 3)):
+        assert rows[o]["k"] == k == classical_analysis(data, o).record().k, o
+    assert rows["rr"]["excluded"] == ["B"] and rows["rd"]["excluded"] == []
