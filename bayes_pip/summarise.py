@@ -129,6 +129,10 @@ def dl_text(d: DLRecord, outcome: Outcome) -> str:
                      f"{', '.join(d.excluded)}")
     for note in d.adjustments or ():
         lines.append(f"Design: {note}")
+    if m == "RD" and d.method in ("MH-fixed", "MH-random"):
+        lines.append("Note: the M-H risk difference's SE is Greenland & Robins' (1985) variance, "
+                     "as RevMan; metafor's rma.mh uses Sato, Greenland & Robins (1989), up to 2% "
+                     "apart.")
     pub = d.published
     if pub:
         lines += ["",

@@ -358,3 +358,10 @@ def test_list_and_dl_agree_on_double_zero_studies():
     for o, k in (("rr", 2), ("rd", 3)):
         assert rows[o]["k"] == k == classical_analysis(data, o).record().k, o
     assert rows["rr"]["excluded"] == ["B"] and rows["rd"]["excluded"] == []
+    # the M-H risk difference names whose variance it printed (RevMan's, not rma.mh's)
+    from bayes_pip.summarise import dl_text
+
+    mh = classical_analysis(data, "rd", method="MH-fixed")
+    assert "Greenland & Robins' (1985) variance, as RevMan" in dl_text(mh.record(), mh.outcome)
+    dl = classical_analysis(data, "rd", method="DL")
+    assert "Greenland" not in dl_text(dl.record(), dl.outcome)
