@@ -13,7 +13,7 @@ from importlib import metadata
 
 import numpy as np
 
-from bayes_pip import engines, reconstruct
+from bayes_pip import engines
 from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, Resolved
 from bayes_pip.engines.base import Problem, SamplerSettings
@@ -320,9 +320,8 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
                             "n_c": int(row.n_c)} for row in r.itertuples(index=False))
                      for r in tables[:20]),
         assumptions=rec.inferred,
-        flags=reconstruct.arm_flags(rec.upper_bounds, [
-            [{"study": row.study, "n_t": int(row.n_t), "n_c": int(row.n_c)}
-             for row in r.itertuples(index=False)] for r in tables]))
+        flags=rec.arm_flags([r[["events_t", "n_t", "events_c", "n_c"]].to_numpy()
+                             for r in tables]))
     # the classical reference pools the (first) table as the review did (RevMan's method)
     dl_record = classical_from(resolved.with_rows(tables[0]), rec.method).record()
     if len(fits) == 1:

@@ -12,6 +12,7 @@ import io
 import numpy as np
 
 from bayes_pip import measures
+from bayes_pip.design import rob_columns, rob_domain, trial_names
 from bayes_pip.summarise import equals, prob_text
 
 
@@ -75,8 +76,6 @@ ROB_MARKS = {"low": ("+", "#2ca02c"), "high": ("-", "#d62728"), "unclear": ("?",
 def rob_marks(trials, studies) -> tuple[list[str], dict[str, list[str]]]:
     """Risk-of-bias domains (trials.csv rob_<domain>) and, per study row name, its trial's
     judgement in each ('' when not given); no domains when the data hold none."""
-    from bayes_pip.design import rob_columns, trial_names
-
     if trials is None or trials.empty:
         return [], {}
     domains = rob_columns(trials)
@@ -189,8 +188,6 @@ def forest_plot(main, trials=None):
                 ax.text(x0 + j * step, n - i, sign or " ", transform=text, fontsize=8,
                         ha="center", va="center", color="white", fontweight="bold",
                         bbox=dict(boxstyle="circle,pad=0.25", fc=colour, ec="none"))
-        from bayes_pip.design import rob_domain
-
         key = "; ".join(f"{chr(65 + j)} {rob_domain(d)}" for j, d in enumerate(domains))
         ax.annotate(f"Risk of bias (trials.csv): {key}. + low, ? unclear, - high, grey not given",
                     xy=(0, 0), xycoords="axes fraction", xytext=(0, -72),
@@ -328,13 +325,10 @@ def sensitivity_plot(rows: list):
     s = rows[0]
     m = s.measure
     scale = measures.get(m)
-    def conflict(r):
-        return bool(r.prior_data_conflict and r.prior_data_conflict.flagged)
-
     # priors the data contradict (Box's check) are marked: grey, with an asterisk
-    items = [(r.prior.shown + (" *" if conflict(r) else ""), r.effect.median, r.effect.ci_low,
+    items = [(r.prior.shown + (" *" if r.in_conflict else ""), r.effect.median, r.effect.ci_low,
               r.effect.ci_high, f"P(benefit) {prob_text(r.p_benefit, r.probability_draws)}",
-              "#8c8c8c" if conflict(r) else "#1f77b4") for r in rows]
+              "#8c8c8c" if r.in_conflict else "#1f77b4") for r in rows]
     if s.dl:
         d = s.dl
         items.append((d.method_label, d.estimate, d.ci_low, d.ci_high, "", "#d62728"))
@@ -382,7 +376,7 @@ def sensitivity_plot(rows: list):
             fontweight="bold")
     ax.set_title(f"{plain(s.label)}: sensitivity to the prior", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
-    if any(conflict(r) for r in rows):
+    if any(r.in_conflict for r in rows):
         ax.annotate("* prior in conflict with the data (Box's prior-predictive check on the "
                     "pooled effect, p < 0.05)", xy=(0, 0), xycoords="axes fraction",
                     xytext=(0, -36), textcoords="offset points", fontsize=8, color="#555555",

@@ -15,10 +15,9 @@ from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, 
                                 Quote, Strong, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
 from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences,
-                                 engine_text, level_text, mcse_words, not_independent_text,
-                                 num,
-                                 p_value_text, prior_range_text, prior_used, prob_text,
-                                 shared_studies)
+                                 engine_text, level_text, mcse_words, not_independent_text, num,
+                                 p_benefit_extremes, p_value_text, prior_range_text, prior_used,
+                                 prob_text, shared_studies)
 
 
 def provenance_text(metadata: dict, directory) -> str:
@@ -393,8 +392,7 @@ def sof_csv_rows(all_fits: dict[str, list]) -> list[dict]:
     out = []
     for outcome_id, fits in all_fits.items():
         main = fits[0]
-        low = min(fits, key=lambda f: f.p_benefit)
-        high = max(fits, key=lambda f: f.p_benefit)
+        low, high = p_benefit_extremes(fits)
         p, d = main.published, main.dl
         out.append({
             "outcome": outcome_id, "label": main.label, "measure": main.measure,
@@ -414,8 +412,7 @@ def sof_csv_rows(all_fits: dict[str, list]) -> list[dict]:
                                     else main.p_benefit_new_study),
             "p_benefit_min": low.p_benefit, "p_benefit_min_prior": low.prior.name,
             "p_benefit_max": high.p_benefit, "p_benefit_max_prior": high.prior.name,
-            "conflicting_priors": " ".join(f.prior.name for f in fits if f.prior_data_conflict
-                                           and f.prior_data_conflict.flagged),
+            "conflicting_priors": " ".join(f.prior.name for f in fits if f.in_conflict),
             "shares_studies_with": " ".join(shared[outcome_id]),
             **likelihood_columns(main),
         })
@@ -438,8 +435,7 @@ def sof_rows(all_fits: dict[str, list]) -> list[dict]:
     out = []
     for outcome_id, fits in all_fits.items():
         main = fits[0]
-        low = min(fits, key=lambda f: f.p_benefit)
-        high = max(fits, key=lambda f: f.p_benefit)
+        low, high = p_benefit_extremes(fits)
         out.append({
             "outcome": outcome_id, "label": main.label, "measure": main.measure,
             "level": main.level, "k": main.k, "participants": main.participants,

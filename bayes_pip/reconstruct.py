@@ -121,6 +121,11 @@ class Reconstruction:
     def consistent(self) -> str:
         return consistent_text(len(self.inferred))
 
+    def arm_flags(self, tables=None) -> tuple[str, ...]:
+        """Arms analysed far below their upper bound in ``tables`` (default: every kept table)."""
+        return arm_flags(self.upper_bounds, self.studies,
+                         self.tables if tables is None else tables)
+
     @property
     def cell_ranges(self) -> list[dict]:
         out = []
@@ -180,15 +185,18 @@ def consistent_text(n_inferred: int) -> str:
             f"bound{'s' if n_inferred > 1 else ''}")
 
 
-def arm_flags(upper_bounds, tables) -> tuple[str, ...]:
-    """Arms analysed far below their upper bound (e.g. the number randomised) in the fitted
-    ``tables`` (each a sequence of dicts with study, n_t, n_c)."""
+def arm_flags(upper_bounds, studies, tables) -> tuple[str, ...]:
+    """Arms analysed far below their upper bound (e.g. the number randomised) in ``tables``
+    (n_tables, k, 4: events_t, n_t, events_c, n_c in the order of ``studies``)."""
+    tables = np.asarray(tables)
     out = []
     for study, arm, bound, why in upper_bounds:
-        sizes = [row[f"n_{arm}"] for table in tables for row in table if row["study"] == study]
-        if not sizes or max(sizes) >= FLAG_SHARE * bound:
+        if study not in studies or not len(tables):
             continue
-        lo, hi = min(sizes), max(sizes)
+        sizes = tables[:, list(studies).index(study), 1 if arm == "t" else 3]
+        lo, hi = int(sizes.min()), int(sizes.max())
+        if hi >= FLAG_SHARE * bound:
+            continue
         n = f"{lo}" if lo == hi else f"{lo} to {hi}"
         out.append(f"{study}, {ARM_WORDS[arm]} arm: {n} analysed, {100 * hi / bound:.0f}% of "
                    f"its upper bound {bound} ({why})")

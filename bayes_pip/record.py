@@ -378,6 +378,11 @@ class FitRecord(Record):
         return self.diagnostics is not None
 
     @property
+    def in_conflict(self) -> bool:
+        """True when Box's check flags the prior as contradicted by the data (p < 0.05)."""
+        return bool(self.prior_data_conflict and self.prior_data_conflict.flagged)
+
+    @property
     def idata(self):
         """ArviZ InferenceData of this fit (made on first access for non-MCMC engines)."""
         cached = self.__dict__.get("_idata")

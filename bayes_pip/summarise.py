@@ -9,7 +9,7 @@ import math
 
 from bayes_pip.data import Dataset, Outcome
 from bayes_pip.effects import double_zero
-from bayes_pip import dl, engines, measures, reconstruct
+from bayes_pip import dl, engines, measures
 from bayes_pip.reconstruct import consistent_text, which_tables
 from bayes_pip.engines import evidence
 from bayes_pip.record import (Conflict, DLRecord, FitFailure, Interval, MuSummary,
@@ -394,7 +394,7 @@ def fit_text(s: dict) -> str:
         lines.append("Heterogeneity bands (Spiegelhalter et al. 2004), prior -> posterior: "
                      + "; ".join(f"{name} {prob_text(p)} -> {prob_text(q, s.probability_draws)}"
                                  for name, p, q in zip(b.bands, b.prior, b.posterior)))
-    if s.prior_data_conflict and s.prior_data_conflict.flagged:
+    if s.in_conflict:
         c = s.prior_data_conflict
         lines.append(f"Prior-data conflict: the data's pooled estimate is in the prior's "
                      f"{p_value_text(c.p_value)} tail (Box's prior-predictive check): the prior on the "
@@ -465,7 +465,7 @@ def comparison_text(rows: list[dict]) -> str:
                 if r.prediction else "-")
         pm = prob_text(r.p_mcid, r.probability_draws) if r.p_mcid is not None else "-"
         ph = prob_text(r.p_harm, r.probability_draws) if r.p_harm is not None else "-"
-        flag = " *" if r.prior_data_conflict and r.prior_data_conflict.flagged else ""
+        flag = " *" if r.in_conflict else ""
         pb = prob_text(r.p_benefit, r.probability_draws) if r.p_benefit is not None else "-"
         lines.append(f"{r.prior.shown:{width}s} {ci_text(r.effect):>26s} {tau:>6s} "
                      f"{pred:>18s} {pb:>10s} {pm:>9s} {ph:>8s}{flag}")
@@ -501,9 +501,19 @@ def comparison_text(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def split_conflicting(rows: list) -> tuple[list, list]:
+    """The fits whose prior the data contradict (Box's check) and the others."""
+    return [r for r in rows if r.in_conflict], [r for r in rows if not r.in_conflict]
+
+
+def p_benefit_extremes(rows: list) -> tuple:
+    """The fits with the lowest and the highest P(benefit)."""
+    return min(rows, key=lambda r: r.p_benefit), max(rows, key=lambda r: r.p_benefit)
+
+
 def conflict_lines(rows: list) -> list[str]:
     """Which priors the data contradict (Box's check), and the P(benefit) range without them."""
-    flagged = [r for r in rows if r.prior_data_conflict and r.prior_data_conflict.flagged]
+    flagged, rest = split_conflicting(rows)
     if not flagged:
         return ["Prior-data conflict (Box's prior-predictive check on the pooled effect, "
                 "p < 0.05): none."]
@@ -511,14 +521,12 @@ def conflict_lines(rows: list) -> list[str]:
            "p < 0.05): " + ", ".join(f"{r.prior.shown} (p = {p_value_text(r.prior_data_conflict.p_value)})"
                        for r in flagged)
            + ". The data contradict these priors; their rows mix two disagreeing sources."]
-    rest = [r for r in rows if r not in flagged]
-    if rest and len(rest) < len(rows) and rows[0].p_benefit is not None:
-        lo = min(r.p_benefit for r in rest)
-        hi = max(r.p_benefit for r in rest)
-        all_lo = min(r.p_benefit for r in rows)
-        all_hi = max(r.p_benefit for r in rows)
-        out.append(f"P(benefit) across all priors: {prob_text(all_lo)} to {prob_text(all_hi)}; "
-                   f"without the conflicting ones: {prob_text(lo)} to {prob_text(hi)}.")
+    if rest and rows[0].p_benefit is not None:
+        lo, hi = p_benefit_extremes(rest)
+        all_lo, all_hi = p_benefit_extremes(rows)
+        out.append(f"P(benefit) across all priors: {prob_text(all_lo.p_benefit)} to "
+                   f"{prob_text(all_hi.p_benefit)}; without the conflicting ones: "
+                   f"{prob_text(lo.p_benefit)} to {prob_text(hi.p_benefit)}.")
     return out
 
 
@@ -527,14 +535,12 @@ def prior_range_text(rows: list) -> str:
     0.950 to 0.999': the range of P(benefit) over the priors, labelled, with and without the
     priors the data contradict."""
     def span(fits):
-        lo = min(fits, key=lambda f: f.p_benefit)
-        hi = max(fits, key=lambda f: f.p_benefit)
+        lo, hi = p_benefit_extremes(fits)
         return (f"{prob_text(lo.p_benefit, lo.probability_draws)} to "
                 f"{prob_text(hi.p_benefit, hi.probability_draws)}")
 
     text = f"across {len(rows)} prior{'s' if len(rows) > 1 else ''}: {span(rows)}"
-    flagged = [r for r in rows if r.prior_data_conflict and r.prior_data_conflict.flagged]
-    rest = [r for r in rows if r not in flagged]
+    flagged, rest = split_conflicting(rows)
     if flagged and rest:
         text += (f"; without the {len(flagged)} in conflict with the data "
                  f"({', '.join(r.prior.shown for r in flagged)}): {span(rest)}")
@@ -703,17 +709,14 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
                    f"{num(pr.ci_low)} to {num(pr.ci_high)} (between-study SD tau, "
                    f"median {num(main.tau.median)}).")
     if len(rows) > 1:
-        lo = min(rows, key=lambda r: r.p_benefit)
-        hi = max(rows, key=lambda r: r.p_benefit)
+        lo, hi = p_benefit_extremes(rows)
         out.append(f"Across the {len(rows)} priors considered, the probability that {who} "
                    f"{verb} {what} ranged from {prob_text(lo.p_benefit, lo.probability_draws)} "
                    f"({lo.prior.shown} prior) to {prob_text(hi.p_benefit, hi.probability_draws)} "
                    f"({hi.prior.shown} prior).")
-        flagged = [r for r in rows if r.prior_data_conflict and r.prior_data_conflict.flagged]
-        rest = [r for r in rows if r not in flagged]
+        flagged, rest = split_conflicting(rows)
         if flagged and rest:
-            lo = min(rest, key=lambda r: r.p_benefit)
-            hi = max(rest, key=lambda r: r.p_benefit)
+            lo, hi = p_benefit_extremes(rest)
             names = ", ".join(r.prior.shown for r in flagged)
             out.append(f"The data contradict {len(flagged)} of these priors ({names}; Box's "
                        f"prior-predictive check, p < 0.05); without them it ranged from "
@@ -763,9 +766,7 @@ def reconstruction_text(rec, outcome: Outcome, shown: int = 10) -> str:
     if rec.inferred:
         lines += ["", "Inferred bounds (the tables are consistent with print given these):"]
         lines += [f"  {a}" for a in rec.inferred]
-    flags = reconstruct.arm_flags(rec.upper_bounds, [
-        [{"study": s, "n_t": int(t[j, 1]), "n_c": int(t[j, 3])} for j, s in enumerate(rec.studies)]
-        for t in rec.tables])
+    flags = rec.arm_flags()
     if flags:
         lines += ["", "Arms analysed far below their upper bound (check before use):"]
         lines += [f"  {f}" for f in flags]

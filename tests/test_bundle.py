@@ -140,10 +140,10 @@ def test_uniqueness_wording_follows_the_inferred_bounds():
     assert which_tables(3, 0) == "3 integer tables"
     assert consistent_text(0) == "consistent with every printed number"
     assert consistent_text(1).endswith("given 1 inferred bound")
-    tables = [[{"study": "A", "n_t": 10, "n_c": 40}], [{"study": "A", "n_t": 24, "n_c": 40}]]
-    assert arm_flags([("A", "t", 50, "why")], tables) == (
+    tables = [[[3, 10, 9, 40]], [[5, 24, 9, 40]]]   # two tables of study A: events_t, n_t, ...
+    assert arm_flags([("A", "t", 50, "why")], ("A",), tables) == (
         "A, intervention arm: 10 to 24 analysed, 48% of its upper bound 50 (why)",)
-    assert arm_flags([("A", "t", 48, "why")], tables) == ()      # 24 is half of 48: not flagged
+    assert arm_flags([("A", "t", 48, "why")], ("A",), tables) == ()  # 24 is half of 48: not flagged
 
 
 ATTACHMENT = ["secure_attachment_post", "avoidant_attachment_post", "disorganised_attachment_post",
