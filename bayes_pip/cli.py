@@ -395,6 +395,8 @@ def cmd_fit(args) -> int:
     if args.out:
         check_output_dir(args.out)
     dataset = open_dataset(args)
+    if args.outcome in dataset.categorical_ids():
+        return categorical_fit(args, dataset)
     if args.moderator or args.subgroup:
         return moderator_fit(args, dataset)
     result = fit_outcome(dataset, args.outcome, prior_name=args.prior, engine=args.engine,
@@ -402,6 +404,28 @@ def cmd_fit(args) -> int:
                          progress=sys.stderr.isatty() and not args.json,
                          prior_sets=prior_sets(args))
     return output_record(args, result, fit_text, lambda: write_fit(args.out, result))
+
+
+def categorical_fit(args, dataset) -> int:
+    """`fit` of a categorical outcome: the multinomial model of all its categories."""
+    from bayes_pip.categorical import (ENGINE, categorical_text, fit_categorical,
+                                       write_categorical)
+    from bayes_pip.engines.base import SamplerSettings
+
+    for option, given in (("--moderator", args.moderator), ("--subgroup", args.subgroup),
+                          ("--level", args.level not in (None, "auto"))):
+        if given:
+            raise InputError(f"{option} is not available for the categorical outcome "
+                             f"'{args.outcome}' (the multinomial model fits its category counts)")
+    if args.engine not in ("auto", ENGINE):
+        raise InputError(f"--engine {args.engine} fits one effect per study; the categorical "
+                         f"outcome '{args.outcome}' is fitted by --engine {ENGINE} (or auto)")
+    settings = SamplerSettings(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
+    result = fit_categorical(dataset, args.outcome, prior_name=args.prior, seed=args.seed,
+                             settings=settings, progress=sys.stderr.isatty() and not args.json,
+                             prior_sets=prior_sets(args))
+    return output_record(args, result, categorical_text,
+                         lambda: write_categorical(args.out, result))
 
 
 def sampler_settings(args):

@@ -30,6 +30,7 @@ import pandas as pd
 from bayes_pip import measures, reconstruct
 from bayes_pip.bundled import bundled_path
 from bayes_pip import design
+from bayes_pip.categorical_data import CATEGORICAL, CATEGORY_COLUMNS, validate_categories
 from bayes_pip.errors import InputError
 from bayes_pip.tables import (csv_row, read_table, parse_table, printed_decimals)
 from bayes_pip.validate import (OUTCOME_COLUMNS, STUDY_COLUMNS,
@@ -211,6 +212,7 @@ class Dataset:
     trials: pd.DataFrame | None
     published: pd.DataFrame | None
     constraints: pd.DataFrame | None = None
+    categories: pd.DataFrame | None = None   # categories.csv (categorical outcomes)
     metadata: dict = field(default_factory=lambda: dict(METADATA_DEFAULTS))
     multi_arm: str = "refuse"   # how a shared arm in one meta-analysis is handled (design.py)
     search_budget: int = reconstruct.MAX_CANDIDATES  # candidate tables a reconstruction may test
@@ -238,13 +240,19 @@ class Dataset:
         return table.get("intervention") or self.metadata["intervention"]
 
     def outcome_ids(self) -> list[str]:
-        return list(self.outcomes["outcome"])
+        """The outcomes analysed one effect per study (every measure but categorical)."""
+        return list(self.outcomes.loc[self.outcomes["measure"] != CATEGORICAL, "outcome"])
+
+    def categorical_ids(self) -> list[str]:
+        """The categorical outcomes (one classification into named categories)."""
+        return list(self.outcomes.loc[self.outcomes["measure"] == CATEGORICAL, "outcome"])
 
     def outcome(self, outcome_id: str) -> Outcome:
         """The outcome definition, or an InputError that suggests close names."""
         rows = self.outcomes[self.outcomes["outcome"] == outcome_id]
         if rows.empty:
-            close = difflib.get_close_matches(outcome_id, self.outcome_ids(), n=3, cutoff=0.5)
+            close = difflib.get_close_matches(outcome_id, list(self.outcomes["outcome"]), n=3,
+                                              cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else "; run `python -m bayes_pip list`"
             raise InputError(f"unknown outcome '{outcome_id}'{hint}",
                              file=str(self.directory / "outcomes.csv"))
@@ -368,6 +376,10 @@ class Dataset:
         Raises InputError when the outcome is unknown or the level has nothing to analyse.
         """
         outcome = self.outcome(outcome_id)
+        if outcome.measure == CATEGORICAL:
+            raise InputError(f"outcome '{outcome_id}' is categorical ({outcome.label}): "
+                             f"`fit {outcome_id}` analyses it with the multinomial model; this "
+                             "command takes outcomes with one effect per study")
         rows = self.study_rows(outcome_id)
         published = self.published_result(outcome_id)
         rec = self.reconstruction(outcome_id)
@@ -462,8 +474,12 @@ def load_dataset(directory: str | Path | None = None) -> Dataset:
     constraints = (validate_constraints(read_table(constraints_path, CONSTRAINT_COLUMNS),
                                         outcomes, str(constraints_path))
                    if constraints_path.exists() else None)
+    categories_path = directory / "categories.csv"
+    categories = (validate_categories(read_table(categories_path, CATEGORY_COLUMNS), outcomes,
+                                      str(categories_path))
+                  if categories_path.exists() else None)
     return Dataset(directory=directory, outcomes=outcomes, studies=studies, trials=trials,
-                   published=published, constraints=constraints,
+                   published=published, constraints=constraints, categories=categories,
                    metadata=read_metadata(directory / "dataset.toml"))
 
 

@@ -109,7 +109,8 @@ class CategoryCounts(_Studies):
     """counts[i, a, c]: patients of study i, arm a in category c (arms and categories named).
 
     A category a study did not report is NaN in every arm of that study (handled by the model,
-    not refused); ``reference`` names the reference category of the model."""
+    not refused); an arm a study did not have is NaN in every category (the first arm, the
+    comparator, is in every study); ``reference`` names the reference category of the model."""
 
     study: tuple
     arms: tuple
@@ -129,10 +130,17 @@ class CategoryCounts(_Studies):
             raise InputError(f"{self.kind}: need at least two arms and two categories")
         seen = counts[~np.isnan(counts)]
         _counts(seen, self.kind, "counts")
-        if (np.isnan(counts) != np.isnan(counts[:, :1, :])).any():
+        # an arm a study did not have is NaN in every category; the first arm (the comparator
+        # of a multi-treatment model) is in every study
+        present = ~np.isnan(counts).all(axis=2)
+        if not present[:, 0].all():
+            raise InputError(f"{self.kind}: every study needs the first arm "
+                             f"('{self.arms[0]}')")
+        reported = ~np.isnan(counts[:, :1, :])
+        if (~np.isnan(counts) != (reported & present[:, :, None])).any():
             raise InputError(f"{self.kind}: a category missing in one arm of a study must be "
                              "missing in every arm of it")
-        if (np.nansum(counts, axis=2) < 1).any():
+        if (np.nansum(counts, axis=2)[present] < 1).any():
             raise InputError(f"{self.kind}: every arm needs at least one patient")
         if self.reference is not None and self.reference not in self.categories:
             raise InputError(f"{self.kind}: reference category '{self.reference}' is not one "

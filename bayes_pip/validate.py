@@ -15,6 +15,8 @@ import pandas as pd
 
 from bayes_pip import measures, reconstruct
 from bayes_pip import design
+from bayes_pip.categorical_data import (CATEGORICAL, refuse_categorical_rows,
+                                        validate_outcome_fields)
 from bayes_pip.errors import DataWarning, InputError
 
 from bayes_pip.tables import (csv_row, parse_number, check_choice, identifier_problem,
@@ -68,7 +70,7 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
     check_identifier(frame, "outcome", file)
     check_label(frame, "label", file)
     check_label(frame, "comparison", file)
-    check_choice(frame, "measure", measures.NAMES, file)
+    check_choice(frame, "measure", (*measures.NAMES, CATEGORICAL), file)
     check_choice(frame, "benefit", BENEFITS, file)
     duplicated = frame["outcome"].duplicated()
     if duplicated.any():
@@ -87,9 +89,12 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
                              row=csv_row(i), column="comparison_type")
     mcid = parse_number(frame, "mcid", file, required=False)
     for i, (m, measure, benefit) in enumerate(zip(mcid, frame["measure"], frame["benefit"])):
-        scale = measures.get(measure)
         if math.isnan(m):
             continue
+        if measure == CATEGORICAL:
+            raise InputError("a categorical outcome takes no mcid (its effects are per "
+                             "category)", file=file, row=csv_row(i), column="mcid")
+        scale = measures.get(measure)
         if benefit == "unknown":
             raise InputError(f"mcid {m:g} needs a direction of benefit: set benefit to lower or "
                              "higher, or leave mcid empty", file=file, row=csv_row(i),
@@ -104,7 +109,7 @@ def validate_outcomes(frame: pd.DataFrame, file: str) -> pd.DataFrame:
                              f"must be {side} {scale.null:g} ({measure})", file=file,
                              row=csv_row(i), column="mcid")
     frame["mcid"] = mcid
-    return frame
+    return validate_outcome_fields(frame, file)
 
 
 # study columns are named by role: _t the intervention arm, _c the comparator arm (metafor's
@@ -152,6 +157,7 @@ def validate_studies(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -> 
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise InputError(f"outcome '{outcome}' is not defined in outcomes.csv{hint}",
                              file=file, row=csv_row(i), column="outcome")
+    refuse_categorical_rows(frame, outcomes, file, "studies.csv")
     for column in design.ARM_COLUMNS:
         if column not in frame.columns:
             frame[column] = ""
@@ -295,6 +301,10 @@ def validate_published(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) -
         if outcome not in measure_of:
             raise InputError(f"outcome '{outcome}' is not defined in outcomes.csv", file=file,
                              row=csv_row(i), column="outcome")
+        if measure_of[outcome] == CATEGORICAL:
+            raise InputError(f"outcome '{outcome}' is categorical: its counts go in "
+                             "categories.csv, not in published.csv", file=file, row=csv_row(i),
+                             column="outcome")
         if measure != measure_of[outcome]:
             raise InputError(f"measure {measure} differs from outcomes.csv ({measure_of[outcome]})",
                              file=file, row=csv_row(i), column="measure")
@@ -392,6 +402,7 @@ def validate_constraints(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str)
         if o not in known:
             raise InputError(f"outcome '{o}' is not defined in outcomes.csv", file=file,
                              row=csv_row(i), column="outcome")
+    refuse_categorical_rows(frame, outcomes, file, "constraints.csv")
     for i, value in enumerate(frame["provenance"]):
         if value and value not in PROVENANCES:
             raise InputError(f"'{value[:40]}' is not allowed (allowed: "

@@ -16,7 +16,7 @@ LAYERS = [
     {"version", "errors", "payloads", "tables", "document", "output", "bundled", "environment", "effects", "record", "dl_fused", "dl",
      "metareg"},
     {"measures", "reconstruct", "robustness", "cluster", "design"},
-    {"data", "validate"},
+    {"data", "validate", "categorical_data"},
     {"priors"},
     {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",
      "engines.mixture", "engines.exact_kernels", "engines.tau_kernels"},
@@ -24,10 +24,10 @@ LAYERS = [
      "engines.binomial_kernels",
      "engines.mcmc", "engines"},
     {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch", "engines.normal_exact",
-     "engines.exact_regression", "engines.exact_binomial"},
+     "engines.exact_regression", "engines.exact_binomial", "engines.multinomial_nuts"},
     {"classical"},
     {"summarise"},
-    {"analysis", "figures", "moderation"},
+    {"analysis", "figures", "moderation", "categorical", "figures_categorical"},
     {"pages", "bundle", "revman", "api", "calibration"},
     {"cli", "__init__"},
     {"__main__"},
@@ -145,11 +145,12 @@ def test_engine_registry_describes_every_engine():
         engine = engines.get(name)
         assert engine.name == name
         assert engine.help.startswith(name + ":")
-        assert engine.model in ("normal-normal", "binomial-normal")
+        assert engine.model in ("normal-normal", "binomial-normal", "multinomial-normal")
         assert "numpy" in engine.packages
 
 
-@pytest.mark.parametrize("name", ["pymc", "binomial", "binomial-exact", "exact", "conjugate"])
+@pytest.mark.parametrize("name", ["pymc", "binomial", "binomial-exact", "exact", "conjugate",
+                                  "multinomial"])
 def test_every_engine_satisfies_the_protocol(name):
     """Each registered engine declares what it accepts and can do, consistently: calibration,
     batching and texts ask these attributes, never the engine's name."""

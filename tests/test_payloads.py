@@ -28,7 +28,9 @@ def toy():
 
 
 def attachment_categories():
-    return payloads.category_counts(pd.read_csv(DATA / "pip" / "categories.csv"),
+    """The three-arm trial (Cicchetti 2006b) of the bundled category counts, by arm name."""
+    frame = pd.read_csv(DATA / "pip" / "categories.csv")
+    return payloads.category_counts(frame[frame["study"] == "Cicchetti 2006b"],
                                     "attachment_category_post",
                                     ("secure", "avoidant", "resistant", "disorganised"),
                                     reference="disorganised")

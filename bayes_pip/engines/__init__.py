@@ -21,6 +21,7 @@ REGISTRY = {
     "binomial": "bayes_pip.engines.binomial_nuts",
     "binomial-exact": "bayes_pip.engines.exact_binomial",
     "exact": "bayes_pip.engines.normal_exact",
+    "multinomial": "bayes_pip.engines.multinomial_nuts",
     "conjugate": "bayes_pip.engines.conjugate",
 }
 SUMMARY_ENGINE = "conjugate"

@@ -52,7 +52,7 @@ CASES = {
                              ["fit", "extra", "--engine", "exact"], 2,
                              "outcome 'extra' has neither study rows nor a published result"),
     "unknown_measure": ({"outcomes.csv": (",OR,lower", ",HR,lower")}, ["list"], 2,
-                        "row 2, column 'measure': 'HR' is not allowed (allowed: RR, OR, SMD, MD, RD, PETO_OR)"),
+                        "row 2, column 'measure': 'HR' is not allowed (allowed: RR, OR, SMD, MD, RD, PETO_OR, categorical)"),
     "unknown_benefit": ({"outcomes.csv": (",SMD,higher", ",SMD,up")}, ["list"], 2,
                         "row 3, column 'benefit': 'up' is not allowed (allowed: lower, higher, unknown)"),
     "unknown_comparison_type": ({"outcomes.csv": (

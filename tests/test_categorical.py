@@ -1,0 +1,289 @@
+"""Categorical outcomes: the data (categories.csv, the categorical row of outcomes.csv), the
+hierarchical multinomial model (engines/multinomial_nuts.py) and `fit` of the bundled infant
+attachment classification."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bayes_pip import payloads
+from bayes_pip.categorical import softmax_with_reference
+from bayes_pip.errors import InputError
+
+from conftest import run_main
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+OUTCOME = "attachment_category_post"
+REFERENCE = Path(__file__).parent / "reference" / "multinomial_reference.txt"
+
+
+@pytest.fixture(scope="module")
+def bundled_fit():
+    """`fit attachment_category_post --json` on the bundled data (one compile, one fit)."""
+    r = run_main("fit", OUTCOME, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_fit_prints_the_joint_analysis_with_every_level_of_evidence(bundled_fit):
+    f = bundled_fit
+    assert f["categories"] == ["secure", "avoidant", "resistant", "disorganised"]
+    assert f["k"] == 2 and f["participants"] == 54 + 46 + 54 + 28 + 22
+    assert f["diagnostics"]["converged"] and f["diagnostics"]["divergences"] == 0
+    # counts as given in data/pip/categories.csv, with their provenance per cell
+    arms = {(a["study"], a["role"]): a for a in f["arms"]}
+    assert arms[("Cicchetti 2006b", "comparator")]["counts"] == {
+        "secure": 1, "avoidant": 10, "resistant": 1, "disorganised": 42}
+    tpp = arms[("Cicchetti 1999a", "intervention")]["provenance"]
+    assert tpp["secure"] == "derived" and tpp["avoidant"] == "reconstructed"
+    assert arms[("Cicchetti 2006b", "comparator")]["provenance"]["secure"] == "printed"
+    # per category: RR = p_intervention / p_comparator is a summary of draws; its median lies
+    # between the ratio's bounds and P(benefit) follows each category's favourable direction
+    rows = {r["category"]: r for r in f["per_category"]}
+    assert rows["secure"]["favourable"] and not rows["disorganised"]["favourable"]
+    for r in rows.values():
+        assert r["rr"]["ci_low"] < r["rr"]["median"] < r["rr"]["ci_high"]
+        assert 0 <= r["p_benefit"] <= 1
+    assert rows["secure"]["p_benefit"] > 0.99 and rows["disorganised"]["p_benefit"] > 0.99
+    # the joint statements are no more probable than either of their parts
+    joint = {j["statement"]: j["probability"] for j in f["joint"]}
+    both = joint["secure rises and disorganised falls"]
+    assert both <= min(rows["secure"]["p_benefit"], rows["disorganised"]["p_benefit"]) + 1e-12
+    every = joint["secure rises and every other category falls"]
+    assert every <= min(p for s, p in joint.items() if " and " in s and "every" not in s)
+    # the alternative treatment of the three-arm trial comes from the same fit: one trial
+    assert [a["trials"] for a in f["alternatives"]] == [1]
+    # the comparison table: separate analyses on the reconstructed tables, review's RRs
+    comp = {c["category"]: c for c in f["comparison"]}
+    assert comp["secure"]["published"]["estimate"] == 8.93
+    assert comp["secure"]["separate"]["level"] == "reconstructed"
+    assert comp["resistant"]["separate"] is None
+    assert any("28 vs 54" in n and "14 vs 54" in n for n in f["data_differences"])
+    assert f["prior"]["name"] == "halfnormal-0.5" and f["prior"]["baseline"]["sd"] == 10
+
+
+def test_the_text_names_levels_and_says_which_to_quote():
+    r = run_main("fit", OUTCOME)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    for phrase in ("analysed together", "Joint probabilities", "P(secure rises and "
+                   "disorganised falls)", "reconstructed (not printed data)",
+                   "Which to quote: the multinomial model", "not a meta-analysis: one trial",
+                   "Data differ: Cicchetti 2006b has 28 vs 54"):
+        assert phrase in text, phrase
+
+
+@pytest.mark.parametrize("args, message", [
+    (("fit", OUTCOME, "--engine", "exact"), "is fitted by --engine multinomial"),
+    (("fit", OUTCOME, "--moderator", "duration_months"), "--moderator is not available"),
+    (("dl", OUTCOME), "is categorical"),
+    (("compare-priors", OUTCOME), "is categorical"),
+    (("fit", "secure_attachment_post", "--engine", "multinomial"), "--engine multinomial fits"),
+])
+def test_commands_that_cannot_take_it_refuse_in_one_line(args, message):
+    r = run_main(*args)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def copy_data(tmp_path) -> Path:
+    target = tmp_path / "data"
+    shutil.copytree(DATA / "pip", target)
+    return target
+
+
+@pytest.mark.parametrize("edit, column, message", [
+    (lambda f: f.assign(count=f["count"].astype(object).where(f.index != 3, "2.5")), "count",
+     "not a whole number"),
+    (lambda f: f.assign(category=f["category"].where(f.index != 0, "insecure")), "category",
+     "unknown category 'insecure'"),
+    (lambda f: pd.concat([f, f.iloc[[0]]]), "category", "appear twice"),
+    (lambda f: f[~((f["study"] == "Cicchetti 1999a") & (f["arm_role"] == "comparator"))],
+     "arm_role", "needs exactly one comparator arm"),
+    (lambda f: f[~((f["study"] == "Cicchetti 2006b") & (f["category"] == "resistant")
+                   & (f["arm_role"] == "comparator"))], "category", "same categories"),
+    (lambda f: f.assign(provenance=f["provenance"].where(f.index != 1, "guessed")),
+     "provenance", "'guessed' is not allowed"),
+])
+def test_bad_category_files_are_one_line_errors(tmp_path, edit, column, message):
+    data = copy_data(tmp_path)
+    frame = pd.read_csv(data / "categories.csv", dtype=str, keep_default_na=False)
+    edit(frame).to_csv(data / "categories.csv", index=False)
+    r = run_main("list", "--data", str(data))
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert f"column '{column}'" in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("reference", "insecure", "reference 'insecure' is not one of the categories"),
+    ("favourable", "secure;avoidant;resistant;disorganised", "not all of them"),
+    ("categories", "secure", "needs 2 to 20 category names"),
+    ("separate", "secure_attachment_post", "one outcome id per category"),
+    ("mcid", "1.25", "takes no mcid"),
+])
+def test_bad_categorical_outcome_rows_are_one_line_errors(tmp_path, column, value, message):
+    data = copy_data(tmp_path)
+    frame = pd.read_csv(data / "outcomes.csv", dtype=str, keep_default_na=False)
+    frame.loc[frame["outcome"] == OUTCOME, column] = value
+    frame.to_csv(data / "outcomes.csv", index=False)
+    r = run_main("list", "--data", str(data))
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_a_categorical_outcome_has_no_place_in_studies_csv(tmp_path):
+    data = copy_data(tmp_path)
+    with open(data / "studies.csv", "a") as fh:
+        fh.write(f"{OUTCOME},X 2020,1,10,2,10,,,,,printed,somewhere\n")
+    r = run_main("list", "--data", str(data))
+    assert r.returncode == 2 and "its counts go in categories.csv" in r.stderr
+
+
+def test_an_arm_a_study_did_not_have_is_allowed_but_not_the_comparator():
+    counts = np.array([[[5, 5], [6, 4], [np.nan, np.nan]], [[3, 7], [8, 2], [5, 5]]])
+    cc = payloads.CategoryCounts(("a", "b"), ("c", "t", "alt"), ("x", "y"), counts)
+    assert cc.k == 2
+    with pytest.raises(InputError, match="first arm"):
+        payloads.CategoryCounts(("a",), ("c", "t"), ("x", "y"),
+                                np.array([[[np.nan, np.nan], [6, 4]]]))
+
+
+def test_probabilities_from_reference_logits_closed_form():
+    """softmax with the reference logit fixed at 0 (closed form for two and three categories)."""
+    p = softmax_with_reference(np.array([np.log(3.0)]), 1)
+    np.testing.assert_allclose(p, [0.75, 0.25], atol=1e-15)
+    p = softmax_with_reference(np.array([[0.0, np.log(2.0)]]), 0)
+    np.testing.assert_allclose(p, [[0.25, 0.25, 0.5]], atol=1e-15)
+
+
+@pytest.mark.slow
+def test_one_large_trial_gives_the_dirichlet_posterior():
+    """One trial of 1,000 per arm: with the model's wide priors the category probabilities of
+    each arm are, to within 0.004, those of the Dirichlet(counts) posterior (a flat prior on
+    the logits), whose marginals are Beta(n_c, n - n_c): means and 2.5% / 97.5% quantiles."""
+    from bayes_pip.engines import get
+    from bayes_pip.engines.base import Problem, SamplerSettings
+    from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
+
+    counts = np.array([[[400, 300, 200, 100], [100, 200, 300, 400]]], float)
+    cc = payloads.CategoryCounts(("one",), ("comparator", "intervention"),
+                                 ("a", "b", "c", "d"), counts, "d")
+    prior = ResolvedPrior(name="wide", title="", source="", mu=Normal(0.0, 10.0),
+                          tau=HalfNormal(0.01), mu_source="", tau_source="",
+                          baseline=Normal(0.0, 10.0))
+    fit = get("multinomial").fit(Problem(None, "study", payload=cc), prior, 11,
+                                 SamplerSettings(draws=2000))
+    post = fit.idata.posterior
+    b = post["b"].values.reshape(-1, 1, 3)
+    d = post["d"].values.reshape(-1, 1, 3)
+    for arm, eta in ((0, b[:, 0]), (1, b[:, 0] + d[:, 0])):
+        p = softmax_with_reference(eta, 3)
+        n = counts[0, arm]
+        for c in range(4):
+            beta = stats.beta(n[c], n.sum() - n[c])
+            assert p[:, c].mean() == pytest.approx(beta.mean(), abs=0.004)
+            for q in (0.025, 0.975):
+                assert np.quantile(p[:, c], q) == pytest.approx(beta.ppf(q), abs=0.004)
+
+
+@pytest.mark.slow
+def test_recovery_of_known_effects_on_simulated_trials():
+    """Twelve replicates of 8 simulated trials (3 categories, 60 to 150 per arm) from the model
+    with known d and tau: the 95% credible interval of each of the 2 pooled log odds ratios
+    holds the truth in at least 21 of the 24 cases (nominal 22.8; P(fewer than 21) = 0.03
+    under the nominal rate), and the posterior medians are within 0.25 of the truth on
+    average."""
+    from bayes_pip.engines import get
+    from bayes_pip.engines.base import Problem, SamplerSettings
+    from bayes_pip.engines.multinomial_nuts import exchangeable_cholesky
+    from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
+
+    rng = np.random.default_rng(2028)
+    truth_d, truth_tau = np.array([0.8, -0.5]), 0.3
+    prior = ResolvedPrior(name="hn", title="", source="", mu=Normal(0.0, 4.0),
+                          tau=HalfNormal(0.5), mu_source="", tau_source="",
+                          baseline=Normal(0.0, 10.0))
+    inside, errors = 0, []
+    for rep in range(12):
+        k = 8
+        b = rng.normal([0.3, -0.2], 0.5, size=(k, 2))
+        delta = truth_d + truth_tau * rng.standard_normal((k, 2)) @ exchangeable_cholesky(2).T
+        counts = np.empty((k, 2, 3))
+        for i in range(k):
+            for t, eta in ((0, b[i]), (1, b[i] + delta[i])):
+                p = softmax_with_reference(eta, 2)
+                counts[i, t] = rng.multinomial(rng.integers(60, 151), p)
+        cc = payloads.CategoryCounts(tuple(f"s{i}" for i in range(k)), ("c", "t"),
+                                     ("x", "y", "z"), counts, "z")
+        fit = get("multinomial").fit(Problem(None, "study", payload=cc), prior, rep,
+                                     SamplerSettings())
+        d = fit.idata.posterior["d"].values.reshape(-1, 2)
+        lo, med, hi = np.quantile(d, [0.025, 0.5, 0.975], axis=0)
+        inside += int(((lo <= truth_d) & (truth_d <= hi)).sum())
+        errors.extend(np.abs(med - truth_d))
+    assert inside >= 21, inside
+    assert np.mean(errors) < 0.25
+
+
+def reference_values() -> dict:
+    rows = {}
+    for line in REFERENCE.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 8 and parts[0] != "name":
+            rows[parts[0]] = dict(zip(("mean", "se_mean", "sd", "q05", "q50", "q95"),
+                                      map(float, parts[1:7])))
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REFERENCE.exists(), reason="reference not computed")
+def test_agrees_with_an_independent_stan_fit(bundled_fit_long):
+    """The same model written independently in Stan (tests/reference/multinomial_reference.R,
+    rstan, 4 x 20,000 draws): posterior means of every d, tau and the per-category RR agree
+    within 3 combined Monte Carlo standard errors, and the medians within 3 MCSE of a median."""
+    ref = reference_values()
+    post = bundled_fit_long
+    checked = 0
+    for name, ours in post.items():
+        r = ref[name]
+        se_ours = ours.std(ddof=1) / np.sqrt(ours.size / 4)   # ESS at least a quarter of N
+        tol = 3 * np.hypot(se_ours, r["se_mean"])
+        assert ours.mean() == pytest.approx(r["mean"], abs=tol), name
+        checked += 1
+    assert checked == 6 + 1 + 4
+
+
+@pytest.fixture(scope="module")
+def bundled_fit_long():
+    """Draws of d, tau and the per-category RR of the bundled data under the reference's
+    prior, named as the Stan script names them (d[t,c], tau, rr[c])."""
+    from bayes_pip.categorical_data import categorical_outcome
+    from bayes_pip.categorical import resolve_prior
+    from bayes_pip.data import load_dataset
+    from bayes_pip.engines import get
+    from bayes_pip.engines.base import Problem, SamplerSettings
+
+    ds = load_dataset()
+    co = categorical_outcome(ds, OUTCOME)
+    prior = resolve_prior(ds, co, "halfnormal-0.5", None)
+    fit = get("multinomial").fit(Problem(co.outcome, "study", payload=co.payload()), prior,
+                                 5, SamplerSettings(draws=10000))
+    post = fit.idata.posterior
+    out = {}
+    d = post["d"].values.reshape(-1, 2, 3)
+    for t in range(2):
+        for c in range(3):
+            out[f"d[{t + 1},{c + 1}]"] = d[:, t, c]
+    out["tau"] = post["tau"].values.ravel()
+    b = post["b"].values.reshape(-1, 2, 3)
+    p0 = softmax_with_reference(b, 3).mean(axis=1)
+    p1 = softmax_with_reference(b + d[:, None, 0, :], 3).mean(axis=1)
+    for c in range(4):
+        out[f"rr[{c + 1}]"] = p1[:, c] / p0[:, c]
+    return out
