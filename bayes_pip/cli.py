@@ -86,7 +86,7 @@ def cmd_list(args) -> int:
         print_json(rows)
         return EXIT_OK
     print(f"Outcomes in {dataset.directory}")
-    header = f"{'outcome':44s} {'measure':7s} {'k':>2s} {'N':>5s} {'benefit':8s} data"
+    header = f"{'outcome':44s} {'measure':11s} {'k':>2s} {'N':>5s} {'benefit':8s} data"
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -94,7 +94,7 @@ def cmd_list(args) -> int:
         n = str(r["participants"]) if r["participants"] else "-"
         excluded = (f"; {len(r['excluded'])} of them excluded (no events or only events in "
                     f"both arms: {', '.join(r['excluded'])})" if r["excluded"] else "")
-        print(f"{r['outcome']:44s} {r['measure']:7s} {k:>2s} {n:>5s} {r['benefit']:8s} "
+        print(f"{r['outcome']:44s} {r['measure']:11s} {k:>2s} {n:>5s} {r['benefit']:8s} "
               f"{r['data']}{excluded}")
     print("\nk and N: studies and participants the analysis pools (study rows, or the published "
           "pooled result).\nbenefit: which direction of the intervention-vs-control effect is "

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from bayes_pip.data import Dataset, Outcome
 from bayes_pip.effects import double_zero
 from bayes_pip import dl, engines, measures
@@ -39,7 +41,30 @@ def outcome_listing(dataset: Dataset) -> list[dict]:
             "excluded": excluded, "published": published is not None, "level": status.level,
             "data": status.description,
         })
+    for outcome_id in dataset.categorical_ids():
+        rows.append(categorical_listing(dataset, outcome_id))
     return rows
+
+
+def categorical_listing(dataset: Dataset, outcome_id: str) -> dict:
+    """The `list` row of a categorical outcome: its trials, participants and levels by arm."""
+    from bayes_pip.categorical_data import categorical_outcome
+
+    o = dataset.outcome(outcome_id)
+    row = {"outcome": o.outcome, "label": o.label, "comparison": o.comparison,
+           "measure": o.measure, "benefit": o.benefit, "timepoint": o.timepoint, "mcid": None,
+           "k": 0, "participants": 0, "study_rows": 0, "excluded": [], "published": False,
+           "level": None, "data": "no rows in categories.csv"}
+    if dataset.categories is None or not (dataset.categories["outcome"] == outcome_id).any():
+        return row
+    co = categorical_outcome(dataset, outcome_id)
+    levels = ", ".join(f"{n} {level}" for level, n in co.levels().items())
+    arms = sum(len(names) for names in co.arm_names)
+    row.update(k=co.k, participants=int(np.nansum(co.counts)), study_rows=co.k, level="study",
+               data=(f"category counts of {len(co.categories)} categories, {arms} arms "
+                     f"(by their least direct cell: {levels}); fitted by the multinomial "
+                     "model, all categories at once"))
+    return row
 
 
 def excluded_studies(rows, outcome: Outcome) -> list[str]:

@@ -20,8 +20,12 @@ def test_list_shows_every_outcome_with_its_status():
     r = run_cli("list", "--json")
     assert r.returncode == 0, r.stderr
     rows = {x["outcome"]: x for x in json.loads(r.stdout)}
-    assert len(rows) == 10
+    assert len(rows) == 11   # ten outcomes with one effect per study, one categorical
     assert rows["maternal_sensitivity_post"]["data"] == "no data yet"
+    cat = rows["attachment_category_post"]
+    assert cat["measure"] == "categorical" and cat["k"] == 2
+    assert cat["participants"] == 54 + 46 + 54 + 28 + 22   # data/pip/categories.csv
+    assert "1 reconstructed" in cat["data"]
     assert rows["parental_depression_incidence"]["level"] == "summary"
     assert rows["secure_attachment_post"]["level"] == "reconstructed"
     assert "not printed data" in rows["secure_attachment_post"]["data"]
