@@ -17,7 +17,7 @@ from bayes_pip import engines
 from bayes_pip.analysis import (DEFAULT_SEED, bma_resolved, compare_resolved, default_priors,
                                 outcomes_with_data, require_direction)
 from bayes_pip.data import Dataset
-from bayes_pip.document import Document, html_page, markdown
+from bayes_pip.document import Document, Paragraph, html_page, markdown
 from bayes_pip.errors import InputError
 from bayes_pip.output import write_report_files
 from bayes_pip.pages import (outcome_files, outcome_page, provenance_text, shared_trials_text,
@@ -49,9 +49,30 @@ class OutcomeReport:
 
 
 @dataclass
+class CategoricalReport:
+    """A categorical outcome's part of a report: the multinomial fit and its page."""
+    outcome: str
+    fit: object        # bayes_pip.categorical.CategoricalFit
+    page: Document
+
+    def files(self) -> dict[str, bytes | str]:
+        from bayes_pip.categorical_page import categorical_files
+
+        return categorical_files(self.page, self.fit)
+
+    def markdown(self) -> str:
+        return markdown(self.page)
+
+    def html(self) -> str:
+        return html_page(self.page)
+
+
+@dataclass
 class ReportBundle:
     outcomes: dict[str, OutcomeReport]
     skipped: list[str] = field(default_factory=list)   # outcomes without data
+    categorical: dict[str, CategoricalReport] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)   # categorical outcomes the engine cannot fit
     summary: Document | None = None                     # the summary of findings (all outcomes)
     summary_files: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)      # e.g. a prior replaced where it does not apply
@@ -63,7 +84,7 @@ class ReportBundle:
     def files(self) -> dict[str, bytes | str]:
         """Every file of the report: {relative name: content}."""
         out: dict[str, bytes | str] = {}
-        for r in self.outcomes.values():
+        for r in (*self.outcomes.values(), *self.categorical.values()):
             out.update(r.files())
         out.update(self.summary_files)
         return out
@@ -74,7 +95,7 @@ class ReportBundle:
 
     def main_file(self) -> str:
         return ("summary_of_findings.md" if self.summary is not None
-                else f"{next(iter(self.outcomes))}.md")
+                else f"{next(iter({**self.outcomes, **self.categorical}))}.md")
 
     def rows(self) -> list[dict]:
         """One summary-of-findings row per outcome, numbers as text (as printed)."""
@@ -88,7 +109,9 @@ class ReportBundle:
 
     def to_dict(self) -> dict:
         """The records behind the report, one list of fits per outcome (`report --json`)."""
-        return {o: [f.to_dict() for f in fits] for o, fits in self.fits.items()}
+        out = {o: [f.to_dict() for f in fits] for o, fits in self.fits.items()}
+        out.update({o: [r.fit.to_dict()] for o, r in self.categorical.items()})
+        return out
 
 
 def trial_sets(dataset: Dataset) -> dict[str, dict[str, tuple | None]]:
@@ -150,11 +173,16 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
     everything = outcomes is None
     ids = (outcomes_with_data(dataset) if everything
            else [outcomes] if isinstance(outcomes, str) else list(outcomes))
-    if not ids:
+    categorical, left_out = categorical_ids(dataset, ids, everything, engine)
+    ids = [o for o in ids if o not in categorical]
+    if not ids and not categorical:
         raise InputError("nothing to report: no outcome has study rows or a published result",
                          file=str(dataset.directory))
     for o in ids:
         dataset.outcome(o)   # unknown ids: one line naming the known ones
+    if categorical and (moderators or subgroup):
+        raise InputError(f"--moderator and --subgroup are not available for the categorical "
+                         f"outcome '{categorical[0]}'")
     require_direction(dataset, ids, "report")
     if moderators and subgroup:
         raise InputError("give --moderator or --subgroup, not both")
@@ -201,11 +229,53 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
                                     fits[0].participants)
         page = outcome_page(fits, provenance, bma, moderator, dataset.trials, shared)
         reports[outcome_id] = OutcomeReport(outcome_id, fits, bma, moderator, page)
+    joint = {}
+    for outcome_id in categorical:
+        if progress:
+            progress(len(ids), len(ids) + len(categorical), outcome_id)
+        joint[outcome_id] = categorical_report(dataset, outcome_id, prior, seed, settings, sets,
+                                               provenance)
     if progress:
         progress(len(ids), len(ids), "writing files")
-    bundle = ReportBundle(reports, notes=substituted)
+    bundle = ReportBundle(reports, notes=substituted, categorical=joint, left_out=left_out)
     if everything:
+        from bayes_pip.categorical_page import sof_block
+
         bundle.skipped = [o for o in dataset.outcome_ids() if o not in reports]
         bundle.summary, bundle.summary_files = summary_of_findings(
-            bundle.fits, bundle.skipped, dataset_label(dataset), provenance, dataset.trials)
+            bundle.fits, bundle.skipped, dataset_label(dataset), provenance, dataset.trials,
+            sof_block({o: r.fit for o, r in joint.items()}) + [
+                Paragraph(n, note=True) for n in left_out])
     return bundle
+
+
+def categorical_ids(dataset: Dataset, ids: list, everything: bool, engine: str):
+    """The categorical outcomes a report fits, and a note for those it cannot with ``engine``
+    (only the multinomial engine fits category counts)."""
+    from bayes_pip.categorical import ENGINE
+
+    wanted = [o for o in (dataset.categorical_ids() if everything else ids)
+              if o in dataset.categorical_ids()]
+    if everything and dataset.categories is not None:
+        wanted = [o for o in wanted if (dataset.categories["outcome"] == o).any()]
+    if engine in (engines.AUTO, ENGINE) or not wanted:
+        return wanted, []
+    if not everything:
+        raise InputError(f"--engine {engine} fits one effect per study; the categorical outcome "
+                         f"'{wanted[0]}' is fitted by --engine {ENGINE} (or auto)")
+    return [], [f"Not analysed with --engine {engine}: {', '.join(wanted)} (categorical; "
+                f"the {ENGINE} engine fits it, e.g. with the default --engine auto)"]
+
+
+def categorical_report(dataset, outcome_id, prior, seed, settings, sets, provenance):
+    from bayes_pip.categorical import fit_categorical
+    from bayes_pip.categorical_page import categorical_page
+    from bayes_pip.engines.base import SamplerSettings
+    from bayes_pip.figures_categorical import category_figure
+
+    if settings is not None and not isinstance(settings, SamplerSettings):
+        settings = None
+    fit = fit_categorical(dataset, outcome_id, prior_name=prior, seed=seed, settings=settings,
+                          prior_sets=sets)
+    page = categorical_page(fit, provenance, category_figure(fit))
+    return CategoricalReport(outcome_id, fit, page)

@@ -119,7 +119,7 @@ def fit_categorical(dataset, outcome_id: str, prior_name: str | None = None, see
         reference=co.reference, favourable=list(co.favourable),
         intervention=co.outcome.intervention,
         prior={**prior.to_dict(), "baseline": prior.baseline_dict(),
-               "described": {"mu": bare(prior.mu.describe()), "tau": bare(prior.tau.describe()),
+               "described": {"mu": bare(prior.mu.describe()), "tau": prior.tau.describe(),
                              "baseline": bare(prior.baseline.describe())}},
         engine=ENGINE, seed=seed,
         settings={"sampler": engine.settings_for(settings).to_dict()},
@@ -293,7 +293,7 @@ def data_differences(dataset, co: CategoricalOutcome) -> list:
                            f"category counts but {theirs[0]} vs {theirs[1]} in the "
                            f"{'reconstructed ' if resolved.level == 'reconstructed' else ''}"
                            f"tables of the separate analyses, so part of any difference "
-                           "between the columns is the data, not the model")
+                           "between the columns is the data, not the model.")
         break   # the separate outcomes share their trials' arms; one says it
     return list(dict.fromkeys(out))
 
@@ -357,7 +357,7 @@ def categorical_text(f: CategoricalFit) -> str:
              f"Data: k = {f.k} trials, {f.participants} participants in {len(f.arms)} arms; "
              "levels of evidence by arm below",
              f"Prior '{prior['name']}' (as for an odds-ratio outcome): each pooled log odds "
-             f"ratio {prior['described']['mu']}; tau {prior['described']['tau']}; each trial's "
+             f"ratio {prior['described']['mu']}; {prior['described']['tau']}; each trial's "
              f"comparator logits {prior['described']['baseline']}",
              "",
              f"{f.intervention} vs comparator, per category (probabilities at {f.baseline}):",

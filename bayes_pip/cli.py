@@ -687,7 +687,16 @@ def cmd_report(args) -> int:
         shared = not_independent_text(bundle.fits)
         if shared:
             print(shared)
-    for note in bundle.notes:
+        for o, r in bundle.categorical.items():
+            print(f"  {o:42s} categorical, all categories in one model: "
+                  + "; ".join(f"{c['category']} RR {c['rr']['median']:.2f} "
+                              f"[{c['rr']['ci_low']:.2f}, {c['rr']['ci_high']:.2f}]"
+                              for c in r.fit.per_category))
+            separate = [c["separate_outcome"] for c in r.fit.comparison if c.get("separate")]
+            if separate:
+                print(f"  (the rows {', '.join(separate)} above analyse its categories one at a "
+                      "time: a sensitivity view of the same trials)")
+    for note in bundle.notes + bundle.left_out:
         print(f"Note: {note}")
     return EXIT_OK
 

@@ -470,7 +470,7 @@ def sof_table_rows(rows: list[dict]) -> list[list[str]]:
 
 
 def summary_page(all_fits: dict[str, list], skipped: list[str], dataset_label: str,
-                 provenance: str, trials=None) -> Document:
+                 provenance: str, trials=None, extra=()) -> Document:
     title = "Summary of findings: Bayesian re-analysis"
     intro = (f"Data: {dataset_label}. One row per outcome with data; P(benefit) is the posterior "
              "probability that the pooled effect favours the intervention under the main prior; "
@@ -486,7 +486,7 @@ def summary_page(all_fits: dict[str, list], skipped: list[str], dataset_label: s
         links += [", " if links else "", Link(o, local_href(o + ".html"))]
     blocks = [Heading(title, 1), Paragraph(intro),
               Table(SOF_HEADER, sof_table_rows(sof_rows(all_fits))),
-              Paragraph(("Reports: ", *links))]
+              Paragraph(("Reports: ", *links)), *extra]
     not_independent = not_independent_text(all_fits)
     if not_independent:
         blocks.append(Paragraph(not_independent, note=True))
@@ -499,13 +499,13 @@ def summary_page(all_fits: dict[str, list], skipped: list[str], dataset_label: s
 
 
 def summary_of_findings(all_fits: dict[str, list], skipped: list[str], dataset_label: str,
-                        provenance: str, trials=None) -> tuple[Document, dict[str, str]]:
+                        provenance: str, trials=None, extra=()) -> tuple[Document, dict[str, str]]:
     """The summary-of-findings page and its files (Markdown, HTML, and the numbers as CSV)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=SOF_CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(sof_csv_rows(all_fits))
-    page = summary_page(all_fits, skipped, dataset_label, provenance, trials)
+    page = summary_page(all_fits, skipped, dataset_label, provenance, trials, extra)
     return page, {"summary_of_findings.csv": buf.getvalue(),
                   "summary_of_findings.md": markdown(page),
                   "summary_of_findings.html": html_page(page)}

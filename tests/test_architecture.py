@@ -28,7 +28,7 @@ LAYERS = [
     {"classical"},
     {"summarise"},
     {"analysis", "figures", "moderation", "categorical", "figures_categorical"},
-    {"pages", "bundle", "revman", "api", "calibration"},
+    {"pages", "bundle", "revman", "api", "calibration", "categorical_page"},
     {"cli", "__init__"},
     {"__main__"},
 ]

@@ -67,6 +67,9 @@ def test_fit_prints_the_joint_analysis_with_every_level_of_evidence(bundled_fit)
     assert comp["resistant"]["separate"] is None
     assert any("28 vs 54" in n and "14 vs 54" in n for n in f["data_differences"])
     assert f["prior"]["name"] == "halfnormal-0.5" and f["prior"]["baseline"]["sd"] == 10
+    assert f["prior"]["described"] == {"mu": "Normal(0, 4^2)",
+                                       "tau": "tau ~ half-normal(scale 0.5)",
+                                       "baseline": "Normal(0, 10^2)"}
 
 
 def test_the_text_names_levels_and_says_which_to_quote():
@@ -287,3 +290,30 @@ def bundled_fit_long():
     for c in range(4):
         out[f"rr[{c + 1}]"] = p1[:, c] / p0[:, c]
     return out
+
+
+def test_report_gives_the_categorical_outcome_one_joint_page(tmp_path):
+    out = tmp_path / "r"
+    r = run_main("report", OUTCOME, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"{OUTCOME}.html", f"{OUTCOME}.json", f"{OUTCOME}.md", f"{OUTCOME}_categories.png"]
+    page = (out / f"{OUTCOME}.md").read_text()
+    for phrase in ("## For the discussion section", "## Joint probabilities",
+                   "## Each category on its own (sensitivity view)",
+                   "## Arms and levels of evidence", "reconstructed (not printed data)",
+                   "Which to quote: the multinomial model"):
+        assert phrase in page, phrase
+    record = json.loads((out / f"{OUTCOME}.json").read_text())
+    assert record["schema_version"] == 2 and record["engine"] == "multinomial"
+
+
+def test_report_all_with_another_engine_says_what_it_left_out(tmp_path):
+    r = run_main("report", "--all", "--engine", "exact", "--out", str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+    assert f"Not analysed with --engine exact: {OUTCOME}" in r.stdout
+    assert not (tmp_path / "r" / f"{OUTCOME}.md").exists()
+    summary = (tmp_path / "r" / "summary_of_findings.md").read_text()
+    assert f"Not analysed with --engine exact: {OUTCOME}" in summary
+    r = run_main("report", OUTCOME, "--engine", "exact", "--out", str(tmp_path / "s"))
+    assert r.returncode == 2 and "is fitted by --engine multinomial" in r.stderr
