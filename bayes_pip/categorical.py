@@ -87,12 +87,17 @@ class CategoricalFit:
         return out
 
 
+def as_odds_ratio(outcome):
+    """The outcome as the prior sets see it: every effect of the model is a log odds ratio."""
+    return dataclasses.replace(outcome, measure="OR", mcid=None)
+
+
 def resolve_prior(dataset, co: CategoricalOutcome, prior_name, prior_sets):
     """The prior set resolved as for an odds-ratio outcome (every effect is a log OR)."""
     from bayes_pip.priors import default_prior_name, resolve_prior as resolve
 
-    as_or = dataclasses.replace(co.outcome, measure="OR", mcid=None)
-    return resolve(prior_name or default_prior_name("OR"), as_or, prior_sets)
+    return resolve(prior_name or default_prior_name("OR"), as_odds_ratio(co.outcome),
+                   prior_sets)
 
 
 def fit_categorical(dataset, outcome_id: str, prior_name: str | None = None, seed: int = 1,
@@ -418,3 +423,27 @@ def categorical_text(f: CategoricalFit) -> str:
     lines += [f"Note: {n}" for n in f.notes]
     return "\n".join(lines)
 
+
+
+def categorical_comparison_text(fits: list) -> str:
+    """`compare-priors` of a categorical outcome: per prior, each category's RR, the joint
+    probability of the first favourable category rising while the category that falls most
+    falls, and tau."""
+    from bayes_pip.summarise import prob_text
+
+    first = fits[0]
+    fav = first.favourable[0]
+    biggest = min((r for r in first.per_category if not r["favourable"]),
+                  key=lambda r: r["rd"]["median"])["category"]
+    statement = f"{fav} rises and {biggest} falls"
+    header = (f"  {'prior':<16}" + "".join(f"{c + ' RR':>24}" for c in first.categories)
+              + f"{'P(' + statement + ')':>40}{'tau':>22}")
+    lines = [f"{first.label} ({first.outcome}): the multinomial model under each prior set "
+             f"(as for an odds-ratio outcome), k = {first.k}, {first.participants} participants",
+             header]
+    for f in fits:
+        joint = next(j["probability"] for j in f.joint if j["statement"] == statement)
+        lines.append(f"  {f.prior['name']:<16}"
+                     + "".join(f"{ci(r['rr']):>24}" for r in f.per_category)
+                     + f"{prob_text(joint, f.draws):>40}{ci(f.tau):>22}")
+    return "\n".join(lines)

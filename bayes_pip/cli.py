@@ -7,6 +7,7 @@ No statistics here. Exit codes: 0 ok; 2 bad input or usage; 3 MCMC convergence f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import contextlib
 import inspect
 import json
@@ -251,13 +252,21 @@ def cmd_priors(args) -> int:
 
     dataset = open_dataset(args)
     outcome = dataset.outcome(args.outcome)
+    categorical = args.outcome in dataset.categorical_ids()
+    if categorical:   # every effect of the multinomial model is a log odds ratio
+        outcome = dataclasses.replace(outcome, measure="OR", mcid=None)
     sets = prior_sets(args)
     resolved = [resolve_prior(n, outcome, sets) for n in applicable_priors(outcome, sets)]
     default = default_prior_name(outcome.measure)
     if args.json:
         print_json([{**p.to_dict(), "default": p.name == default} for p in resolved])
         return EXIT_OK
-    level = dataset.status(args.outcome).level
+    level = "study" if categorical else dataset.status(args.outcome).level
+    if categorical:
+        print(f"{outcome.label} ({outcome.outcome}) is categorical: the multinomial model "
+              "takes each prior set as for an odds-ratio outcome (each pooled log odds ratio, "
+              "the tau of every log odds ratio), with the [baseline] prior on each trial's "
+              "comparator logits.\n")
     if level == "summary":  # only the prior on the pooled effect is used: list those
         print(f"Priors on the pooled effect for {outcome.label} ({outcome.outcome}), "
               f"{outcome.measure}: analysed from its published pooled result, so "
@@ -428,6 +437,29 @@ def categorical_fit(args, dataset) -> int:
                          lambda: write_categorical(args.out, result))
 
 
+def categorical_compare(args, dataset) -> int:
+    """`compare-priors` of a categorical outcome: the multinomial model under each prior set
+    that applies to an odds-ratio outcome (or --priors)."""
+    from bayes_pip.categorical import (ENGINE, as_odds_ratio, categorical_comparison_text,
+                                       categorical_outcome, fit_categorical)
+    from bayes_pip.engines.base import SamplerSettings
+    from bayes_pip.priors import applicable_priors
+
+    if args.moderator or args.subgroup or args.loo:
+        raise InputError("--moderator, --subgroup and --loo are not available for the "
+                         f"categorical outcome '{args.outcome}'")
+    if args.engine not in ("auto", ENGINE):
+        raise InputError(f"--engine {args.engine} fits one effect per study; the categorical "
+                         f"outcome '{args.outcome}' is fitted by --engine {ENGINE} (or auto)")
+    sets = prior_sets(args)
+    co = categorical_outcome(dataset, args.outcome)
+    names = prior_list(args) or applicable_priors(as_odds_ratio(co.outcome), sets)
+    settings = SamplerSettings(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
+    fits = [fit_categorical(dataset, args.outcome, prior_name=n, seed=args.seed,
+                            settings=settings, prior_sets=sets, separate=False) for n in names]
+    return emit(fits, args.json, categorical_comparison_text)
+
+
 def sampler_settings(args):
     from bayes_pip import engines
     from bayes_pip.engines.base import SamplerSettings
@@ -540,6 +572,8 @@ def cmd_compare_priors(args) -> int:
     from bayes_pip.summarise import comparison_text
 
     dataset = open_dataset(args)
+    if args.outcome in dataset.categorical_ids():
+        return categorical_compare(args, dataset)
     if args.moderator or args.subgroup:
         from bayes_pip import moderation
 

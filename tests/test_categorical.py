@@ -87,7 +87,7 @@ def test_the_text_names_levels_and_says_which_to_quote():
     (("fit", OUTCOME, "--engine", "exact"), "is fitted by --engine multinomial"),
     (("fit", OUTCOME, "--moderator", "duration_months"), "--moderator is not available"),
     (("dl", OUTCOME), "is categorical"),
-    (("compare-priors", OUTCOME), "is categorical"),
+    (("compare-priors", OUTCOME, "--loo"), "--loo are not available"),
     (("fit", "secure_attachment_post", "--engine", "multinomial"), "--engine multinomial fits"),
 ])
 def test_commands_that_cannot_take_it_refuse_in_one_line(args, message):
@@ -317,3 +317,48 @@ def test_report_all_with_another_engine_says_what_it_left_out(tmp_path):
     assert f"Not analysed with --engine exact: {OUTCOME}" in summary
     r = run_main("report", OUTCOME, "--engine", "exact", "--out", str(tmp_path / "s"))
     assert r.returncode == 2 and "is fitted by --engine multinomial" in r.stderr
+
+
+def test_priors_and_compare_priors_take_the_categorical_outcome_as_odds_ratios():
+    r = run_main("priors", OUTCOME)
+    assert r.returncode == 0 and "as for an odds-ratio outcome" in r.stdout
+    assert "halfnormal-0.5 (default)" in r.stdout
+    r = run_main("compare-priors", OUTCOME, "--priors", "halfnormal-0.5,vague", "--json")
+    assert r.returncode == 0, r.stderr
+    fits = json.loads(r.stdout)
+    assert [f["prior"]["name"] for f in fits] == ["halfnormal-0.5", "vague"]
+    # the vague set (tau uniform on 0..10, each log OR N(0, 10^2)) leaves tau far wider
+    assert fits[1]["tau"]["ci_high"] > 2 * fits[0]["tau"]["ci_high"]
+    assert fits[0]["comparison"] == []   # the separate analyses belong to `fit` and reports
+
+
+@pytest.mark.slow
+def test_a_category_a_trial_did_not_report_is_left_out_of_its_likelihood():
+    """One trial reporting categories a and c only (b missing in both arms): the model
+    conditions on the reported categories, so P(a | a or c) of each arm follows the
+    Beta(n_a, n_c) posterior of a flat prior on the logit (means and 95% quantiles within
+    0.005), while b itself stays with its prior."""
+    from bayes_pip.engines import get
+    from bayes_pip.engines.base import Problem, SamplerSettings
+    from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
+
+    counts = np.array([[[600, np.nan, 400], [300, np.nan, 700]]])
+    cc = payloads.CategoryCounts(("one",), ("comparator", "intervention"), ("a", "b", "c"),
+                                 counts, "c")
+    prior = ResolvedPrior(name="wide", title="", source="", mu=Normal(0.0, 10.0),
+                          tau=HalfNormal(0.01), mu_source="", tau_source="",
+                          baseline=Normal(0.0, 10.0))
+    fit = get("multinomial").fit(Problem(None, "study", payload=cc), prior, 3, SamplerSettings())
+    post = fit.idata.posterior
+    b = post["b"].values.reshape(-1, 2)
+    d = post["d"].values.reshape(-1, 2)
+    for arm, eta in ((0, b), (1, b + d)):
+        p = softmax_with_reference(eta, 2)
+        share = p[:, 0] / (p[:, 0] + p[:, 2])
+        n_a, n_c = counts[0, arm, 0], counts[0, arm, 2]
+        beta = stats.beta(n_a, n_c)
+        assert share.mean() == pytest.approx(beta.mean(), abs=0.005)
+        for q in (0.025, 0.975):
+            assert np.quantile(share, q) == pytest.approx(beta.ppf(q), abs=0.005)
+    # b's logit is not informed by the data: its spread is the baseline prior's (sd 10)
+    assert b[:, 1].std() > 5
