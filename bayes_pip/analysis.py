@@ -45,6 +45,19 @@ def versions(engine) -> dict:
     return found
 
 
+def labelled(idata, outcome):
+    """The fit's InferenceData (or the function that makes it) with each model quantity
+    labelled with its scale ("pooled effect, log RR")."""
+    from bayes_pip.engines.idata import label_scales
+
+    if idata is None:
+        return None
+    scale = outcome.scale.analysis_label
+    if callable(idata):
+        return functools.partial(label_scales, idata, scale)
+    return label_scales(idata, scale)
+
+
 def summary_level_notes() -> list[str]:
     return ["Re-analysis of the published pooled estimate (normal likelihood on the analysis "
             "scale, SE recovered from the 95% CI): it cannot re-estimate heterogeneity, so there "
@@ -197,7 +210,8 @@ def fit_engine(resolved: Resolved, prior_name: str | None, engine: str, seed: in
                          likelihood=Likelihood(y, se, published.source), diagnostics=None,
                          dl=None, published=published_record(published), notes=tuple(notes),
                          settings=Settings(None, versions=versions(used)), posterior=post,
-                         draws=functools.partial(conjugate_idata, post, y, se, prior, seed))
+                         draws=labelled(functools.partial(conjugate_idata, post, y, se, prior,
+                                                          seed), outcome))
 
     if resolved.level == "reconstructed":
         return fit_reconstructed(resolved, prior_name, engine, seed, settings, progress, sets,
@@ -238,8 +252,8 @@ def fit_engine(resolved: Resolved, prior_name: str | None, engine: str, seed: in
                                   if result.diagnostics else None),
                      dl=classical.record(),
                      published=published_record(published) if published else None,
-                     notes=tuple(notes), settings=used_settings, draws=result.idata,
-                     posterior=result.posterior)
+                     notes=tuple(notes), settings=used_settings,
+                     draws=labelled(result.idata, outcome), posterior=result.posterior)
 
 
 # at most this many reconstructed tables are fitted (exact engine; MCMC engines): beyond it a

@@ -702,7 +702,8 @@ def sentence(rec: dict) -> str:
             what = f"each one-unit increase in {c['name']}"
             more = f"the effect becomes more favourable to {who} as {c['name']} increases"
         direction = ("" if c["p_benefit"] is None else
-                     f"; the probability that {more} is {c['p_benefit']:.2f}")
+                     f"; the probability that {more} is "
+                     f"{summarise.prob_text(c['p_benefit'])}")
         parts.append(f"For {what}, the {rec['measure']} changes by a factor of "
                      f"{math.exp(c['median']):.2f} (95% credible interval "
                      f"{math.exp(c['ci_low']):.2f} to {math.exp(c['ci_high']):.2f}){direction}."
@@ -742,7 +743,7 @@ def comparison_text(records: list[dict]) -> str:
             x = rec["coefficients"][c]
             prior = ("flat" if x["prior"]["family"] == "flat"
                      else f"N(0, {x['prior']['sd']:.3g}^2)")
-            pb = "-" if x["p_benefit"] is None else f"{x['p_benefit']:.3f}"
+            pb = "-" if x["p_benefit"] is None else summarise.prob_text(x["p_benefit"])
             lines.append(f"    {rec['prior']['name']:<22} {prior:<14} median {fmt(x['median'])} "
                          f"[{fmt(x['ci_low'])}, {fmt(x['ci_high'])}]  P(more benefit) {pb}")
     lines += first["notes"]
@@ -755,7 +756,7 @@ def coefficient_table(rec: dict) -> tuple[list[str], list[list[str]]]:
     body = [[c["name"], "flat" if c["prior"]["family"] == "flat"
              else f"N(0, {c['prior']['sd']:.3g}^2)",
              f"{fmt(c['median'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-             "-" if c["p_benefit"] is None else f"{c['p_benefit']:.3f}"]
+             "-" if c["p_benefit"] is None else summarise.prob_text(c["p_benefit"])]
             for c in rec["coefficients"]]
     return head, body
 

@@ -150,3 +150,21 @@ def test_compare_priors_is_a_list_with_a_tidy_frame():
         assert row["p_benefit"] == f.p_benefit and row["tau_median"] == f.tau.median
         assert row["conflict"] == f.prior_data_conflict.flagged
     assert list(frame["conflict"]) == [False, True]   # Box's check flags the sceptical prior
+
+
+@pytest.mark.parametrize("engine, level, scale", [
+    ("pymc", "study", "SMD"), ("exact", "auto", "log RR"), ("binomial-exact", "auto", "log RR"),
+    ("exact", "summary", "log RR")])
+def test_idata_posterior_holds_model_quantities_on_named_scales(engine, level, scale):
+    """The posterior group holds mu, tau, theta, theta_new (and a binomial model's baseline),
+    each labelled with its scale; a sampler's own parametrisation (u = log tau, the whitened
+    mu) is in unconstrained_posterior."""
+    outcome = ("parent_reported_depression" if engine == "pymc" else
+               "parental_depression_incidence" if level == "summary" else
+               "secure_attachment_post")
+    fit = bp.fit(bp.load(), outcome, engine=engine, level=level)
+    post = fit.idata.posterior
+    assert set(post.data_vars) <= {"mu", "tau", "theta", "theta_new", "baseline"}
+    assert scale in post["mu"].attrs["scale"]
+    if engine == "pymc":
+        assert set(fit.idata.unconstrained_posterior.data_vars) == {"u", "z_mu"}

@@ -195,9 +195,10 @@ def test_tau_bands_prior_closed_form_and_posterior_cdf(crins):
 
 @pytest.mark.parametrize("method", ["DL", "REML", "PM"])
 def test_hksj_prediction_interval_is_metafors_predict_of_a_knha_fit(method):
-    """With --ci hksj the prediction interval is the one metafor's predict() gives for a
-    test="knha" fit: mu +/- qt(0.975, k - 1) sqrt(SE_HK^2 + tau^2) (predict.rma, metafor 3.8-1),
-    evaluated on metafor's own printed mu, tau^2 and Knapp-Hartung SE for Crins 2014 (log OR)."""
+    """With --ci hksj the prediction interval is the one metafor's predict() prints for a
+    test="knha" fit (predict.rma, metafor 3.8-1, printed into heterogeneity_values.json by
+    tests/reference/heterogeneity_reference.R) for Crins 2014 (log OR); it equals
+    mu +/- qt(0.975, k - 1) sqrt(SE_HK^2 + tau^2) on metafor's printed mu, tau^2 and SE_HK."""
     from scipy import stats
 
     from conftest import run_main
@@ -205,11 +206,12 @@ def test_hksj_prediction_interval_is_metafors_predict_of_a_knha_fit(method):
     ref = HET["crins_or"][method]
     k = len(HET["crins_or"]["yi"])
     half = stats.t.ppf(0.975, k - 1) * np.sqrt(ref["hksj_se"] ** 2 + ref["tau2"])
+    np.testing.assert_allclose(ref["hksj_pi"], [ref["mu"] - half, ref["mu"] + half], rtol=1e-12)
     r = run_main("dl", "acute_rejection", "--data", "data/crins2014", "--method", method,
                  "--ci", "hksj", "--json")
     d = json.loads(r.stdout)
-    assert d["pi_low"] == pytest.approx(np.exp(ref["mu"] - half), rel=TOL)
-    assert d["pi_high"] == pytest.approx(np.exp(ref["mu"] + half), rel=TOL)
+    assert d["pi_low"] == pytest.approx(np.exp(ref["hksj_pi"][0]), rel=TOL)
+    assert d["pi_high"] == pytest.approx(np.exp(ref["hksj_pi"][1]), rel=TOL)
     assert d["pi_distribution"].startswith("t(k-1) with the Hartung-Knapp SE")
     wald = json.loads(run_main("dl", "acute_rejection", "--data", "data/crins2014", "--method",
                                method, "--json").stdout)

@@ -23,6 +23,24 @@ from scipy import special
 DRAWS = 1000
 CHAINS = 4
 
+# what each posterior variable is; {} is the analysis scale ("log RR", "SMD")
+SCALES = {"mu": "pooled effect, {}", "tau": "between-study SD, {}",
+          "theta": "each study's effect, {}", "theta_new": "a new study's effect, {}",
+          "baseline": "each study's control-arm baseline (logit for OR, log-risk parameter for "
+                      "RR)"}
+
+
+def label_scales(idata, scale: str):
+    """Each model quantity of the posterior labelled with what it is and its scale
+    (``attrs["scale"]``); returns ``idata``. ``idata`` may be a function that makes it (the
+    non-MCMC engines make their draws on first use)."""
+    if callable(idata):
+        idata = idata()
+    for name, text in SCALES.items():
+        if name in idata.posterior:
+            idata.posterior[name].attrs["scale"] = text.format(scale)
+    return idata
+
 
 def az_module():
     import arviz as az

@@ -51,9 +51,25 @@ def interrupts_propagate():
         raise KeyboardInterrupt
 
 
+# the samplers' own parametrisations (u = log tau or the uniform prior's logit, the whitened
+# mu): kept out of the posterior group, in ArviZ's unconstrained_posterior group
+INTERNAL = ("u", "z_mu")
+
+
+def separate_internals(idata):
+    """Move the samplers' internal variables to ``unconstrained_posterior`` (the analysis
+    labels the model quantities with their scales: bayes_pip.engines.idata.label_scales)."""
+    internal = [v for v in INTERNAL if v in idata.posterior]
+    if internal:
+        idata.add_groups({"unconstrained_posterior": idata.posterior[internal]})
+        idata.posterior = idata.posterior.drop_vars(internal)
+    return idata
+
+
 def finish(engine, idata, problem: Problem, prior, seed: int, settings) -> EngineResult:
     """Check convergence (raise ConvergenceError), label the trace, wrap the draws."""
     diagnostics, problems = gate(idata, settings.chains, settings.draws)
+    idata = separate_internals(idata)
     idata.posterior.attrs.update({"prior": str(prior.to_dict()), "seed": seed,
                                   "outcome": problem.outcome.outcome, "engine": engine.name,
                                   "bayes_pip_version": __version__})

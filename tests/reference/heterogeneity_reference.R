@@ -22,9 +22,10 @@ for (name in c("bcg_rr", "crins_or", "nielweise_or", "normand_md", "fleiss_or"))
     ci <- confint(res, control = list(tol = 1e-12, tau2.max = 1e6))$random
     hk <- rma(yi, vi, method = method, test = "knha", control = tight)
     pr <- predict(res)
+    prk <- predict(hk)
     k <- res$k
     rec[[method]] <- list(
-      call = sprintf("rma(yi, vi, method='%s', control=list(tol=1e-12, threshold=1e-12, maxiter=10000, tau2.max=1e6)); confint(res, control=list(tol=1e-12, tau2.max=1e6)); predict(res); rma(..., test='knha')", method),
+      call = sprintf("rma(yi, vi, method='%s', control=list(tol=1e-12, threshold=1e-12, maxiter=10000, tau2.max=1e6)); confint(res, control=list(tol=1e-12, tau2.max=1e6)); predict(res); rma(..., test='knha'); predict() of the knha fit", method),
       mu = num(res$beta), se = num(res$se), ci_low = num(res$ci.lb), ci_high = num(res$ci.ub),
       tau2 = num(res$tau2), i2 = num(res$I2), q = num(res$QE),
       tau2_ci_low = num(ci["tau^2", "ci.lb"]), tau2_ci_high = num(ci["tau^2", "ci.ub"]),
@@ -33,7 +34,8 @@ for (name in c("bcg_rr", "crins_or", "nielweise_or", "normand_md", "fleiss_or"))
       pi_t = if (k < 3) c(NA, NA) else
         num(res$beta) + c(-1, 1) * qt(0.975, k - 2) * sqrt(res$tau2 + num(res$se)^2),
       hksj_se = num(hk$se), hksj_ci_low = num(hk$ci.lb), hksj_ci_high = num(hk$ci.ub),
-      hksj_p = num(hk$pval))
+      hksj_p = num(hk$pval),
+      hksj_pi = c(num(prk$pi.lb), num(prk$pi.ub)))
   }
   out[[name]] <- rec
 }
