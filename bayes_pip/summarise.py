@@ -930,15 +930,15 @@ def bma_prior_text(b) -> str:
 
 
 def bf_width_text(b) -> str:
-    """'sceptical width (SD 0.175) 1.46, SD 1 0.710, ...': the Bayes factor for an effect under
-    each width of a centred prior on the pooled effect."""
+    """'sceptical width (SD 0.175): 1.46; SD 1: 0.710; ...': the Bayes factor for an effect
+    under each width of a centred prior on the pooled effect."""
     parts = []
     for w in b.bf_by_width:
         what = (f"{w.label} (N({w.mean:.3g}, {w.sd:.3g}^2))" if w.label == "the prior used"
                 else f"{w.label} (SD {w.sd:.3g})" if w.label == "sceptical width"
                 else w.label)
-        parts.append(f"{what} {bf_text(w.log_bf_effect)}")
-    return ", ".join(parts)
+        parts.append(f"{what}: {bf_text(w.log_bf_effect)}")
+    return "; ".join(parts)
 
 
 def bma_sentence(b) -> str:

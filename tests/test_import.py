@@ -300,3 +300,33 @@ def test_dl_on_an_imported_review_pools_by_its_own_method(tmp_path):
     assert d["published"]["agreement"] == (
         "does not reproduce the published result: pooled here by DerSimonian-Laird, the review "
         "pooled by M-H fixed effect (`dl --method file` pools as the review did)")
+
+
+def test_the_discussion_text_checks_hold_on_the_imported_fleiss_review(tmp_path):
+    """The discussion-text checks of the bundled review, on a review the tool has never seen:
+    every Bayes-factor paragraph names its prior on the pooled effect and gives the Bayes factor
+    by that prior's width; no probability is printed as 1.000 or 0.000; every P(benefit) range
+    over priors is labelled; no reconstruction wording, no developer text; the summary of
+    findings lists both outcomes."""
+    import re
+
+    d = imported(tmp_path, RM5)
+    out = tmp_path / "reports"
+    r = run_main("report", "--all", "--engine", "exact", "--data", str(d), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    for outcome in (ASPIRIN, MENTAL):
+        md = (out / f"{outcome}.md").read_text()
+        bf = next(line for line in md.splitlines() if "A Bayes factor answers" in line)
+        assert re.search(r"Under the N\(0, 4\^2\) prior on the pooled (log OR|SMD)", bf)
+        assert "By the width of a centred normal prior" in bf and "vague, SD 10: " in bf
+        assert "the probability of no effect was" in bf
+        assert re.search(r"[Aa]cross (the )?\d+ priors", md), outcome
+    texts = {p.name: p.read_text() for p in out.glob("*") if p.suffix in (".md", ".html")}
+    for name, text in texts.items():
+        text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text).replace(
+            str(tmp_path), "DATA")   # the data directory is named in the provenance
+        assert not re.search(r"(?<![\d.])[01]\.000(?!\d)", text), name
+        assert "the only set" not in text and "only integer table" not in text, name
+        assert "tests/" not in text and "test_" not in text, name
+    summary = texts["summary_of_findings.md"]
+    assert ASPIRIN in summary and MENTAL in summary
