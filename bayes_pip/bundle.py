@@ -73,6 +73,7 @@ class ReportBundle:
     skipped: list[str] = field(default_factory=list)   # outcomes without data
     categorical: dict[str, CategoricalReport] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)   # categorical outcomes the engine cannot fit
+    certainty: dict = field(default_factory=dict)       # outcome -> certainty.Certainty (--all)
     summary: Document | None = None                     # the summary of findings (all outcomes)
     summary_files: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)      # e.g. a prior replaced where it does not apply
@@ -162,12 +163,13 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
                  prior: str | None = None, engine: str = engines.AUTO, level: str = "auto",
                  seed: int = DEFAULT_SEED, settings=None, prior_sets=None,
                  moderators: list[str] | None = None, subgroup: str | None = None,
-                 progress=None) -> ReportBundle:
+                 progress=None, certainty_rule=None) -> ReportBundle:
     """The report of one outcome, a list of outcomes, or (``outcomes`` None) every outcome with
     data plus the summary of findings.
 
     ``prior``: the main prior (first in each outcome's comparison, the others that apply after
-    it); ``moderators`` / ``subgroup``: a Bayesian meta-regression section per outcome.
+    it); ``moderators`` / ``subgroup``: a Bayesian meta-regression section per outcome;
+    ``certainty_rule``: the TOML file of the certainty rule (default: the shipped one).
     ``progress(i, n, what)`` is called before each outcome.
     """
     everything = outcomes is None
@@ -242,11 +244,32 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
         from bayes_pip.categorical_page import sof_block
 
         bundle.skipped = [o for o in dataset.outcome_ids() if o not in reports]
+        extra, files = certainty_part(dataset, bundle, certainty_rule)
         bundle.summary, bundle.summary_files = summary_of_findings(
             bundle.fits, bundle.skipped, dataset_label(dataset), provenance, dataset.trials,
-            sof_block({o: r.fit for o, r in joint.items()}) + [
+            extra + sof_block({o: r.fit for o, r in joint.items()}) + [
                 Paragraph(n, note=True) for n in left_out])
+        bundle.summary_files.update(files)
     return bundle
+
+
+def certainty_part(dataset: Dataset, bundle: ReportBundle, rule_file=None):
+    """The certainty table of the summary of findings (every outcome of outcomes.csv: rated,
+    or listed with what is known), its files, and the blocks kept on the bundle."""
+    from bayes_pip.certainty import certainty_block, load_rule
+    from bayes_pip.certainty_page import certainty_files, certainty_section, no_number_rows
+
+    rule = load_rule(rule_file)
+    bundle.certainty = {o: certainty_block(r.fits, dataset.trials, dataset.metadata, rule)
+                        for o, r in bundle.outcomes.items()}
+    relative = {r["outcome"]: f"{r['measure']} {r['bayes']}" for r in bundle.rows()}
+    section = certainty_section(bundle.certainty, relative, rule,
+                                no_number_rows(dataset, bundle.skipped))
+    if bundle.categorical:
+        section.append(Paragraph(f"Categorical outcomes ({', '.join(bundle.categorical)}) are "
+                                 f"not rated by {rule.label}; see their own section.",
+                                 note=True))
+    return section, certainty_files(bundle.certainty, rule)
 
 
 def categorical_ids(dataset: Dataset, ids: list, everything: bool, engine: str):

@@ -703,7 +703,7 @@ def cmd_report(args) -> int:
     bundle = build_report(open_dataset(args), None if args.all else args.outcome, args.prior,
                           args.engine, args.level, args.seed, sampler_settings(args),
                           prior_sets(args), args.moderator, args.subgroup,
-                          progress_printer(sys.stderr.isatty()))
+                          progress_printer(sys.stderr.isatty()), args.certainty_rule)
     written = bundle.write(args.out)
     done = (f"Wrote {len(written)} files to {args.out}/ (start with "
             f"{args.out}/{bundle.main_file()}).")
@@ -1004,6 +1004,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "MD); the other applicable priors form the sensitivity analysis")
     add_fit_options(p, prior=False)
     add_moderator_options(p)
+    p.add_argument("--certainty-rule", metavar="FILE", default=None,
+                   help="TOML file of the certainty rule for the summary of findings (default: "
+                        "the shipped models/certainty/bayes-grade-1.toml)")
 
     p = add_command(sub, "import", "convert RevMan 5 / RevMan Web files into a data directory",
                     cmd_import)

@@ -27,8 +27,8 @@ LAYERS = [
      "engines.exact_regression", "engines.exact_binomial", "engines.multinomial_nuts"},
     {"classical"},
     {"summarise"},
-    {"analysis", "figures", "moderation", "categorical", "figures_categorical"},
-    {"pages", "bundle", "revman", "api", "calibration", "categorical_page"},
+    {"analysis", "figures", "moderation", "categorical", "figures_categorical", "certainty"},
+    {"pages", "bundle", "revman", "api", "calibration", "categorical_page", "certainty_page"},
     {"cli", "__init__"},
     {"__main__"},
 ]
