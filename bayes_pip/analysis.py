@@ -27,8 +27,8 @@ from bayes_pip.record import (BMARecord, WidthBayesFactor, Diagnostics, EggerRec
                               InfluenceRecord, InfluenceRow, Interval, LeaveOneOutRow, Likelihood,
                               LikelihoodChoice, LooRow, ModelEvidence, PublishedResult,
                               Reconstructed, Settings)
-from bayes_pip.summarise import (benefit_probability, posterior_summary, prior_data_conflict,
-                                 tau_bands)
+from bayes_pip.posterior_stats import (benefit_probability, posterior_summary, prior_data_conflict,
+                                       tau_bands)
 from bayes_pip.version import __version__
 
 DEFAULT_SEED = 20150603  # any fixed number; stored with every output

@@ -167,7 +167,7 @@ def bayes_meta_regression(data, outcome: str, moderators: list[str] | str,
 
 def outcomes(data=None) -> pd.DataFrame:
     """The outcomes of a data set with measure, k, participants, benefit and data status."""
-    from bayes_pip.summarise import outcome_listing
+    from bayes_pip.listing import outcome_listing
 
     return pd.DataFrame(outcome_listing(load(data)))
 

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from bayes_pip import dl, metareg, summarise
+from bayes_pip import dl, metareg, posterior_stats, summarise
 from bayes_pip.classical import classical_from
 from bayes_pip.design import trial_names
 from bayes_pip.data import Dataset, Resolved
@@ -375,7 +375,7 @@ def benefit_probability(post, target, outcome):
     """P(target beyond 0 in the direction of benefit); None when the direction is unknown."""
     if outcome.benefit not in ("higher", "lower"):
         return None
-    return summarise.benefit_probability(post, outcome, 0.0, target)
+    return posterior_stats.benefit_probability(post, outcome, 0.0, target)
 
 
 def study_points(md: ModeratorData, tau2: float) -> list[dict]:

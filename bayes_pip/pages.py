@@ -14,10 +14,11 @@ from bayes_pip.design import rob_columns, rob_domain, trial_names
 from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, Link, Paragraph,
                                 Quote, Strong, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
-from bayes_pip.summarise import (bma_sentence, conflict_lines, discussion_sentences,
-                                 engine_text, level_text, mcse_words, not_independent_text, num,
-                                 p_benefit_extremes, p_value_text, prior_range_text, prior_used,
-                                 prob_text, shared_studies)
+from bayes_pip.evidence_text import bma_sentence
+from bayes_pip.summarise import (conflict_lines, discussion_sentences, engine_text, level_text,
+                                 mcse_words, not_independent_text, num, p_benefit_extremes,
+                                 p_value_text, prior_range_text, prior_used, prob_text,
+                                 shared_studies)
 
 
 def provenance_text(metadata: dict, directory) -> str:

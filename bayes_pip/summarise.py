@@ -7,76 +7,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
-from bayes_pip.data import Dataset, Outcome
-from bayes_pip.effects import double_zero
-from bayes_pip import dl, engines, measures
+from bayes_pip.data import Outcome
+from bayes_pip import engines, measures
 from bayes_pip.reconstruct import consistent_text, which_tables
-from bayes_pip.engines import evidence
-from bayes_pip.record import (Conflict, DLRecord, FitFailure, Interval, MuSummary,
-                              StudyEstimate, TauBands, TauSummary)
-
-
-def outcome_listing(dataset: Dataset) -> list[dict]:
-    """One row per outcome: id, label, measure, k, participants, benefit, data status, level."""
-    rows = []
-    for outcome_id in dataset.outcome_ids():
-        o = dataset.outcome(outcome_id)
-        status = dataset.status(outcome_id)
-        published = dataset.published_result(outcome_id)
-        study_rows = dataset.study_rows(outcome_id)
-        excluded = excluded_studies(study_rows, o)
-        if status.level in ("summary", "reconstructed"):
-            k, participants = published.k, published.participants
-        else:  # the studies the analysis pools
-            left_out = study_rows["study"].isin(excluded)
-            k = status.k_studies - len(excluded)
-            participants = status.participants - int(study_rows.loc[left_out, "n_t"].sum()
-                                                      + study_rows.loc[left_out, "n_c"].sum())
-        rows.append({
-            "outcome": o.outcome, "label": o.label, "comparison": o.comparison,
-            "measure": o.measure, "benefit": o.benefit, "timepoint": o.timepoint, "mcid": o.mcid,
-            "k": k, "participants": participants, "study_rows": status.k_studies,
-            "excluded": excluded, "published": published is not None, "level": status.level,
-            "data": status.description,
-        })
-    for outcome_id in dataset.categorical_ids():
-        rows.append(categorical_listing(dataset, outcome_id))
-    return rows
-
-
-def categorical_listing(dataset: Dataset, outcome_id: str) -> dict:
-    """The `list` row of a categorical outcome: its trials, participants and levels by arm."""
-    from bayes_pip.categorical_data import categorical_outcome
-
-    o = dataset.outcome(outcome_id)
-    row = {"outcome": o.outcome, "label": o.label, "comparison": o.comparison,
-           "measure": o.measure, "benefit": o.benefit, "timepoint": o.timepoint, "mcid": None,
-           "k": 0, "participants": 0, "study_rows": 0, "excluded": [], "published": False,
-           "level": None, "data": "no rows in categories.csv"}
-    if dataset.categories is None or not (dataset.categories["outcome"] == outcome_id).any():
-        return row
-    co = categorical_outcome(dataset, outcome_id)
-    levels = ", ".join(f"{n} {level}" for level, n in co.levels().items())
-    arms = sum(len(names) for names in co.arm_names)
-    row.update(k=co.k, participants=int(np.nansum(co.counts)), study_rows=co.k, level="study",
-               data=(f"category counts of {len(co.categories)} categories, {arms} arms "
-                     f"(by their least direct cell: {levels}); fitted by the multinomial "
-                     "model, all categories at once"))
-    return row
-
-
-def excluded_studies(rows, outcome: Outcome) -> list[str]:
-    """Study rows a ratio analysis leaves out (no events, or only events, in both arms); a risk
-    difference keeps them, as `dl` does (RevMan)."""
-    if (rows.empty or not outcome.scale.is_dichotomous or "events_t" not in rows.columns
-            or not outcome.scale.drops_double_zero):
-        return []
-    arm = rows["events_t"].notna() & rows["events_c"].notna()
-    drop = arm & double_zero(rows["events_t"], rows["n_t"], rows["events_c"],
-                             rows["n_c"])
-    return [str(s) for s in rows.loc[drop, "study"]]
+from bayes_pip.record import (DLRecord, FitFailure)
+from bayes_pip.posterior_stats import (CONFLICT_P)
 
 
 def direction_phrase(outcome: Outcome) -> str:
@@ -172,128 +108,6 @@ def dl_text(d: DLRecord, outcome: Outcome) -> str:
 # posterior summaries (one grammar for the exact, conjugate and MCMC engines)
 # ---------------------------------------------------------------------------------------------
 
-CRI = (0.025, 0.975)
-
-
-def interval(post, target, measure: str | None = None) -> Interval:
-    """Median and central 95% interval of a target, on the natural scale if ``measure`` given."""
-    values = [post.quantile(target, q) for q in (0.5, *CRI)]
-    if measure is not None:
-        values = [float(measures.get(measure).to_natural(x)) for x in values]
-    return Interval(*values)
-
-
-def benefit_probability(post, outcome: Outcome, threshold: float, target="mu") -> float:
-    """P(target (default mu) beyond ``threshold`` in the outcome's direction of benefit | data)."""
-    return post.cdf(target, threshold) if outcome.benefit == "lower" else post.sf(target, threshold)
-
-
-def harm_probability(post, outcome: Outcome) -> float:
-    """P(mu beyond no effect in the direction of harm | data)."""
-    return post.sf("mu", 0.0) if outcome.benefit == "lower" else post.cdf("mu", 0.0)
-
-
-def trivial_probability(post, outcome: Outcome) -> float | None:
-    """P(the pooled effect lies within +/- the MCID of no effect | data) (analysis scale: a
-    ratio MCID of 0.75 gives the band 0.75 to 1/0.75)."""
-    if outcome.mcid is None:
-        return None
-    delta = abs(float(outcome.scale.to_analysis(outcome.mcid)))
-    return max(post.cdf("mu", delta) - post.cdf("mu", -delta), 0.0)
-
-
-# Spiegelhalter, Abrams & Myles (2004, Sec. 5.7.3): the band edges on tau and their names
-TAU_BAND_EDGES = (0.1, 0.5, 1.0)
-TAU_BAND_NAMES = ("tau < 0.1 (low)", "0.1-0.5 (reasonable)", "0.5-1 (fairly high)",
-                  "tau > 1 (fairly extreme)")
-
-
-def tau_bands(post, tau_prior, outcome: Outcome) -> TauBands | None:
-    """Prior and posterior probabilities of Spiegelhalter's heterogeneity bands (log ratios)."""
-    if not outcome.scale.is_ratio:
-        return None
-
-    def probs(cdf):
-        cum = [cdf(e) for e in TAU_BAND_EDGES]
-        return tuple(float(max(b - a, 0.0)) for a, b in zip([0.0] + cum, cum + [1.0]))
-
-    return TauBands(TAU_BAND_NAMES, probs(lambda x: float(tau_prior.cdf(x))),
-                    probs(lambda x: post.cdf("tau", x)))
-
-
-CONFLICT_P = 0.05  # flag a prior whose prior-predictive tail probability is below this
-
-
-def prior_data_conflict(estimate: float, se: float, mu_prior) -> Conflict | None:
-    """Box's (1980) prior-predictive check for the pooled effect: under the prior, the data's
-    pooled estimate is distributed N(m0, s0^2 + se^2); a two-sided tail probability below
-    0.05 flags a prior that the data contradict (e.g. a sceptical prior against a clear
-    effect). None for a flat prior."""
-    import math
-
-    from scipy import special
-
-    if not math.isfinite(getattr(mu_prior, "sd", math.inf)):
-        return None
-    z = (estimate - mu_prior.mean) / math.sqrt(mu_prior.sd**2 + se**2)
-    p = float(2 * special.ndtr(-abs(z)))
-    return Conflict(float(estimate), float(se), float(z), p, p < CONFLICT_P)
-
-
-def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_tau=True,
-                      v=None) -> dict:
-    """The posterior fields of a :class:`FitRecord`: mu, effect, tau, prediction,
-    probabilities, studies (and, given the within-study variances ``v``, tau^2 and I^2)."""
-    m = outcome.measure
-    mu = interval(post, "mu")
-    known = outcome.benefit != "unknown"  # without a direction there is no P(benefit)
-    d = {
-        "mu": MuSummary(post.mean("mu"), post.sd("mu"), mu.median, mu.ci_low, mu.ci_high),
-        "effect": interval(post, "mu", m),
-        "tau": None,
-        "prediction": None,
-        "p_benefit": benefit_probability(post, outcome, 0.0) if known else None,
-        "p_mcid": None,
-        "mcid": outcome.mcid,
-        "studies": (),
-    }
-    if outcome.mcid is not None:
-        d["p_mcid"] = benefit_probability(post, outcome,
-                                          float(outcome.scale.to_analysis(outcome.mcid)))
-    d["p_harm"] = harm_probability(post, outcome) if known else None
-    d["p_trivial"] = trivial_probability(post, outcome)
-    if with_tau and v is not None and len(v) > 1:
-        # I^2(tau) = tau^2 / (tau^2 + s^2) is increasing in tau: its quantiles are tau's
-        s2 = float(dl.typical_within_variance(v))
-        tq = [post.quantile("tau", q) for q in (0.5, *CRI)]
-        d["tau2"] = Interval(*(t * t for t in tq))
-        d["i2"] = Interval(*(t * t / (t * t + s2) for t in tq))
-    if with_tau:
-        tau = interval(post, "tau")
-        d["tau"] = TauSummary(post.mean("tau"), tau.median, tau.ci_low, tau.ci_high)
-        d["prediction"] = interval(post, "predict", m)
-        d["p_benefit_new_study"] = benefit_probability_new(post, outcome) if known else None
-        batch = getattr(post, "study_quantiles", None)   # every study at once, where offered
-        table = (batch((0.5, *CRI)) if batch is not None else
-                 [[post.quantile(("study", i), q) for q in (0.5, *CRI)]
-                  for i in range(len(study_names))])
-        natural = measures.get(m).to_natural
-        d["studies"] = tuple(
-            StudyEstimate(name, *(float(natural(x)) for x in table[i]),
-                          observed=None if observed is None
-                          else float(outcome.scale.to_natural(observed[i])))
-            for i, name in enumerate(study_names))
-    return d
-
-
-def benefit_probability_new(post, outcome: Outcome) -> float:
-    """P(a new study's true effect lies in the direction of benefit | data)."""
-    return post.cdf("predict", 0.0) if outcome.benefit == "lower" else post.sf("predict", 0.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# text for the terminal and for reports
-# ---------------------------------------------------------------------------------------------
 
 def benefit_words(s: dict) -> str:
     """'P(RR > 1: PIP increases infant secure attachment)' style label from a fit summary."""
@@ -649,6 +463,7 @@ def sweep_text(rows: list) -> str:
 # sentences for a discussion section
 # ---------------------------------------------------------------------------------------------
 
+
 def prior_used(s) -> str:
     """The prior a fit actually used: its title, or at summary level only the prior on the
     pooled effect ('Normal(0, 4^2) on log RR; heterogeneity not modelled')."""
@@ -754,6 +569,7 @@ def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
 # reconstructed tables
 # ---------------------------------------------------------------------------------------------
 
+
 def reconstruction_text(rec, outcome: Outcome, shown: int = 10) -> str:
     """The reconstruction of one outcome: what was printed, how many tables reproduce it."""
     p = rec.printed
@@ -804,169 +620,3 @@ def reconstruction_text(rec, outcome: Outcome, shown: int = 10) -> str:
 # ---------------------------------------------------------------------------------------------
 # Bayes factors and model averaging
 # ---------------------------------------------------------------------------------------------
-
-def bf_text(log_bf: float) -> str:
-    """A Bayes factor from its natural log: 3 significant digits (large ones in scientific
-    notation); beyond 10^+-300, where the number itself would overflow, the bound and the log
-    ("> 10^300 (log BF = 883)")."""
-    value = evidence.bf_value(log_bf)
-    if value is not None:
-        return f"{value:.3g}"
-    return f"{'>' if log_bf > 0 else '<'} 10^{300 if log_bf > 0 else -300} (log BF = {log_bf:.0f})"
-
-
-def bma_text(b) -> str:
-    """`bma` for the terminal: the four models, the Bayes factors, the averaged effect."""
-    lines = [f"{b.label} ({b.outcome}), {b.measure}",
-             "Data:   " + "; ".join([b.data_status] + ([f"k = {b.k}"] if "k = " not in
-                                                           b.data_status else [])
-                                        + [f"N = {b.participants}"]),
-             "Prior:  " + (f"{b.prior.mu.describe()} (summary level: no prior on tau is used)"
-                           if b.level == "summary"
-                           else f"{b.prior.name}: {b.prior.describe()}"),
-             "Method: exact marginal likelihoods by quadrature (no Monte Carlo error"
-             + (f"; {b.likelihood} likelihood" if b.likelihood else "")
-             + "); equal prior model probabilities", "",
-             f"{'model':48s} {'log p(y|model)':>15s} {'prior':>6s} {'posterior':>10s}"]
-    for m in b.models:
-        lines.append(f"{m.title:48s} {m.log_marginal_likelihood:15.4f} "
-                     f"{m.prior_probability:6.3f} {m.posterior_probability:10.4f}")
-    lines.append("")
-    if b.bf_effect is not None:
-        lines.append(f"BF10 (an average effect, random effects):  {bf_text(b.log_bf_effect)}")
-        lines.append(f"BF (heterogeneity, tau > 0 vs tau = 0):    {bf_text(b.log_bf_heterogeneity)}")
-    lines.append(f"BF10 (an effect, fixed effect):             {bf_text(b.log_bf_effect_fixed)}")
-    g = b.effect_given_effect
-    lines += ["", f"BF10 for an effect by the width of the prior on the pooled effect: "
-                  f"{bf_width_text(b)}" if len(b.bf_by_width) > 1 else "",
-              f"Model-averaged: P(no effect, {b.measure} = "
-              f"{measures.get(b.measure).null:g}) {equals(prob_text(b.p_null))}; "
-              f"P(benefit) {equals(prob_text(b.p_benefit))}"
-              + (f" (random-effects model alone: {prob_text(b.p_benefit_random_effects)})"
-                 if b.p_benefit_random_effects is not None else ""),
-              f"Given an effect: {b.measure} median {num(g.median)} [95% CrI {num(g.ci_low)}, "
-              f"{num(g.ci_high)}] (the model-averaged distribution has a point mass at the "
-              "null, so it has no single interval to report)"]
-    lines += [f"Note: {n}" for n in b.notes]
-    lines.append("Note: a Bayes factor for an effect depends on the width of the prior on the "
-                 "pooled effect (a wider prior favours no effect: Lindley's paradox); it answers "
-                 "whether there is any effect, not which direction an effect takes, so it can "
-                 "favour no effect while P(benefit) under the same prior is high.")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# robustness
-# ---------------------------------------------------------------------------------------------
-
-def influence_text(r) -> str:
-    """`influence` for the terminal: leave-one-out (DL and Bayesian), influence diagnostics."""
-    m = r.measure
-    lines = [f"{r.label} ({r.outcome}), {m}; k = {r.k}; {r.data_status}",
-             f"Bayesian columns: exact engine, prior {r.prior.name} ({r.prior.describe()})", "",
-             "Leave one study out",
-             f"{'omitted':24s} {'DL ' + m + ' [95% CI]':>24s} {'tau^2':>7s} {'I^2':>5s} "
-             f"{'Bayes ' + m + ' [95% CrI]':>26s} {'tau':>5s} {'P(benefit)':>10s}"]
-    for x in (r.full, *r.leave_one_out):
-        dl_ci = f"{num2(x.estimate)} [{num2(x.ci_low)}, {num2(x.ci_high)}]"
-        b_ci = f"{num2(x.bayes_median)} [{num2(x.bayes_ci_low)}, {num2(x.bayes_ci_high)}]"
-        name = "(none: all studies)" if x is r.full else x.study
-        lines.append(f"{name:24s} {dl_ci:>24s} {x.tau2:7.3f} {x.i2:4.0f}% {b_ci:>26s} "
-                     f"{x.bayes_tau_median:5.2f} {prob_text(x.p_benefit):>10s}")
-    lines += ["", "Influence on the DerSimonian-Laird fit (Viechtbauer & Cheung 2010; metafor "
-              "influence())",
-              f"{'study':24s} {'rstudent':>8s} {'dffits':>7s} {'cook.d':>7s} {'cov.r':>6s} "
-              f"{'tau2.del':>8s} {'QE.del':>7s} {'hat':>5s} {'weight':>6s} {'dfbetas':>7s}"]
-    for x in r.influence:
-        lines.append(f"{x.study:24s} {x.rstudent:8.3f} {x.dffits:7.3f} {x.cook_d:7.3f} "
-                     f"{x.cov_r:6.3f} {x.tau2_del:8.4f} {x.qe_del:7.3f} {x.hat:5.3f} "
-                     f"{x.weight:5.1f}% {x.dfbetas:7.3f}{' *' if x.influential else ''}")
-    flagged = [x.study for x in r.influence if x.influential]
-    lines.append("* influential by metafor's criteria: " + (", ".join(flagged) if flagged
-                                                           else "none"))
-    lines += [f"Note: {n}" for n in r.notes]
-    return "\n".join(lines)
-
-
-def egger_text(e) -> str:
-    m = e.measure
-    return "\n".join([
-        f"{e.label} ({e.outcome}), {m}; k = {e.k}",
-        "Egger's regression test for funnel-plot asymmetry (weighted regression of the "
-        f"{measures.get(m).analysis_label} on its standard error, weights 1/v):",
-        f"  slope {e.slope:.4f}, t = {e.t:.3f} (df = {e.df}), p = {e.p:.4g}",
-        f"  limit estimate (standard error -> 0): {m} {num2(e.limit)} "
-        f"[{num2(e.limit_ci_low)}, {num2(e.limit_ci_high)}]",
-        *(f"Note: {n}" for n in e.notes)])
-
-
-def loo_text(rows, k: int) -> str:
-    """The PSIS-LOO ranking of prior sets, with what it can and cannot say."""
-    lines = ["", "Leave-one-study-out predictive accuracy (PSIS-LOO, ArviZ; best first)",
-             f"{'prior':18s} {'elpd_loo':>9s} {'SE':>6s} {'p_loo':>6s} {'diff':>6s} "
-             f"{'diff SE':>7s} {'max Pareto k':>12s}"]
-    for r in rows:
-        warn = f"  k > 0.7: {', '.join(r.high_pareto_k)}" if r.high_pareto_k else ""
-        lines.append(f"{r.prior:18s} {r.elpd_loo:9.2f} {r.se:6.2f} {r.p_loo:6.2f} "
-                     f"{r.elpd_diff:6.2f} {r.elpd_diff_se:7.2f} {r.pareto_k_max:12.2f}{warn}")
-    if k < 5:
-        lines.append(f"Note: with {k} studies each left-out study is a large part of the data; "
-                     "differences in elpd are within their SE and mostly reflect the tails of "
-                     "the priors. Do not choose a prior by this ranking.")
-    else:
-        lines.append("Note: an elpd difference smaller than about twice its SE (diff SE) does "
-                     "not distinguish the priors.")
-    if any(r.high_pareto_k for r in rows):
-        lines.append("Note: Pareto k > 0.7 marks studies whose PSIS estimate is unreliable "
-                     "(an exact refit without the study would be needed).")
-    return "\n".join(lines)
-
-
-def bma_prior_text(b) -> str:
-    """'the N(0, 4^2) prior on the pooled log RR (prior set halfnormal-0.5)'; at summary level
-    without the set's name (its prior on tau is not used)."""
-    text = f"the {b.prior.mu_short} prior on the pooled {measures.get(b.measure).analysis_label}"
-    return text if b.level == "summary" else f"{text} (prior set {b.prior.name})"
-
-
-def bf_width_text(b) -> str:
-    """'sceptical width (SD 0.175): 1.46; SD 1: 0.710; ...': the Bayes factor for an effect
-    under each width of a centred prior on the pooled effect."""
-    parts = []
-    for w in b.bf_by_width:
-        what = (f"{w.label} (N({w.mean:.3g}, {w.sd:.3g}^2))" if w.label == "the prior used"
-                else f"{w.label} (SD {w.sd:.3g})" if w.label == "sceptical width"
-                else w.label)
-        parts.append(f"{what}: {bf_text(w.log_bf_effect)}")
-    return "; ".join(parts)
-
-
-def bma_sentence(b) -> str:
-    """The evidence for an effect (and for heterogeneity), placed so that it cannot be read as
-    contradicting P(benefit): what a Bayes factor asks, the prior on the pooled effect it
-    depends on, how it moves with that prior's width, and the model-averaged result as
-    P(no effect), P(benefit) and the effect given that there is one (numbers from ``b``)."""
-    null = f"{b.measure} = {measures.get(b.measure).null:g}"
-    out = [f"A Bayes factor answers a different question from the posterior probability of "
-           f"benefit: whether the data are better predicted by no effect at all ({null}) or by "
-           f"an effect of the sizes the prior on the pooled effect allows, so it depends on "
-           f"that prior's width (a wider prior favours no effect)."]
-    if b.bf_effect is not None or b.log_bf_effect is not None:
-        out.append(f"Under {bma_prior_text(b)}, the data were {bf_text(b.log_bf_effect)} times "
-                   f"as likely under a random-effects model with an average effect as under one "
-                   f"without, and {bf_text(b.log_bf_heterogeneity)} times as likely with "
-                   "between-study heterogeneity as without.")
-    else:
-        out.append(f"Under {bma_prior_text(b)}, the data were "
-                   f"{bf_text(b.log_bf_effect_fixed)} times as likely with an effect as without "
-                   "(fixed effect only: heterogeneity cannot be assessed here).")
-    if len(b.bf_by_width) > 1:
-        out.append(f"By the width of a centred normal prior on the pooled effect, the Bayes "
-                   f"factor for an effect was: {bf_width_text(b)}.")
-    if b.p_null is not None:
-        g = b.effect_given_effect
-        out.append(f"Averaged over the models with equal prior probabilities, the probability "
-                   f"of no effect was {prob_text(b.p_null)} and of a benefit "
-                   f"{prob_text(b.p_benefit)}; given that there is an effect, the {b.measure} "
-                   f"was {num(g.median)} (95% CrI {num(g.ci_low)} to {num(g.ci_high)}).")
-    return " ".join(out)

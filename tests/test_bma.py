@@ -162,7 +162,8 @@ def test_report_sentence_numbers_equal_the_bma_record():
     import re
 
     import bayes_pip as bp
-    from bayes_pip.summarise import bf_text, bma_sentence, num, prob_text
+    from bayes_pip.evidence_text import bf_text, bma_sentence
+    from bayes_pip.summarise import num, prob_text
 
     b = bp.bma(None, "secure_attachment_post")
     text = bma_sentence(b)

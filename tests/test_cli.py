@@ -349,7 +349,7 @@ def test_list_and_dl_agree_on_double_zero_studies():
 
     import bayes_pip as bp
     from bayes_pip.classical import classical_analysis
-    from bayes_pip.summarise import outcome_listing
+    from bayes_pip.listing import outcome_listing
 
     outcomes = pd.DataFrame([{"outcome": m.lower(), "label": m, "comparison": "a_vs_b",
                               "measure": m, "benefit": "lower"} for m in ("RR", "RD")])

@@ -16,7 +16,7 @@ from scipy import integrate, stats
 
 import bayes_pip as bp
 from bayes_pip.priors import Normal
-from bayes_pip.summarise import prior_data_conflict
+from bayes_pip.posterior_stats import prior_data_conflict
 
 
 @pytest.fixture(scope="module")
