@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_pip import analysis, engines
+from bayes_pip import analysis, checks, engines
 from bayes_pip.environment import ensure_writable_caches
 from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, load_dataset, load_frames
@@ -180,14 +180,14 @@ def prior_sets(prior_dir: str | Path | None = None) -> list[str]:
 def bma(data, outcome: str, prior: str | None = None, level: str = "auto",
         prior_dir: str | Path | None = None) -> BMARecord:
     """Exact Bayes factors (effect, heterogeneity) and the model-averaged pooled effect."""
-    return analysis.bma_outcome(load(data), outcome, prior, level,
+    return checks.bma_outcome(load(data), outcome, prior, level,
                                 load_prior_sets(extra=prior_dir))
 
 
 def influence(data, outcome: str, prior: str | None = None, level: str = "auto",
               prior_dir: str | Path | None = None) -> InfluenceRecord:
     """Each study left out in turn (DL and exact Bayesian) and metafor's influence diagnostics."""
-    return analysis.influence_outcome(load(data), outcome, prior, level,
+    return checks.influence_outcome(load(data), outcome, prior, level,
                                       load_prior_sets(extra=prior_dir))
 
 

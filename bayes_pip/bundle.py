@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bayes_pip import engines
-from bayes_pip.analysis import (DEFAULT_SEED, bma_resolved, compare_resolved, default_priors,
-                                outcomes_with_data, require_direction)
+from bayes_pip.analysis import (DEFAULT_SEED, compare_resolved, default_priors, outcomes_with_data,
+                                require_direction)
+from bayes_pip.checks import bma_resolved
 from bayes_pip.data import Dataset
 from bayes_pip.document import Document, Paragraph, html_page, markdown
 from bayes_pip.errors import InputError

@@ -39,7 +39,7 @@ from bayes_pip import engines
 from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.errors import InputError
 from bayes_pip.payloads import ArmCounts, CategoryCounts, NormalEffects
-from bayes_pip.priors import HalfNormal, Normal
+from bayes_pip.prior_families import HalfNormal, Normal
 
 MU_PRIOR = Normal(0.0, 1.0)
 SIGMA_RANGE = (0.2, 1.0)

@@ -31,7 +31,7 @@ from bayes_pip.cli_common import (EXIT_CONVERGENCE, EXIT_INPUT, EXIT_INTERNAL, E
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bayes_pip.analysis import BMA_ENGINES
+    from bayes_pip.checks import BMA_ENGINES
     from bayes_pip import engines
     from bayes_pip.classical import METHODS
     from bayes_pip.data import LEVELS

@@ -17,7 +17,8 @@ def cmd_sweep(args) -> int:
 
     Example: python -m bayes_pip sweep --json > sweep.json
     """
-    from bayes_pip.analysis import engine_applies, has_level, outcomes_with_data, sweep
+    from bayes_pip.sweeps import engine_applies, sweep
+    from bayes_pip.analysis import has_level, outcomes_with_data
     from bayes_pip.record import FitFailure
     from bayes_pip.summarise import sweep_text
 

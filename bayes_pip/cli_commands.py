@@ -71,7 +71,7 @@ def cmd_dl(args) -> int:
 
 def moderator_dl(args, dataset) -> int:
     """`dl --moderator` (meta-regression) and `dl --subgroup` (test for subgroup differences)."""
-    from bayes_pip import moderation
+    from bayes_pip import moderation, moderation_text
 
     moderator_names(args)   # one of --moderator and --subgroup
     if args.subgroup and args.ci != "wald":
@@ -99,13 +99,13 @@ def moderator_dl(args, dataset) -> int:
             files[f"{stem}.png"] = figures.png_bytes(figures.subgroup_forest_plot(rec))
         elif len(args.moderator) == 1:
             files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
-    return output_record(args, rec, moderation.classical_text,
+    return output_record(args, rec, moderation_text.classical_text,
                          lambda: write_report_files(args.out, files))
 
 
 def moderator_fit(args, dataset) -> int:
     """`fit --moderator` / `fit --subgroup`: Bayesian meta-regression."""
-    from bayes_pip import moderation
+    from bayes_pip import moderation, moderation_text
 
     names = moderator_names(args)
     if args.subgroup:
@@ -122,7 +122,7 @@ def moderator_fit(args, dataset) -> int:
         files = {f"{stem}.json": json_text(rec)}
         if len(names) == 1:
             files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
-    return output_record(args, rec, moderation.bayes_text,
+    return output_record(args, rec, moderation_text.bayes_text,
                          lambda: write_report_files(args.out, files))
 
 
@@ -216,7 +216,7 @@ def cmd_bma(args) -> int:
 
     Example: python -m bayes_pip bma secure_attachment_post
     """
-    from bayes_pip.analysis import bma_outcome
+    from bayes_pip.checks import bma_outcome
     from bayes_pip.evidence_text import bma_text
 
     dataset = open_dataset(args)
@@ -237,7 +237,7 @@ def cmd_influence(args) -> int:
     Example: python -m bayes_pip influence acute_rejection --data data/crins2014
     """
     from bayes_pip import figures
-    from bayes_pip.analysis import influence_outcome
+    from bayes_pip.checks import influence_outcome
     from bayes_pip.output import check_output_dir, json_text, write_report_files
     from bayes_pip.evidence_text import influence_text
 
@@ -263,7 +263,7 @@ def cmd_funnel(args) -> int:
     Example: python -m bayes_pip funnel aspirin_mortality --data mydata
     """
     from bayes_pip import figures
-    from bayes_pip.analysis import egger_outcome
+    from bayes_pip.checks import egger_outcome
     from bayes_pip.output import check_output_dir, json_text, write_report_files
     from bayes_pip.evidence_text import egger_text
 
@@ -363,7 +363,7 @@ def cmd_compare_priors(args) -> int:
     if args.outcome in dataset.categorical_ids():
         return categorical_compare(args, dataset)
     if args.moderator or args.subgroup:
-        from bayes_pip import moderation
+        from bayes_pip import moderation, moderation_text
 
         if args.loo:
             raise InputError("--loo does not apply to a moderator analysis")
@@ -373,14 +373,14 @@ def cmd_compare_priors(args) -> int:
         records = moderation.compare_moderator_priors(
             dataset, args.outcome, names, prior_list(args), moderator_engine(args), args.seed,
             sampler_settings(args), args.level, prior_sets(args))
-        return output_record(args, records, moderation.comparison_text)
+        return output_record(args, records, moderation_text.comparison_text)
     fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
                           args.seed, sampler_settings(args),
                           progress_printer(sys.stderr.isatty() and not args.json),
                           prior_sets(args))
     if not args.loo:
         return emit(fits, args.json, comparison_text)
-    from bayes_pip.analysis import loo_comparison
+    from bayes_pip.checks import loo_comparison
     from bayes_pip.evidence_text import loo_text
 
     loo = loo_comparison(fits)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from bayes_pip import dl, metareg, posterior_stats, summarise
+from bayes_pip import dl, metareg, posterior_stats
 from bayes_pip.classical import classical_from
 from bayes_pip.design import trial_names
 from bayes_pip.data import Dataset, Resolved
@@ -29,10 +29,19 @@ from bayes_pip.validate import COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMN
 from bayes_pip.engines.draws import DrawQueries
 from bayes_pip.errors import InputError
 
+
 MISSING = ("", "nan")   # a moderator cell that gives no value
+
+
 MAX_COEFFICIENTS = 50  # design columns (intercept included)
+
+
 NUMERIC_MAX = 1e9    # moderator values beyond this make the design matrix ill-conditioned
+
+
 EXPLORATORY_K = 10   # Cochrane Handbook 10.11.5.1: meta-regression needs about 10 studies per moderator
+
+
 RESERVED = {"outcome", "study", "source", "provenance", "notes", "yi", "sei", "arm_t",
             "arm_c", "design", "arms", "randomised_n", "timepoints", "review_comparisons",
             *COUNT_COLUMNS, *CONTINUOUS_COLUMNS, *OUTCOME_COLUMNS, *STUDY_COLUMNS}
@@ -262,6 +271,7 @@ def check_variation(md: ModeratorData) -> None:
 # classical
 # ---------------------------------------------------------------------------------------------
 
+
 def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
                          method: str = "DL", test: str = "z") -> dict:
     """Meta-regression of one outcome's study rows on the named moderators (metafor ``rma``);
@@ -341,6 +351,7 @@ def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: st
 # Bayesian
 # ---------------------------------------------------------------------------------------------
 
+
 def coefficient_prior(md: ModeratorData, columns, prior):
     """Independent normal (or flat) priors per design column, per unit of the moderator as given:
     sd = s / SD(x) for a numeric moderator (SD across the studies analysed), s per contrast of a
@@ -391,7 +402,11 @@ def study_points(md: ModeratorData, tau2: float) -> list[dict]:
 # at most this many distinct moderator values are shown as fitted effects; beyond it each numeric
 # moderator is shown at its minimum, quartiles and maximum (k = 20,000 distinct doses printed
 # 20,000 lines and took the exact engine 200 s)
+
+
 MAX_FITTED_ROWS = 12
+
+
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
@@ -606,115 +621,6 @@ class RegressionDraws(DrawQueries):
 # text
 # ---------------------------------------------------------------------------------------------
 
-def fmt(x, digits=3) -> str:
-    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
-def p_fmt(p) -> str:
-    """'p = 0.236'; a p-value that underflowed to 0 as the bound it is ('p < 1e-300')."""
-    return "p < 1e-300" if p == 0 else f"p = {fmt(p)}"
-
-
-def study_names(studies, limit: int = 12) -> str:
-    """The studies by name, the first ``limit`` of a long list and how many more."""
-    if len(studies) <= limit:
-        return ", ".join(studies)
-    return f"{', '.join(studies[:limit])} and {len(studies) - limit:,} more"
-
-
-def header(rec: dict) -> list[str]:
-    mods = "; ".join(f"{m['name']} ({m['kind']}"
-                     + (f": {', '.join(m['levels'])}" if m["levels"] else "") + ")"
-                     for m in rec["moderators"])
-    return [f"{rec['label']} [{rec['outcome']}], {rec['measure']}, {rec['level']} level, "
-            f"k = {rec['k']}: {study_names(rec['studies'])}",
-            f"Moderators: {mods}"]
-
-
-def classical_text(rec: dict) -> str:
-    lines = header(rec)
-    if rec["analysis"] == "subgroups":
-        lines.append(f"Subgroups by {rec['subgroup']} ({rec['method']}, {rec['tau']} tau^2; "
-                     f"{rec['measure']} [95% CI]):")
-        for s, n in zip(rec["subgroups"], rec["subgroups_natural"]):
-            lines.append(f"  {s['level']:<28} k = {s['k']:<3} {fmt(n['estimate'])} "
-                         f"[{fmt(n['ci_low'])}, {fmt(n['ci_high'])}]  tau^2 {fmt(s['tau2'])}")
-        lines.append(f"Test for subgroup differences: Q = {fmt(rec['q_between'])}, df = "
-                     f"{rec['df_between']}, {p_fmt(rec['p_between'])}")
-    else:
-        kh = rec.get("test") == "knha"
-        lines.append(f"Meta-regression ({rec['method']}"
-                     + (", Knapp-Hartung: t tests on k - p df, F test for QM" if kh else "")
-                     + f"); {rec['scale']}:")
-        for c in rec["coefficients"]:
-            lines.append(f"  {c['name']:<44} {fmt(c['estimate'])} (SE {fmt(c['se'])}) "
-                         f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]  {p_fmt(c['p'])}")
-        qm_name = f"F({rec['qm_df']}, {rec['qm_df2']})" if kh else f"QM (df {rec['qm_df']})"
-        lines.append(f"{qm_name} = {fmt(rec['qm'])}, {p_fmt(rec['qm_p'])}; "
-                     f"QE = {fmt(rec['qe'])} (df {rec['qe_df']}, {p_fmt(rec['qe_p'])}); "
-                     f"residual tau^2 = {fmt(rec['tau2'])} (without moderators "
-                     f"{fmt(rec['tau2_without_moderators'])}); R^2 = {fmt(rec['r2'])}%")
-    lines += rec["notes"]
-    return "\n".join(lines)
-
-
-def bayes_text(rec: dict) -> str:
-    lines = header(rec)
-    p = rec["prior"]
-    params = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                       for k, v in p["tau"].items() if k not in ("family", "source"))
-    lines.append(f"Prior '{p['name']}': tau {p['tau']['family']} ({params}); "
-                 "coefficients " + ", ".join(
-                     "flat" if c["prior"]["family"] == "flat" else f"N(0, {c['prior']['sd']:.3g}^2)"
-                     for c in rec["coefficients"]) + f" ({rec['engine']} engine)")
-    lines.append(f"Posterior, {rec['scale']}:")
-    benefit = rec["benefit"]
-    for c in rec["coefficients"]:
-        pb = "" if c["p_benefit"] is None else f"  P(more benefit) {summarise.prob_text(c['p_benefit'])}"
-        lines.append(f"  {c['name']:<44} median {fmt(c['median'])} [{fmt(c['ci_low'])}, "
-                     f"{fmt(c['ci_high'])}]{pb}")
-    t = rec["tau"]
-    lines.append(f"  tau (residual heterogeneity)                 median {fmt(t['median'])} "
-                 f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]")
-    lines.append(f"Fitted {rec['measure']} (natural scale):")
-    for f in rec["fitted"]:
-        pb = "" if f["p_benefit"] is None else f"  P(benefit) {summarise.prob_text(f['p_benefit'])}"
-        lines.append(f"  {f['at']:<44} {fmt(f['estimate'])} [{fmt(f['ci_low'])}, "
-                     f"{fmt(f['ci_high'])}]{pb}")
-    if benefit not in ("higher", "lower"):
-        lines.append("P(benefit) needs the outcome's direction of benefit (outcomes.csv).")
-    lines += [sentence(rec)] + rec["notes"]
-    return "\n".join(lines)
-
-
-def sentence(rec: dict) -> str:
-    """One sentence per moderator coefficient, its uncertainty and the caution; numbers equal
-    the record's."""
-    parts = []
-    who = rec.get("intervention", "the intervention")
-    for c in rec["coefficients"][1:]:
-        if ": " in c["name"]:
-            name, levels = c["name"].split(": ", 1)
-            level, reference = levels.split(" vs ", 1)
-            what = f"{name} '{level}' compared with '{reference}'"
-            more = f"the effect is more favourable to {who} with '{level}'"
-        else:
-            what = f"each one-unit increase in {c['name']}"
-            more = f"the effect becomes more favourable to {who} as {c['name']} increases"
-        direction = ("" if c["p_benefit"] is None else
-                     f"; the probability that {more} is "
-                     f"{summarise.prob_text(c['p_benefit'])}")
-        parts.append(f"For {what}, the {rec['measure']} changes by a factor of "
-                     f"{math.exp(c['median']):.2f} (95% credible interval "
-                     f"{math.exp(c['ci_low']):.2f} to {math.exp(c['ci_high']):.2f}){direction}."
-                     if rec["measure"] in ("RR", "OR", "PETO_OR") else
-                     f"For {what}, the {rec['measure']} changes by {c['median']:.2f} (95% "
-                     f"credible interval {c['ci_low']:.2f} to {c['ci_high']:.2f}){direction}.")
-    k = rec["k"]
-    if k < EXPLORATORY_K:
-        parts.append(f"With {k} {'study' if k == 1 else 'studies'}, this is exploratory.")
-    return " ".join(parts)
-
 
 def compare_moderator_priors(dataset: Dataset, outcome_id: str, names: list[str],
                              prior_names: list[str] | None = None, engine: str = "exact",
@@ -730,44 +636,3 @@ def compare_moderator_priors(dataset: Dataset, outcome_id: str, names: list[str]
                                  sets)
     return [bayes_moderators(dataset, outcome_id, names, n, engine, seed, settings, level, sets)
             for n in prior_names]
-
-
-def comparison_text(records: list[dict]) -> str:
-    """One row per prior: each moderator coefficient's median [95% CrI] and P(more benefit)."""
-    first = records[0]
-    lines = header(first) + [f"Posterior of each moderator coefficient under each prior "
-                             f"({first['scale']}):"]
-    for c in range(1, len(first["coefficients"])):
-        lines.append(f"  {first['coefficients'][c]['name']}")
-        for rec in records:
-            x = rec["coefficients"][c]
-            prior = ("flat" if x["prior"]["family"] == "flat"
-                     else f"N(0, {x['prior']['sd']:.3g}^2)")
-            pb = "-" if x["p_benefit"] is None else summarise.prob_text(x["p_benefit"])
-            lines.append(f"    {rec['prior']['name']:<22} {prior:<14} median {fmt(x['median'])} "
-                         f"[{fmt(x['ci_low'])}, {fmt(x['ci_high'])}]  P(more benefit) {pb}")
-    lines += first["notes"]
-    return "\n".join(lines)
-
-
-def coefficient_table(rec: dict) -> tuple[list[str], list[list[str]]]:
-    """A Bayesian meta-regression's coefficients as a report table: header and rows."""
-    head = ["coefficient", "prior", "median [95% CrI]", "P(more benefit)"]
-    body = [[c["name"], "flat" if c["prior"]["family"] == "flat"
-             else f"N(0, {c['prior']['sd']:.3g}^2)",
-             f"{fmt(c['median'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-             "-" if c["p_benefit"] is None else summarise.prob_text(c["p_benefit"])]
-            for c in rec["coefficients"]]
-    return head, body
-
-
-def analysis_line(rec: dict) -> str:
-    """'...scale; prior 'halfnormal-0.5', exact engine, reconstructed level.'"""
-    return (f"{rec['scale']}; prior '{rec['prior']['name']}', {rec['engine']} engine, "
-            f"{rec['level']} level.")
-
-
-def value_lines(rec: dict) -> list[str]:
-    """Each study's value of each moderator with its source."""
-    return [f"{m['name']} in {s}: {m['values'][s]} ({m['sources'].get(s, 'no source')})"
-            for m in rec["moderators"] for s in rec["studies"]]

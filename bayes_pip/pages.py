@@ -167,7 +167,7 @@ def moderator_section(moderator) -> list:
         return []
     if isinstance(moderator, str):
         return [Heading("Moderators"), Paragraph(f"Not analysed: {moderator}")]
-    from bayes_pip.moderation import analysis_line, coefficient_table, sentence, value_lines
+    from bayes_pip.moderation_text import analysis_line, coefficient_table, sentence, value_lines
 
     rec = moderator
     blocks = [Heading(f"Moderators: {', '.join(m['name'] for m in rec['moderators'])}"),

@@ -14,16 +14,13 @@ Parametrisations (as in R bayesmeta 3.4, ``TurnerEtAlPrior`` / ``RhodesEtAlPrior
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
 import math
 import stat
 import tomllib
 from dataclasses import dataclass, field
-from typing import ClassVar
 from pathlib import Path
 
-import numpy as np
 from scipy import special
 
 from bayes_pip import measures
@@ -32,21 +29,12 @@ from bayes_pip.data import Outcome
 from bayes_pip.tables import identifier_problem
 from bayes_pip.validate import COMPARISON_TYPES
 from bayes_pip.errors import InputError
+from bayes_pip.prior_families import (MU_FAMILIES, MU_PARAMS, Normal, TAU_FAMILIES)
 
-LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
 
 # Densities and quantiles are written with scipy.special (scipy.stats costs ~0.5 s of start-up);
 # tests/test_priors.py checks each against scipy.stats and the R formulas.
-
-
-def normal_logpdf(z):
-    return -0.5 * np.asarray(z, float) ** 2 - LOG_SQRT_2PI
-
-
-def t_logpdf(z, df):
-    z = np.asarray(z, float)
-    return (special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * math.log(df * math.pi)
-            - (df + 1) / 2 * np.log1p(z * z / df))
 
 
 def models_dir() -> Path:
@@ -58,275 +46,6 @@ def models_dir() -> Path:
 # distributions for tau (support tau >= 0)
 # ---------------------------------------------------------------------------------------------
 
-class TauFamily(enum.IntEnum):
-    """The tau-prior families, named once. The integer is the code the compiled samplers switch
-    on (one compiled model serves every family); ``key`` is the name prior files use."""
-
-    HALFNORMAL = 0
-    HALFCAUCHY = 1
-    LOGNORMAL_TAU2 = 2
-    LOGT_TAU2 = 3
-    UNIFORM = 4
-
-    @property
-    def key(self) -> str:
-        return self.name.lower()
-
-
-@dataclass(frozen=True)
-class HalfNormal:
-    """tau ~ half-normal(scale): p(tau) = 2/scale * phi(tau/scale), tau >= 0."""
-
-    scale: float
-    code: ClassVar[TauFamily] = TauFamily.HALFNORMAL
-    family: str = field(default=TauFamily.HALFNORMAL.key, init=False)
-
-    def sampler_params(self) -> tuple[float, ...]:
-        """Parameters as the compiled samplers read them (see TauFamily)."""
-        return (self.scale,)
-
-    def logpdf(self, tau):
-        tau = np.asarray(tau, float)
-        return np.where(tau >= 0, math.log(2 / self.scale) + normal_logpdf(tau / self.scale),
-                        -np.inf)
-
-    def cdf(self, tau):
-        return np.where(np.asarray(tau) > 0, special.erf(np.asarray(tau, float)
-                                                        / (self.scale * math.sqrt(2))), 0.0)
-
-    def ppf(self, q):
-        return self.scale * special.ndtri((1 + np.asarray(q, float)) / 2)
-
-    def params(self) -> dict:
-        return {"scale": self.scale}
-
-    def describe(self) -> str:
-        return f"tau ~ half-normal(scale {self.scale:g})"
-
-    def pymc(self, name: str):
-        import pymc as pm
-        return pm.HalfNormal(name, sigma=self.scale)
-
-
-@dataclass(frozen=True)
-class HalfCauchy:
-    """tau ~ half-Cauchy(scale): p(tau) = 2 / (pi scale (1 + (tau/scale)^2)), tau >= 0."""
-
-    scale: float
-    code: ClassVar[TauFamily] = TauFamily.HALFCAUCHY
-    family: str = field(default=TauFamily.HALFCAUCHY.key, init=False)
-
-    def sampler_params(self) -> tuple[float, ...]:
-        return (self.scale,)
-
-    def logpdf(self, tau):
-        tau = np.asarray(tau, float)
-        return np.where(tau >= 0, math.log(2 / (math.pi * self.scale))
-                        - np.log1p((tau / self.scale) ** 2), -np.inf)
-
-    def cdf(self, tau):
-        return np.where(np.asarray(tau) > 0, 2 / math.pi * np.arctan(np.asarray(tau, float)
-                                                                    / self.scale), 0.0)
-
-    def ppf(self, q):
-        return self.scale * np.tan(math.pi * np.asarray(q, float) / 2)
-
-    def params(self) -> dict:
-        return {"scale": self.scale}
-
-    def describe(self) -> str:
-        return f"tau ~ half-Cauchy(scale {self.scale:g})"
-
-    def pymc(self, name: str):
-        import pymc as pm
-        return pm.HalfCauchy(name, beta=self.scale)
-
-
-@dataclass(frozen=True)
-class Uniform:
-    """tau ~ Uniform(0, upper); ``upper = inf`` is the improper uniform prior (exact engine only)."""
-
-    upper: float
-    code: ClassVar[TauFamily] = TauFamily.UNIFORM
-    family: str = field(default=TauFamily.UNIFORM.key, init=False)
-
-    def sampler_params(self) -> tuple[float, ...]:
-        if not self.proper:
-            raise InputError("the PyMC engine needs a proper prior on tau (use --engine exact)")
-        return (self.upper,)
-
-    @property
-    def proper(self) -> bool:
-        return math.isfinite(self.upper)
-
-    @property
-    def breakpoints(self) -> tuple[float, ...]:
-        """Where the density jumps (the end of the support): quadrature cells end there."""
-        return (self.upper,) if self.proper else ()
-
-    def logpdf(self, tau):
-        tau = np.asarray(tau, float)
-        inside = (tau >= 0) & (tau <= self.upper)
-        value = -math.log(self.upper) if self.proper else 0.0
-        return np.where(inside, value, -np.inf)
-
-    def cdf(self, tau):
-        if not self.proper:
-            raise ValueError("the improper uniform prior has no CDF")
-        return np.clip(np.asarray(tau, float) / self.upper, 0, 1)
-
-    def ppf(self, q):
-        if not self.proper:
-            raise ValueError("the improper uniform prior has no quantiles")
-        return np.asarray(q, float) * self.upper
-
-    def params(self) -> dict:
-        return {"lower": 0.0, "upper": self.upper if self.proper else None}
-
-    def describe(self) -> str:
-        return f"tau ~ Uniform(0, {self.upper:g})"
-
-    def pymc(self, name: str):
-        import pymc as pm
-        if not self.proper:
-            raise InputError("the PyMC engine needs a proper prior on tau (use --engine exact)")
-        return pm.Uniform(name, lower=0.0, upper=self.upper)
-
-
-@dataclass(frozen=True)
-class LogNormalTau2:
-    """log(tau^2) ~ Normal(mu, sigma^2) (Turner et al. 2015); so log(tau) ~ Normal(mu/2, sigma/2)."""
-
-    mu: float
-    sigma: float
-    code: ClassVar[TauFamily] = TauFamily.LOGNORMAL_TAU2
-    family: str = field(default=TauFamily.LOGNORMAL_TAU2.key, init=False)
-
-    def sampler_params(self) -> tuple[float, ...]:
-        """(mean, sd) of log(tau)."""
-        return (self.mu / 2, self.sigma / 2)
-
-    def logpdf(self, tau):
-        tau = np.asarray(tau, float)
-        m, sd = self.mu / 2, self.sigma / 2
-        safe = np.where(tau > 0, tau, 1.0)
-        value = normal_logpdf((np.log(safe) - m) / sd) - math.log(sd) - np.log(safe)
-        return np.where(tau > 0, value, -np.inf)
-
-    def cdf(self, tau):
-        tau = np.asarray(tau, float)
-        safe = np.where(tau > 0, tau, 1.0)
-        return np.where(tau > 0, special.ndtr((np.log(safe) - self.mu / 2) / (self.sigma / 2)), 0.0)
-
-    def ppf(self, q):
-        return np.exp(self.mu / 2 + self.sigma / 2 * special.ndtri(np.asarray(q, float)))
-
-    def params(self) -> dict:
-        return {"mu": self.mu, "sigma": self.sigma}
-
-    def describe(self) -> str:
-        return f"tau^2 ~ log-normal({self.mu:g}, {self.sigma:g}^2)"
-
-    def pymc(self, name: str):
-        import pymc as pm
-        return pm.LogNormal(name, mu=self.mu / 2, sigma=self.sigma / 2)
-
-
-@dataclass(frozen=True)
-class LogTTau2:
-    """log(tau^2) ~ t_df(location, scale) (Rhodes et al. 2015); so log(tau) ~ t_df(loc/2, scale/2)."""
-
-    location: float
-    scale: float
-    df: float = 5.0
-    code: ClassVar[TauFamily] = TauFamily.LOGT_TAU2
-    family: str = field(default=TauFamily.LOGT_TAU2.key, init=False)
-
-    def sampler_params(self) -> tuple[float, ...]:
-        """(location, scale, df) of log(tau)."""
-        return (self.location / 2, self.scale / 2, self.df)
-
-    def logpdf(self, tau):
-        tau = np.asarray(tau, float)
-        loc, sc = self.location / 2, self.scale / 2
-        safe = np.where(tau > 0, tau, 1.0)
-        value = t_logpdf((np.log(safe) - loc) / sc, self.df) - math.log(sc) - np.log(safe)
-        return np.where(tau > 0, value, -np.inf)
-
-    def cdf(self, tau):
-        tau = np.asarray(tau, float)
-        safe = np.where(tau > 0, tau, 1.0)
-        z = (np.log(safe) - self.location / 2) / (self.scale / 2)
-        return np.where(tau > 0, special.stdtr(self.df, z), 0.0)
-
-    def ppf(self, q):
-        return np.exp(self.location / 2 + self.scale / 2
-                      * special.stdtrit(self.df, np.asarray(q, float)))
-
-    def params(self) -> dict:
-        return {"location": self.location, "scale": self.scale, "df": self.df}
-
-    def describe(self) -> str:
-        return f"log(tau^2) ~ t{self.df:g}({self.location:g}, {self.scale:g})"
-
-    def pymc(self, name: str):
-        import pymc as pm
-        log_tau = pm.StudentT(f"log_{name}", nu=self.df, mu=self.location / 2,
-                              sigma=self.scale / 2)
-        return pm.Deterministic(name, pm.math.exp(log_tau))
-
-
-# ---------------------------------------------------------------------------------------------
-# distributions for mu
-# ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Normal:
-    """mu ~ Normal(mean, sd^2); ``sd = inf`` is the improper flat prior (exact engine only)."""
-
-    mean: float
-    sd: float
-    family: str = field(default="normal", init=False)
-
-    @property
-    def proper(self) -> bool:
-        return math.isfinite(self.sd)
-
-    def logpdf(self, x):
-        if not self.proper:
-            return np.zeros_like(np.asarray(x, float))
-        return normal_logpdf((np.asarray(x, float) - self.mean) / self.sd) - math.log(self.sd)
-
-    def cdf(self, x):
-        return special.ndtr((np.asarray(x, float) - self.mean) / self.sd)
-
-    def ppf(self, q):
-        return self.mean + self.sd * special.ndtri(np.asarray(q, float))
-
-    def params(self) -> dict:
-        return {"mean": self.mean, "sd": self.sd if self.proper else None}
-
-    def describe(self) -> str:
-        return f"mu ~ Normal({self.mean:g}, {self.sd:g}^2)" if self.proper else "mu ~ flat"
-
-    def pymc(self, name: str):
-        import pymc as pm
-        if not self.proper:
-            raise InputError("the PyMC engine needs a proper prior on mu (use --engine exact)")
-        return pm.Normal(name, mu=self.mean, sigma=self.sd)
-
-
-TAU_CLASSES = {cls.code: cls for cls in (HalfNormal, HalfCauchy, LogNormalTau2, LogTTau2, Uniform)}
-TAU_FAMILIES = {family.key: (TAU_CLASSES[family], tuple(
-    f.name for f in dataclasses.fields(TAU_CLASSES[family]) if f.init)) for family in TauFamily}
-MU_FAMILIES = ("normal", "sceptical", "enthusiastic")
-MU_PARAMS = {"normal": ("mean", "sd"), "sceptical": ("tail_probability",),
-             "enthusiastic": ("tail_probability",)}
-
-
-# ---------------------------------------------------------------------------------------------
-# prior sets (models/*.toml)
-# ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class PriorSet:
@@ -352,11 +71,17 @@ class PriorSet:
 # file may set them in a [coefficients] section: family = "normal" with sd per standardised unit
 # (per SD of a numeric moderator across the studies analysed, per contrast for a categorical one),
 # or family = "flat". Otherwise this default is used on unit-free measures (log ratios, SMD, RD).
+
+
 DEFAULT_COEFFICIENT_SD = 1.0
+
+
 DEFAULT_COEFFICIENT_SOURCE = (
     "bayes_pip default: Normal(0, 1^2) per SD of a numeric moderator (per contrast for a "
     "categorical one) on the analysis scale, so a change of more than 2 on the log-ratio or SMD "
     "scale per SD of a moderator is a priori unlikely; the intercept is flat (as bayesmeta bmr)")
+
+
 COEFFICIENT_FAMILIES = ("normal", "flat")
 
 
@@ -371,7 +96,11 @@ def default_coefficients() -> dict:
 # normal is used, so that with rare events the control risks come from the data. (A narrow
 # N(0, 2^2), the earlier hidden default, moved the log OR of a rare-event review by about 0.2
 # towards benefit; see tests/test_pymc.py.)
+
+
 DEFAULT_BASELINE_SD = 10.0
+
+
 DEFAULT_BASELINE_SOURCE = ("bayes_pip default: a wide normal on each study's control-arm "
                            "baseline (logit or log-risk scale), so that rare-event control risks "
                            "are informed by the data")
@@ -530,6 +259,8 @@ def read_prior_set(path: Path) -> PriorSet:
 
 
 # parameter -> (must be > 0, may be infinite); everything else must be a finite number
+
+
 POSITIVE = {"scale": (True, False), "sigma": (True, False), "df": (True, False),
             "upper": (True, True), "sd": (True, True), "tail_probability": (True, False)}
 
@@ -717,6 +448,8 @@ def mcid_on_analysis_scale(outcome: Outcome) -> float:
 
 
 # a location on a log scale whose exponential a float can hold with room for the interval
+
+
 MAX_LOG_LOCATION = 700
 
 

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bayes_pip.priors import HalfNormal, Normal
+from bayes_pip.prior_families import HalfNormal, Normal
 
 PRIOR = SimpleNamespace(mu=Normal(0, 4), tau=HalfNormal(0.5))
 N_BATCH = 100_000
@@ -47,7 +47,7 @@ CHILD = textwrap.dedent("""
     import numpy as np
     from types import SimpleNamespace
     from bayes_pip.api import exact_batch
-    from bayes_pip.priors import HalfNormal, Normal
+    from bayes_pip.prior_families import HalfNormal, Normal
     n, k = int(sys.argv[1]), int(sys.argv[2])
     rng = np.random.default_rng(1)
     v = rng.uniform(0.02, 0.3, (n, k))

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from scipy import integrate, stats
 
-from bayes_pip.analysis import bma_outcome
+from bayes_pip.checks import bma_outcome
 from bayes_pip.classical import classical_analysis
 from bayes_pip.data import load_dataset
 

@@ -19,7 +19,7 @@ from scipy import integrate, optimize, stats
 
 from bayes_pip.cli import main
 from bayes_pip.engines import evidence as ev
-from bayes_pip.priors import HalfCauchy, HalfNormal, LogNormalTau2, Normal
+from bayes_pip.prior_families import HalfCauchy, HalfNormal, LogNormalTau2, Normal
 
 # Crins 2014 log OR and variances (escalc(measure="OR", ...); metafor_values.json crins_or)
 CRINS_Y = np.array([-2.30970256, -0.45953233, -2.30258509, -1.75785792, -1.25846099,

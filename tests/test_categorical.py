@@ -172,7 +172,8 @@ def test_one_large_trial_gives_the_dirichlet_posterior():
     the logits), whose marginals are Beta(n_c, n - n_c): means and 2.5% / 97.5% quantiles."""
     from bayes_pip.engines import get
     from bayes_pip.engines.base import Problem, SamplerSettings
-    from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
+    from bayes_pip.prior_families import HalfNormal, Normal
+    from bayes_pip.priors import ResolvedPrior
 
     counts = np.array([[[400, 300, 200, 100], [100, 200, 300, 400]]], float)
     cc = payloads.CategoryCounts(("one",), ("comparator", "intervention"),
@@ -205,7 +206,8 @@ def test_recovery_of_known_effects_on_simulated_trials():
     from bayes_pip.engines import get
     from bayes_pip.engines.base import Problem, SamplerSettings
     from bayes_pip.engines.multinomial_nuts import exchangeable_cholesky
-    from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
+    from bayes_pip.prior_families import HalfNormal, Normal
+    from bayes_pip.priors import ResolvedPrior
 
     rng = np.random.default_rng(2028)
     truth_d, truth_tau = np.array([0.8, -0.5]), 0.3
@@ -340,7 +342,8 @@ def test_a_category_a_trial_did_not_report_is_left_out_of_its_likelihood():
     0.005), while b itself stays with its prior."""
     from bayes_pip.engines import get
     from bayes_pip.engines.base import Problem, SamplerSettings
-    from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
+    from bayes_pip.prior_families import HalfNormal, Normal
+    from bayes_pip.priors import ResolvedPrior
 
     counts = np.array([[[600, np.nan, 400], [300, np.nan, 700]]])
     cc = payloads.CategoryCounts(("one",), ("comparator", "intervention"), ("a", "b", "c"),

@@ -189,17 +189,17 @@ def test_sweep_carries_on_past_a_failed_fit(monkeypatch, capsys):
     is an object with outcome, prior and error, and the exit code is 3."""
     import json as json_module
 
-    from bayes_pip import analysis, cli
+    from bayes_pip import cli, sweeps
     from bayes_pip.errors import ConvergenceError
 
-    real = analysis.fit_outcome
+    real = sweeps.fit_outcome
 
     def flaky(dataset, outcome_id, prior_name=None, *args, **kwargs):
         if outcome_id == "acute_rejection" and prior_name == "turner":
             raise ConvergenceError("outcome 'acute_rejection', prior 'turner': forced failure")
         return real(dataset, outcome_id, prior_name, *args, **kwargs)
 
-    monkeypatch.setattr(analysis, "fit_outcome", flaky)
+    monkeypatch.setattr(sweeps, "fit_outcome", flaky)
     assert cli.main(["sweep", "--data", CRINS, "--engine", "exact", "--json"]) == 3
     rows = json_module.loads(capsys.readouterr().out)
     failed = [r for r in rows if "error" in r]

@@ -17,7 +17,8 @@ from scipy import integrate, special
 from bayes_pip.effects import log_odds_ratio
 from bayes_pip.engines.exact import exact_posterior
 from bayes_pip.errors import InputError
-from bayes_pip.priors import HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal, Uniform
+from bayes_pip.prior_families import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
+                                      Uniform)
 
 TAU_REL = 2e-5      # bayesmeta's tau marginal is itself computed by adaptive quadrature
 MIXTURE_REL = 1e-3  # bayesmeta's DIRECT mixture for mu / theta (delta = 1% KL bound)

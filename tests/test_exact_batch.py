@@ -8,7 +8,8 @@ import pytest
 
 from bayes_pip.engines.exact import exact_posterior
 from bayes_pip.engines.exact_batch import batch_posterior, exact_batch
-from bayes_pip.priors import HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal, Uniform
+from bayes_pip.prior_families import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
+                                      Uniform)
 
 PRIORS = [NS(mu=Normal(0, 4), tau=HalfNormal(0.5)),
           NS(mu=Normal(0, 10), tau=HalfCauchy(1.0)),

@@ -12,7 +12,7 @@ import pytest
 
 from bayes_pip.engines.exact_binomial import (binomial_posterior, log_marginal_likelihoods,
                                               study_tables, log_lik)
-from bayes_pip.priors import HalfCauchy, HalfNormal, Normal
+from bayes_pip.prior_families import HalfCauchy, HalfNormal, Normal
 
 from conftest import run_main
 
@@ -331,7 +331,7 @@ def test_report_headlines_the_binomial_result_and_bma_uses_its_likelihood(tmp_pa
     """The report of a sparse outcome: the discussion paragraph carries the sentence, and its
     Bayes factors use the binomial likelihood (log marginal likelihoods equal the engine's)."""
     import bayes_pip as bp
-    from bayes_pip.analysis import bma_outcome
+    from bayes_pip.checks import bma_outcome
 
     out = tmp_path / "r"
     r = run_main("report", "secure_attachment_post", "--out", str(out))

@@ -15,7 +15,7 @@ import pytest
 from scipy import integrate, stats
 
 import bayes_pip as bp
-from bayes_pip.priors import Normal
+from bayes_pip.prior_families import Normal
 from bayes_pip.posterior_stats import prior_data_conflict
 
 

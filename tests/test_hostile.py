@@ -260,7 +260,7 @@ def test_exact_batch_says_why_for_every_row_without_a_posterior():
     from types import SimpleNamespace
 
     from bayes_pip.engines.exact_batch import exact_batch
-    from bayes_pip.priors import HalfNormal, Normal
+    from bayes_pip.prior_families import HalfNormal, Normal
 
     y = np.array([[0.1, 0.2], [0.1, 0.2], [0.3, 0.5]])
     v = np.array([[0.1, 0.1], [1e300, 1e300], [0.2, 0.1]])
@@ -513,7 +513,7 @@ def test_study_effects_of_many_studies_equal_the_full_grid(k, seed):
     10,000 took a minute, one root search per study and quantile): the same numbers as the
     one-at-a-time search on the full grid, to 1e-11, for half-normal and half-Cauchy priors."""
     from bayes_pip.engines.exact import exact_posterior
-    from bayes_pip.priors import HalfCauchy, HalfNormal, Normal
+    from bayes_pip.prior_families import HalfCauchy, HalfNormal, Normal
 
     rng = np.random.default_rng(seed)
     y, v = rng.normal(-0.2, 0.3, k), rng.uniform(0.1, 0.5, k) ** 2
@@ -529,7 +529,7 @@ def test_compiled_conditional_moments_equal_numpy(proper):
     """Above 10^7 nodes x studies the compiled kernel computes m(tau), V(tau) and log p(y|tau):
     the NumPy arithmetic to 1e-12 relative (summation order aside)."""
     from bayes_pip.engines import exact, exact_kernels
-    from bayes_pip.priors import Normal
+    from bayes_pip.prior_families import Normal
 
     rng = np.random.default_rng(1)
     y, v = rng.normal(0, 0.3, 400), rng.uniform(0.01, 0.25, 400)

@@ -11,7 +11,7 @@ from scipy import integrate, stats
 from bayes_pip import metareg as mr
 from bayes_pip.engines.exact_regression import CoefficientPrior, exact_regression
 from bayes_pip.errors import InputError
-from bayes_pip.priors import HalfCauchy, HalfNormal
+from bayes_pip.prior_families import HalfCauchy, HalfNormal
 
 REF = json.loads((Path(__file__).parent / "reference" / "metareg_values.json").read_text())
 CASES = [(ds, mod) for ds in ("bcg", "bangertdrowns") for mod in REF[ds] if mod != "both"]
@@ -177,7 +177,7 @@ def test_exact_regression_matches_independent_quadrature_on_a_second_data_set():
 
 def test_exact_regression_with_only_an_intercept_is_the_exact_meta_analysis():
     from bayes_pip.engines.exact import exact_posterior
-    from bayes_pip.priors import Normal
+    from bayes_pip.prior_families import Normal
 
     y, v = BCG["yi"], BCG["vi"]
     one = exact_regression(y, v, np.ones((13, 1)), ["intercept"], HalfNormal(0.5),

@@ -216,7 +216,7 @@ def test_report_with_a_moderator_has_a_section_or_says_why_not(tmp_path):
 
 
 def sentence_in(rec, text):
-    from bayes_pip.moderation import sentence
+    from bayes_pip.moderation_text import sentence
 
     return sentence(rec) in text
 
@@ -252,7 +252,7 @@ def test_dl_out_writes_json_and_figures_with_plain_ticks(bcg_dir, tmp_path):
 def test_prediction_at_chosen_values_and_the_api(bcg_dir):
     import bayes_pip as bp
     from bayes_pip.engines.exact_regression import exact_regression
-    from bayes_pip.priors import HalfNormal
+    from bayes_pip.prior_families import HalfNormal
 
     rec = bp.bayes_meta_regression(bcg_dir, "tb", "ablat", prior="flat-hn",
                                    prior_dir=bcg_dir / "flat.toml", at=[12, 52])
@@ -342,7 +342,7 @@ def test_bubble_plot_points_and_slope_probability_against_independent_references
     the Bayesian slope's P(benefit) equals P(slope < 0) from scipy's adaptive quadrature."""
     from test_metareg import independent_cdf
 
-    from bayes_pip.priors import HalfNormal
+    from bayes_pip.prior_families import HalfNormal
 
     a = REF["bcg"]["ablat"]
     reg = json.loads(run_main("dl", "tb", "--data", str(bcg_dir), "--moderator", "ablat",

@@ -10,9 +10,8 @@ from scipy import integrate, stats
 
 from bayes_pip.data import Outcome, load_dataset
 from bayes_pip.errors import InputError
-from bayes_pip.priors import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
-                              applicable_priors,
-                              load_prior_sets, resolve_prior)
+from bayes_pip.prior_families import HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal
+from bayes_pip.priors import applicable_priors, load_prior_sets, resolve_prior
 
 
 def test_turner_quantiles_match_bayesmeta():
@@ -232,7 +231,7 @@ def test_compiled_tau_kernels_match_the_numpy_densities(prior):
 @pytest.mark.parametrize("upper", [1.0, 2.5, math.inf])
 def test_compiled_uniform_kernel_matches_the_numpy_density(upper):
     from bayes_pip.engines.tau_kernels import log_prior_u, tau_prior_code
-    from bayes_pip.priors import Uniform
+    from bayes_pip.prior_families import Uniform
 
     prior = Uniform(upper)
     code = tau_prior_code(prior)

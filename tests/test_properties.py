@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bayes_pip import dl, effects
 from bayes_pip.engines.exact import exact_posterior
-from bayes_pip.priors import HalfNormal, LogNormalTau2, Normal
+from bayes_pip.prior_families import HalfNormal, LogNormalTau2, Normal
 
 finite = st.floats(-5, 5, allow_nan=False)
 variance = st.floats(0.005, 4, allow_nan=False)

@@ -19,8 +19,9 @@ import pytest
 
 from bayes_pip.effects import EffectSizes, log_odds_ratio, log_risk_ratio
 from bayes_pip.engines.exact import exact_posterior
-from bayes_pip.priors import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
-                              ResolvedPrior, Uniform)
+from bayes_pip.prior_families import (HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
+                                      Uniform)
+from bayes_pip.priors import ResolvedPrior
 from bayes_pip.engines.base import SamplerSettings
 from bayes_pip.engines.binomial_nuts import sample_binomial_normal
 from bayes_pip.engines.diagnostics import diagnostics

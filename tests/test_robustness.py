@@ -86,7 +86,7 @@ def test_influence_and_funnel_commands(tmp_path):
     assert (tmp_path / "o" / "tb_leave_one_out.png").read_bytes()[:4] == b"\x89PNG"
     # the Bayesian column without study 1 is the exact fit of the other 12 studies
     from bayes_pip.engines.exact import exact_posterior
-    from bayes_pip.priors import HalfNormal, Normal
+    from bayes_pip.prior_families import HalfNormal, Normal
 
     post = exact_posterior(ref["yi"][1:], ref["vi"][1:], Normal(0, 4), HalfNormal(0.5))
     assert out["leave_one_out"][0]["bayes_median"] == pytest.approx(
@@ -118,9 +118,9 @@ def test_psis_loo_approximates_exact_leave_one_out():
     sum_i log p(y_i | y_-i) = sum_i [log p(y) - log p(y_-i)] (marginal likelihoods by
     quadrature), Crins 2014, halfnormal-0.5: within 3 of PSIS's Monte Carlo SEs (<= 0.1)."""
     import bayes_pip as bp
-    from bayes_pip.analysis import loo_comparison
+    from bayes_pip.checks import loo_comparison
     from bayes_pip.engines import evidence as ev
-    from bayes_pip.priors import HalfNormal, Normal
+    from bayes_pip.prior_families import HalfNormal, Normal
 
     fit = bp.fit("data/crins2014", "acute_rejection", engine="exact")
     row = loo_comparison([fit])[0]
@@ -138,7 +138,7 @@ def test_loo_difference_se_equals_arviz_compare():
     import arviz as az
 
     import bayes_pip as bp
-    from bayes_pip.analysis import loo_comparison
+    from bayes_pip.checks import loo_comparison
 
     fits = [bp.fit("data/crins2014", "acute_rejection", engine="exact", prior=p)
             for p in ("halfnormal-0.5", "sceptical", "vague")]

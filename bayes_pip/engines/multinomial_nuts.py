@@ -100,7 +100,8 @@ def multinomial_model(shape: tuple, reference: int, data: dict | None = None):
 
 
 def placeholder(shape: tuple) -> dict:
-    from bayes_pip.priors import HalfNormal, Normal, ResolvedPrior
+    from bayes_pip.prior_families import HalfNormal, Normal
+    from bayes_pip.priors import ResolvedPrior
 
     prior = ResolvedPrior(name="placeholder", title="", source="", mu=Normal(0.0, 1.0),
                           tau=HalfNormal(0.5), mu_source="", tau_source="")

@@ -26,7 +26,8 @@ import numpy as np
 
 from bayes_pip.engines.base import SamplerSettings
 from bayes_pip.errors import InputError
-from bayes_pip.priors import HalfNormal, ResolvedPrior, TauFamily
+from bayes_pip.prior_families import HalfNormal, TauFamily
+from bayes_pip.priors import ResolvedPrior
 
 
 def prior_data(prior: ResolvedPrior) -> dict:
@@ -212,7 +213,7 @@ def compiled(kind: str, size: int = 2):
     quiet_imports()
     import nutpie
 
-    from bayes_pip.priors import Normal
+    from bayes_pip.prior_families import Normal
 
     placeholder = ResolvedPrior(name="placeholder", title="", source="", mu=Normal(0.0, 1.0),
                                 tau=HalfNormal(0.5), mu_source="", tau_source="")

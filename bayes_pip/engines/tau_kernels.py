@@ -18,9 +18,9 @@ import math
 
 import numba
 
-from bayes_pip.priors import TauFamily
+from bayes_pip.prior_families import TauFamily
 
-# family codes as plain integers for numba (the single definition is bayes_pip.priors.TauFamily)
+# family codes as plain integers for numba (the single definition is bayes_pip.prior_families.TauFamily)
 HALFNORMAL, HALFCAUCHY = int(TauFamily.HALFNORMAL), int(TauFamily.HALFCAUCHY)
 LOGNORMAL_TAU2, LOGT_TAU2 = int(TauFamily.LOGNORMAL_TAU2), int(TauFamily.LOGT_TAU2)
 UNIFORM = int(TauFamily.UNIFORM)
