@@ -37,8 +37,20 @@ def rated_down(c) -> str:
     return "; ".join(down) or "none"
 
 
+def prior_share(c) -> str:
+    """How far P(benefit) moves across the priors (and without those the data contradict)."""
+    if c.p_benefit_range is None or c.p_benefit is None:
+        return ""
+    lo, hi = c.p_benefit_range
+    text = f"P(benefit) {prob_text(lo)} to {prob_text(hi)} across the priors"
+    if c.p_benefit_range_agreeing is not None:
+        a, b = c.p_benefit_range_agreeing
+        text += f" ({prob_text(a)} to {prob_text(b)} without those the data contradict)"
+    return text
+
+
 def certainty_row(c, relative: str) -> tuple:
-    comment = c.difference + ("; " + "; ".join(c.notes) if c.notes else "")
+    comment = "; ".join([c.difference, *c.notes, prior_share(c)]).rstrip("; ")
     mid = "-" if c.p_benefit_mid is None else prob_text(c.p_benefit_mid)
     return (c.label, f"{c.participants if c.participants is not None else '-'} ({c.k})",
             absolute_text(c), relative, mid, c.certainty, rated_down(c),
