@@ -23,6 +23,7 @@ from bayes_pip.environment import ensure_writable_caches
 from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, load_dataset, load_frames
 from bayes_pip.engines.base import SamplerSettings
+from bayes_pip.errors import InputError
 from bayes_pip.priors import load_prior_sets
 from bayes_pip.record import BMARecord, DLRecord, FitRecord, InfluenceRecord
 
@@ -58,11 +59,25 @@ def fit(data, outcome: str, prior: str | None = None, engine: str = engines.AUTO
     """Fit one outcome under one prior set (default: the measure's default prior).
 
     ``prior_dir``: a team's own prior file, or directory of prior files, used beside the
-    shipped ones (validated the same way).
+    shipped ones (validated the same way). A categorical outcome is fitted by the multinomial
+    model and returns a :class:`bayes_pip.categorical.CategoricalFit` (`fit OUTCOME` on the
+    command line).
     """
-    return analysis.fit_outcome(load(data), outcome, prior, engine, level, seed,
+    dataset = load(data)
+    sets = load_prior_sets(extra=prior_dir)
+    if outcome in dataset.categorical_ids():
+        from bayes_pip.categorical import ENGINE, fit_categorical
+
+        if engine not in (engines.AUTO, ENGINE) or level != "auto":
+            raise InputError(f"the categorical outcome '{outcome}' is fitted by engine "
+                             f"'{ENGINE}' (or auto) at its own level")
+        return fit_categorical(dataset, outcome, prior, seed,
+                               SamplerSettings(draws=draws, tune=tune, chains=chains,
+                                               target_accept=target_accept),
+                               prior_sets=sets)
+    return analysis.fit_outcome(dataset, outcome, prior, engine, level, seed,
                                 sampler(engine, draws, tune, chains, target_accept),
-                                prior_sets=load_prior_sets(extra=prior_dir))
+                                prior_sets=sets)
 
 
 def compare_priors(data, outcome: str, priors: list[str] | None = None,

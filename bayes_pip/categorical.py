@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bayes_pip import engines
+from bayes_pip.analysis import DEFAULT_SEED
 from bayes_pip.categorical_data import CategoricalOutcome, categorical_outcome
 from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.errors import ConvergenceError, InputError
@@ -100,7 +101,8 @@ def resolve_prior(dataset, co: CategoricalOutcome, prior_name, prior_sets):
                    prior_sets)
 
 
-def fit_categorical(dataset, outcome_id: str, prior_name: str | None = None, seed: int = 1,
+def fit_categorical(dataset, outcome_id: str, prior_name: str | None = None,
+                    seed: int = DEFAULT_SEED,
                     settings: SamplerSettings | None = None, progress: bool = False,
                     prior_sets=None, separate: bool = True) -> CategoricalFit:
     """Fit the multinomial model of ``outcome_id`` and summarise it (see the module)."""
@@ -184,6 +186,8 @@ def category_row(co: CategoricalOutcome, c: int, p_ref, p_int) -> dict:
     name = co.categories[c]
     up = name in co.favourable
     rd = p_int - p_ref
+    # a probability that underflowed to 0 in a draw would make the ratio infinite
+    p_ref = np.maximum(p_ref, np.finfo(float).tiny)
     return {"category": name, "favourable": up,
             "p_comparator": interval(p_ref), "p_intervention": interval(p_int),
             "rr": interval(p_int / p_ref), "rd": interval(rd),

@@ -365,3 +365,29 @@ def test_a_category_a_trial_did_not_report_is_left_out_of_its_likelihood():
             assert np.quantile(share, q) == pytest.approx(beta.ppf(q), abs=0.005)
     # b's logit is not informed by the data: its spread is the baseline prior's (sd 10)
     assert b[:, 1].std() > 5
+
+
+def test_the_api_fits_a_categorical_outcome_like_the_cli(bundled_fit):
+    """bp.fit on a categorical outcome returns the multinomial record; same seed, same numbers
+    as `fit --json`."""
+    import bayes_pip as bp
+
+    f = bp.fit(bp.load(), OUTCOME)
+    assert f.engine == "multinomial"
+    assert f.per_category[0]["rr"] == bundled_fit["per_category"][0]["rr"]
+    with pytest.raises(InputError, match="is fitted by engine 'multinomial'"):
+        bp.fit(bp.load(), OUTCOME, engine="exact")
+
+
+def test_a_category_no_comparator_arm_ever_reached_gives_finite_output(tmp_path):
+    """A category with no participant in any arm (resistant set to 0 everywhere): every
+    printed number stays finite (the JSON has no NaN or infinity) and the fit converges."""
+    data = copy_data(tmp_path)
+    frame = pd.read_csv(data / "categories.csv", dtype=str, keep_default_na=False)
+    frame.loc[frame["category"] == "resistant", "count"] = "0"
+    frame.to_csv(data / "categories.csv", index=False)
+    r = run_main("fit", OUTCOME, "--data", str(data), "--json")
+    assert r.returncode == 0, r.stderr
+    f = json.loads(r.stdout)
+    rows = {x["category"]: x for x in f["per_category"]}
+    assert np.isfinite(rows["resistant"]["rr"]["ci_high"])
