@@ -56,6 +56,11 @@ def test_wheel_carries_priors_and_data(wheel_env):
     assert listing.returncode == 0, listing.stderr
     outcomes = {r["outcome"]: r for r in json.loads(listing.stdout)}
     assert outcomes["secure_attachment_post"]["k"] == 2
+    assert outcomes["attachment_category_post"]["k"] == 2    # data/pip/categories.csv
+    rule = subprocess.run([str(python), "-c", "from bayes_pip.certainty import load_rule; "
+                           "r = load_rule(); print(r.label, r.path)"], cwd=tmp,
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert rule[:2] == ["bayes-grade", "v1"] and str(tmp) in rule[2]   # the installed rule
     fit = run(python, tmp, "fit", "parent_reported_depression_vs_alternative", "--engine",
               "exact", "--json")
     assert fit.returncode == 0, fit.stderr
