@@ -236,8 +236,10 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
     for outcome_id in categorical:
         if progress:
             progress(len(ids), len(ids) + len(categorical), outcome_id)
+        known = ({o: r.fits[0] for o, r in reports.items()} if engine == engines.AUTO
+                 else None)
         joint[outcome_id] = categorical_report(dataset, outcome_id, prior, seed, settings, sets,
-                                               provenance)
+                                               provenance, known)
     if progress:
         progress(len(ids), len(ids), "writing files")
     bundle = ReportBundle(reports, notes=substituted, categorical=joint, left_out=left_out)
@@ -291,7 +293,8 @@ def categorical_ids(dataset: Dataset, ids: list, everything: bool, engine: str):
                 f"the {ENGINE} engine fits it, e.g. with the default --engine auto)"]
 
 
-def categorical_report(dataset, outcome_id, prior, seed, settings, sets, provenance):
+def categorical_report(dataset, outcome_id, prior, seed, settings, sets, provenance,
+                       known=None):
     from bayes_pip.categorical import fit_categorical
     from bayes_pip.categorical_page import categorical_page
     from bayes_pip.engines.base import SamplerSettings
@@ -300,6 +303,6 @@ def categorical_report(dataset, outcome_id, prior, seed, settings, sets, provena
     if settings is not None and not isinstance(settings, SamplerSettings):
         settings = None
     fit = fit_categorical(dataset, outcome_id, prior_name=prior, seed=seed, settings=settings,
-                          prior_sets=sets)
+                          prior_sets=sets, known=known)
     page = categorical_page(fit, provenance, category_figure(fit))
     return CategoricalReport(outcome_id, fit, page)

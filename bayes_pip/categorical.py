@@ -104,8 +104,11 @@ def resolve_prior(dataset, co: CategoricalOutcome, prior_name, prior_sets):
 def fit_categorical(dataset, outcome_id: str, prior_name: str | None = None,
                     seed: int = DEFAULT_SEED,
                     settings: SamplerSettings | None = None, progress: bool = False,
-                    prior_sets=None, separate: bool = True) -> CategoricalFit:
-    """Fit the multinomial model of ``outcome_id`` and summarise it (see the module)."""
+                    prior_sets=None, separate: bool = True, known=None) -> CategoricalFit:
+    """Fit the multinomial model of ``outcome_id`` and summarise it (see the module).
+
+    ``known``: fits of the separate single-category outcomes already made (a report's main
+    fits, same prior and engine auto), used instead of fitting them again."""
     from bayes_pip.analysis import versions
 
     co = categorical_outcome(dataset, outcome_id)
@@ -117,7 +120,7 @@ def fit_categorical(dataset, outcome_id: str, prior_name: str | None = None,
     post = result.idata.posterior
     summary = summarise(co, post["b"].values, post["d"].values, post["tau"].values, seed)
     comparison, quote = compare_separate(dataset, co, summary["per_category"], prior_name,
-                                         seed, prior_sets) if separate else ([], "")
+                                         seed, prior_sets, known) if separate else ([], "")
     differences = data_differences(dataset, co) if separate else []
     counts = co.counts
     k = co.k
@@ -236,7 +239,8 @@ def arms(co: CategoricalOutcome, b, d, r: int) -> list:
     return out
 
 
-def compare_separate(dataset, co: CategoricalOutcome, rows, prior_name, seed, prior_sets):
+def compare_separate(dataset, co: CategoricalOutcome, rows, prior_name, seed, prior_sets,
+                     known=None):
     """Per category: this model's RR, the separate analysis of that category (its own outcome,
     engine auto, same prior set) and the review's published RR."""
     from bayes_pip.analysis import fit_outcome
@@ -255,8 +259,8 @@ def compare_separate(dataset, co: CategoricalOutcome, rows, prior_name, seed, pr
             status = dataset.status(other)
             if status.level is not None and status.level != "summary":
                 try:
-                    fit = fit_outcome(dataset, other, prior_name=prior_name, seed=seed,
-                                      prior_sets=prior_sets)
+                    fit = (known or {}).get(other) or fit_outcome(
+                        dataset, other, prior_name=prior_name, seed=seed, prior_sets=prior_sets)
                 except (InputError, ConvergenceError) as exc:
                     entry["separate_error"] = str(exc)
                 else:

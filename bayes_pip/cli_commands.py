@@ -143,6 +143,10 @@ def cmd_reconstruct(args) -> int:
 
     dataset = open_dataset(args)
     dataset.outcome(args.outcome)
+    if args.outcome in dataset.categorical_ids():
+        raise InputError(f"outcome '{args.outcome}' is categorical: its category counts are "
+                         "given in categories.csv, not reconstructed (reconstruction works on "
+                         "the 2x2 tables of RR/OR outcomes)")
     rec = dataset.reconstruction(args.outcome)
     if rec is None:
         raise InputError(f"outcome '{args.outcome}' has no rows in constraints.csv (see README, "

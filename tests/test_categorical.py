@@ -391,3 +391,25 @@ def test_a_category_no_comparator_arm_ever_reached_gives_finite_output(tmp_path)
     f = json.loads(r.stdout)
     rows = {x["category"]: x for x in f["per_category"]}
     assert np.isfinite(rows["resistant"]["rr"]["ci_high"])
+
+
+def test_a_report_reuses_its_own_fits_for_the_separate_column():
+    """Inside `report --all` the separate analyses are the report's own main fits (not fitted a
+    second time): a known fit given for secure attachment is the one the table shows."""
+    from types import SimpleNamespace
+
+    from bayes_pip.categorical import fit_categorical
+    from bayes_pip.data import load_dataset
+
+    known = SimpleNamespace(effect=SimpleNamespace(median=1.5, ci_low=1.1, ci_high=2.2),
+                            engine="exact", level="reconstructed", k=2, p_benefit=0.9)
+    fit = fit_categorical(load_dataset(), OUTCOME, known={"secure_attachment_post": known})
+    secure = next(c for c in fit.comparison if c["category"] == "secure")
+    assert secure["separate"] == {"median": 1.5, "ci_low": 1.1, "ci_high": 2.2,
+                                  "engine": "exact", "level": "reconstructed", "k": 2,
+                                  "p_benefit": 0.9}
+
+
+def test_reconstruct_says_a_categorical_outcome_is_not_reconstructed():
+    r = run_main("reconstruct", OUTCOME)
+    assert r.returncode == 2 and "is categorical" in r.stderr and r.stderr.count("\n") == 1
