@@ -156,7 +156,7 @@ def fit_resolved(resolved: Resolved, prior_name: str | None = None,
 
 def likelihood_choice(binomial: FitRecord, normal: FitRecord, arms) -> LikelihoodChoice:
     """The binomial-normal headline's companion: the normal-normal result and why they differ."""
-    from bayes_pip.summarise import num
+    from bayes_pip.formats import num
 
     m = binomial.measure
     words = [f"{study} {arm}: {e} of {n}" for study, arm, e, n in arms]

@@ -31,6 +31,7 @@ from bayes_pip.analysis import DEFAULT_SEED
 from bayes_pip.categorical_data import CategoricalOutcome, categorical_outcome
 from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.errors import ConvergenceError, InputError
+from bayes_pip.formats import (ci_text, pct_text)
 
 ENGINE = "multinomial"
 BASELINE = "the average of the trials' fitted comparator-arm distributions"
@@ -333,14 +334,6 @@ LEVEL_WORDS = {"printed": "printed", "derived": "derived from printed numbers",
                "unstated": "provenance not stated"}
 
 
-def ci(d: dict, digits: int = 2) -> str:
-    from bayes_pip.summarise import num2
-
-    return f"{num2(d['median'], digits)} [{num2(d['ci_low'], digits)}, {num2(d['ci_high'], digits)}]"
-
-
-def pct(d: dict) -> str:
-    return (f"{100 * d['median']:.0f}% [{100 * d['ci_low']:.0f}%, {100 * d['ci_high']:.0f}%]")
 
 
 def arm_level(provenance: dict) -> str:
@@ -355,7 +348,7 @@ def arm_level(provenance: dict) -> str:
 
 def categorical_text(f: CategoricalFit) -> str:
     """What `fit` prints for a categorical outcome."""
-    from bayes_pip.summarise import prob_text
+    from bayes_pip.formats import prob_text
 
     def prob(p):
         return prob_text(p, f.draws)
@@ -378,26 +371,26 @@ def categorical_text(f: CategoricalFit) -> str:
              f"{'RR [95% CrI]':>22}{'RD [95% CrI]':>24}  P(benefit)"]
     for row in f.per_category:
         arrow = "higher is better" if row["favourable"] else "lower is better"
-        lines.append(f"  {row['category']:<14}{pct(row['p_comparator']):>17}"
-                     f"{pct(row['p_intervention']):>17}{ci(row['rr']):>22}"
-                     f"{ci(row['rd']):>24}  {prob(row['p_benefit'])} ({arrow})")
+        lines.append(f"  {row['category']:<14}{pct_text(row['p_comparator']):>17}"
+                     f"{pct_text(row['p_intervention']):>17}{ci_text(row['rr']):>22}"
+                     f"{ci_text(row['rd']):>24}  {prob(row['p_benefit'])} ({arrow})")
     lines += ["", "Joint probabilities (the categories move together: they share the infants):"]
     for j in f.joint:
         extra = ""
         if "expected_change" in j:
-            extra = f"; expected change {ci(j['expected_change'])}"
+            extra = f"; expected change {ci_text(j['expected_change'])}"
         lines.append(f"  P({j['statement']}) = {prob(j['probability'])}{extra}".replace(
             "= >", ">").replace("= <", "<"))
     lines += ["", "A new trial (prediction, same baseline): RR per category"]
-    lines.append("  " + "; ".join(f"{r['category']} {ci(r['rr'])}" for r in f.prediction))
-    lines.append(f"Heterogeneity: tau {ci(f.tau)} (log odds ratio scale)")
+    lines.append("  " + "; ".join(f"{r['category']} {ci_text(r['rr'])}" for r in f.prediction))
+    lines.append(f"Heterogeneity: tau {ci_text(f.tau)} (log odds ratio scale)")
     for alt in f.alternatives:
         n = alt["trials"]
         lines += ["", f"{f.intervention} vs {alt['treatment']} ({n} "
                       f"{'trial' if n == 1 else 'trials'}, from the same fit; "
                       f"{'not a meta-analysis: one trial' if n == 1 else 'pooled'}):"]
         for row in alt["per_category"]:
-            lines.append(f"  {row['category']:<14} RR {ci(row['rr'])}, RD {ci(row['rd'])}, "
+            lines.append(f"  {row['category']:<14} RR {ci_text(row['rr'])}, RD {ci_text(row['rd'])}, "
                          f"P(benefit) {prob(row['p_benefit'])}".replace(") >", ") >"))
     lines += ["", "Arms (observed counts; level of evidence; fitted distribution in the order "
                   "of the categories, at the pooled effect):"]
@@ -414,13 +407,13 @@ def categorical_text(f: CategoricalFit) -> str:
                   f"{'review (published)'}"]
         for c in f.comparison:
             sep = c.get("separate")
-            sep_text = (f"{ci(sep)} ({sep['engine']}, {sep['level']})" if sep else
+            sep_text = (f"{ci_text(sep)} ({sep['engine']}, {sep['level']})" if sep else
                         c.get("separate_note") or c.get("separate_error") or
                         ("no data" if c["separate_outcome"] else "-"))
             pub = c.get("published")
             pub_text = (f"{pub['estimate']:.2f} [{pub['ci_low']:.2f}, {pub['ci_high']:.2f}]"
                         if pub else "not reported")
-            lines.append(f"  {c['category']:<14}{ci(c['multinomial']):>22}  {sep_text:<52}"
+            lines.append(f"  {c['category']:<14}{ci_text(c['multinomial']):>22}  {sep_text:<52}"
                          f"{pub_text}")
         lines += [f"  {n}" for n in f.data_differences]
         lines.append(f"  {f.quote}")
@@ -437,7 +430,7 @@ def categorical_comparison_text(fits: list) -> str:
     """`compare-priors` of a categorical outcome: per prior, each category's RR, the joint
     probability of the first favourable category rising while the category that falls most
     falls, and tau."""
-    from bayes_pip.summarise import prob_text
+    from bayes_pip.formats import prob_text
 
     first = fits[0]
     fav = first.favourable[0]
@@ -452,6 +445,6 @@ def categorical_comparison_text(fits: list) -> str:
     for f in fits:
         joint = next(j["probability"] for j in f.joint if j["statement"] == statement)
         lines.append(f"  {f.prior['name']:<16}"
-                     + "".join(f"{ci(r['rr']):>24}" for r in f.per_category)
-                     + f"{prob_text(joint, f.draws):>40}{ci(f.tau):>22}")
+                     + "".join(f"{ci_text(r['rr']):>24}" for r in f.per_category)
+                     + f"{prob_text(joint, f.draws):>40}{ci_text(f.tau):>22}")
     return "\n".join(lines)

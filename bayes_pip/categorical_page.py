@@ -3,11 +3,12 @@ block in the summary of findings, on the document model of :mod:`bayes_pip.docum
 
 from __future__ import annotations
 
-from bayes_pip.categorical import LEVEL_WORDS, arm_level, ci, pct
+from bayes_pip.categorical import LEVEL_WORDS, arm_level
+from bayes_pip.formats import ci_text, pct_text
 from bayes_pip.document import (Document, Facts, Figures, Heading, Items, Link, Paragraph,
                                  Quote, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
-from bayes_pip.summarise import prob_text
+from bayes_pip.formats import prob_text
 
 
 def levels_sentence(fit) -> str:
@@ -24,8 +25,8 @@ def headline(fit) -> str:
     fav = [rows[c] for c in fit.favourable]
     others = [r for r in fit.per_category if not r["favourable"]]
     biggest = min(others, key=lambda r: r["rd"]["median"])
-    parts = [f"the share classified {r['category']} from {pct(r['p_comparator'])} to "
-             f"{pct(r['p_intervention'])} (RR {ci(r['rr'])})" for r in fav]
+    parts = [f"the share classified {r['category']} from {pct_text(r['p_comparator'])} to "
+             f"{pct_text(r['p_intervention'])} (RR {ci_text(r['rr'])})" for r in fav]
     joint = next(j for j in fit.joint
                  if j["statement"] == f"{fav[0]['category']} rises and "
                                       f"{biggest['category']} falls")
@@ -33,19 +34,19 @@ def headline(fit) -> str:
     return (f"In one hierarchical multinomial model of all {len(fit.categories)} categories "
             f"({fit.k} trials, {fit.participants} participants; {levels_sentence(fit)}), "
             f"{fit.intervention} changed {' and '.join(parts)} and "
-            f"{biggest['category']} from {pct(biggest['p_comparator'])} to "
-            f"{pct(biggest['p_intervention'])} (RR {ci(biggest['rr'])}), at {fit.baseline}. "
+            f"{biggest['category']} from {pct_text(biggest['p_comparator'])} to "
+            f"{pct_text(biggest['p_intervention'])} (RR {ci_text(biggest['rr'])}), at {fit.baseline}. "
             f"The posterior probability that {joint['statement']} is {prob(joint['probability'])}"
             f"; that {every['statement']}, {prob(every['probability'])}. Prior "
-            f"'{fit.prior['name']}'; tau {ci(fit.tau)} on the log odds ratio scale, with "
+            f"'{fit.prior['name']}'; tau {ci_text(fit.tau)} on the log odds ratio scale, with "
             f"{fit.k} trials mostly the prior's.")
 
 
 def category_table(fit) -> Table:
     prob = lambda p: prob_text(p, fit.draws)  # noqa: E731
     body = tuple((r["category"], "higher" if r["favourable"] else "lower",
-                  pct(r["p_comparator"]), pct(r["p_intervention"]), ci(r["rr"]), ci(r["rd"]),
-                  prob(r["p_benefit"]), ci(p["rr"]))
+                  pct_text(r["p_comparator"]), pct_text(r["p_intervention"]), ci_text(r["rr"]), ci_text(r["rd"]),
+                  prob(r["p_benefit"]), ci_text(p["rr"]))
                  for r, p in zip(fit.per_category, fit.prediction))
     return Table(("Category", "Better", "Comparator", fit.intervention, "RR [95% CrI]",
                   "RD [95% CrI]", "P(benefit)", "New trial RR [95% PrI]"), body)
@@ -56,8 +57,8 @@ def comparison_table(fit) -> Table:
     for c in fit.comparison:
         sep = c.get("separate")
         pub = c.get("published")
-        body.append((c["category"], ci(c["multinomial"]),
-                     f"{ci(sep)} ({sep['engine']}, {sep['level']})" if sep else
+        body.append((c["category"], ci_text(c["multinomial"]),
+                     f"{ci_text(sep)} ({sep['engine']}, {sep['level']})" if sep else
                      c.get("separate_note") or c.get("separate_error") or "no data",
                      f"{pub['estimate']:.2f} [{pub['ci_low']:.2f}, {pub['ci_high']:.2f}]"
                      if pub else "not reported"))
@@ -91,7 +92,7 @@ def categorical_page(fit, provenance: str, figure: bytes | None = None) -> Docum
               Heading("Joint probabilities", 2),
               Items(tuple(f"P({j['statement']}) {'' if prob(j['probability'])[:1] in '<>' else '= '}"
                           f"{prob(j['probability'])}"
-                          + (f"; expected change {ci(j['expected_change'])}"
+                          + (f"; expected change {ci_text(j['expected_change'])}"
                              if "expected_change" in j else "") for j in fit.joint))]
     for alt in fit.alternatives:
         n = alt["trials"]
@@ -100,7 +101,7 @@ def categorical_page(fit, provenance: str, figure: bytes | None = None) -> Docum
                              + (" (one trial: not a meta-analysis)." if n == 1 else "."),
                              note=True),
                    Table(("Category", "RR [95% CrI]", "RD [95% CrI]", "P(benefit)"),
-                         tuple((r["category"], ci(r["rr"]), ci(r["rd"]), prob(r["p_benefit"]))
+                         tuple((r["category"], ci_text(r["rr"]), ci_text(r["rd"]), prob(r["p_benefit"]))
                                for r in alt["per_category"]))]
     blocks += [Heading("Each category on its own (sensitivity view)", 2), comparison_table(fit)]
     blocks += [Paragraph(n) for n in fit.data_differences]
@@ -117,7 +118,7 @@ def categorical_page(fit, provenance: str, figure: bytes | None = None) -> Docum
                                 f"pooled log OR {fit.prior['described']['mu']}; "
                                 f"{fit.prior['described']['tau']}; comparator logits "
                                 f"{fit.prior['described']['baseline']}"),
-                      ("Heterogeneity", f"tau {ci(fit.tau)}"),
+                      ("Heterogeneity", f"tau {ci_text(fit.tau)}"),
                       ("Sampler", f"NUTS {d['chains']} x {d['draws']} draws, seed {fit.seed}; "
                                   f"R-hat {d['rhat_max']:.3f}, ESS bulk {d['ess_bulk_min']:.0f} "
                                   f"/ tail {d['ess_tail_min']:.0f}, {d['divergences']} "

@@ -8,7 +8,7 @@ import io
 
 from bayes_pip.document import Heading, Items, Paragraph, Table
 from bayes_pip.output import json_text
-from bayes_pip.summarise import prob_text
+from bayes_pip.formats import prob_text
 
 HEADER = ("Outcome", "Participants (studies)", "Anticipated absolute effect per 1,000",
           "Relative effect [95% CrI]", "P(benefit beyond the MID)", "Certainty (Bayesian)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bayes_pip import measures
 from bayes_pip.engines import evidence
-from bayes_pip.summarise import (equals, num, num2, prob_text)
+from bayes_pip.formats import equals, num, num2, prob_text
 
 
 def bf_text(log_bf: float) -> str:

@@ -13,7 +13,8 @@ import numpy as np
 
 from bayes_pip import measures
 from bayes_pip.design import rob_columns, rob_domain, trial_names
-from bayes_pip.summarise import equals, prob_text
+from bayes_pip.formats import equals, prob_text
+from bayes_pip.formats import (interval_label)
 
 
 def new_figure(figsize):
@@ -59,14 +60,6 @@ def log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(FuncFormatter(minor))
 
 
-def num_label(x: float) -> str:
-    """Two decimals; three significant digits from 100 up and below 0.01 (never '0.00')."""
-    return f"{x:.3g}" if abs(x) >= 100 or (x != 0 and abs(x) < 0.01) else f"{x:.2f}"
-
-
-def interval_label(est, lo, hi) -> str:
-    """'0.74 [0.52, 1.05]': an estimate and its interval as the figures print them."""
-    return f"{num_label(est)} [{num_label(lo)}, {num_label(hi)}]"
 
 
 ROB_MARKS = {"low": ("+", "#2ca02c"), "high": ("-", "#d62728"), "unclear": ("?", "#e6b800"),

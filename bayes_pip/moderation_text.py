@@ -5,17 +5,11 @@ from __future__ import annotations
 import math
 
 
-from bayes_pip import summarise
+from bayes_pip import formats
 from bayes_pip.moderation import (EXPLORATORY_K)
+from bayes_pip.formats import (p_text, sig)
 
 
-def fmt(x, digits=3) -> str:
-    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
-def p_fmt(p) -> str:
-    """'p = 0.236'; a p-value that underflowed to 0 as the bound it is ('p < 1e-300')."""
-    return "p < 1e-300" if p == 0 else f"p = {fmt(p)}"
 
 
 def study_names(studies, limit: int = 12) -> str:
@@ -40,23 +34,23 @@ def classical_text(rec: dict) -> str:
         lines.append(f"Subgroups by {rec['subgroup']} ({rec['method']}, {rec['tau']} tau^2; "
                      f"{rec['measure']} [95% CI]):")
         for s, n in zip(rec["subgroups"], rec["subgroups_natural"]):
-            lines.append(f"  {s['level']:<28} k = {s['k']:<3} {fmt(n['estimate'])} "
-                         f"[{fmt(n['ci_low'])}, {fmt(n['ci_high'])}]  tau^2 {fmt(s['tau2'])}")
-        lines.append(f"Test for subgroup differences: Q = {fmt(rec['q_between'])}, df = "
-                     f"{rec['df_between']}, {p_fmt(rec['p_between'])}")
+            lines.append(f"  {s['level']:<28} k = {s['k']:<3} {sig(n['estimate'])} "
+                         f"[{sig(n['ci_low'])}, {sig(n['ci_high'])}]  tau^2 {sig(s['tau2'])}")
+        lines.append(f"Test for subgroup differences: Q = {sig(rec['q_between'])}, df = "
+                     f"{rec['df_between']}, {p_text(rec['p_between'])}")
     else:
         kh = rec.get("test") == "knha"
         lines.append(f"Meta-regression ({rec['method']}"
                      + (", Knapp-Hartung: t tests on k - p df, F test for QM" if kh else "")
                      + f"); {rec['scale']}:")
         for c in rec["coefficients"]:
-            lines.append(f"  {c['name']:<44} {fmt(c['estimate'])} (SE {fmt(c['se'])}) "
-                         f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]  {p_fmt(c['p'])}")
+            lines.append(f"  {c['name']:<44} {sig(c['estimate'])} (SE {sig(c['se'])}) "
+                         f"[{sig(c['ci_low'])}, {sig(c['ci_high'])}]  {p_text(c['p'])}")
         qm_name = f"F({rec['qm_df']}, {rec['qm_df2']})" if kh else f"QM (df {rec['qm_df']})"
-        lines.append(f"{qm_name} = {fmt(rec['qm'])}, {p_fmt(rec['qm_p'])}; "
-                     f"QE = {fmt(rec['qe'])} (df {rec['qe_df']}, {p_fmt(rec['qe_p'])}); "
-                     f"residual tau^2 = {fmt(rec['tau2'])} (without moderators "
-                     f"{fmt(rec['tau2_without_moderators'])}); R^2 = {fmt(rec['r2'])}%")
+        lines.append(f"{qm_name} = {sig(rec['qm'])}, {p_text(rec['qm_p'])}; "
+                     f"QE = {sig(rec['qe'])} (df {rec['qe_df']}, {p_text(rec['qe_p'])}); "
+                     f"residual tau^2 = {sig(rec['tau2'])} (without moderators "
+                     f"{sig(rec['tau2_without_moderators'])}); R^2 = {sig(rec['r2'])}%")
     lines += rec["notes"]
     return "\n".join(lines)
 
@@ -73,17 +67,17 @@ def bayes_text(rec: dict) -> str:
     lines.append(f"Posterior, {rec['scale']}:")
     benefit = rec["benefit"]
     for c in rec["coefficients"]:
-        pb = "" if c["p_benefit"] is None else f"  P(more benefit) {summarise.prob_text(c['p_benefit'])}"
-        lines.append(f"  {c['name']:<44} median {fmt(c['median'])} [{fmt(c['ci_low'])}, "
-                     f"{fmt(c['ci_high'])}]{pb}")
+        pb = "" if c["p_benefit"] is None else f"  P(more benefit) {formats.prob_text(c['p_benefit'])}"
+        lines.append(f"  {c['name']:<44} median {sig(c['median'])} [{sig(c['ci_low'])}, "
+                     f"{sig(c['ci_high'])}]{pb}")
     t = rec["tau"]
-    lines.append(f"  tau (residual heterogeneity)                 median {fmt(t['median'])} "
-                 f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]")
+    lines.append(f"  tau (residual heterogeneity)                 median {sig(t['median'])} "
+                 f"[{sig(t['ci_low'])}, {sig(t['ci_high'])}]")
     lines.append(f"Fitted {rec['measure']} (natural scale):")
     for f in rec["fitted"]:
-        pb = "" if f["p_benefit"] is None else f"  P(benefit) {summarise.prob_text(f['p_benefit'])}"
-        lines.append(f"  {f['at']:<44} {fmt(f['estimate'])} [{fmt(f['ci_low'])}, "
-                     f"{fmt(f['ci_high'])}]{pb}")
+        pb = "" if f["p_benefit"] is None else f"  P(benefit) {formats.prob_text(f['p_benefit'])}"
+        lines.append(f"  {f['at']:<44} {sig(f['estimate'])} [{sig(f['ci_low'])}, "
+                     f"{sig(f['ci_high'])}]{pb}")
     if benefit not in ("higher", "lower"):
         lines.append("P(benefit) needs the outcome's direction of benefit (outcomes.csv).")
     lines += [sentence(rec)] + rec["notes"]
@@ -106,7 +100,7 @@ def sentence(rec: dict) -> str:
             more = f"the effect becomes more favourable to {who} as {c['name']} increases"
         direction = ("" if c["p_benefit"] is None else
                      f"; the probability that {more} is "
-                     f"{summarise.prob_text(c['p_benefit'])}")
+                     f"{formats.prob_text(c['p_benefit'])}")
         parts.append(f"For {what}, the {rec['measure']} changes by a factor of "
                      f"{math.exp(c['median']):.2f} (95% credible interval "
                      f"{math.exp(c['ci_low']):.2f} to {math.exp(c['ci_high']):.2f}){direction}."
@@ -130,9 +124,9 @@ def comparison_text(records: list[dict]) -> str:
             x = rec["coefficients"][c]
             prior = ("flat" if x["prior"]["family"] == "flat"
                      else f"N(0, {x['prior']['sd']:.3g}^2)")
-            pb = "-" if x["p_benefit"] is None else summarise.prob_text(x["p_benefit"])
-            lines.append(f"    {rec['prior']['name']:<22} {prior:<14} median {fmt(x['median'])} "
-                         f"[{fmt(x['ci_low'])}, {fmt(x['ci_high'])}]  P(more benefit) {pb}")
+            pb = "-" if x["p_benefit"] is None else formats.prob_text(x["p_benefit"])
+            lines.append(f"    {rec['prior']['name']:<22} {prior:<14} median {sig(x['median'])} "
+                         f"[{sig(x['ci_low'])}, {sig(x['ci_high'])}]  P(more benefit) {pb}")
     lines += first["notes"]
     return "\n".join(lines)
 
@@ -142,8 +136,8 @@ def coefficient_table(rec: dict) -> tuple[list[str], list[list[str]]]:
     head = ["coefficient", "prior", "median [95% CrI]", "P(more benefit)"]
     body = [[c["name"], "flat" if c["prior"]["family"] == "flat"
              else f"N(0, {c['prior']['sd']:.3g}^2)",
-             f"{fmt(c['median'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-             "-" if c["p_benefit"] is None else summarise.prob_text(c["p_benefit"])]
+             f"{sig(c['median'])} [{sig(c['ci_low'])}, {sig(c['ci_high'])}]",
+             "-" if c["p_benefit"] is None else formats.prob_text(c["p_benefit"])]
             for c in rec["coefficients"]]
     return head, body
 

@@ -16,9 +16,10 @@ from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, 
 from bayes_pip.output import json_text
 from bayes_pip.evidence_text import bma_sentence
 from bayes_pip.summarise import (conflict_lines, discussion_sentences, engine_text, level_text,
-                                 mcse_words, not_independent_text, num, p_benefit_extremes,
-                                 p_value_text, prior_range_text, prior_used, prob_text,
-                                 shared_studies)
+                                 mcse_words, not_independent_text, p_benefit_extremes,
+                                 p_value_text, prior_range_text, prior_used, shared_studies)
+from bayes_pip.formats import num, prob_text
+from bayes_pip.formats import (interval_text)
 
 
 def provenance_text(metadata: dict, directory) -> str:
@@ -26,12 +27,6 @@ def provenance_text(metadata: dict, directory) -> str:
     return metadata.get("limits") or (f"Study data from {directory}; each row's source is in "
                                       "studies.csv.")
 
-
-def interval_text(d) -> str:
-    """'median [low, high]' of an Interval-like record; '-' when there is none."""
-    if not d:
-        return "-"
-    return f"{num(d.median)} [{num(d.ci_low)}, {num(d.ci_high)}]"
 
 
 def published_text(p: dict | None) -> str:

@@ -5,7 +5,6 @@ Reads records (dicts from ``to_dict``), never refits.
 
 from __future__ import annotations
 
-import math
 
 
 from bayes_pip.data import Outcome
@@ -13,6 +12,7 @@ from bayes_pip import engines, measures
 from bayes_pip.reconstruct import consistent_text, which_tables
 from bayes_pip.record import (DLRecord, FitFailure)
 from bayes_pip.posterior_stats import (CONFLICT_P)
+from bayes_pip.formats import (ci_text, equals, num, num2, prob_text, short)
 
 
 def direction_phrase(outcome: Outcome) -> str:
@@ -29,14 +29,6 @@ def intervention_name(outcome) -> str:
     """How texts name the intervention (an Outcome or a fit record; from dataset.toml)."""
     return outcome.intervention
 
-
-def num(x: float | None, digits: int = 2) -> str:
-    """A number to fixed decimals (effects: 0.74, 8.93, -0.22); '-' when there is none."""
-    if x is None:
-        return "-"
-    if not math.isfinite(x):   # never printed as a number: say what happened
-        return "(beyond float range)" if x == x else "(not defined)"
-    return f"{x:.{digits}f}"
 
 
 def dl_text(d: DLRecord, outcome: Outcome) -> str:
@@ -122,13 +114,6 @@ def mcid_words(s: dict) -> str:
     return f"{s.measure} {sign} {s.mcid:g} (MCID{'' if getattr(s, 'mcid_source', '') else ', assumed'})"
 
 
-def num2(x: float, digits: int = 2) -> str:
-    """Fixed decimals, or 3 significant digits for values of 1000 and more (vague-prior tails)."""
-    return f"{x:.3g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
-
-
-def ci_text(d: dict, digits: int = 2) -> str:
-    return f"{num2(d.median, digits)} [{num2(d.ci_low, digits)}, {num2(d.ci_high, digits)}]"
 
 
 def level_text(s: dict) -> str:
@@ -148,10 +133,6 @@ def engine_text(s: dict) -> str:
     return engines.get(s.engine).describe(s)
 
 
-def equals(text: str) -> str:
-    """'= 0.951', or '> 0.999' as it stands (never '= > 0.999')."""
-    return text if text[:1] in "<>" else f"= {text}"
-
 
 def p_value_text(p: float) -> str:
     """A tail probability to 2 significant digits, or more where 2 would round it across the
@@ -162,22 +143,6 @@ def p_value_text(p: float) -> str:
             return text
     return f"{p:.6g}"
 
-
-def prob_text(p: float, draws: int | None = None) -> str:
-    """A probability to 3 decimals, without rounding to a certainty the data do not give.
-
-    From ``draws`` posterior draws a probability of exactly 0 or 1 only says it is below 1/N or
-    above 1 - 1/N, and is printed so.
-    """
-    if draws and p >= 1:
-        return f"> 1 - 1/{draws}"
-    if draws and p <= 0:
-        return f"< 1/{draws}"
-    if p > 0.999:
-        return "> 0.999"
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}"
 
 
 def mcse_words(s) -> str:
@@ -278,11 +243,6 @@ def trivial_words(s) -> str:
         return f"{low:.3g} < {s.measure} < {high:.3g}"
     return f"|{s.measure}| < {abs(s.mcid):g}"
 
-
-def short(x: float) -> str:
-    """A published number as printed (0.74, 63.7), or to 4 decimals when stored at full precision."""
-    text = f"{x:g}"
-    return f"{x:.4f}" if len(text.split(".")[-1]) > 4 else text
 
 
 def comparison_text(rows: list[dict]) -> str:

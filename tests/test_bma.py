@@ -163,7 +163,7 @@ def test_report_sentence_numbers_equal_the_bma_record():
 
     import bayes_pip as bp
     from bayes_pip.evidence_text import bf_text, bma_sentence
-    from bayes_pip.summarise import num, prob_text
+    from bayes_pip.formats import num, prob_text
 
     b = bp.bma(None, "secure_attachment_post")
     text = bma_sentence(b)

@@ -223,7 +223,7 @@ def test_a_prior_that_does_not_apply_to_one_outcome_is_replaced_there_and_named(
 
 
 def test_discussion_gives_the_prior_range_with_and_without_conflicting_priors(bundle):
-    from bayes_pip.summarise import prob_text
+    from bayes_pip.formats import prob_text
 
     for o, out in bundle.outcomes.items():
         fits = out.fits

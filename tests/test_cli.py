@@ -228,7 +228,7 @@ def test_list_counts_the_studies_pooled_and_names_the_excluded():
 
 
 def test_probabilities_from_draws_are_never_printed_as_certain():
-    from bayes_pip.summarise import prob_text
+    from bayes_pip.formats import prob_text
 
     assert prob_text(1.0, 8000) == "> 1 - 1/8000"
     assert prob_text(0.0, 8000) == "< 1/8000"

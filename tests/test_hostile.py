@@ -545,7 +545,8 @@ def test_compiled_conditional_moments_equal_numpy(proper):
 def test_probabilities_and_tail_p_values_are_printed_as_what_they_are():
     """'P(benefit) = > 0.999' read as an equation; a conflict p of 0.0496 printed as 0.05 under
     a 'p < 0.05' rule."""
-    from bayes_pip.summarise import equals, p_value_text
+    from bayes_pip.formats import equals
+    from bayes_pip.summarise import p_value_text
 
     assert equals("> 0.999") == "> 0.999" and equals("0.951") == "= 0.951"
     assert p_value_text(0.0496) == "0.0496" and p_value_text(0.0504) == "0.05"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import bayes_pip as bp
-from bayes_pip import figures
+from bayes_pip import figures, formats
 from conftest import run_main
 
 
@@ -33,10 +33,10 @@ def test_forest_plot_has_estimate_and_weight_columns(secure):
     t = texts(figures.forest_plot(main))
     assert "estimate [95% interval]" in t and f"weight\n({main.dl.method})" in t
     for s in main.dl.studies:   # the observed estimate and its weight, as the DL record has them
-        assert figures.interval_label(s.estimate, s.ci_low, s.ci_high) in t
+        assert formats.interval_label(s.estimate, s.ci_low, s.ci_high) in t
         assert f"{s.weight:.1f}%" in t
     e = main.effect
-    assert figures.interval_label(e.median, e.ci_low, e.ci_high) in t
+    assert formats.interval_label(e.median, e.ci_low, e.ci_high) in t
     assert not any("x10" in x or "times" in x or "$" in x for x in t)
 
 
