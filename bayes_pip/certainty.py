@@ -27,6 +27,7 @@ from scipy import stats
 from bayes_pip import measures
 from bayes_pip.bundled import bundled_path
 from bayes_pip.errors import InputError
+from bayes_pip import direction
 
 LEVELS = ("high", "moderate", "low", "very low")
 STEPS = {"no": 0, "serious": 1, "very serious": 2, "extremely serious": 3}
@@ -145,10 +146,8 @@ def regions(post, measure: str, benefit: str, mid: float) -> tuple[float, float,
     pooled effect; ``mid`` on the natural scale in the direction of benefit."""
     m = measures.get(measure)
     a = m.to_analysis(mid)      # signed, the benefit side (no effect is 0 on this scale)
-    if benefit == "lower":   # a < 0
-        good, bad = post.cdf("mu", a), post.sf("mu", -a)
-    else:
-        good, bad = post.sf("mu", a), post.cdf("mu", -a)
+    d = direction.of(benefit)   # a is on the side of benefit, -a on the side of harm
+    good, bad = d.p_better(post, "mu", a), d.p_worse(post, "mu", -a)
     return float(good), float(max(0.0, 1 - good - bad)), float(bad)
 
 

@@ -18,6 +18,7 @@ from bayes_pip.record import (BMARecord, WidthBayesFactor, EggerRecord, FitRecor
 from bayes_pip.posterior_stats import (benefit_probability)
 from bayes_pip.analysis import (SPARSE_RULE, data_status_label, require_direction, sparse_arms,
                                 versions)
+from bayes_pip import direction
 
 
 BMA_ENGINES = (engines.AUTO, "exact", "binomial-exact")
@@ -117,7 +118,7 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
             if (mean, sd) == (prior.mu.mean, prior.mu.sd) else log_bf(Normal(mean, sd))
         by_width.append(WidthBayesFactor(label, mean, sd, value, ev.bf_value(value)))
     # P(mu < 0) leaves out the null models' point mass at 0 (not a benefit)
-    benefit = averaged.cdf(0.0) - averaged.null if outcome.benefit == "lower" \
+    benefit = averaged.cdf(0.0) - averaged.null if direction.of(outcome).lower \
         else averaged.sf(0.0)
     p_re = benefit_probability(parts["RE"], outcome, 0.0) if random_effects else None
     models = tuple(ModelEvidence(m, ev.MODEL_TITLES[m], e.log_ml[m], e.prior_probability[m],

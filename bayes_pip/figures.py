@@ -15,6 +15,7 @@ from bayes_pip import measures
 from bayes_pip.design import rob_columns, rob_domain, trial_names
 from bayes_pip.formats import equals, prob_text
 from bayes_pip.formats import (interval_label)
+from bayes_pip import direction
 
 
 def new_figure(figsize):
@@ -225,8 +226,7 @@ def forest_plot(main, trials=None):
     ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper center",
               bbox_to_anchor=(0.5, -0.62 / axes_height), ncol=len(handles))
     favours = f"favours {plain(main.intervention)}"
-    side = "left" if main.benefit == "lower" else "right"
-    ax.set_xlabel(f"{m} (95% interval); {side} of the dashed line {favours}")
+    ax.set_xlabel(f"{m} (95% interval); {direction.of(main).side} of the dashed line {favours}")
     level = {"reconstructed": " (reconstructed tables, not printed data)",
              "summary": " (published pooled estimate)"}.get(main.level, "")
     ax.set_title(plain(main.label) + level, fontsize=11)
@@ -274,7 +274,7 @@ def posterior_density_plot(fit):
     x = np.linspace(lo - pad, hi + pad, 600)
     dens = post.density("mu", x)
     fig, ax = new_figure((6.5, 3.6))
-    good = x < null if s.benefit == "lower" else x > null
+    good = direction.of(s).better(x, null)
     ax.fill_between(x, 0, dens, where=good, color="#1f77b4", alpha=0.25, lw=0,
                     label=f"P(benefit) {equals(prob_text(s.p_benefit, s.probability_draws))}")
     ax.plot(x, dens, color="#1f77b4", lw=2, label="posterior")

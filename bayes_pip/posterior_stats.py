@@ -8,6 +8,7 @@ from bayes_pip.data import Outcome
 from bayes_pip import dl, measures
 from bayes_pip.record import (Conflict, Interval, MuSummary,
                               StudyEstimate, TauBands, TauSummary)
+from bayes_pip import direction
 
 
 CRI = (0.025, 0.975)
@@ -23,12 +24,12 @@ def interval(post, target, measure: str | None = None) -> Interval:
 
 def benefit_probability(post, outcome: Outcome, threshold: float, target="mu") -> float:
     """P(target (default mu) beyond ``threshold`` in the outcome's direction of benefit | data)."""
-    return post.cdf(target, threshold) if outcome.benefit == "lower" else post.sf(target, threshold)
+    return direction.of(outcome).p_better(post, target, threshold)
 
 
 def harm_probability(post, outcome: Outcome) -> float:
     """P(mu beyond no effect in the direction of harm | data)."""
-    return post.sf("mu", 0.0) if outcome.benefit == "lower" else post.cdf("mu", 0.0)
+    return direction.of(outcome).p_worse(post, "mu", 0.0)
 
 
 def trivial_probability(post, outcome: Outcome) -> float | None:
@@ -130,7 +131,7 @@ def posterior_summary(post, outcome: Outcome, study_names, observed=None, with_t
 
 def benefit_probability_new(post, outcome: Outcome) -> float:
     """P(a new study's true effect lies in the direction of benefit | data)."""
-    return post.cdf("predict", 0.0) if outcome.benefit == "lower" else post.sf("predict", 0.0)
+    return direction.of(outcome).p_better(post, "predict", 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from bayes_pip.reconstruct import consistent_text, which_tables
 from bayes_pip.record import (DLRecord, FitFailure)
 from bayes_pip.posterior_stats import (CONFLICT_P)
 from bayes_pip.formats import (ci_text, equals, num, num2, prob_text, short)
+from bayes_pip import direction
 
 
 def direction_phrase(outcome: Outcome) -> str:
@@ -21,7 +22,7 @@ def direction_phrase(outcome: Outcome) -> str:
     if outcome.benefit == "unknown":
         return (f"direction of benefit not set ({outcome.measure} below or above {null}?): "
                 "P(benefit) needs it")
-    sign = "<" if outcome.benefit == "lower" else ">"
+    sign = direction.of(outcome).sign
     return f"{outcome.measure} {sign} {null} favours {intervention_name(outcome)}"
 
 
@@ -104,14 +105,13 @@ def dl_text(d: DLRecord, outcome: Outcome) -> str:
 def benefit_words(s: dict) -> str:
     """'P(RR > 1: PIP increases infant secure attachment)' style label from a fit summary."""
     null = f"{measures.get(s.measure).null:g}"
-    sign = ">" if s.benefit == "higher" else "<"
-    return f"{s.measure} {sign} {null}: favours {s.intervention}"
+    return f"{s.measure} {direction.of(s).sign} {null}: favours {s.intervention}"
 
 
 def mcid_words(s: dict) -> str:
     """'RR > 1.25 (MCID, assumed)' or '(MCID)' when the data name its source."""
-    sign = ">" if s.benefit == "higher" else "<"
-    return f"{s.measure} {sign} {s.mcid:g} (MCID{'' if getattr(s, 'mcid_source', '') else ', assumed'})"
+    assumed = "" if getattr(s, "mcid_source", "") else ", assumed"
+    return f"{s.measure} {direction.of(s).sign} {s.mcid:g} (MCID{assumed})"
 
 
 
@@ -447,7 +447,7 @@ def prior_phrase(s: dict) -> str:
 def discussion_sentences(main: dict, rows: list[dict]) -> list[str]:
     """Ready-to-paste sentences; every number comes from the fit records given."""
     who = main.intervention
-    verb = "increases" if main.benefit == "higher" else "reduces"
+    verb = direction.of(main).verb
     what = main.phrase or f"the outcome '{main.label}'"
     out = []
     if main.level == "summary":

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
-    {"version", "errors", "formats", "payloads", "tables", "document", "output", "bundled", "environment", "effects", "record", "dl_fused", "dl",
+    {"version", "errors", "formats", "direction", "payloads", "tables", "document", "output", "bundled", "environment", "effects", "record", "dl_fused", "dl",
      "metareg"},
     {"measures", "reconstruct", "robustness", "cluster", "design"},
     {"data", "validate", "categorical_data"},
