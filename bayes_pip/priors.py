@@ -29,7 +29,16 @@ from bayes_pip.data import Outcome
 from bayes_pip.tables import identifier_problem
 from bayes_pip.validate import COMPARISON_TYPES
 from bayes_pip.errors import InputError
-from bayes_pip.prior_families import (MU_FAMILIES, MU_PARAMS, Normal, TAU_FAMILIES)
+# the families keep their public import path here (bayes_pip.priors.HalfNormal, ...)
+from bayes_pip.prior_families import (MU_FAMILIES, MU_PARAMS, TAU_CLASSES, TAU_FAMILIES,
+                                      HalfCauchy, HalfNormal, LogNormalTau2, LogTTau2, Normal,
+                                      TauFamily, Uniform)
+
+__all__ = ["HalfCauchy", "HalfNormal", "LogNormalTau2", "LogTTau2", "Normal", "TauFamily",
+           "Uniform", "TAU_CLASSES", "TAU_FAMILIES", "MU_FAMILIES", "MU_PARAMS", "PriorSet",
+           "ResolvedPrior", "models_dir", "default_coefficients", "load_prior_sets",
+           "read_prior_set", "default_prior_name", "applicable_priors", "prior_for",
+           "mcid_on_analysis_scale", "resolve_prior"]
 
 
 
