@@ -278,7 +278,7 @@ def certainty_part(dataset: Dataset, bundle: ReportBundle, rule_file=None):
 def categorical_ids(dataset: Dataset, ids: list, everything: bool, engine: str):
     """The categorical outcomes a report fits, and a note for those it cannot with ``engine``
     (only the multinomial engine fits category counts)."""
-    from bayes_pip.categorical import ENGINE
+    from bayes_pip.categorical import ENGINE, require_engine
 
     wanted = [o for o in (dataset.categorical_ids() if everything else ids)
               if o in dataset.categorical_ids()]
@@ -287,8 +287,7 @@ def categorical_ids(dataset: Dataset, ids: list, everything: bool, engine: str):
     if engine in (engines.AUTO, ENGINE) or not wanted:
         return wanted, []
     if not everything:
-        raise InputError(f"--engine {engine} fits one effect per study; the categorical outcome "
-                         f"'{wanted[0]}' is fitted by --engine {ENGINE} (or auto)")
+        require_engine(engine, wanted[0])
     return [], [f"Not analysed with --engine {engine}: {', '.join(wanted)} (categorical; "
                 f"the {ENGINE} engine fits it, e.g. with the default --engine auto)"]
 
@@ -297,11 +296,8 @@ def categorical_report(dataset, outcome_id, prior, seed, settings, sets, provena
                        known=None):
     from bayes_pip.categorical import fit_categorical
     from bayes_pip.categorical_page import categorical_page
-    from bayes_pip.engines.base import SamplerSettings
     from bayes_pip.figures_categorical import category_figure
 
-    if settings is not None and not isinstance(settings, SamplerSettings):
-        settings = None
     fit = fit_categorical(dataset, outcome_id, prior_name=prior, seed=seed, settings=settings,
                           prior_sets=sets, known=known)
     page = categorical_page(fit, provenance, category_figure(fit))

@@ -31,7 +31,7 @@ from bayes_pip.analysis import DEFAULT_SEED
 from bayes_pip.categorical_data import CategoricalOutcome, categorical_outcome
 from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.errors import ConvergenceError, InputError
-from bayes_pip.formats import (ci_text, pct_text)
+from bayes_pip.formats import ci_text, equals, pct_text
 
 ENGINE = "multinomial"
 BASELINE = "the average of the trials' fitted comparator-arm distributions"
@@ -89,6 +89,13 @@ class CategoricalFit:
         return out
 
 
+def require_engine(engine: str, outcome_id: str) -> None:
+    """Only the multinomial engine (or auto, which picks it) fits a categorical outcome."""
+    if engine not in (engines.AUTO, ENGINE):
+        raise InputError(f"--engine {engine} fits one effect per study; the categorical "
+                         f"outcome '{outcome_id}' is fitted by --engine {ENGINE} (or auto)")
+
+
 def as_odds_ratio(outcome):
     """The outcome as the prior sets see it: every effect of the model is a log odds ratio."""
     return dataclasses.replace(outcome, measure="OR", mcid=None)
@@ -133,7 +140,7 @@ def fit_categorical(dataset, outcome_id: str, prior_name: str | None = None,
                "described": {"mu": bare(prior.mu.describe()), "tau": prior.tau.describe(),
                              "baseline": bare(prior.baseline.describe())}},
         engine=ENGINE, seed=seed,
-        settings={"sampler": engine.settings_for(settings).to_dict()},
+        settings=result.settings,
         versions=versions(engine), k=k, participants=int(np.nansum(counts)),
         levels=co.levels(), baseline=BASELINE, comparison=comparison, quote=quote,
         data_differences=differences,
@@ -379,8 +386,7 @@ def categorical_text(f: CategoricalFit) -> str:
         extra = ""
         if "expected_change" in j:
             extra = f"; expected change {ci_text(j['expected_change'])}"
-        lines.append(f"  P({j['statement']}) = {prob(j['probability'])}{extra}".replace(
-            "= >", ">").replace("= <", "<"))
+        lines.append(f"  P({j['statement']}) {equals(prob(j['probability']))}{extra}")
     lines += ["", "A new trial (prediction, same baseline): RR per category"]
     lines.append("  " + "; ".join(f"{r['category']} {ci_text(r['rr'])}" for r in f.prediction))
     lines.append(f"Heterogeneity: tau {ci_text(f.tau)} (log odds ratio scale)")
@@ -391,7 +397,7 @@ def categorical_text(f: CategoricalFit) -> str:
                       f"{'not a meta-analysis: one trial' if n == 1 else 'pooled'}):"]
         for row in alt["per_category"]:
             lines.append(f"  {row['category']:<14} RR {ci_text(row['rr'])}, RD {ci_text(row['rd'])}, "
-                         f"P(benefit) {prob(row['p_benefit'])}".replace(") >", ") >"))
+                         f"P(benefit) {prob(row['p_benefit'])}")
     lines += ["", "Arms (observed counts; level of evidence; fitted distribution in the order "
                   "of the categories, at the pooled effect):"]
     for a in f.arms:

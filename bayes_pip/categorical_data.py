@@ -146,8 +146,7 @@ def validate_categories(frame: pd.DataFrame, outcomes: pd.DataFrame, file: str) 
     for (outcome, study), rows in frame.groupby(["outcome", "study"], sort=False):
         where = dict(file=file, row=csv_row(int(frame.index.get_loc(rows.index[0]))))
         roles = rows.drop_duplicates("arm")
-        if roles.groupby("arm")["arm_role"].nunique().max() > 1 or \
-                rows.groupby("arm")["arm_role"].nunique().max() > 1:
+        if rows.groupby("arm")["arm_role"].nunique().max() > 1:
             raise InputError(f"study '{study}': an arm has two roles", **where,
                              column="arm_role")
         role_counts = roles["arm_role"].value_counts()

@@ -4,7 +4,7 @@ block in the summary of findings, on the document model of :mod:`bayes_pip.docum
 from __future__ import annotations
 
 from bayes_pip.categorical import LEVEL_WORDS, arm_level
-from bayes_pip.formats import ci_text, pct_text
+from bayes_pip.formats import ci_text, equals, pct_text
 from bayes_pip.document import (Document, Facts, Figures, Heading, Items, Link, Paragraph,
                                  Quote, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
@@ -90,8 +90,7 @@ def categorical_page(fit, provenance: str, figure: bytes | None = None) -> Docum
                         "favourable direction.", note=True),
               category_table(fit),
               Heading("Joint probabilities", 2),
-              Items(tuple(f"P({j['statement']}) {'' if prob(j['probability'])[:1] in '<>' else '= '}"
-                          f"{prob(j['probability'])}"
+              Items(tuple(f"P({j['statement']}) {equals(prob(j['probability']))}"
                           + (f"; expected change {ci_text(j['expected_change'])}"
                              if "expected_change" in j else "") for j in fit.joint))]
     for alt in fit.alternatives:

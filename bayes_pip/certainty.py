@@ -27,7 +27,6 @@ from scipy import stats
 from bayes_pip import measures
 from bayes_pip.bundled import bundled_path
 from bayes_pip.errors import InputError
-from bayes_pip import direction
 
 LEVELS = ("high", "moderate", "low", "very low")
 STEPS = {"no": 0, "serious": 1, "very serious": 2, "extremely serious": 3}
@@ -141,14 +140,12 @@ class Certainty:
 
 # -- the numbers -----------------------------------------------------------------------------
 
-def regions(post, measure: str, benefit: str, mid: float) -> tuple[float, float, float]:
+def regions(fit) -> tuple[float | None, float | None, float | None]:
     """P(benefit beyond the MID), P(within the MID: trivial), P(harm beyond the MID) of the
-    pooled effect; ``mid`` on the natural scale in the direction of benefit."""
-    m = measures.get(measure)
-    a = m.to_analysis(mid)      # signed, the benefit side (no effect is 0 on this scale)
-    d = direction.of(benefit)   # a is on the side of benefit, -a on the side of harm
-    good, bad = d.p_better(post, "mu", a), d.p_worse(post, "mu", -a)
-    return float(good), float(max(0.0, 1 - good - bad)), float(bad)
+    pooled effect: the fit's own P(beyond the MCID) and P(trivial), and what is left."""
+    if fit.p_mcid is None or fit.p_trivial is None:
+        return None, None, None
+    return fit.p_mcid, fit.p_trivial, max(0.0, 1.0 - fit.p_mcid - fit.p_trivial)
 
 
 def control_risk(fit) -> float | None:
@@ -238,7 +235,7 @@ def judge_imprecision(p_good, p_trivial, p_bad, p_benefit, p_harm, participants,
     return Domain("imprecision", judgement, reason)
 
 
-def judge_inconsistency(k, tau_post, p_tau_high, p_tau_extreme, prediction, mid_band,
+def judge_inconsistency(k, p_tau_high, p_tau_extreme, prediction, mid_band,
                         level, rule: Rule) -> Domain:
     r = rule.inconsistency
     if level == "summary":
@@ -369,9 +366,7 @@ def certainty_block(fits: list, trials=None, metadata: dict | None = None,
     post = fit.posterior
     m = measures.get(fit.measure)
     mid = fit.mcid
-    p_good = p_triv = p_bad = None
-    if mid is not None and post is not None and fit.benefit in ("lower", "higher"):
-        p_good, p_triv, p_bad = regions(post, fit.measure, fit.benefit, mid)
+    p_good, p_triv, p_bad = regions(fit)
     p_tau_high = p_tau_extreme = None
     if fit.tau is not None and post is not None and fit.level != "summary":
         p_tau_high = float(post.sf("tau", rule.inconsistency["reasonable_tau"]))
@@ -399,12 +394,11 @@ def certainty_block(fits: list, trials=None, metadata: dict | None = None,
                         ("intervention_high", e.ci_high))},
                     # an RR times the control risk beyond 1 is shown as 1,000 per 1,000
                     "capped": bool(fit.measure == "RR" and p0 * e.ci_high > 1)}
-    p_harm = None if fit.p_benefit is None else 1 - fit.p_benefit
     domains = [judge_risk_of_bias(fit, trials, rule),
-               judge_inconsistency(fit.k, post, p_tau_high, p_tau_extreme, prediction, band,
+               judge_inconsistency(fit.k, p_tau_high, p_tau_extreme, prediction, band,
                                    fit.level, rule),
                judged_by_metadata(metadata or {}, fit.outcome, "indirectness"),
-               judge_imprecision(p_good, p_triv, p_bad, fit.p_benefit, p_harm,
+               judge_imprecision(p_good, p_triv, p_bad, fit.p_benefit, fit.p_harm,
                                  fit.participants, ois, rule),
                judged_by_metadata(metadata or {}, fit.outcome, "publication bias")]
     rating = overall(rule.start, domains)

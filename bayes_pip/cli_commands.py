@@ -309,7 +309,7 @@ def cmd_fit(args) -> int:
 
 def categorical_fit(args, dataset) -> int:
     """`fit` of a categorical outcome: the multinomial model of all its categories."""
-    from bayes_pip.categorical import (ENGINE, categorical_text, fit_categorical,
+    from bayes_pip.categorical import (categorical_text, fit_categorical, require_engine,
                                        write_categorical)
     from bayes_pip.engines.base import SamplerSettings
 
@@ -318,9 +318,7 @@ def categorical_fit(args, dataset) -> int:
         if given:
             raise InputError(f"{option} is not available for the categorical outcome "
                              f"'{args.outcome}' (the multinomial model fits its category counts)")
-    if args.engine not in ("auto", ENGINE):
-        raise InputError(f"--engine {args.engine} fits one effect per study; the categorical "
-                         f"outcome '{args.outcome}' is fitted by --engine {ENGINE} (or auto)")
+    require_engine(args.engine, args.outcome)
     settings = SamplerSettings(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
     result = fit_categorical(dataset, args.outcome, prior_name=args.prior, seed=args.seed,
                              settings=settings, progress=sys.stderr.isatty() and not args.json,
@@ -332,17 +330,15 @@ def categorical_fit(args, dataset) -> int:
 def categorical_compare(args, dataset) -> int:
     """`compare-priors` of a categorical outcome: the multinomial model under each prior set
     that applies to an odds-ratio outcome (or --priors)."""
-    from bayes_pip.categorical import (ENGINE, as_odds_ratio, categorical_comparison_text,
-                                       categorical_outcome, fit_categorical)
+    from bayes_pip.categorical import (as_odds_ratio, categorical_comparison_text,
+                                       categorical_outcome, fit_categorical, require_engine)
     from bayes_pip.engines.base import SamplerSettings
     from bayes_pip.priors import applicable_priors
 
     if args.moderator or args.subgroup or args.loo:
         raise InputError("--moderator, --subgroup and --loo are not available for the "
                          f"categorical outcome '{args.outcome}'")
-    if args.engine not in ("auto", ENGINE):
-        raise InputError(f"--engine {args.engine} fits one effect per study; the categorical "
-                         f"outcome '{args.outcome}' is fitted by --engine {ENGINE} (or auto)")
+    require_engine(args.engine, args.outcome)
     sets = prior_sets(args)
     co = categorical_outcome(dataset, args.outcome)
     names = prior_list(args) or applicable_priors(as_odds_ratio(co.outcome), sets)

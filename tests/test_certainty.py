@@ -60,7 +60,7 @@ def test_imprecision_without_a_mid_is_judged_on_the_direction():
 ])
 def test_inconsistency_levels_and_boundaries(args, expected):
     k, high, extreme, prediction, band, level = args
-    d = judge_inconsistency(k, None, high, extreme, prediction, band, level, RULE)
+    d = judge_inconsistency(k, high, extreme, prediction, band, level, RULE)
     assert d.judgement == expected, d.reason
 
 
@@ -168,3 +168,24 @@ def test_the_imported_review_gets_the_same_table(tmp_path):
         assert row["indirectness"] == "not assessed" and row["publication_bias"] == "not assessed"
         # RevMan's 'Allocation concealment?' answered 'unknown' for every trial: unclear
         assert row["risk_of_bias"] == "serious"
+
+
+def test_harm_beyond_the_mid_is_the_exact_posterior_tail():
+    """P(harm beyond the MID) of the certainty regions equals the exact engine's own tail of mu
+    beyond 1/MID (disorganised attachment, RR, lower is better, MID 0.75), to 1e-12."""
+    import math
+
+    import bayes_pip as bp
+    from bayes_pip.certainty import regions
+    from bayes_pip.engines.exact import exact_posterior
+
+    data = bp.load()
+    fit = bp.fit(data, "disorganised_attachment_post", engine="exact")
+    prior = bp.prior(data, "disorganised_attachment_post")
+    y = [s.y for s in fit.dl.studies]
+    v = [s.se ** 2 for s in fit.dl.studies]
+    post = exact_posterior(y, v, prior.mu, prior.tau)
+    benefit, trivial, harm = regions(fit)
+    assert harm == pytest.approx(post.sf("mu", -math.log(0.75)), abs=1e-12)
+    assert benefit == pytest.approx(post.cdf("mu", math.log(0.75)), abs=1e-12)
+    assert benefit + trivial + harm == pytest.approx(1.0, abs=1e-15)

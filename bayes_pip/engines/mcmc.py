@@ -66,20 +66,25 @@ def separate_internals(idata):
     return idata
 
 
-def finish(engine, idata, problem: Problem, prior, seed: int, settings) -> EngineResult:
-    """Check convergence (raise ConvergenceError), label the trace, wrap the draws."""
-    diagnostics, problems = gate(idata, settings.chains, settings.draws)
+# what a convergence failure suggests, unless the engine says otherwise (convergence_hint)
+HINT = ("Try more draws or tuning (--draws, --tune), a higher --target-accept, or --engine exact "
+        "for the normal-normal model.")
+
+
+def finish(engine, idata, problem: Problem, prior, seed: int, settings,
+           variables=("mu", "tau"), posterior=DrawsPosterior) -> EngineResult:
+    """Check convergence over ``variables`` (raise ConvergenceError), label the trace, wrap the
+    draws in ``posterior`` (a function of the InferenceData)."""
+    diagnostics, problems = gate(idata, settings.chains, settings.draws, variables)
     idata = separate_internals(idata)
     idata.posterior.attrs.update({"prior": str(prior.to_dict()), "seed": seed,
-                                  "outcome": problem.outcome.outcome, "engine": engine.name,
+                                  "outcome": problem.name, "engine": engine.name,
                                   "bayes_pip_version": __version__})
     if problems:
         raise ConvergenceError(
-            f"outcome '{problem.outcome.outcome}', prior '{prior.name}', engine {engine.name}: "
-            f"{'; '.join(problems)}. Try more draws or tuning (--draws, --tune), a higher "
-            "--target-accept, or --engine exact for the normal-normal model.")
-    return EngineResult(DrawsPosterior(idata), idata, diagnostics,
-                        {"sampler": settings.to_dict()})
+            f"outcome '{problem.name}', prior '{prior.name}', engine {engine.name}: "
+            f"{'; '.join(problems)}. {getattr(engine, 'convergence_hint', HINT)}")
+    return EngineResult(posterior(idata), idata, diagnostics, {"sampler": settings.to_dict()})
 
 
 def describe(model: str, fit) -> str:

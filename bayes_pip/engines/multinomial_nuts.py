@@ -36,9 +36,7 @@ import numpy as np
 
 from bayes_pip.engines import mcmc, payload_for
 from bayes_pip.engines.base import EngineResult, Problem
-from bayes_pip.engines.diagnostics import gate
 from bayes_pip.engines.draws import DrawQueries
-from bayes_pip.errors import ConvergenceError
 from bayes_pip.payloads import CategoryCounts
 
 CORRELATION = 0.5   # between two categories' effects, and between two active arms' effects
@@ -152,14 +150,24 @@ def sample(cc: CategoryCounts, prior, seed: int, settings, progress: bool = Fals
 
 
 class CategoricalDraws(DrawQueries):
-    """Draws answering the query grammar; targets are tuples of a quantity and coordinates,
-    e.g. ("d", "intervention", "secure"), ("tau",) or "tau"."""
+    """Draws answering the query grammar; targets are "tau" and tuples of a quantity and
+    coordinates, e.g. ("d", "intervention", "secure")."""
 
     def __init__(self, draws: dict):
         self.draws = draws
 
     def values(self, target):
-        return self.draws[target if isinstance(target, (tuple, str)) else tuple(target)]
+        return self.draws[target]
+
+
+def categorical_draws(idata) -> CategoricalDraws:
+    """The posterior of a fit: tau and every pooled log odds ratio d by treatment and category."""
+    post = idata.posterior
+    draws = {"tau": post["tau"].values.ravel()}
+    for t in post["treatment"].values:
+        for c in post["category"].values:
+            draws[("d", str(t), str(c))] = post["d"].sel(treatment=t, category=c).values.ravel()
+    return CategoricalDraws(draws)
 
 
 class MultinomialNUTS:
@@ -173,6 +181,7 @@ class MultinomialNUTS:
     stochastic = "stochastic" in capabilities
     default_target_accept = 0.99
     cores = 2
+    convergence_hint = "Try more draws or tuning (--draws, --tune) or a higher --target-accept."
 
     def settings_for(self, settings, k: int | None = None):
         return dataclasses.replace(settings, cores=settings.cores or self.cores,
@@ -186,23 +195,8 @@ class MultinomialNUTS:
     def fit(self, problem: Problem, prior, seed: int, settings, progress=False) -> EngineResult:
         settings = self.settings_for(settings)
         idata = sample(payload_for(self, problem), prior, seed, settings, progress)
-        variables = [v for v in MONITORED if v in idata.posterior]
-        diagnostics, problems = gate(idata, settings.chains, settings.draws, variables)
-        idata.posterior.attrs.update({"prior": str(prior.to_dict()), "seed": seed,
-                                      "outcome": problem.name, "engine": self.name})
-        if problems:
-            raise ConvergenceError(
-                f"outcome '{problem.name}', prior '{prior.name}', engine {self.name}: "
-                f"{'; '.join(problems)}. Try more draws or tuning (--draws, --tune) or a "
-                "higher --target-accept.")
-        post = idata.posterior
-        draws = {("tau",): post["tau"].values.ravel(), "tau": post["tau"].values.ravel()}
-        for t in post["treatment"].values:
-            for c in post["category"].values:
-                draws[("d", str(t), str(c))] = post["d"].sel(treatment=t,
-                                                             category=c).values.ravel()
-        return EngineResult(CategoricalDraws(draws), idata, diagnostics,
-                            {"sampler": {**settings.to_dict()}})
+        return mcmc.finish(self, idata, problem, prior, seed, settings,
+                           [v for v in MONITORED if v in idata.posterior], categorical_draws)
 
     def describe(self, fit) -> str:
         return mcmc.describe("multinomial-normal (category counts)", fit)
