@@ -3,7 +3,11 @@
 The same model and method as :mod:`bayes_pip.engines.exact`: mu is integrated out analytically
 given tau; p(log tau | y) is integrated by composite 5-point Gauss-Legendre quadrature over the
 range where it exceeds 1e-16 of its maximum, and the mass below that range is carried by a node
-at tau = 0 (there p(y | tau) = p(y | 0) and the posterior has the prior's shape). The data are
+at tau = 0 (there p(y | tau) = p(y | 0) and the posterior has the prior's shape); the range
+starts no lower than tau^2 = 1e-8 min(v_i), below which p(y | tau) equals p(y | 0) to about
+1e-8 relative, so the cells sit where the mass is (the same accuracy with fewer cells; the
+posterior's normaliser gives each row's log marginal likelihood, and ``mu_zero`` the model with
+no average effect, for Bayes factors). Mixture quantiles use safeguarded Halley iterations. The data are
 padded ``(n_meta, k_max)`` arrays with a mask, as in the vectorised DerSimonian-Laird core.
 
 Every row gets its own grid in log tau (found by a two-stage scan), because the posteriors of tau
@@ -33,26 +37,40 @@ from bayes_pip.engines.exact import GL_W, GL_X, NODES_PER_CELL, ExactPosterior, 
 from bayes_pip.errors import InputError
 from bayes_pip.engines.tau_kernels import UNIFORM, log_prior_u, tau_prior_code
 
-SCOUT_POINTS = 161     # per stage: stage 1 spans log(s) - 40 ... log(s) + 30; stage 2 the live range
+SCOUT_COARSE = 57      # stage 1: log(s) - 40 ... log(s) + 30 in steps of 1.25
+SCOUT_POINTS = 101     # stage 2: the live range found by stage 1
 CELLS = 200            # Gauss-Legendre cells per row (5 nodes each)
 LOG_TAU_BELOW, LOG_TAU_ABOVE = 40.0, 30.0
 LOG_NEGLIGIBLE = math.log(1e-16)
 UPPER_TAIL_MAX = 1e-10
+LOG_FLAT_TAU2 = math.log(1e-8)   # log(tau^2 / min(v)) below which the grid is not needed
 MERGE_TAU2 = 1e-13     # tau^2 / min(v) below which a node's conditional normals equal tau = 0's
-COARSE = 8             # adjacent mixture components merged for the first quantile iterations
+DROP_WEIGHT = 1e-300     # mixture components lighter than this are left out of the summaries
+HALLEY_STEP = 1e-9      # mixture quantiles: Halley iterations stop at a step this small
+COARSE = 5             # adjacent mixture components merged for the first quantile iterations
 BLOCK_ROWS = 20_000    # rows per block (memory: the outputs plus per-thread scratch)
 QUANTILES = (0.025, 0.5, 0.975)
 
 
 # summary columns of the kernel's output
 (MU_MEAN, MU_SD, TAU_MEAN, P_MU_BELOW, P_MU_ABOVE, P_NEW_BELOW, P_NEW_ABOVE, CUM0, TOTAL,
- N_FIXED) = range(10)
+ LOG_ML, N_FIXED) = range(11)
 
 
 @numba.njit(cache=True)
 def _moments(y, v, k, tau, w0, m0):
-    """m(tau), V(tau) and log p(y | tau) (up to a constant) for one meta-analysis."""
+    """m(tau), V(tau) and log p(y | tau) (up to a constant) for one meta-analysis.
+
+    ``w0 = inf``: mu fixed at m0 (the models with no average effect): m0, 0 and
+    log p(y | tau, mu = m0) up to the same constant minus log(w0) / 2."""
     s = tau * tau
+    if math.isinf(w0):
+        sum_log = 0.0
+        resid = 0.0
+        for i in range(k):
+            sum_log += math.log(v[i] + s)
+            resid += (y[i] - m0) ** 2 / (v[i] + s)
+        return m0, 0.0, -0.5 * sum_log - 0.5 * resid
     big_w = w0
     swy = w0 * m0
     sum_log = 0.0
@@ -115,17 +133,28 @@ def scout_rows(y, v, k, w0, m0, family, a, b, c, out):
         centre = math.log(math.sqrt(np.median(vr[:kr])))
         logd = np.empty(SCOUT_POINTS)
         best, first, last, step = _scan(yr, vr, kr, centre - LOG_TAU_BELOW,
-                                        centre + LOG_TAU_ABOVE, SCOUT_POINTS, w0, m0, family,
+                                        centre + LOG_TAU_ABOVE, SCOUT_COARSE, w0, m0, family,
                                         a, b, c, logd)
         if first < 0:
             out[r, 8] = 1.0
             continue
         lo1 = centre - LOG_TAU_BELOW + max(first - 1, 0) * step
-        hi1 = centre - LOG_TAU_BELOW + min(last + 1, SCOUT_POINTS - 1) * step
+        hi1 = centre - LOG_TAU_BELOW + min(last + 1, SCOUT_COARSE - 1) * step
         at_bottom = first == 0
-        at_top = last == SCOUT_POINTS - 1
+        # below tau^2 = FLAT_TAU2 min(v), p(y | tau) is p(y | 0) to ~1e-12: the lower tail
+        # p(y | 0) P_prior(tau < e^lo) carries that range exactly, so the grid need not
+        vmin = math.inf
+        for i in range(kr):
+            vmin = min(vmin, vr[i])
+        flat = 0.5 * (math.log(vmin) + LOG_FLAT_TAU2)
+        clipped = lo1 < flat < hi1
+        if clipped:
+            lo1 = flat
+        at_top = last == SCOUT_COARSE - 1
         best, first, last, step = _scan(yr, vr, kr, lo1, hi1, SCOUT_POINTS, w0, m0, family,
                                         a, b, c, logd)
+        if clipped:
+            at_bottom = first == 0
         lo = lo1 if at_bottom else lo1 + max(first - 1, 0) * step
         hi = hi1 if at_top else lo1 + min(last + 1, SCOUT_POINTS - 1) * step
         if family == UNIFORM and not math.isinf(a):
@@ -145,25 +174,35 @@ def scout_rows(y, v, k, w0, m0, family, a, b, c, out):
 
 
 @numba.njit(cache=True)
-def _newton_quantile(w, m, s, nc, q, x, lo, hi, tol):
-    """Safeguarded Newton iterations on sum_j w_j Phi((x - m_j)/s_j) = q, j < nc."""
+def _halley_quantile(w, m, s, nc, q, x, lo, hi, tol):
+    """Safeguarded Halley iterations on F(x) = sum_j w_j Phi((x - m_j)/s_j) = q, j < nc
+    (cubic convergence: a step below ``tol`` leaves an error of order tol^3 / s^2; a step that
+    leaves the bracket [lo, hi] is replaced by bisection)."""
     for _ in range(200):
         f = -q
-        dens = 0.0
+        d1 = 0.0
+        d2 = 0.0
         for j in range(nc):
             z = (x - m[j]) / s[j]
+            phi = w[j] * math.exp(-0.5 * z * z) / s[j]
             f += w[j] * _ndtr(z)
-            dens += w[j] * math.exp(-0.5 * z * z) / s[j]
-        dens /= math.sqrt(2 * math.pi)
+            d1 += phi
+            d2 -= phi * z / s[j]
+        d1 /= math.sqrt(2 * math.pi)
+        d2 /= math.sqrt(2 * math.pi)
         if f < 0:
             lo = x
         elif f > 0:
             hi = x
         else:
             return x
-        if abs(f) <= 1e-16 * max(q, 1 - q) and dens > 0:
-            return x - f / dens  # one more Newton step would move x by rounding error only
-        new = x - f / dens if dens > 0 else 0.5 * (lo + hi)
+        den = 2 * d1 * d1 - f * d2
+        if d1 > 0 and den > 0:
+            new = x - 2 * f * d1 / den
+        elif d1 > 0:
+            new = x - f / d1
+        else:
+            new = 0.5 * (lo + hi)
         if not (new > lo and new < hi):
             new = 0.5 * (lo + hi)
         if abs(new - x) <= tol * max(1.0, abs(x)):
@@ -174,9 +213,9 @@ def _newton_quantile(w, m, s, nc, q, x, lo, hi, tol):
 
 @numba.njit(cache=True)
 def _mixture_quantile(w, m, s, nc, q, zq, gw, gm, gs, ng):
-    """q-quantile of the normal mixture (w, m, s)[:nc]: Newton iterations on a coarse mixture
+    """q-quantile of the normal mixture (w, m, s)[:nc]: Halley iterations on a coarse mixture
     (groups of adjacent components merged by their first two moments: (gw, gm, gs)[:ng]) find
-    the neighbourhood, then on the full mixture to rounding error."""
+    the neighbourhood, then on the full mixture until a step is below HALLEY_STEP."""
     lo = math.inf
     hi = -math.inf
     mean = 0.0
@@ -188,9 +227,9 @@ def _mixture_quantile(w, m, s, nc, q, zq, gw, gm, gs, ng):
         second += w[j] * (s[j] * s[j] + m[j] * m[j])
     x = mean + math.sqrt(max(second - mean * mean, 0.0)) * zq
     x = min(max(x, lo), hi)
-    x = _newton_quantile(gw, gm, gs, ng, q, x, lo, hi, 1e-9)
+    x = _halley_quantile(gw, gm, gs, ng, q, x, lo, hi, 1e-4)
     x = min(max(x, lo), hi)
-    return _newton_quantile(w, m, s, nc, q, x, lo, hi, 1e-14)
+    return _halley_quantile(w, m, s, nc, q, x, lo, hi, HALLEY_STEP)
 
 
 @numba.njit(cache=True)
@@ -259,6 +298,10 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, cells,
                 cell_mass += mass[j]
             cum[cidx + 1] = cum[cidx] + cell_mass
         total = cum[cells]
+        if math.isinf(w0):    # mu fixed: only the normaliser (the marginal likelihood) is wanted
+            out[r, CUM0] = cum[0] / total
+            out[r, TOTAL] = total
+            continue
         vmin = math.inf
         for i in range(kr):
             vmin = min(vmin, vr[i])
@@ -290,7 +333,7 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, cells,
             tau_mean += mass[j] * tau[j]
             if tau[j] * tau[j] < MERGE_TAU2 * vmin:
                 cw[0] += mass[j]
-            elif mass[j] > 1e-300:
+            elif mass[j] > DROP_WEIGHT:
                 cw[nc] = mass[j]
                 cm[nc] = mm[j]
                 cv[nc] = var[j]
@@ -307,10 +350,20 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, cells,
             sdn = math.sqrt(cv[j] + ct[j] * ct[j])
             mean += cw[j] * cm[j]
             second += cw[j] * (cv[j] + cm[j] * cm[j])
-            pb += cw[j] * _ndtr(-cm[j] / sd)
-            pa += cw[j] * _ndtr(cm[j] / sd)
-            nb += cw[j] * _ndtr(-cm[j] / sdn)
-            na += cw[j] * _ndtr(cm[j] / sdn)
+            # one tail per component, on its small side (the other is 1 minus it, exactly
+            # enough: a sum of tiny probabilities only arises from the small sides)
+            t_mu = _ndtr(-abs(cm[j]) / sd)
+            t_new = _ndtr(-abs(cm[j]) / sdn)
+            if cm[j] > 0:
+                pb += cw[j] * t_mu
+                pa += cw[j] * (1.0 - t_mu)
+                nb += cw[j] * t_new
+                na += cw[j] * (1.0 - t_new)
+            else:
+                pb += cw[j] * (1.0 - t_mu)
+                pa += cw[j] * t_mu
+                nb += cw[j] * (1.0 - t_new)
+                na += cw[j] * t_new
         out[r, MU_MEAN] = mean
         out[r, MU_SD] = math.sqrt(max(second - mean * mean, 0.0))
         out[r, TAU_MEAN] = tau_mean
@@ -453,9 +506,13 @@ def _left_aligned(y, v, mask):
 
 
 def batch_posterior(y, v, mask=None, prior=None, quantiles=QUANTILES, store: bool = False,
-                    cells: int = CELLS) -> BatchPosterior:
+                    cells: int = CELLS, mu_zero: bool = False) -> BatchPosterior:
     """Exact posteriors of the meta-analyses in the rows of ``y``, ``v`` (padded, ``mask`` marks
-    real studies; without it every finite cell is a study)."""
+    real studies; without it every finite cell is a study). Every row also gets its log marginal
+    likelihood (column LOG_ML; NaN under an improper prior on mu).
+
+    ``mu_zero``: the model with mu = 0 (no average effect) instead; only TOTAL and LOG_ML are
+    computed (its marginal likelihood, for Bayes factors)."""
     y = np.atleast_2d(np.asarray(y, float))
     v = np.atleast_2d(np.asarray(v, float))
     if y.shape != v.shape or y.ndim != 2:
@@ -500,10 +557,12 @@ def batch_posterior(y, v, mask=None, prior=None, quantiles=QUANTILES, store: boo
         rows = members[error[members] == ""]
         for start in range(0, len(rows), BLOCK_ROWS):
             _run_block(rows[start:start + BLOCK_ROWS], y, v, k, mu_p, tau_p, cells, qs, zqs,
-                       summary, nodes, error)
+                       summary, nodes, error, mu_zero)
     # every row without a posterior says why (an extreme row can pass the scouting and still
     # give no finite summary, e.g. within-study variances of 1e300)
-    silent = (error == "") & ~np.isfinite(summary).all(axis=1)
+    wanted = [TOTAL, LOG_ML] if mu_zero else \
+        [j for j in range(summary.shape[1]) if j != LOG_ML]   # LOG_ML: NaN if mu is improper
+    silent = (error == "") & ~np.isfinite(summary[:, wanted]).all(axis=1)
     error[silent] = ("no finite posterior: the effects or variances are too extreme for the "
                      "quadrature (|y| up to %g, v from %g to %g)")
     for i in np.flatnonzero(silent):
@@ -521,11 +580,16 @@ def _prior_cdf(tau_p, tau):
     return np.asarray(tau_p.cdf(tau), float)
 
 
-def _run_block(rows, y, v, k, mu_p, tau_p, cells, qs, zqs, summary, nodes, error):
-    if mu_p.proper:
+def _run_block(rows, y, v, k, mu_p, tau_p, cells, qs, zqs, summary, nodes, error, mu_zero):
+    if mu_zero:
+        w0, m0 = math.inf, 0.0
+        log_w0 = 0.0
+    elif mu_p.proper:
         w0, m0 = 1.0 / mu_p.sd**2, float(mu_p.mean)
+        log_w0 = math.log(w0)
     else:
         w0, m0 = 0.0, 0.0
+        log_w0 = math.nan      # no marginal likelihood under a flat prior on mu
     family, a, b, c = tau_prior_code(tau_p)
     yb, vb, kb = y[rows], v[rows], k[rows]
     sc = np.zeros((len(rows), 9))
@@ -559,6 +623,10 @@ def _run_block(rows, y, v, k, mu_p, tau_p, cells, qs, zqs, summary, nodes, error
         store = [np.empty((1, 1))] * 6
     integrate_rows(y[r], v[r], k[r], w0, m0, family, a, b, c, lo[good], hi[good], shift[good],
                    tail[good], cells, GL_X, GL_W, qs, zqs, out, nodes is not None, *store)
+    # log p(y): the kernel's log densities omit -k/2 log(2 pi) + log(w0)/2 (see _moments)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, LOG_ML] = (shift[good] + np.log(out[:, TOTAL]) - 0.5 * k[r] * math.log(2 * math.pi)
+                          + 0.5 * log_w0)
     # tau quantiles that fall in the prior-shaped lower tail (below the quadrature range)
     tq = out[:, N_FIXED + 2 * nq:]
     cum0 = out[:, CUM0]
