@@ -215,14 +215,14 @@ def reconstruction(data, outcome: str):
 def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=(0.025, 0.5, 0.975),
                 measure: str = "OR", prior_dir: str | Path | None = None):
     """Exact normal-normal posteriors of many meta-analyses at once, as an xarray.Dataset
-    (see :func:`bayes_pip.engines.exact_batch.exact_batch`).
+    (see :func:`bayes_pip.engines.batch.exact_batch`).
 
     ``prior``: a prior set applied to an outcome (``bp.prior(data, outcome, name)``, or any object
     with ``.mu`` and ``.tau``), a prior set's name (applied to an outcome of ``measure`` with no
     MCID or outcome type: e.g. "halfnormal-0.5"; sets that need them are refused with the
     reason), or a sequence of these, one per meta-analysis.
     """
-    from bayes_pip.engines.exact_batch import exact_batch as run
+    from bayes_pip.engines.batch import exact_batch as run
 
     def applied(p):
         return named_prior(p, measure, benefit, prior_dir) if isinstance(p, str) else p

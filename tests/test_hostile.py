@@ -259,7 +259,7 @@ def test_exact_batch_says_why_for_every_row_without_a_posterior():
     """Within-study variances of 1e300 gave a NaN row with an empty error."""
     from types import SimpleNamespace
 
-    from bayes_pip.engines.exact_batch import exact_batch
+    from bayes_pip.engines.batch import exact_batch
     from bayes_pip.prior_families import HalfNormal, Normal
 
     y = np.array([[0.1, 0.2], [0.1, 0.2], [0.3, 0.5]])
