@@ -263,3 +263,15 @@ def test_batch_evidence_needs_proper_priors_and_fast_cells_agree():
         assert float(abs(fast[name] - full[name]).max()) <= 1e-7, name
     with pytest.raises(InputError, match="cells"):
         exact_batch(y, v, mask, proper, cells=2)
+
+
+def test_api_batch_forwards_evidence_and_cells():
+    """bp.exact_batch(..., evidence=True, cells=60) equals the engine's own call."""
+    import bayes_pip as bp
+
+    y, v = [[-2.31, -1.26]], [[0.359, 0.412]]
+    obj = NS(mu=Normal(0, 4), tau=HalfNormal(0.5))
+    a = bp.exact_batch(y, v, prior=obj, evidence=True, cells=60)
+    b = exact_batch(y, v, prior=obj, evidence=True, cells=60)
+    assert float(a.log_bf_effect[0]) == float(b.log_bf_effect[0])
+    assert abs(float(a.log_bf_effect[0]) - 2.49879494) < 1e-7
