@@ -13,6 +13,7 @@ The public Python API (see :mod:`bayes_pip.api` and README, "Python API"):
     fig = bp.figures.forest_plot(fit)
     out = bp.exact_batch(y, v, mask, bp.prior(data, "secure_attachment_post"))  # many at once
     reg = bp.bayes_meta_regression(data, "secure_attachment_post", "population_group")
+    run = bp.run_database("metas.csv", "out", measure="OR", benefit="lower")  # a whole database
 
 Names are loaded on first use, so `python -m bayes_pip list` does not pay for them.
 """
@@ -22,7 +23,7 @@ from bayes_pip.version import __version__
 # API names never repeat a submodule's name (bayes_pip.dl, bayes_pip.priors are modules)
 __all__ = ["__version__", "load", "fit", "compare_priors", "report", "classical_fit", "outcomes",
            "prior_sets", "prior", "bma", "influence", "reconstruction", "exact_batch",
-           "meta_regression", "subgroups", "bayes_meta_regression", "figures"]
+           "meta_regression", "subgroups", "bayes_meta_regression", "figures", "run_database"]
 
 
 def __getattr__(name):

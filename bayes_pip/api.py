@@ -237,6 +237,24 @@ def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=(0.025, 
     return run(y, v, mask, prior, benefit, quantiles, evidence=evidence, cells=cells)
 
 
+def run_database(input: str | Path, out: str | Path, prior: str | None = None,
+                 measure: str | None = None, benefit: str | None = None, evidence: bool = True,
+                 cells: int = 60, resume: bool = False, restart: bool = False,
+                 scheduler: str | None = None, prior_dir: str | Path | None = None) -> dict:
+    """A whole database of meta-analyses (what ``python -m bayes_pip database`` runs): the CSV
+    ``input`` (meta_id, y, v or se, optional measure and benefit; one row per study) streamed
+    in chunks, ``out``/results.csv with one row per meta-analysis and ``out``/run.json; returns
+    the run record. ``measure``/``benefit`` apply where the file has no such column or value;
+    ``scheduler``: a Dask scheduler ('local', 'local:N' or an address); ``resume``: continue an
+    interrupted run. See :mod:`bayes_pip.database`."""
+    from bayes_pip import database
+
+    settings = database.Settings(prior=prior, measure=measure, benefit=benefit,
+                                 evidence=evidence, cells=cells,
+                                 prior_dir=None if prior_dir is None else str(prior_dir))
+    return database.run(input, out, settings, resume, restart, scheduler)
+
+
 def named_prior(name: str, measure: str, benefit: str, prior_dir=None):
     """A prior set by name, applied to an anonymous outcome of ``measure``."""
     from bayes_pip.data import Outcome

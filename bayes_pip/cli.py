@@ -21,7 +21,8 @@ from bayes_pip.version import __version__
 from bayes_pip.environment import ensure_writable_caches
 from bayes_pip.errors import (ConvergenceError, InputError, OutputComplete, SamplerError,
                               Terminated)
-from bayes_pip.cli_batch import (cmd_calibrate, cmd_import, cmd_report, cmd_sweep)
+from bayes_pip.cli_batch import (cmd_calibrate, cmd_database, cmd_import, cmd_report,
+                                 cmd_sweep)
 from bayes_pip.cli_commands import (cmd_bma, cmd_compare_priors, cmd_dl, cmd_fit, cmd_funnel,
                                     cmd_influence, cmd_list, cmd_priors, cmd_reconstruct)
 from bayes_pip.cli_common import (EXIT_CONVERGENCE, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK,
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bayes_pip import engines
     from bayes_pip.classical import METHODS
     from bayes_pip.data import LEVELS
+    from bayes_pip.measures import names_where
+
+    BAYESIAN_MEASURES = names_where(lambda m: m.bayesian)
 
     parser = ArgumentParser(
         prog="bayes_pip",
@@ -159,6 +163,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priors", default=None, metavar="A,B,...",
                    help="comma-separated prior sets (default: every prior that applies)")
     add_fit_options(p, prior=False)
+    add_scheduler_option(p)
+
+    p = add_command(sub, "database", "a whole database of meta-analyses, streamed (exact)",
+                    cmd_database)
+    p.add_argument("input", help="CSV: meta_id, y, v (or se), optional measure and benefit")
+    p.add_argument("--out", metavar="DIR", required=True,
+                   help="output directory (results.csv, run.json)")
+    p.add_argument("--prior", default=None, help="prior set for every meta-analysis (default: "
+                   "each measure's default; one that does not apply to a measure is replaced "
+                   "as fit replaces it, and the prior column names the one used)")
+    add_prior_options(p)
+    p.add_argument("--measure", choices=BAYESIAN_MEASURES, default=None,
+                   help="measure of meta-analyses without a measure column or value")
+    p.add_argument("--benefit", choices=("lower", "higher"), default=None,
+                   help="direction of benefit where the file has no benefit column or value")
+    p.add_argument("--no-evidence", action="store_true",
+                   help="leave out the model comparison (marginal likelihoods, Bayes factors)")
+    p.add_argument("--cells", type=int, default=60,
+                   help="quadrature cells in log tau per meta-analysis (default 60: within "
+                        "1e-9 of 200 cells on log marginal likelihoods, 2e-8 on quantiles)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out (same input and settings)")
+    p.add_argument("--restart", action="store_true",
+                   help="discard an interrupted run in --out and start again")
     add_scheduler_option(p)
 
     p = add_command(sub, "calibrate", "simulation-based calibration of an engine",

@@ -179,3 +179,48 @@ def cmd_import(args) -> int:
     else:
         print(f"Next: python -m bayes_pip list --data {args.out}")
     return EXIT_OK
+
+
+def cmd_database(args) -> int:
+    """A whole database of meta-analyses: one row per study in, one row per meta-analysis out.
+
+    INPUT is a CSV with columns meta_id, y (the study's effect on the analysis scale: log OR or
+    log RR for ratios, SMD, MD, RD), v (its variance) or se (its standard error), and optionally
+    measure and benefit (else --measure and --benefit); rows of one meta-analysis consecutive.
+    Every meta-analysis gets the exact normal-normal posterior (mu, tau, a new study's effect,
+    P(benefit)) and the model comparison of `bma` (log marginal likelihoods of FE0, FE, RE0, RE,
+    Bayes factors, model-averaged P(benefit)), under --prior (default: each measure's default
+    prior set). Writes DIR/results.csv and DIR/run.json (input, settings, priors used,
+    versions). The input is streamed in chunks (memory does not grow with the number of
+    meta-analyses); Ctrl-C keeps the finished chunks and --resume continues from them.
+
+    Example: python -m bayes_pip database metas.csv --measure OR --benefit lower --out db
+    """
+    from bayes_pip import database
+    from bayes_pip.errors import Terminated
+
+    if not 4 <= args.cells <= 10_000:
+        raise InputError(f"--cells {args.cells}: give a whole number from 4 to 10000")
+    if args.resume and args.restart:
+        raise InputError("give --resume or --restart, not both")
+    if args.prior_dir and args.prior_file:
+        raise InputError("give --prior-dir or --prior-file, not both")
+    settings = database.Settings(prior=args.prior, measure=args.measure, benefit=args.benefit,
+                                 evidence=not args.no_evidence, cells=args.cells,
+                                 prior_dir=args.prior_dir or args.prior_file)
+    try:
+        record = database.run(args.input, args.out, settings, args.resume, args.restart,
+                              args.scheduler, progress=progress_printer(sys.stderr.isatty()))
+    except (KeyboardInterrupt, Terminated) as exc:
+        done = database.progress_of(args.out)
+        sys.stderr.write(f"\nbayes_pip: {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'}"
+                         f"; {done}; run the same command with --resume to continue\n")
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
+    print(f"{record['meta_analyses']:,} meta-analyses ({record['studies']:,} studies) in "
+          f"{record['wall_seconds']:.1f} s; {record['without_posterior']:,} without a posterior "
+          f"(the error column says why). Wrote {args.out}/{database.RESULTS} and "
+          f"{args.out}/{database.RUN}.")
+    for p in record["priors_used"]:
+        print(f"  {p['measure']} (benefit {p['benefit']}): prior {p['prior']}: "
+              f"{p['description']}")
+    return EXIT_OK

@@ -28,6 +28,12 @@ from bayes_pip.errors import InputError
 FAST_CELLS = 60   # against 200 cells: log marginal likelihoods within 4e-11, quantiles 1.3e-8 (measured)
 
 
+def _row_sum(a: np.ndarray) -> np.ndarray:
+    """Sums along rows, added in order: a row's sum does not depend on the other rows or on
+    the padding (NumPy's sum may group the terms by the array's shape)."""
+    return np.cumsum(a, axis=1)[:, -1]
+
+
 def fixed_effect_rows(post: BatchPosterior):
     """log p(y | FE0), log p(y | FE) and the FE posterior of mu (mean, sd) of every row, from
     the batch's left-aligned arrays (the first k cells of a row are its studies)."""
@@ -37,11 +43,11 @@ def fixed_effect_rows(post: BatchPosterior):
     log_w = np.where(real, np.log(np.where(real, v, 1.0)), 0.0)    # -log w of real cells
     mean0 = np.array([p.mean for p in post.mu_prior], float)
     w0 = np.array([1.0 / p.sd**2 for p in post.mu_prior], float)
-    big_w = w0 + w.sum(axis=1)
-    m = (w0 * mean0 + (w * y).sum(axis=1)) / big_w
-    base = -0.5 * k * LOG_2PI - 0.5 * log_w.sum(axis=1)
-    fe0 = base - 0.5 * (w * y**2).sum(axis=1)
-    resid = (w * (y - m[:, None]) ** 2).sum(axis=1) + w0 * (mean0 - m) ** 2
+    big_w = w0 + _row_sum(w)
+    m = (w0 * mean0 + _row_sum(w * y)) / big_w
+    base = -0.5 * k * LOG_2PI - 0.5 * _row_sum(log_w)
+    fe0 = base - 0.5 * _row_sum(w * y**2)
+    resid = _row_sum(w * (y - m[:, None]) ** 2) + w0 * (mean0 - m) ** 2
     fe = base + 0.5 * np.log(w0) - 0.5 * np.log(big_w) - 0.5 * resid
     return fe0, fe, m, 1.0 / np.sqrt(big_w)
 
