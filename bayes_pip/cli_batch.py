@@ -222,5 +222,5 @@ def cmd_database(args) -> int:
           f"{args.out}/{database.RUN}.")
     for p in record["priors_used"]:
         print(f"  {p['measure']} (benefit {p['benefit']}): prior {p['prior']}: "
-              f"{p['description']}")
+              f"{p['description']}" + (f" ({p['note']})" if p["note"] else ""))
     return EXIT_OK

@@ -462,13 +462,19 @@ class _Packages:
 
 
 def _priors_used(results: Path, settings: Settings) -> list[dict]:
-    used = pd.read_csv(results, usecols=["measure", "benefit", "prior"], dtype=str,
-                       keep_default_na=False).drop_duplicates()
+    used: dict = {}
+    for part in pd.read_csv(results, usecols=["measure", "benefit", "prior"], dtype=str,
+                            keep_default_na=False, chunksize=CHUNK_ROWS):
+        used.update(dict.fromkeys(part.drop_duplicates().itertuples(index=False, name=None)))
     out = []
-    for measure, benefit, name in used.itertuples(index=False):
+    for measure, benefit, name in used:
         p = resolved_prior(settings.prior, measure, benefit, settings.prior_dir)
+        note = ""
+        if settings.prior is not None and name != settings.prior:
+            note = (f"prior '{settings.prior}' does not apply to {measure}; '{name}' is used "
+                    f"(as fit chooses)")
         out.append({"measure": measure, "benefit": benefit, "prior": name,
-                    "asked_for": settings.prior, "description": p.describe()})
+                    "asked_for": settings.prior, "note": note, "description": p.describe()})
     return out
 
 

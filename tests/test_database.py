@@ -149,6 +149,11 @@ def test_measures_and_benefits_from_columns_and_the_prior_used(tmp_path):
     flipped = database.analyse_table(table.assign(benefit="lower", measure="OR"),
                                      database.Settings(prior="turner"))
     assert abs(out.p_benefit[2] + flipped.p_benefit[2] - 1) < 1e-12
+    record = database.run(written(table, tmp_path), tmp_path / "out",
+                          database.Settings(prior="turner"))
+    used = {p["measure"]: p for p in record["priors_used"]}
+    assert used["SMD"]["prior"] == "rhodes" and "'turner' does not apply to SMD" in used["SMD"]["note"]
+    assert used["OR"]["note"] == "" and used["OR"]["asked_for"] == "turner"
 
 
 def test_a_row_without_a_posterior_says_why(tmp_path):
