@@ -298,8 +298,6 @@ def count_candidates(low, high, total) -> float:
     coefficient of z^total in prod_cells sum_n width(n) z^n (width(n): the event counts possible
     in an arm of size n), by polynomial products (FFT for long ones). Exact below 2^53 for the
     direct products; the FFT estimate only decides the budget (the enumeration counts exactly)."""
-    from scipy import signal
-
     n_lo, n_hi, ev_lo, ev_cap, possible = pruned_bounds(low, high)
     if not possible:
         return 0.0
@@ -318,6 +316,8 @@ def count_candidates(low, high, total) -> float:
         if len(product) * len(p) <= 10**7:
             product = np.convolve(product, p)[:need + 1]
         else:
+            from scipy import signal   # lazily: importing it costs a cold `list` 0.4 s
+
             product = np.maximum(signal.fftconvolve(product, p)[:need + 1], 0.0)
     return float(product[need]) if need < len(product) else 0.0
 

@@ -146,6 +146,34 @@ def test_light_commands_never_import_pymc(args):
     assert r.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("args", [["list"], ["dl", "secure_attachment_post"],
+                                  ["priors", "secure_attachment_post"]],
+                         ids=["list", "dl", "priors"])
+def test_commands_that_fit_nothing_import_no_engine(args):
+    """Building the parser imports no engine (their --help is computed when printed), and
+    SciPy's signal, interpolate and optimize modules load only where used: together 1.3 s of a
+    cold `list` before."""
+    code = ("import sys, contextlib, io\nfrom bayes_pip.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main({args!r}) == 0\n"
+            "heavy = [m for m in sys.modules if m.startswith(('bayes_pip.engines.exact_binomial', "
+            "'bayes_pip.engines.normal_exact', 'bayes_pip.engines.multinomial', "
+            "'scipy.signal', 'scipy.interpolate', 'scipy.optimize'))]\nprint(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_engine_help_is_printed_in_full():
+    from bayes_pip import engines
+    from bayes_pip.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["fit"].format_help()
+    assert "binomial-exact for an RR or OR outcome" in text and "closed-form" in text
+    assert all(engines.get(n).help.split()[0] in " ".join(text.split()) for n in engines.choices())
+
+
 def test_engine_registry_describes_every_engine():
     from bayes_pip import engines
 
