@@ -22,6 +22,7 @@ LAYERS = [
     {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",
      "engines.mixture", "engines.exact_kernels", "engines.tau_kernels"},
     {"engines.conjugate", "engines.exact", "engines.evidence", "engines.pymc_models", "engines.fast_normal",
+     "engines.fast_multinomial",
      "engines.binomial_kernels",
      "engines.mcmc", "engines"},
     {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch", "engines.batch",

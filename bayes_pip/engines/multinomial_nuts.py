@@ -24,13 +24,14 @@ heterogeneity (Higgins & Whitehead 1996): each arm enters once, and a shared com
 counted twice. A category a study did not report is left out of its likelihood: the remaining
 categories follow the multinomial conditioned on them.
 Sampled non-centred: delta[i] = d + tau L z[i] L', z ~ N(0, 1), L the Cholesky factor of the
-exchangeable correlation.
+exchangeable correlation. The PyMC model below is the specification; it is sampled through its
+log density and gradient written out in numba (engines/fast_multinomial.py, cached on disk and
+tested equal to this model's compiled logp and dlogp), not compiled again in every process.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 
@@ -109,23 +110,16 @@ def placeholder(shape: tuple) -> dict:
     return model_data(cc, prior)
 
 
-@functools.lru_cache(maxsize=None)
-def compiled(shape: tuple, reference: int):
-    """The model compiled once per process, shape and reference category."""
-    from bayes_pip.engines.pymc_models import quiet_imports
-
-    quiet_imports()
-    import nutpie
-
-    return nutpie.compile_pymc_model(multinomial_model(shape, reference))
-
-
 def sample(cc: CategoryCounts, prior, seed: int, settings, progress: bool = False):
     """InferenceData of the model with draws of b, d and tau named by coordinates."""
     import nutpie
 
+    from bayes_pip.engines.fast_multinomial import compiled_model
+
     reference = cc.categories.index(cc.reference or cc.categories[0])
-    model = compiled(cc.counts.shape, reference).with_data(**model_data(cc, prior))
+    k, n_t, n_c = cc.counts.shape
+    model = compiled_model(model_data(cc, prior), reference, exchangeable_cholesky(n_t - 1),
+                           exchangeable_cholesky(n_c - 1))
     with mcmc.interrupts_propagate():
         idata = nutpie.sample(model, draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, cores=settings.cores, seed=seed,
@@ -180,7 +174,7 @@ class MultinomialNUTS:
     capabilities = frozenset({"stochastic"})
     stochastic = "stochastic" in capabilities
     default_target_accept = 0.99
-    cores = 2
+    cores = 1
     convergence_hint = "Try more draws or tuning (--draws, --tune) or a higher --target-accept."
 
     def settings_for(self, settings, k: int | None = None):
