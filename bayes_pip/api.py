@@ -122,11 +122,12 @@ def report(data=None, outcomes: list[str] | str | None = None, prior: str | None
            engine: str = engines.AUTO, level: str = "auto", seed: int = DEFAULT_SEED,
            draws: int = 2000, tune: int = 1000, chains: int = 4,
            target_accept: float | None = None, moderators: list[str] | str | None = None,
-           subgroup: str | None = None, prior_dir: str | Path | None = None):
+           subgroup: str | None = None, prior_dir: str | Path | None = None, jobs: int = 1):
     """A report as objects (:class:`bayes_pip.bundle.ReportBundle`): one outcome, a list, or
     (``outcomes`` None) every outcome with data plus the summary of findings. Nothing is
     written until ``.write(directory)``; ``.to_frame()`` is the summary of findings as a
-    DataFrame, ``.outcomes[id].markdown()`` one outcome's page.
+    DataFrame, ``.outcomes[id].markdown()`` one outcome's page. ``jobs``: outcomes fitted at a
+    time in worker processes (the same bundle as serially).
 
         >>> rep = bp.report(bp.load(), engine="exact")
         >>> rep.to_frame()[["outcome", "bayes_median", "p_benefit"]]
@@ -136,7 +137,7 @@ def report(data=None, outcomes: list[str] | str | None = None, prior: str | None
     names = [moderators] if isinstance(moderators, str) else moderators
     return build_report(load(data), outcomes, prior, engine, level, seed,
                         sampler(engine, draws, tune, chains, target_accept),
-                        load_prior_sets(extra=prior_dir), names, subgroup)
+                        load_prior_sets(extra=prior_dir), names, subgroup, jobs=jobs)
 
 
 def classical_fit(data, outcome: str, method: str = "DL") -> DLRecord:

@@ -10,6 +10,7 @@ resolution serves the fits under every prior and the Bayes factors.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,14 +165,15 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
                  prior: str | None = None, engine: str = engines.AUTO, level: str = "auto",
                  seed: int = DEFAULT_SEED, settings=None, prior_sets=None,
                  moderators: list[str] | None = None, subgroup: str | None = None,
-                 progress=None, certainty_rule=None) -> ReportBundle:
+                 progress=None, certainty_rule=None, jobs: int = 1) -> ReportBundle:
     """The report of one outcome, a list of outcomes, or (``outcomes`` None) every outcome with
     data plus the summary of findings.
 
     ``prior``: the main prior (first in each outcome's comparison, the others that apply after
     it); ``moderators`` / ``subgroup``: a Bayesian meta-regression section per outcome;
     ``certainty_rule``: the TOML file of the certainty rule (default: the shipped one).
-    ``progress(i, n, what)`` is called before each outcome.
+    ``progress(i, n, what)`` is called before each outcome; ``jobs`` > 1 fits that many
+    outcomes at a time in worker processes (the same bundle as the serial run).
     """
     everything = outcomes is None
     ids = (outcomes_with_data(dataset) if everything
@@ -201,37 +203,13 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
     trials = trial_sets(dataset)
     labels = {o: dataset.outcome(o).label for o in trials}
     reports, substituted = {}, []
-    for i, outcome_id in enumerate(ids):
-        if progress:
-            progress(i, len(ids), outcome_id)
-        resolved = dataset.resolve(outcome_id, level)
-        names, why = None, ""
-        if prior:  # the primary analysis first, then the other priors that apply
-            main = prior
-            if len(ids) > 1:   # a prior that does not apply to one outcome: its counterpart
-                main, why = prior_for(prior, resolved.outcome, sets)
-            names = [main] + [n for n in default_priors(resolved.outcome, resolved.level, sets)
-                              if n != main]
-        fits = compare_resolved(resolved, names, engine, seed, settings, prior_sets=sets)
+    job = functools.partial(outcome_report, dataset, len(ids) > 1, prior, engine, level, seed,
+                            settings, sets, mod_names, "subgroup" if subgroup else "moderator",
+                            everything, provenance, trials, labels)
+    for outcome_id, (report, why) in zip(ids, _each(job, ids, jobs, progress)):
+        reports[outcome_id] = report
         if why:
-            fits[0] = dataclasses.replace(fits[0], notes=(why,) + tuple(fits[0].notes))
             substituted.append(why)
-        try:  # Bayes factors under the main prior, where they are defined
-            bma = bma_resolved(resolved, fits[0].prior.name, sets,
-                               BMA_LIKELIHOOD.get(engine, "exact"))
-        except InputError as exc:  # the section says why instead
-            bma = str(exc)
-        moderator = (moderator_record(dataset, level, outcome_id, mod_names,
-                                      "subgroup" if subgroup else "moderator",
-                                      fits[0].prior.name, engine, seed, settings, sets,
-                                      strict=not everything)
-                     if mod_names else None)
-        mine = trials.get(outcome_id, {}) if fits[0].level == dataset.status(outcome_id).level \
-            else {st.study: None for st in fits[0].studies or ()}
-        shared = shared_trials_text(outcome_id, {**trials, outcome_id: mine}, labels,
-                                    fits[0].participants)
-        page = outcome_page(fits, provenance, bma, moderator, dataset.trials, shared)
-        reports[outcome_id] = OutcomeReport(outcome_id, fits, bma, moderator, page)
     joint = {}
     for outcome_id in categorical:
         if progress:
@@ -254,6 +232,66 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
                 Paragraph(n, note=True) for n in left_out])
         bundle.summary_files.update(files)
     return bundle
+
+
+def outcome_report(dataset, several: bool, prior, engine, level, seed, settings, sets, mod_names,
+                   mod_kind, everything, provenance, trials, labels, outcome_id):
+    """One outcome's report and the note when its prior was replaced ('' otherwise): resolved
+    once, its fits under every prior, Bayes factors, moderators and page. A module-level
+    function of picklable arguments, so `report --jobs N` runs it in worker processes."""
+    resolved = dataset.resolve(outcome_id, level)
+    names, why = None, ""
+    if prior:  # the primary analysis first, then the other priors that apply
+        main = prior
+        if several:   # a prior that does not apply to one outcome: its counterpart
+            main, why = prior_for(prior, resolved.outcome, sets)
+        names = [main] + [n for n in default_priors(resolved.outcome, resolved.level, sets)
+                          if n != main]
+    fits = compare_resolved(resolved, names, engine, seed, settings, prior_sets=sets)
+    if why:
+        fits[0] = dataclasses.replace(fits[0], notes=(why,) + tuple(fits[0].notes))
+    try:  # Bayes factors under the main prior, where they are defined
+        bma = bma_resolved(resolved, fits[0].prior.name, sets,
+                           BMA_LIKELIHOOD.get(engine, "exact"))
+    except InputError as exc:  # the section says why instead
+        bma = str(exc)
+    moderator = (moderator_record(dataset, level, outcome_id, mod_names,
+                                  mod_kind,
+                                  fits[0].prior.name, engine, seed, settings, sets,
+                                  strict=not everything)
+                 if mod_names else None)
+    mine = trials.get(outcome_id, {}) if fits[0].level == dataset.status(outcome_id).level \
+        else {st.study: None for st in fits[0].studies or ()}
+    shared = shared_trials_text(outcome_id, {**trials, outcome_id: mine}, labels,
+                                fits[0].participants)
+    page = outcome_page(fits, provenance, bma, moderator, dataset.trials, shared)
+    return OutcomeReport(outcome_id, fits, bma, moderator, page), why
+
+
+def _each(job, ids, jobs, progress):
+    """``job`` of every id in order: serially, or (``jobs`` > 1) in that many worker processes
+    (spawned: a forked copy of a process with sampler threads is not safe), results in the
+    order of ``ids`` whatever order they finish in, so the output equals the serial run's."""
+    if jobs <= 1 or len(ids) <= 1:
+        for i, outcome_id in enumerate(ids):
+            if progress:
+                progress(i, len(ids), outcome_id)
+            yield job(outcome_id)
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(
+            min(jobs, len(ids)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(job, outcome_id) for outcome_id in ids]
+        try:
+            for i, (outcome_id, future) in enumerate(zip(ids, futures)):
+                if progress:
+                    progress(i, len(ids), outcome_id)
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def certainty_part(dataset: Dataset, bundle: ReportBundle, rule_file=None):

@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "MD); the other applicable priors form the sensitivity analysis")
     add_fit_options(p, prior=False)
     add_moderator_options(p)
+    p.add_argument("--jobs", type=int_in(1, 64), default=1, metavar="N",
+                   help="fit N outcomes at a time in worker processes (default 1; the files "
+                        "equal the serial run's)")
     p.add_argument("--certainty-rule", metavar="FILE", default=None,
                    help="TOML file of the certainty rule for the summary of findings (default: "
                         "the shipped models/certainty/bayes-grade-1.toml)")

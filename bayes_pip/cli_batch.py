@@ -97,7 +97,8 @@ def cmd_report(args) -> int:
     bundle = build_report(open_dataset(args), None if args.all else args.outcome, args.prior,
                           args.engine, args.level, args.seed, sampler_settings(args),
                           prior_sets(args), args.moderator, args.subgroup,
-                          progress_printer(sys.stderr.isatty()), args.certainty_rule)
+                          progress_printer(sys.stderr.isatty()), args.certainty_rule,
+                          args.jobs)
     written = bundle.write(args.out)
     done = (f"Wrote {len(written)} files to {args.out}/ (start with "
             f"{args.out}/{bundle.main_file()}).")
