@@ -1,15 +1,18 @@
 """Cold-start timings of this checkout against an earlier revision, in one run.
 
-    python benchmarks/compare_revisions.py [REV]     (default REV: 86b51e9, before the reshape)
+    python benchmarks/compare_revisions.py [REV] [--quick]   (default REV: 86b51e9, before the reshape)
 
 The earlier revision is checked out into a temporary git worktree and run from there with
 PYTHONPATH (same interpreter, same installed packages); each command runs alternately for both,
-5 times, after one warm-up run each (numba's on-disk cache filled). Prints medians and ratios.
+5 times (the multinomial fit and `report --all`: 2 times), after one warm-up run each (numba's
+on-disk cache filled). Prints medians of wall and CPU time (user + system of the child) and
+their ratios, and `python -c "import pymc"` as the floor of any command that samples.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,39 +41,70 @@ def commands(tree: Path) -> dict[str, list[str]]:
         "fit --engine exact": ["fit", "acute_rejection", "--data", crins, "--engine", "exact"],
         "sweep (Crins, pymc, every prior)": ["sweep", "--data", crins, "--engine", "pymc"],
         "list": ["list"],
+        "fit (multinomial, attachment categories)": ["fit", "attachment_category_post"],
+        "report --all": ["report", "--all", "--out", "REPORT_DIR"],
     }
 
 
-def timed(tree: Path, args: list[str]) -> float:
+HEAVY = {"fit (multinomial, attachment categories)", "report --all"}
+
+
+def timed(tree: Path, args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one fresh process."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "bayes_pip", *args], cwd=tree, env=env,
-                       capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as out:
+        args = [out if a == "REPORT_DIR" else a for a in args]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "bayes_pip", *args], cwd=tree, env=env,
+                           capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise SystemExit(f"{tree}: {args} failed: {r.stderr[-500:]}")
-    return elapsed
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed, cpu
+
+
+def import_pymc() -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import pymc"], capture_output=True, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (time.perf_counter() - start,
+            after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
-    rev = sys.argv[1] if len(sys.argv) > 1 else "86b51e9"
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    quick = "--quick" in sys.argv
+    rev = args[0] if args else "86b51e9"
     with tempfile.TemporaryDirectory(prefix="bayes_pip_rev_") as tmp:
         old = Path(tmp) / "old"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), rev],
                        check=True, capture_output=True)
         try:
             new_cmds, old_cmds = commands(ROOT), commands(old)
-            print(f"cold start, median of {REPEATS} runs: this checkout vs {rev}")
-            print(f"{'command':36s} {'now':>8s} {rev:>8s} {'ratio':>7s}")
+            print(f"cold start, medians: this checkout vs {rev} ({os.cpu_count()} cores)")
+            print(f"{'command':42s} {'wall now':>9s} {rev:>9s} {'ratio':>6s}   "
+                  f"{'CPU now':>8s} {rev:>9s} {'ratio':>6s}")
+            floor = [import_pymc() for _ in range(3)]
+            w, c = (statistics.median(x) for x in zip(*floor))
+            label = 'python -c "import pymc" (reference)'
+            print(f"{label:42s} {w:8.2f}s {'':>9s} {'':>6s}   {c:7.2f}s")
             for name in new_cmds:
+                if quick and name in HEAVY:
+                    continue
                 timed(ROOT, new_cmds[name])
                 timed(old, old_cmds[name])
                 now, before = [], []
-                for _ in range(REPEATS):
+                for _ in range(2 if name in HEAVY else REPEATS):
                     now.append(timed(ROOT, new_cmds[name]))
                     before.append(timed(old, old_cmds[name]))
-                a, b = statistics.median(now), statistics.median(before)
-                print(f"{name:36s} {a:7.2f}s {b:7.2f}s {a / b:6.2f}x")
+                (wa, ca), (wb, cb) = ([statistics.median(x) for x in zip(*runs)]
+                                      for runs in (now, before))
+                print(f"{name:42s} {wa:8.2f}s {wb:8.2f}s {wa / wb:5.2f}x   "
+                      f"{ca:7.2f}s {cb:8.2f}s {ca / cb:5.2f}x", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                            capture_output=True)
