@@ -172,6 +172,7 @@ FAMILIES = [(0, 0.5, 1.0, 1.0), (1, 0.3, 1.0, 1.0), (2, -2.34, 1.72, 1.0), (3, -
             (4, 2.0, 1.0, 1.0)]
 
 
+@pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS:UserWarning")
 @pytest.mark.parametrize("shape,reference,unreported", SHAPES)
 def test_compiled_log_density_equals_the_pymc_model(shape, reference, unreported):
     """The numba log density and gradient the engine samples (engines/fast_multinomial.py) equal
