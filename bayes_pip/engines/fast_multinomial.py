@@ -23,7 +23,7 @@ import math
 import numba
 import numpy as np
 
-from bayes_pip.engines.tau_kernels import UNIFORM, log_prior_u_grad
+from bayes_pip.engines.tau_kernels import UNIFORM, sampler_tau
 
 HEADER = 12
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -46,18 +46,7 @@ def logp_grad(x, block):
     o_d = o_b + k * j
     o_z = o_d + n_a * j
     grad = np.zeros(x.shape[0])
-    u = x[0]
-    if family == UNIFORM:
-        sig = 1.0 / (1.0 + math.exp(-u))
-        tau = a * sig
-        dtau = a * sig * (1.0 - sig)
-        lp = -(max(-u, 0.0) + math.log1p(math.exp(-abs(u)))) \
-            - (max(u, 0.0) + math.log1p(math.exp(-abs(u))))
-        dprior = 1.0 - 2.0 / (1.0 + math.exp(-u))
-    else:
-        tau = math.exp(u)
-        dtau = tau
-        lp, dprior = log_prior_u_grad(u, family, a, b_, c_)
+    tau, dtau, lp, dprior = sampler_tau(x[0], family, a, b_, c_)
     # priors of b, d and z
     for p in range(k * j):
         r = (x[o_b + p] - bm) / bs
@@ -130,13 +119,6 @@ def logp_grad(x, block):
     return lp, grad
 
 
-@numba.njit(cache=True)
-def tau_of(u, family, a):
-    if family == UNIFORM:
-        return a / (1.0 + math.exp(-u))
-    return math.exp(u)
-
-
 def data_block(counts, reported, reference: int, prior_data: dict, chol_a, chol_r) -> np.ndarray:
     k, n_t, n_c = counts.shape
     head = [k, n_t, n_c, reference, prior_data["mu_mean"], prior_data["mu_sd"],
@@ -158,6 +140,7 @@ def compiled_model(data: dict, reference: int, chol_a, chol_r):
     j, n_a = n_c - 1, n_t - 1
     block = data_block(counts, data["reported"], reference, data, chol_a, chol_r)
     family, a = int(data["tau_family"]), float(data["tau_a"])
+    tau_args = (family, a, float(data["tau_b"]), float(data["tau_c"]))
     o_d = 1 + k * j
     o_z = o_d + n_a * j
     size = o_z + k * n_a * j
@@ -169,7 +152,7 @@ def compiled_model(data: dict, reference: int, chol_a, chol_r):
     def make_expand(seed1, seed2, chain):
         def expand_point(x, block):
             return {"b": x[1:o_d].reshape(k, j).copy(), "d": x[o_d:o_z].reshape(n_a, j).copy(),
-                    "tau": np.array(tau_of(x[0], family, a))}
+                    "tau": np.array(sampler_tau(x[0], *tau_args)[0])}
         return expand_point
 
     def initial_point(seed):

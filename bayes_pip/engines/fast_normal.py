@@ -21,7 +21,7 @@ import math
 import numba
 import numpy as np
 
-from bayes_pip.engines.tau_kernels import UNIFORM, log_prior_u_grad
+from bayes_pip.engines.tau_kernels import sampler_tau
 
 HEADER = 7
 VAR_NAMES = ["u", "z_mu", "tau", "mu"]
@@ -34,13 +34,8 @@ VAR_NAMES = ["u", "z_mu", "tau", "mu"]
 def log_density(u, z, d):
     k = int(d[0])
     m0, s0, family, a, b, c = d[1], d[2], int(d[3]), d[4], d[5], d[6]
-    if family == UNIFORM:
-        sig = 1.0 / (1.0 + math.exp(-u))
-        tau = a * sig
-        dtau = a * sig * (1.0 - sig)
-    else:
-        tau = math.exp(u)
-        dtau = tau
+    # log density of u under the tau prior (Jacobian included), as tau_prior_block
+    tau, dtau, prior, dprior = sampler_tau(u, family, a, b, c)
     s = tau * tau
     w0 = 1.0 / (s0 * s0)
     sum_w = 0.0
@@ -66,14 +61,6 @@ def log_density(u, z, d):
     # d f / d(tau^2): envelope theorem for m (Notes of normal_normal_model)
     dfds = -0.5 * sum_w + 0.5 * sum_w2 / big_w + 0.5 * sum_w2r2
     du = dfds * 2.0 * tau * dtau
-    # log density of u under the tau prior (Jacobian included), as tau_prior_block
-    if family == UNIFORM:
-        # tau = a * sigmoid(u): log(sigmoid(u)) + log(1 - sigmoid(u)), written stably
-        prior = -(max(-u, 0.0) + math.log1p(math.exp(-abs(u)))) \
-            - (max(u, 0.0) + math.log1p(math.exp(-abs(u))))
-        dprior = 1.0 - 2.0 / (1.0 + math.exp(-u))
-    else:  # u = log tau: the shared kernel
-        prior, dprior = log_prior_u_grad(u, family, a, b, c)
     lp = f + prior - 0.5 * z * z - 0.5 * math.log(2 * math.pi)
     return lp, du + dprior, -z, m + z / math.sqrt(big_w), tau
 

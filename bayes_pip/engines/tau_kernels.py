@@ -1,8 +1,9 @@
 """The tau-prior families' log densities for compiled code, defined once (numba).
 
-Both compiled engines use these: the batched exact engine (:mod:`bayes_pip.engines.exact_batch`)
-on its grid in u = log tau, and the normal-normal NUTS log density
-(:mod:`bayes_pip.engines.fast_normal`), which also needs the derivative. The NumPy/SciPy
+The compiled engines use these: the batched exact engine (:mod:`bayes_pip.engines.exact_batch`)
+on its grid in u = log tau, and the NUTS log densities of the normal-normal and multinomial
+models (:mod:`bayes_pip.engines.fast_normal`, :mod:`bayes_pip.engines.fast_multinomial`), which
+also need the derivative and the uniform prior's logistic transform (:func:`sampler_tau`). The NumPy/SciPy
 densities of :mod:`bayes_pip.priors` are the specification; tests/test_priors.py checks these
 kernels against them for every family over a grid of u.
 
@@ -62,6 +63,22 @@ def log_prior_u_grad(u, family, a, b, c):
     if math.exp(u) > a:
         return -math.inf, 0.0
     return u - math.log(a), 1.0
+
+
+@numba.njit(cache=True)
+def sampler_tau(u, family, a, b, c):
+    """The NUTS engines' unconstrained tau: tau = a * logistic(u) under the uniform prior on
+    (0, a), else tau = exp(u). Returns (tau, d tau / d u, log density of u under the prior on
+    tau with the Jacobian, its derivative in u), as pymc_models.tau_prior_block defines them."""
+    if family == UNIFORM:
+        sig = 1.0 / (1.0 + math.exp(-u))
+        # log(sigmoid(u)) + log(1 - sigmoid(u)), written stably
+        lp = -(max(-u, 0.0) + math.log1p(math.exp(-abs(u)))) \
+            - (max(u, 0.0) + math.log1p(math.exp(-abs(u))))
+        return a * sig, a * sig * (1.0 - sig), lp, 1.0 - 2.0 / (1.0 + math.exp(-u))
+    tau = math.exp(u)
+    lp, dlp = log_prior_u_grad(u, family, a, b, c)
+    return tau, tau, lp, dlp
 
 
 @numba.njit(cache=True)
