@@ -118,7 +118,9 @@ def _check_start(path: Path, settings: Settings) -> list[str]:
 BAYESIAN = measures.names_where(lambda m: m.bayesian)
 
 
-def _numbers(text: pd.Series, start: int, name: str, column: str, positive: bool) -> np.ndarray:
+def _numbers(text: pd.Series, rows: np.ndarray, name: str, column: str,
+             positive: bool) -> np.ndarray:
+    """The column as floats; ``rows``: each value's data-row index in the file (for messages)."""
     ok = text.str.fullmatch(NUMBER.pattern).to_numpy(dtype=bool)
     values = np.full(len(text), np.nan)
     values[ok] = text[ok].astype(float).to_numpy()
@@ -128,11 +130,11 @@ def _numbers(text: pd.Series, start: int, name: str, column: str, positive: bool
         what = "a positive finite number" if positive else "a finite number"
         shown = text.iloc[i][:40]
         raise InputError(f"'{shown}' is not {what} (plain decimals such as 0.35 or 1.5e-3)",
-                         file=name, row=csv_row(start + i), column=column)
+                         file=name, row=csv_row(rows[i]), column=column)
     return values
 
 
-def _labels(frame, column, default, allowed, start, name) -> np.ndarray:
+def _labels(frame, column, default, allowed, rows, name) -> np.ndarray:
     if column not in frame.columns:
         return np.full(len(frame), default, dtype=object)
     text = frame[column].to_numpy(dtype=object)
@@ -142,7 +144,7 @@ def _labels(frame, column, default, allowed, start, name) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(f"'{str(text[i])[:40]}' is not allowed (allowed: {', '.join(allowed)})",
-                         file=name, row=csv_row(start + i), column=column)
+                         file=name, row=csv_row(rows[i]), column=column)
     return text
 
 
@@ -176,16 +178,16 @@ def blocks(path, settings: Settings, chunk_rows: int = CHUNK_ROWS, skip_rows: in
                 i = int(np.flatnonzero(bad)[0])
                 raise InputError(f"meta_id must be 1 to {ID_MAX} printable characters",
                                  file=name, row=csv_row(index[i]), column="meta_id")
-            y = _checked(frame, "y", index, name, False)
-            v = _checked(frame, variance, index, name, True)
+            y = _numbers(frame["y"], index, name, "y", False)
+            v = _numbers(frame[variance], index, name, variance, True)
             if variance == "se":
                 v = v * v
                 if not (np.isfinite(v) & (v > 0)).all():
                     i = int(np.flatnonzero(~(np.isfinite(v) & (v > 0)))[0])
                     raise InputError("se squared is not a positive finite variance", file=name,
                                      row=csv_row(index[i]), column="se")
-            meas = _labels_at(frame, "measure", settings.measure, BAYESIAN, index, name)
-            ben = _labels_at(frame, "benefit", settings.benefit, BENEFITS, index, name)
+            meas = _labels(frame, "measure", settings.measure, BAYESIAN, index, name)
+            ben = _labels(frame, "benefit", settings.benefit, BENEFITS, index, name)
             part = (ids, y, v, meas, ben, index)
             if carry is not None:
                 part = tuple(np.concatenate([a, b]) for a, b in zip(carry, part))
@@ -204,22 +206,6 @@ def blocks(path, settings: Settings, chunk_rows: int = CHUNK_ROWS, skip_rows: in
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"not a readable CSV file ({str(exc).strip().splitlines()[0]})",
                          file=name) from None
-
-
-def _checked(frame, column, index, name, positive):
-    try:
-        return _numbers(frame[column], 0, name, column, positive)
-    except InputError as exc:   # rows counted within the frame: map to the file's rows
-        raise InputError(exc.message, file=name, row=csv_row(index[exc.row - 2]),
-                         column=column) from None
-
-
-def _labels_at(frame, column, default, allowed, index, name):
-    try:
-        return _labels(frame, column, default, allowed, 0, name)
-    except InputError as exc:
-        raise InputError(exc.message, file=name, row=csv_row(index[exc.row - 2]),
-                         column=column) from None
 
 
 def _split(part, seen, name, final):
@@ -402,11 +388,9 @@ def run(path, out, settings: Settings = Settings(), resume: bool = False, restar
     total, studies = count(path, settings, chunk_rows)   # every row checked before any output
     if not total:
         raise InputError("has no meta-analyses (only a header)", file=str(path))
-    for measure in BAYESIAN:          # an unknown --prior fails here, before any output
-        if settings.measure in (None, measure):
-            resolved_prior(settings.prior, measure, settings.benefit or "lower",
-                           settings.prior_dir)
-            break
+    # an unknown --prior fails here, before any output
+    resolved_prior(settings.prior, settings.measure or BAYESIAN[0], settings.benefit or "lower",
+                   settings.prior_dir)
     with write_errors_are_input_errors(out):
         out.mkdir(parents=True, exist_ok=True)
         metas, rows, size = _start(out, path, settings, resume, restart)
@@ -429,14 +413,13 @@ def run(path, out, settings: Settings = Settings(), resume: bool = False, restar
                 if progress:
                     rate = metas / max(time.perf_counter() - began[0], 1e-9)
                     progress(metas, total, f"meta-analyses ({rate:,.0f} per second)")
-        errors = int(pd.read_csv(out / PARTIAL, usecols=["error"], keep_default_na=False,
-                                 dtype=str)["error"].ne("").sum())
+        errors, priors_used = _summary(out / PARTIAL, settings)
         from bayes_pip.engines.exact import NODES_PER_CELL
         record = {
             "command": "database", "input": str(path), "meta_analyses": total,
             "studies": studies, "without_posterior": errors,
             "settings": asdict(settings),
-            "priors_used": _priors_used(out / PARTIAL, settings),
+            "priors_used": priors_used,
             "engine": "exact (batched), normal-normal",
             "quadrature": f"{settings.cells} cells x {NODES_PER_CELL}-point Gauss-Legendre in "
                           "log tau per meta-analysis",
@@ -461,11 +444,16 @@ class _Packages:
     packages = ("numpy", "scipy", "numba", "pandas", "xarray")
 
 
-def _priors_used(results: Path, settings: Settings) -> list[dict]:
+def _summary(results: Path, settings: Settings) -> tuple[int, list[dict]]:
+    """From the written rows (a resumed run has not seen them all), in one chunked read: how
+    many have no posterior, and the prior sets used, one entry per measure and benefit."""
     used: dict = {}
-    for part in pd.read_csv(results, usecols=["measure", "benefit", "prior"], dtype=str,
-                            keep_default_na=False, chunksize=CHUNK_ROWS):
-        used.update(dict.fromkeys(part.drop_duplicates().itertuples(index=False, name=None)))
+    errors = 0
+    for part in pd.read_csv(results, usecols=["measure", "benefit", "prior", "error"],
+                            dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS):
+        errors += int(part["error"].ne("").sum())
+        keys = part[["measure", "benefit", "prior"]].drop_duplicates()
+        used.update(dict.fromkeys(keys.itertuples(index=False, name=None)))
     out = []
     for measure, benefit, name in used:
         p = resolved_prior(settings.prior, measure, benefit, settings.prior_dir)
@@ -475,7 +463,7 @@ def _priors_used(results: Path, settings: Settings) -> list[dict]:
                     f"(as fit chooses)")
         out.append({"measure": measure, "benefit": benefit, "prior": name,
                     "asked_for": settings.prior, "note": note, "description": p.describe()})
-    return out
+    return errors, out
 
 
 def _results(path, settings, chunk_rows, skip_rows, scheduler):
