@@ -261,9 +261,8 @@ def named_prior(name: str, measure: str, benefit: str, prior_dir=None):
     from bayes_pip.data import Outcome
     from bayes_pip.priors import resolve_prior
 
-    outcome = Outcome(outcome="batch", label="batch", comparison="batch", measure=measure,
-                      benefit=benefit, timepoint="", mcid=None)
-    return resolve_prior(name, outcome, load_prior_sets(extra=prior_dir))
+    return resolve_prior(name, Outcome.anonymous("batch", measure, benefit),
+                         load_prior_sets(extra=prior_dir))
 
 
 def prior(data, outcome: str, name: str | None = None, prior_dir: str | Path | None = None):

@@ -68,6 +68,13 @@ class Outcome:
     phrase: str = ""   # noun phrase for sentences ("the incidence of parental depression")
     mcid_source: str = ""  # where the MCID comes from; empty: an assumed value
 
+    @classmethod
+    def anonymous(cls, name: str, measure: str, benefit: str) -> "Outcome":
+        """An outcome known only by its measure and direction of benefit (the batched engine,
+        a whole-database run): what prior sets are resolved against."""
+        return cls(outcome=name, label=name, comparison=name, measure=measure, benefit=benefit,
+                   timepoint="", mcid=None)
+
     @property
     def noun_phrase(self) -> str:
         """What sentences say the intervention changes: the ``phrase`` column, or the label

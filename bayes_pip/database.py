@@ -246,8 +246,7 @@ def resolved_prior(name: str | None, measure: str, benefit: str, prior_dir: str 
     from bayes_pip.data import Outcome
     from bayes_pip.priors import default_prior_name, load_prior_sets, prior_for, resolve_prior
 
-    outcome = Outcome(outcome="meta", label="meta", comparison="meta", measure=measure,
-                      benefit=benefit, timepoint="", mcid=None)
+    outcome = Outcome.anonymous("meta", measure, benefit)
     sets = load_prior_sets(extra=prior_dir)
     if name is not None and name not in sets:
         raise InputError(f"--prior {name}: no such prior set (available: {', '.join(sets)})")
