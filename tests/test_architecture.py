@@ -129,6 +129,19 @@ def test_cli_holds_no_statistics(module):
     assert not [op for op in ops if not isinstance(op.op, ast.Mult)]
 
 
+def modules_loaded(args, prefixes) -> list[str]:
+    """The modules whose names start with one of ``prefixes`` that a fresh process has loaded
+    after running the CLI with ``args`` (which must succeed)."""
+    code = ("import sys, contextlib, io\nfrom bayes_pip.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main({args!r}) == 0\n"
+            f"print([m for m in sys.modules if m.startswith({tuple(prefixes)!r})])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return ast.literal_eval(r.stdout.strip())
+
+
 @pytest.mark.parametrize("args", [["list"], ["dl", "secure_attachment_post"],
                                   ["fit", "parent_reported_depression_vs_alternative",
                                    "--engine", "exact"],
@@ -136,15 +149,7 @@ def test_cli_holds_no_statistics(module):
                                    "exact"]],
                          ids=["list", "dl", "fit-exact", "compare-exact"])
 def test_light_commands_never_import_pymc(args):
-    code = ("import sys, contextlib, io\nfrom bayes_pip.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()):\n"
-            f"    assert main({args!r}) == 0\n"
-            "heavy = [m for m in ('pymc', 'pytensor', 'nutpie', 'arviz', 'numba') "
-            "if m in sys.modules]\nprint(heavy)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]"
+    assert modules_loaded(args, ("pymc", "pytensor", "nutpie", "arviz", "numba")) == []
 
 
 @pytest.mark.parametrize("args", [["list"], ["dl", "secure_attachment_post"],
@@ -154,16 +159,10 @@ def test_commands_that_fit_nothing_import_no_engine(args):
     """Building the parser imports no engine (their --help is computed when printed), and
     SciPy's signal, interpolate and optimize modules load only where used: together 1.3 s of a
     cold `list` before."""
-    code = ("import sys, contextlib, io\nfrom bayes_pip.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()):\n"
-            f"    assert main({args!r}) == 0\n"
-            "heavy = [m for m in sys.modules if m.startswith(('bayes_pip.engines.exact_binomial', "
-            "'bayes_pip.engines.normal_exact', 'bayes_pip.engines.multinomial', "
-            "'scipy.signal', 'scipy.interpolate', 'scipy.optimize'))]\nprint(heavy)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]"
+    assert modules_loaded(args, ("bayes_pip.engines.exact_binomial",
+                                 "bayes_pip.engines.normal_exact",
+                                 "bayes_pip.engines.multinomial", "scipy.signal",
+                                 "scipy.interpolate", "scipy.optimize")) == []
 
 
 def test_engine_help_is_printed_in_full():
