@@ -81,12 +81,19 @@ def per_fit_exact(n=200):
     return (time.perf_counter() - t0) / n
 
 
-def bayesmeta_per_fit(n=50):
+def bayesmeta_missing() -> str:
+    """Why R bayesmeta cannot be timed here ('' when it can)."""
     if shutil.which("Rscript") is None:
-        return None, "R is not installed"
-    probe = subprocess.run(["Rscript", "-e", "library(bayesmeta)"], capture_output=True)
-    if probe.returncode != 0:
-        return None, "the R package bayesmeta is not installed (not on Debian; CRAN unreachable)"
+        return "R is not installed"
+    if subprocess.run(["Rscript", "-e", "library(bayesmeta)"], capture_output=True).returncode:
+        return "the R package bayesmeta is not installed (not on Debian; CRAN unreachable)"
+    return ""
+
+
+def bayesmeta_per_fit(n=50):
+    why = bayesmeta_missing()
+    if why:
+        return None, why
     y, v = simulated(n, seed=3)
     with tempfile.TemporaryDirectory() as tmp:
         np.savetxt(os.path.join(tmp, "y.csv"), y, delimiter=",")

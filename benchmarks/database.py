@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,10 +74,11 @@ def one_at_a_time(sample: pd.DataFrame):
 
 
 def bayesmeta_per_fit(sample: pd.DataFrame):
-    if shutil.which("Rscript") is None:
-        return None, "R is not installed"
-    if subprocess.run(["Rscript", "-e", "library(bayesmeta)"], capture_output=True).returncode:
-        return None, "the R package bayesmeta is not installed (not on Debian; CRAN unreachable)"
+    from batch import bayesmeta_missing   # benchmarks/batch.py
+
+    why = bayesmeta_missing()
+    if why:
+        return None, why
     with tempfile.TemporaryDirectory() as tmp:
         sample.to_csv(os.path.join(tmp, "s.csv"), index=False)
         code = (f"library(bayesmeta); d <- read.csv('{tmp}/s.csv'); g <- split(d, d$meta_id); "
