@@ -136,7 +136,7 @@ def sample(cc: CategoryCounts, prior, seed: int, settings, progress: bool = Fals
     from bayes_pip.engines.fast_multinomial import compiled_model
 
     reference = cc.categories.index(cc.reference or cc.categories[0])
-    k, n_t, n_c = cc.counts.shape
+    _, n_t, n_c = cc.counts.shape
     if many:
         model = compiled(cc.counts.shape, reference).with_data(**model_data(cc, prior))
     else:
@@ -196,12 +196,13 @@ class MultinomialNUTS:
     capabilities = frozenset({"stochastic"})
     stochastic = "stochastic" in capabilities
     default_target_accept = 0.99
-    cores = 1
+    cores = 1              # a single fit: the numba callbacks hold the GIL, one thread
+    compiled_cores = 2     # the nutpie-compiled model (calibration) runs its chains on 2 cores
     convergence_hint = "Try more draws or tuning (--draws, --tune) or a higher --target-accept."
 
     def settings_for(self, settings, k: int | None = None, many: bool = False):
-        # the callbacks hold the GIL (one thread); the compiled model runs chains on 2 cores
-        return dataclasses.replace(settings, cores=settings.cores or (2 if many else self.cores),
+        cores = self.compiled_cores if many else self.cores
+        return dataclasses.replace(settings, cores=settings.cores or cores,
                                    target_accept=settings.target_accept
                                    or self.default_target_accept)
 
