@@ -390,14 +390,16 @@ def run(path, out, settings: Settings = Settings(), resume: bool = False, restar
     # an unknown --prior fails here, before any output
     resolved_prior(settings.prior, settings.measure or BAYESIAN[0], settings.benefit or "lower",
                    settings.prior_dir)
-    with write_errors_are_input_errors(out):
+    # an unreachable scheduler fails here, before any output
+    with _cluster(scheduler) as client, write_errors_are_input_errors(out):
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         metas, rows, size = _start(out, path, settings, resume, restart)
         mode = "r+b" if size else "wb"
         stamp = fingerprint(path, settings)
-        with open(out / PARTIAL, mode) as sink:
+        with _kept_if_begun(out, created, fresh=not size), open(out / PARTIAL, mode) as sink:
             sink.seek(size)
-            for frame, block in _results(path, settings, chunk_rows, rows, scheduler):
+            for frame, block in _results(path, settings, chunk_rows, rows, client):
                 text = frame.to_csv(index=False, header=(size == 0), lineterminator="\n")
                 data = text.encode()
                 sink.write(data)
@@ -465,29 +467,50 @@ def _summary(results: Path, settings: Settings) -> tuple[int, list[dict]]:
     return errors, out
 
 
-def _results(path, settings, chunk_rows, skip_rows, scheduler):
-    """(output rows, block) per block, in input order: here, or on a Dask cluster with a few
-    blocks in flight per worker (memory stays bounded)."""
-    source = blocks(path, settings, chunk_rows, skip_rows)
+def _cluster(scheduler):
+    """A Dask client for ``scheduler`` (None: no cluster, a serial run)."""
     if scheduler is None:
+        return contextlib.nullcontext()
+    from bayes_pip.cluster import client_for
+
+    return client_for(scheduler)
+
+
+@contextlib.contextmanager
+def _kept_if_begun(out: Path, created: bool, fresh: bool):
+    """A fresh run stopped before its first chunk was written leaves nothing behind: not the
+    empty partial file, nor the output directory it created."""
+    try:
+        yield
+    except BaseException:
+        if fresh and not (out / PROGRESS).exists():
+            with contextlib.suppress(OSError):
+                (out / PARTIAL).unlink()
+                if created:
+                    out.rmdir()
+        raise
+
+
+def _results(path, settings, chunk_rows, skip_rows, client):
+    """(output rows, block) per block, in input order: here, or (``client``) on a Dask cluster
+    with a few blocks in flight per worker (memory stays bounded)."""
+    source = blocks(path, settings, chunk_rows, skip_rows)
+    if client is None:
         for block in source:
             yield analyse(block, settings), block
         return
     from collections import deque
 
-    from bayes_pip.cluster import client_for
-
-    with client_for(scheduler) as client:
-        window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
-        pending: deque = deque()
-        for block in source:
-            pending.append((client.submit(analyse, block, settings, pure=False), block))
-            if len(pending) >= window:
-                future, done = pending.popleft()
-                yield future.result(), done
-        while pending:
+    window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
+    pending: deque = deque()
+    for block in source:
+        pending.append((client.submit(analyse, block, settings, pure=False), block))
+        if len(pending) >= window:
             future, done = pending.popleft()
             yield future.result(), done
+    while pending:
+        future, done = pending.popleft()
+        yield future.result(), done
 
 
 def progress_of(out) -> str:

@@ -156,6 +156,42 @@ def test_measures_and_benefits_from_columns_and_the_prior_used(tmp_path):
     assert used["OR"]["note"] == "" and used["OR"]["asked_for"] == "turner"
 
 
+def test_a_run_stopped_before_its_first_chunk_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C (or a failure) while the first chunk is analysed: no empty partial file, and no
+    output directory where there was none (a directory the user gave stays, empty)."""
+    def interrupted(block, settings):
+        raise KeyboardInterrupt
+    path = written(long_table(n=5), tmp_path)
+    out = tmp_path / "new" / "out"
+    with monkeypatch.context() as m:
+        m.setattr(database, "analyse", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            database.run(path, out, SETTINGS)
+    assert not out.exists() and (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with monkeypatch.context() as m:
+        m.setattr(database, "analyse", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            database.run(path, kept, SETTINGS)
+    assert kept.exists() and not list(kept.iterdir())    # the directory was the user's
+
+
+def test_an_effect_too_large_to_square_is_a_row_that_says_why(tmp_path):
+    """|y| = 1e300 overflows the fixed-effect sums quietly (no warning on the console): the row
+    has no numbers and its error column says why; the other row is untouched."""
+    import warnings
+
+    table = pd.DataFrame({"meta_id": ["a", "a", "b", "b"], "y": [1e300, 0.1, 0.2, -0.1],
+                          "v": [0.2, 0.2, 0.1, 0.3]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = database.analyse_table(table, SETTINGS)
+    assert out.error[0] != "" and out.drop(columns=["meta_id", "k", "measure", "benefit",
+                                                     "prior", "error"]).iloc[0].isna().all()
+    assert out.error[1] == "" and np.isfinite(out.log_ml_RE[1])
+
+
 def test_a_row_without_a_posterior_says_why(tmp_path):
     table = pd.DataFrame({"meta_id": ["a", "a", "b", "b"], "y": [0.1, 0.3, 0.2, -0.1],
                           "v": [0.1, 0.2, 1e300, 1e300]})

@@ -43,12 +43,15 @@ def fixed_effect_rows(post: BatchPosterior):
     log_w = np.where(real, np.log(np.where(real, v, 1.0)), 0.0)    # -log w of real cells
     mean0 = np.array([p.mean for p in post.mu_prior], float)
     w0 = np.array([1.0 / p.sd**2 for p in post.mu_prior], float)
-    big_w = w0 + _row_sum(w)
-    m = (w0 * mean0 + _row_sum(w * y)) / big_w
-    base = -0.5 * k * LOG_2PI - 0.5 * _row_sum(log_w)
-    fe0 = base - 0.5 * _row_sum(w * y**2)
-    resid = _row_sum(w * (y - m[:, None]) ** 2) + w0 * (mean0 - m) ** 2
-    fe = base + 0.5 * np.log(w0) - 0.5 * np.log(big_w) - 0.5 * resid
+    # effects too large to square (|y| ~ 1e300) overflow quietly: such a row has no posterior
+    # either, and its error says why
+    with np.errstate(over="ignore", invalid="ignore"):
+        big_w = w0 + _row_sum(w)
+        m = (w0 * mean0 + _row_sum(w * y)) / big_w
+        base = -0.5 * k * LOG_2PI - 0.5 * _row_sum(log_w)
+        fe0 = base - 0.5 * _row_sum(w * y**2)
+        resid = _row_sum(w * (y - m[:, None]) ** 2) + w0 * (mean0 - m) ** 2
+        fe = base + 0.5 * np.log(w0) - 0.5 * np.log(big_w) - 0.5 * resid
     return fe0, fe, m, 1.0 / np.sqrt(big_w)
 
 
