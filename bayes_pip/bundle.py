@@ -199,6 +199,11 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
         from bayes_pip.moderation import check_engine
 
         check_engine(engine)
+    rule = None
+    if everything:   # a bad rule file is refused before any fitting, not after
+        from bayes_pip.certainty import load_rule
+
+        rule = load_rule(certainty_rule)
     provenance = provenance_text(dataset.metadata, dataset.directory)
     trials = trial_sets(dataset)
     labels = {o: dataset.outcome(o).label for o in trials}
@@ -225,7 +230,7 @@ def build_report(dataset: Dataset, outcomes: list[str] | str | None = None,
         from bayes_pip.categorical_page import sof_block
 
         bundle.skipped = [o for o in dataset.outcome_ids() if o not in reports]
-        extra, files = certainty_part(dataset, bundle, certainty_rule)
+        extra, files = certainty_part(dataset, bundle, rule)
         bundle.summary, bundle.summary_files = summary_of_findings(
             bundle.fits, bundle.skipped, dataset_label(dataset), provenance, dataset.trials,
             extra + sof_block({o: r.fit for o, r in joint.items()}) + [
@@ -294,13 +299,13 @@ def _each(job, ids, jobs, progress):
             raise
 
 
-def certainty_part(dataset: Dataset, bundle: ReportBundle, rule_file=None):
+def certainty_part(dataset: Dataset, bundle: ReportBundle, rule):
     """The certainty table of the summary of findings (every outcome of outcomes.csv: rated,
-    or listed with what is known), its files, and the blocks kept on the bundle."""
-    from bayes_pip.certainty import certainty_block, load_rule
+    or listed with what is known) under ``rule`` (a loaded certainty.Rule), its files, and the
+    blocks kept on the bundle."""
+    from bayes_pip.certainty import certainty_block
     from bayes_pip.certainty_page import certainty_files, certainty_section, no_number_rows
 
-    rule = load_rule(rule_file)
     bundle.certainty = {o: certainty_block(r.fits, dataset.trials, dataset.metadata, rule)
                         for o, r in bundle.outcomes.items()}
     relative = {r["outcome"]: f"{r['measure']} {r['bayes']}" for r in bundle.rows()}

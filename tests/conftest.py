@@ -49,6 +49,16 @@ def run_main(*args: str):
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
+@pytest.fixture(scope="session")
+def exact_report(tmp_path_factory):
+    """`report --all --engine exact` on the bundled data, run once per test process and shared
+    (read-only) by the tests that read its files or console output: (result, output dir)."""
+    out = tmp_path_factory.mktemp("exact_report") / "r"
+    r = run_main("report", "--all", "--engine", "exact", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return r, out
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600):
     """Run `python -m bayes_pip ARGS` as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "bayes_pip", *args], capture_output=True,

@@ -32,18 +32,18 @@ def test_public_names_are_listed():
         assert name in names
 
 
-def test_library_report_equals_the_cli_files(bundle, tmp_path):
-    r = run_main("report", "--all", "--engine", "exact", "--out", str(tmp_path / "r"))
+def test_library_report_equals_the_cli_files(bundle, exact_report):
+    r, out = exact_report
     # the console labels each P(benefit) range and says which outcomes share trials
     assert "P(benefit) 0.998 (across 7 priors: 0.680 to 0.998; without the 2 in conflict with " \
         "the data (sceptical, enthusiastic): 0.839 to 0.998)" in r.stdout
     assert "Not independent: secure_attachment_post, avoidant_attachment_post" in r.stdout
     files = bundle.files()
-    written = sorted(p.name for p in (tmp_path / "r").iterdir())
+    written = sorted(p.name for p in out.iterdir())
     assert written == sorted(files)
     for name, content in files.items():
         if name.endswith((".md", ".csv", ".json", ".html")):
-            assert (tmp_path / "r" / name).read_text(encoding="utf-8") == content, name
+            assert (out / name).read_text(encoding="utf-8") == content, name
 
 
 def test_each_outcome_is_resolved_once(bundle):

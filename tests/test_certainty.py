@@ -101,7 +101,7 @@ def test_risk_of_bias_is_weighted_by_each_study_share():
                               RULE).judgement == "not assessed"
 
 
-def test_the_rule_is_read_from_its_toml(tmp_path):
+def test_the_rule_is_read_from_its_toml(tmp_path, monkeypatch):
     text = Path(RULE.path).read_text().replace("concentrated = 0.90", "concentrated = 0.99")
     text = text.replace('version = "1"', 'version = "1-strict"')
     path = tmp_path / "strict.toml"
@@ -112,6 +112,12 @@ def test_the_rule_is_read_from_its_toml(tmp_path):
     assert judge_imprecision(*p[:4], 0.01, *p[4:], RULE).judgement == "no"
     assert judge_imprecision(*p[:4], 0.01, *p[4:], strict).judgement == "serious"
     path.write_text(text.replace("[inconsistency]", "[other]"))
+    import bayes_pip.bundle
+
+    def no_fit(*args):
+        raise AssertionError("a bad rule file must be refused before any outcome is fitted")
+
+    monkeypatch.setattr(bayes_pip.bundle, "outcome_report", no_fit)
     r = run_main("report", "--all", "--engine", "exact", "--certainty-rule", str(path),
                  "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "[inconsistency] needs" in r.stderr
@@ -119,11 +125,8 @@ def test_the_rule_is_read_from_its_toml(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def bundled_report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cert") / "r"
-    r = run_main("report", "--all", "--engine", "exact", "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    return out
+def bundled_report(exact_report):
+    return exact_report[1]
 
 
 def test_the_summary_lists_every_outcome_with_its_certainty(bundled_report):

@@ -113,10 +113,8 @@ def test_convergence_failure_exits_3_and_writes_nothing(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_report_numbers_equal_the_fit_records(tmp_path):
-    out = tmp_path / "reports"
-    r = run_cli("report", "--all", "--out", str(out), "--engine", "exact")
-    assert r.returncode == 0, r.stderr
+def test_report_numbers_equal_the_fit_records(exact_report):
+    out = exact_report[1]
     sof = list(csv.DictReader((out / "summary_of_findings.csv").open()))
     assert len(sof) == 7
     md_sof = (out / "summary_of_findings.md").read_text()
@@ -270,13 +268,10 @@ def test_priors_command_sweep_level_report_prior_and_json(tmp_path, capsys):
     assert "turner prior" in (tmp_path / "r" / "secure_attachment_post.md").read_text()
 
 
-def test_summary_of_findings_csv_is_numeric_and_flags_shared_trials(tmp_path):
+def test_summary_of_findings_csv_is_numeric_and_flags_shared_trials(exact_report):
     import pandas as pd
 
-    from conftest import run_main
-
-    out = tmp_path / "r"
-    assert run_main("report", "--all", "--engine", "exact", "--out", str(out)).returncode == 0
+    out = exact_report[1]
     sof = pd.read_csv(out / "summary_of_findings.csv")
     for column in ("bayes_median", "bayes_ci_low", "bayes_ci_high", "p_benefit", "p_harm",
                    "p_benefit_min", "p_benefit_max", "published_estimate"):
