@@ -45,26 +45,26 @@ def test_corpus_case(case, tmp_path):
 
 
 def test_missing_directory(tmp_path):
-    r = run_cli("list", "--data", str(tmp_path / "nowhere"))
+    r = run_main("list", "--data", str(tmp_path / "nowhere"))
     assert r.returncode == 2
     assert "nowhere: data directory does not exist" in r.stderr
 
 
 def test_usage_error_exits_2():
-    r = run_cli("fit")
+    r = run_main("fit")
     assert r.returncode == 2 and "the following arguments are required: outcome" in r.stderr
-    r = run_cli("fit", "score", "--engine", "stan")
+    r = run_main("fit", "score", "--engine", "stan")
     assert r.returncode == 2 and "invalid choice: 'stan'" in r.stderr
 
 
 def test_unknown_prior_is_a_clear_error():
-    r = run_cli("fit", "rejection", "--data", str(CORPUS / "tau_zero"), "--prior", "cauchy",
+    r = run_main("fit", "rejection", "--data", str(CORPUS / "tau_zero"), "--prior", "cauchy",
                 "--engine", "exact")
     assert r.returncode == 2 and "unknown prior 'cauchy' (available: halfnormal-0.5" in r.stderr
 
 
 def test_prior_for_the_wrong_measure_is_refused():
-    r = run_cli("fit", "score", "--data", str(CORPUS / "tau_zero"), "--prior", "turner",
+    r = run_main("fit", "score", "--data", str(CORPUS / "tau_zero"), "--prior", "turner",
                 "--engine", "exact")
     assert r.returncode == 2 and "prior 'turner' is for RR, OR outcomes, 'score' is SMD" in r.stderr
 

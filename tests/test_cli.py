@@ -32,31 +32,31 @@ def test_list_shows_every_outcome_with_its_status():
     assert rows["secure_attachment_post"]["k"] == 2  # Barlow 2015 abstract: 2 studies, 168
     assert rows["secure_attachment_post"]["participants"] == 168
     assert rows["parent_reported_depression_vs_alternative"]["level"] == "study"
-    text = run_cli("list").stdout
+    text = run_main("list").stdout
     assert "parental_depression_incidence" in text and "no data yet" in text
 
 
 @pytest.mark.parametrize("outcome", ["parent_reported_depression", "secure_attachment_post",
                                      "parent_reported_depression_vs_alternative"])
 def test_dl_runs_on_every_bundled_outcome_with_study_rows(outcome):
-    r = run_cli("dl", outcome, "--json", "--level", "study")
+    r = run_main("dl", outcome, "--json", "--level", "study")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     for key in ("outcome", "measure", "k", "estimate", "ci_low", "ci_high", "mu", "se", "tau2",
                 "q", "i2", "p", "excluded"):
         assert key in d
-    assert run_cli("dl", outcome, "--level", "study").returncode == 0
+    assert run_main("dl", outcome, "--level", "study").returncode == 0
 
 
 def test_dl_reports_disagreement_with_published_result():
-    d = json.loads(run_cli("dl", "parent_reported_depression", "--json", "--level",
+    d = json.loads(run_main("dl", "parent_reported_depression", "--json", "--level",
                            "study").stdout)
     assert d["published"]["reproduced"] is False
     assert "1 of the 4 studies" in d["published"]["agreement"]
 
 
 def test_dl_crins_matches_metafor(metafor_cases):
-    d = json.loads(run_cli("dl", "acute_rejection", "--data", CRINS, "--json").stdout)
+    d = json.loads(run_main("dl", "acute_rejection", "--data", CRINS, "--json").stdout)
     ref = metafor_cases["crins_or"]["dl"]
     assert d["mu"] == pytest.approx(ref["mu"], rel=1e-10)
     assert d["tau2"] == pytest.approx(ref["tau2"], rel=1e-10)
@@ -64,7 +64,7 @@ def test_dl_crins_matches_metafor(metafor_cases):
 
 
 def test_unknown_outcome_is_a_clear_one_line_error():
-    r = run_cli("fit", "secure_attachment")
+    r = run_main("fit", "secure_attachment")
     assert r.returncode == 2
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
@@ -73,13 +73,13 @@ def test_unknown_outcome_is_a_clear_one_line_error():
 
 
 def test_outcome_without_data_is_refused():
-    r = run_cli("fit", "maternal_sensitivity_post", "--engine", "exact")
+    r = run_main("fit", "maternal_sensitivity_post", "--engine", "exact")
     assert r.returncode == 2
     assert "neither study rows nor a published result" in r.stderr
 
 
 def test_fit_exact_json_has_the_documented_keys():
-    r = run_cli("fit", "acute_rejection", "--data", CRINS, "--engine", "exact", "--json")
+    r = run_main("fit", "acute_rejection", "--data", CRINS, "--engine", "exact", "--json")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     for key in ("outcome", "measure", "engine", "prior", "mu", "effect", "tau", "prediction",
@@ -106,7 +106,7 @@ def test_fit_pymc_same_seed_gives_byte_identical_json(tmp_path):
 
 def test_convergence_failure_exits_3_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    r = run_cli("fit", "acute_rejection", "--engine", "pymc", "--data", CRINS, "--draws", "20",
+    r = run_main("fit", "acute_rejection", "--engine", "pymc", "--data", CRINS, "--draws", "20",
                 "--tune", "20", "--out", str(out))
     assert r.returncode == 3, r.stderr
     assert "ESS" in r.stderr and "Try more draws" in r.stderr
@@ -168,7 +168,7 @@ def test_fit_out_writes_json_and_netcdf_with_seed_and_prior(tmp_path):
     import arviz as az
 
     out = tmp_path / "fits"
-    r = run_cli("fit", "acute_rejection", "--engine", "pymc", "--data", CRINS, "--prior", "turner",
+    r = run_main("fit", "acute_rejection", "--engine", "pymc", "--data", CRINS, "--prior", "turner",
                 "--seed", "9", "--out", str(out))
     assert r.returncode == 0, r.stderr
     stem = out / "acute_rejection__turner__pymc"
@@ -216,12 +216,12 @@ def test_list_counts_the_studies_pooled_and_names_the_excluded():
     import json as json_module
 
     data = str(Path(__file__).parent / "bad_inputs" / "double_zero_excluded")
-    r = run_cli("list", "--data", data, "--json")
+    r = run_main("list", "--data", data, "--json")
     row = next(x for x in json_module.loads(r.stdout) if x["outcome"] == "rejection")
     assert (row["k"], row["study_rows"], row["excluded"]) == (2, 3, ["Schuller 2005"])
-    dl = json_module.loads(run_cli("dl", "rejection", "--data", data, "--json").stdout)
+    dl = json_module.loads(run_main("dl", "rejection", "--data", data, "--json").stdout)
     assert (row["k"], row["participants"]) == (dl["k"], dl["participants"]) == (2, 137)
-    text = run_cli("list", "--data", data).stdout
+    text = run_main("list", "--data", data).stdout
     assert "1 of them excluded (no events or only events in both arms: Schuller 2005)" in text
 
 

@@ -2,7 +2,6 @@
 computed by hand from the Handbook's formulas."""
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd

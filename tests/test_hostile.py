@@ -494,7 +494,6 @@ def test_a_signal_during_the_final_move_leaves_the_new_set_whole(tmp_path, monke
 def test_no_room_for_the_netcdf_file_is_a_one_line_error(tmp_path, monkeypatch):
     """Disk full while h5py wrote the netCDF file ended in SIGSEGV with a half-written .nc left
     behind; the free space is now checked against the draws' size before writing."""
-    import shutil
     from collections import namedtuple
 
     from bayes_pip import output as report

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, run_main
+from conftest import run_main
 
 FIX = Path(__file__).parent / "fixtures" / "fleiss1993"
 RM5 = FIX / "Fleiss1993.rm5"
@@ -25,7 +25,7 @@ DATA_COLUMNS = ["outcome", "study", "events_t", "n_t", "events_c", "n_c", "mean_
 
 def imported(tmp_path, source, *extra):
     out = tmp_path / Path(source).name.replace(".", "_")
-    r = run_cli("import", str(source), "--out", str(out), "--benefit", "lower", *extra)
+    r = run_main("import", str(source), "--out", str(out), "--benefit", "lower", *extra)
     assert r.returncode == 0, r.stderr
     return out
 
@@ -73,7 +73,7 @@ STORED = {  # (file, digits tolerance) -> pooled OR, CI, Q, I2 as stored by RevM
 def test_aspirin_mh_fixed_reproduces_revman(tmp_path, fmt):
     source, tol, ref = STORED[fmt]
     d = imported(tmp_path, source)
-    r = run_cli("dl", ASPIRIN, "--data", str(d), "--method", "file", "--json")
+    r = run_main("dl", ASPIRIN, "--data", str(d), "--method", "file", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["method"] == "MH-fixed"
@@ -92,7 +92,7 @@ def test_aspirin_per_study_or_ci_and_weights_match_rm5(tmp_path):
               "AMIS": (1.1327364047365673, 0.9346646778747347, 1.3727829808793592, 10.153491219997628),
               "ISIS-2": (0.8949693601254097, 0.8294175772940908, 0.965701930475584, 72.87984024392564)}
     d = imported(tmp_path, RM5)
-    res = json.loads(run_cli("dl", ASPIRIN, "--data", str(d), "--method", "file", "--json").stdout)
+    res = json.loads(run_main("dl", ASPIRIN, "--data", str(d), "--method", "file", "--json").stdout)
     for s in res["studies"]:
         est, lo, hi, w = stored[s["study"]]
         assert s["estimate"] == pytest.approx(est, rel=1e-12)
@@ -105,7 +105,7 @@ def test_mental_health_md_matches_revman_csv_export(tmp_path):
     # Fleiss1993_CR.csv, outcome 1.2 (CON, IV, MD, Fixed): -0.70938839 [-1.25848502, -0.16029176],
     # Q 5.66012379, I2 29.33016758; per study MD and SE
     d = imported(tmp_path, CSV_EXPORT)
-    res = json.loads(run_cli("dl", MENTAL, "--data", str(d), "--method", "file", "--json").stdout)
+    res = json.loads(run_main("dl", MENTAL, "--data", str(d), "--method", "file", "--json").stdout)
     assert res["method"] == "IV-fixed" and res["measure"] == "MD"
     for key, value in dict(estimate=-0.70938839, ci_low=-1.25848502, ci_high=-0.16029176,
                            q=5.66012379, i2=29.33016758).items():
@@ -137,7 +137,7 @@ def test_malformed_files_get_a_clear_error_and_write_nothing(tmp_path, name, man
     bad = tmp_path / name
     bad.write_text(mangle(RM5.read_text(encoding="latin-1")), encoding="latin-1")
     out = tmp_path / "out"
-    r = run_cli("import", str(bad), "--out", str(out))
+    r = run_main("import", str(bad), "--out", str(out))
     assert r.returncode == 2
     assert message in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert not out.exists()
@@ -145,7 +145,7 @@ def test_malformed_files_get_a_clear_error_and_write_nothing(tmp_path, name, man
 
 def test_imported_review_fits_with_every_engine(tmp_path):
     d = imported(tmp_path, RM5)
-    r = run_cli("fit", ASPIRIN, "--data", str(d), "--engine", "exact", "--json")
+    r = run_main("fit", ASPIRIN, "--data", str(d), "--engine", "exact", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["k"] == 7
 

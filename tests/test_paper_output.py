@@ -1,7 +1,6 @@
 """Paper-grade output: figures with estimate/weight columns and plain ticks, the posterior
 density plot, clipped sensitivity rows, characteristics and risk-of-bias tables, grouped
 'not independent' flags."""
-import json
 import re
 import shutil
 

@@ -185,8 +185,6 @@ def test_binomial_normal_matches_centred_long_run(measure, link):
 def test_fast_normal_callback_equals_the_pymc_model(tau_prior):
     """bayes_pip.fast_normal's hand-written log density and gradient equal the PyMC model's own
     (normal_normal_model compiled by pytensor) at random points, for every tau prior family."""
-    import pymc as pm
-
     from bayes_pip.engines.fast_normal import log_density_at
     from bayes_pip.engines.pymc_models import normal_normal_model, prior_data
 

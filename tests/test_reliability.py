@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 BASE = CORPUS / "tau_zero"  # a valid data set (Crins OR outcome and an SMD outcome)
@@ -52,7 +52,7 @@ HALFNORMAL = (SHIPPED / "halfnormal-0.5.toml").read_text()
 
 def test_report_of_a_valid_data_set_stays_inside_out(tmp_path):
     out = tmp_path / "out"
-    r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(out))
+    r = run_main("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(out))
     assert r.returncode == 0, r.stderr
     written = {p.relative_to(out) for p in out.rglob("*")}
     assert all(len(p.parts) == 1 for p in written)
@@ -66,7 +66,7 @@ def test_dollar_signs_in_study_names_are_drawn_literally(tmp_path):
     studies = data / "studies.csv"
     studies.write_text(studies.read_text().replace("Gibelli 2004", "Gibelli $x^2$ 2004"))
     out = tmp_path / "out"
-    r = run_cli("report", "rejection", "--engine", "exact", "--data", str(data), "--out",
+    r = run_main("report", "rejection", "--engine", "exact", "--data", str(data), "--out",
                 str(out))
     assert r.returncode == 0, r.stderr
     assert (out / "rejection_forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -80,7 +80,7 @@ def test_prior_names_are_identifiers(tmp_path, bad_name, message):
     prior_file(priors, "mine", HALFNORMAL.replace('name = "halfnormal-0.5"',
                                                   f'name = "{bad_name}"'))
     out = tmp_path / "out"
-    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+    r = run_main("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
                 str(priors), "--out", str(out))
     assert_input_error(r, message)
     assert "column 'name'" in r.stderr
@@ -101,7 +101,7 @@ def test_bad_prior_parameters_are_named_with_their_field(tmp_path, edit, column)
     assert edit[0] in text
     priors = tmp_path / "priors"
     prior_file(priors, "team", text.replace(*edit))
-    r = run_cli("fit", "rejection", "--engine", "pymc", "--data", str(BASE), "--prior", "team",
+    r = run_main("fit", "rejection", "--engine", "pymc", "--data", str(BASE), "--prior", "team",
                 "--prior-dir", str(priors))
     assert_input_error(r, f"team.toml, column '{column}'")
 
@@ -111,9 +111,9 @@ def test_log_t_prior_with_zero_degrees_of_freedom_is_refused(tmp_path):
     text = text.replace("df = 5", "df = 0")
     priors = tmp_path / "priors"
     prior_file(priors, "team", text)
-    r = run_cli("list", "--data", str(BASE))  # unrelated commands are not affected
+    r = run_main("list", "--data", str(BASE))  # unrelated commands are not affected
     assert r.returncode == 0
-    r = run_cli("fit", "score", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+    r = run_main("fit", "score", "--engine", "exact", "--data", str(BASE), "--prior-dir",
                 str(priors))
     assert_input_error(r, ".df': 0 is not allowed (must be a number greater than 0)")
 
@@ -121,7 +121,7 @@ def test_log_t_prior_with_zero_degrees_of_freedom_is_refused(tmp_path):
 def test_a_team_prior_may_not_replace_a_shipped_one(tmp_path):
     priors = tmp_path / "priors"
     prior_file(priors, "copy", HALFNORMAL)
-    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+    r = run_main("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
                 str(priors))
     assert_input_error(r, "prior name 'halfnormal-0.5' is already defined")
 
@@ -131,13 +131,13 @@ def test_two_team_files_with_one_name_are_refused(tmp_path):
     text = HALFNORMAL.replace('name = "halfnormal-0.5"', 'name = "team"')
     prior_file(priors, "a", text)
     prior_file(priors, "b", text)
-    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+    r = run_main("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
                 str(priors))
     assert_input_error(r, "prior name 'team' is defined by more than one file")
 
 
 def test_prior_dir_must_be_a_directory(tmp_path):
-    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
+    r = run_main("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-dir",
                 str(tmp_path / "missing"))
     assert_input_error(r, "not a prior file or a directory of prior files")
 
@@ -156,7 +156,7 @@ def test_prior_dir_must_be_a_directory(tmp_path):
 ])
 def test_option_ranges(tmp_path, option, value, message):
     out = tmp_path / "out"
-    r = run_cli("fit", "rejection", "--data", str(BASE), option, value, "--out", str(out))
+    r = run_main("fit", "rejection", "--data", str(BASE), option, value, "--out", str(out))
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert not out.exists()
 
@@ -201,7 +201,7 @@ def test_interrupting_report_all(tmp_path, signum, code):
     """report --all interrupted: an existing report set is left as it was (no mix of old and
     new files) and no staging directory is left behind."""
     out = tmp_path / "out"
-    r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(out))
+    r = run_main("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(out))
     assert r.returncode == 0, r.stderr
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = start("report", "--all", "--engine", "pymc", "--data", str(BASE), "--draws",
@@ -232,14 +232,14 @@ def test_mcmc_runs_without_a_writable_home(tmp_path):
 def test_out_that_is_a_file(tmp_path):
     target = tmp_path / "afile"
     target.write_text("keep me")
-    r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(target))
+    r = run_main("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(target))
     assert_input_error(r, "exists and is not a directory")
     assert target.read_text() == "keep me"
 
 
 def test_out_below_a_file(tmp_path):
     (tmp_path / "afile").write_text("x")
-    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--out",
+    r = run_main("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--out",
                 str(tmp_path / "afile" / "reports"))
     assert_input_error(r, "is a file, not a directory")
 
@@ -247,7 +247,7 @@ def test_out_below_a_file(tmp_path):
 def test_out_is_a_dangling_symlink(tmp_path):
     link = tmp_path / "link"
     link.symlink_to(tmp_path / "gone")
-    r = run_cli("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(link))
+    r = run_main("report", "--all", "--engine", "exact", "--data", str(BASE), "--out", str(link))
     assert_input_error(r, "dangling symbolic link")
     assert not (tmp_path / "gone").exists()
 
@@ -303,15 +303,15 @@ def test_import_refuses_a_non_empty_target_unless_forced(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     rm5 = str(FLEISS / "Fleiss1993.rm5")
-    r = run_cli("import", rm5, "--out", str(out), "--benefit", "lower")
+    r = run_main("import", rm5, "--out", str(out), "--benefit", "lower")
     assert_input_error(r, "is not empty")
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     # --force replaces an earlier import, never files of the user's own
-    r = run_cli("import", rm5, "--out", str(out), "--benefit", "lower", "--force")
+    r = run_main("import", rm5, "--out", str(out), "--benefit", "lower", "--force")
     assert_input_error(r, "--force replaces only an earlier import")
     (out / "notes.txt").unlink()
     (out / "studies.csv").write_text("an earlier import")
-    r = run_cli("import", rm5, "--out", str(out), "--benefit", "lower", "--force")
+    r = run_main("import", rm5, "--out", str(out), "--benefit", "lower", "--force")
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in out.iterdir())
     assert "studies.csv" in names and (out / "studies.csv").read_text() != "an earlier import"
@@ -327,7 +327,7 @@ def test_import_refuses_fractional_counts_instead_of_rounding(tmp_path):
     source = tmp_path / "bad.rm5"
     source.write_text(changed, encoding="utf-8")
     out = tmp_path / "review"
-    r = run_cli("import", str(source), "--out", str(out), "--benefit", "lower")
+    r = run_main("import", str(source), "--out", str(out), "--benefit", "lower")
     assert_input_error(r, ".6' is not a whole number (counts must be whole)")
     assert "column 'EVENTS_1'" in r.stderr
     assert not out.exists()
@@ -340,7 +340,7 @@ def test_import_reports_a_short_csv_row(tmp_path):
     lines[2] = ",".join(lines[2].split(",")[:3])
     source = tmp_path / "short.csv"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    r = run_cli("import", str(source), "--out", str(tmp_path / "review"), "--benefit", "lower")
+    r = run_main("import", str(source), "--out", str(tmp_path / "review"), "--benefit", "lower")
     assert_input_error(r, "row 3")
     assert "fewer cells than the header" in r.stderr
     assert not (tmp_path / "review").exists()
@@ -371,7 +371,7 @@ def test_prior_scale_outside_the_accepted_range(tmp_path):
     priors = tmp_path / "priors"
     prior_file(priors, "tiny", HALFNORMAL.replace('name = "halfnormal-0.5"', 'name = "tiny"')
                .replace("scale = 0.5", "scale = 1e-300"))
-    r = run_cli("fit", "rejection", "--engine", "pymc", "--data", str(BASE), "--prior-dir",
+    r = run_main("fit", "rejection", "--engine", "pymc", "--data", str(BASE), "--prior-dir",
                 str(priors))
     assert_input_error(r, "column 'tau.scale': 1e-300 is outside the range bayes_pip accepts")
 
@@ -400,7 +400,7 @@ def test_a_team_prior_file(tmp_path):
     """--prior-file: one prior file of a team's own, validated like the shipped ones."""
     path = prior_file(tmp_path, "team", HALFNORMAL.replace('name = "halfnormal-0.5"',
                                                            'name = "team"'))
-    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior", "team",
+    r = run_main("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior", "team",
                 "--prior-file", str(path), "--json")
     assert r.returncode == 0, r.stderr
     import json
@@ -410,6 +410,6 @@ def test_a_team_prior_file(tmp_path):
     bad = prior_file(tmp_path, "bad", HALFNORMAL.replace('name = "halfnormal-0.5"',
                                                          'name = "bad"').replace("scale = 0.5",
                                                                                  "scale = -2"))
-    r = run_cli("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-file",
+    r = run_main("fit", "rejection", "--engine", "exact", "--data", str(BASE), "--prior-file",
                 str(bad))
     assert_input_error(r, "bad.toml, column 'tau.scale'")
