@@ -25,11 +25,20 @@ REFERENCE = Path(__file__).parent / "reference" / "multinomial_reference.txt"
 
 
 @pytest.fixture(scope="module")
-def bundled_fit():
-    """`fit attachment_category_post --json` on the bundled data (one compile, one fit)."""
-    r = run_main("fit", OUTCOME, "--json")
+def bundled_run(tmp_path_factory):
+    """`fit attachment_category_post --out DIR` on the bundled data (one fit): the text it
+    prints and the directory with the record, the figure and the draws."""
+    out = tmp_path_factory.mktemp("categorical") / "fit"
+    r = run_main("fit", OUTCOME, "--out", str(out))
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    return r.stdout, out
+
+
+@pytest.fixture(scope="module")
+def bundled_fit(bundled_run):
+    """The JSON record that run wrote (what `fit --json` prints)."""
+    return json.loads((bundled_run[1] / f"{OUTCOME}__halfnormal-0.5__multinomial.json")
+                      .read_text())
 
 
 def test_fit_prints_the_joint_analysis_with_every_level_of_evidence(bundled_fit):
@@ -72,10 +81,11 @@ def test_fit_prints_the_joint_analysis_with_every_level_of_evidence(bundled_fit)
                                        "baseline": "Normal(0, 10^2)"}
 
 
-def test_the_text_names_levels_and_says_which_to_quote():
-    r = run_main("fit", OUTCOME)
-    assert r.returncode == 0, r.stderr
-    text = r.stdout
+def test_the_text_names_levels_and_says_which_to_quote(bundled_run):
+    text, out = bundled_run
+    stem = f"{OUTCOME}__halfnormal-0.5__multinomial"
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.{x}" for x in ("json", "nc", "png")]
+    assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for phrase in ("analysed together", "Joint probabilities", "P(secure rises and "
                    "disorganised falls)", "reconstructed (not printed data)",
                    "Which to quote: the multinomial model", "not a meta-analysis: one trial",
@@ -385,12 +395,13 @@ def test_priors_and_compare_priors_take_the_categorical_outcome_as_odds_ratios()
     r = run_main("priors", OUTCOME)
     assert r.returncode == 0 and "as for an odds-ratio outcome" in r.stdout
     assert "halfnormal-0.5 (default)" in r.stdout
-    r = run_main("compare-priors", OUTCOME, "--priors", "halfnormal-0.5,vague", "--json")
+    r = run_main("compare-priors", OUTCOME, "--priors", "halfnormal-0.5,halfnormal-1.0", "--json")
     assert r.returncode == 0, r.stderr
     fits = json.loads(r.stdout)
-    assert [f["prior"]["name"] for f in fits] == ["halfnormal-0.5", "vague"]
-    # the vague set (tau uniform on 0..10, each log OR N(0, 10^2)) leaves tau far wider
-    assert fits[1]["tau"]["ci_high"] > 2 * fits[0]["tau"]["ci_high"]
+    assert [f["prior"]["name"] for f in fits] == ["halfnormal-0.5", "halfnormal-1.0"]
+    # each set's own tau prior is used: the wider half-normal leaves tau wider (measured: 97.5%
+    # quantile 1.87 against 1.08); the vague set (uniform tau) samples twice as long
+    assert fits[1]["tau"]["ci_high"] > 1.5 * fits[0]["tau"]["ci_high"]
     assert fits[0]["comparison"] == []   # the separate analyses belong to `fit` and reports
 
 
@@ -453,21 +464,31 @@ def test_a_category_no_comparator_arm_ever_reached_gives_finite_output(tmp_path)
     assert np.isfinite(rows["resistant"]["rr"]["ci_high"])
 
 
-def test_a_report_reuses_its_own_fits_for_the_separate_column():
+def test_a_report_reuses_its_own_fits_for_the_separate_column(monkeypatch):
     """Inside `report --all` the separate analyses are the report's own main fits (not fitted a
-    second time): a known fit given for secure attachment is the one the table shows."""
+    second time): the known fits given are the ones the table shows, and nothing is fitted."""
     from types import SimpleNamespace
 
-    from bayes_pip.categorical import fit_categorical
+    import bayes_pip.analysis
+    from bayes_pip.categorical import categorical_outcome, compare_separate
     from bayes_pip.data import load_dataset
 
-    known = SimpleNamespace(effect=SimpleNamespace(median=1.5, ci_low=1.1, ci_high=2.2),
-                            engine="exact", level="reconstructed", k=2, p_benefit=0.9)
-    fit = fit_categorical(load_dataset(), OUTCOME, known={"secure_attachment_post": known})
-    secure = next(c for c in fit.comparison if c["category"] == "secure")
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a separate outcome with a known fit was fitted again")
+
+    monkeypatch.setattr(bayes_pip.analysis, "fit_outcome", no_fit)
+    ds = load_dataset()
+    co = categorical_outcome(ds, OUTCOME)
+    known = {o: SimpleNamespace(effect=SimpleNamespace(median=1.5 + i, ci_low=1.1, ci_high=2.2),
+                                engine="exact", level="reconstructed", k=2, p_benefit=0.9)
+             for i, o in enumerate(o for o in co.separate if o)}
+    rows = [{"category": c, "rr": None, "p_benefit": None} for c in co.categories]
+    comparison, _ = compare_separate(ds, co, rows, None, 1, None, known)
+    secure = next(c for c in comparison if c["category"] == "secure")
     assert secure["separate"] == {"median": 1.5, "ci_low": 1.1, "ci_high": 2.2,
                                   "engine": "exact", "level": "reconstructed", "k": 2,
                                   "p_benefit": 0.9}
+    assert secure["separate_outcome"] == "secure_attachment_post"
 
 
 def test_reconstruct_says_a_categorical_outcome_is_not_reconstructed():
