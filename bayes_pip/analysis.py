@@ -222,7 +222,7 @@ def fit_engine(resolved: Resolved, prior_name: str | None, engine: str, seed: in
         return fit_reconstructed(resolved, prior_name, engine, seed, settings, progress, sets,
                                  precomputed)
 
-    classical = classical_from(resolved)
+    classical, dl_record = classical_of(resolved)
     es = classical.effects
     notes += [f"Design: {n}" for n in resolved.adjustments]
     if es.k == 1:
@@ -255,7 +255,7 @@ def fit_engine(resolved: Resolved, prior_name: str | None, engine: str, seed: in
                      diagnostics=(Diagnostics(**result.diagnostics,
                                               mcse_effect=effect_mcse(result.idata, outcome))
                                   if result.diagnostics else None),
-                     dl=classical.record(),
+                     dl=dl_record,
                      published=published_record(published) if published else None,
                      notes=tuple(notes), settings=used_settings,
                      draws=labelled(result.idata, outcome), posterior=result.posterior)
@@ -310,16 +310,29 @@ def effect_mcse(idata, outcome) -> tuple[float, float, float] | None:
     return tuple(out)
 
 
+def classical_of(resolved: Resolved, method: str = "DL"):
+    """The classical analysis of ``resolved`` and its record (DL, or the review's method for
+    reconstructed tables), computed once per resolved outcome and method: the fits of one
+    outcome under several priors share them."""
+    key = ("classical", method)
+    if key not in resolved.memo:
+        analysis = classical_from(resolved, method)
+        resolved.memo[key] = (analysis, analysis.record())
+    return resolved.memo[key]
+
+
 def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, progress, sets,
                       precomputed=None) -> FitRecord:
     """Fit every reconstructed table (or a stratified sample) at study level and report the
     equal-weight mixture of their posteriors, with the spread across tables."""
     rec = resolved.reconstruction
-    tables, sampling = tables_to_fit(resolved, engine)
-    fits = []
-    for rows in tables:
-        fits.append(fit_resolved(resolved.with_rows(rows), prior_name, engine, seed, settings,
-                                 progress, sets, precomputed))
+    key = ("tables", engines.get(engine).stochastic)
+    if key not in resolved.memo:   # each table as an outcome of its own, made once
+        tables, sampling = tables_to_fit(resolved, engine)
+        resolved.memo[key] = ([resolved.with_rows(rows) for rows in tables], tables, sampling)
+    children, tables, sampling = resolved.memo[key]
+    fits = [fit_resolved(child, prior_name, engine, seed, settings, progress, sets, precomputed)
+            for child in children]
     first = fits[0]
     label = data_status_label(rec)
     construction = (f"pooled as the review did ({rec.method}), it reproduces the review's "
@@ -344,7 +357,7 @@ def fit_reconstructed(resolved: Resolved, prior_name, engine, seed, settings, pr
         flags=rec.arm_flags([r[["events_t", "n_t", "events_c", "n_c"]].to_numpy()
                              for r in tables]))
     # the classical reference pools the (first) table as the review did (RevMan's method)
-    dl_record = classical_from(resolved.with_rows(tables[0]), rec.method).record()
+    dl_record = classical_of(children[0], rec.method)[1]
     if len(fits) == 1:
         return dataclasses.replace(first, level="reconstructed", dl=dl_record,
                                    data_status=resolved.status.description,

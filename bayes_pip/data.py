@@ -186,6 +186,9 @@ class Resolved:
     directory: Path
     reconstruction: reconstruct.Reconstruction | None = None
     adjustments: tuple[str, ...] = ()  # multi-arm and cluster adjustments applied to the rows
+    # what is computed from the data alone, once, whatever the prior (the classical analysis,
+    # the reconstructed tables as outcomes): see analysis.classical_of
+    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def with_rows(self, rows: pd.DataFrame) -> "Resolved":
         """The same outcome at study level on ``rows`` (e.g. one reconstructed table)."""

@@ -10,19 +10,30 @@ from tests.conftest import run_main
 
 
 RESOLVED = []
+CLASSICAL = []
 
 
 @pytest.fixture(scope="module")
 def bundle():
-    """The bundled review's report (exact engine), counting how often outcomes are resolved."""
+    """The bundled review's report (exact engine), counting how often outcomes are resolved
+    and how often a classical analysis is computed (outcome, its studies' rows, method)."""
+    import bayes_pip.analysis
+
     original = Dataset.resolve
+    classical = bayes_pip.analysis.classical_from
 
     def counting(self, outcome_id, level="auto"):
         RESOLVED.append(outcome_id)
         return original(self, outcome_id, level)
 
+    def counting_classical(resolved, method="DL"):
+        cells = resolved.rows.select_dtypes("number").to_numpy().tobytes()
+        CLASSICAL.append((resolved.outcome.outcome, cells, method))
+        return classical(resolved, method)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Dataset, "resolve", counting)
+        mp.setattr(bayes_pip.analysis, "classical_from", counting_classical)
         return bp.report(bp.load(), engine="exact")
 
 
@@ -49,6 +60,15 @@ def test_library_report_equals_the_cli_files(bundle, exact_report):
 def test_each_outcome_is_resolved_once(bundle):
     assert sorted(RESOLVED) == sorted(bundle.outcomes)   # once each: fits and Bayes factors
     assert len(bundle.outcomes) == 7
+
+
+def test_the_classical_analysis_is_computed_once_per_outcome_not_per_prior(bundle):
+    """Every outcome's page compares several priors; its classical (DL or the review's method)
+    analysis depends on the data alone and is computed once per table and method."""
+    assert len(CLASSICAL) == len(set(CLASSICAL))
+    with_rows = {o for o, r in bundle.outcomes.items() if r.fits[0].level != "summary"}
+    assert len(with_rows) == 5 and {o for o, _, _ in CLASSICAL} == with_rows
+    assert all(len(bundle.outcomes[o].fits) > 1 for o in with_rows)
 
 
 def test_summary_frame_has_the_printed_numbers(bundle):
