@@ -105,8 +105,10 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
         if binomial:
             from bayes_pip.engines.exact_binomial import binomial_evidence
 
+            nulls = {m: log_ml[m] for m in ("FE0", "RE0") if m in log_ml}  # free of mu's prior
             logs, _ = binomial_evidence(es.events_t, es.n_t, es.events_c, es.n_c, scale.link,
-                                        mu_prior, prior.tau, prior.baseline, random_effects)
+                                        mu_prior, prior.tau, prior.baseline, random_effects,
+                                        nulls)
             other = ev.weigh(logs)
         else:
             other = ev.evidence(y, v, mu_prior, prior.tau, random_effects=random_effects)

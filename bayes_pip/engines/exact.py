@@ -325,13 +325,14 @@ class TauGrid:
 
 
 def tau_grid(log_lik, tau_prior, centre: float, cells: int = CELLS,
-             unbounded: str | None = None) -> TauGrid:
+             unbounded: str | None = None, scout_points: int = SCOUT_POINTS) -> TauGrid:
     """Composite Gauss-Legendre quadrature of p(log tau | y) ∝ L(tau) p(tau) tau, for any
     log-likelihood ``log_lik(tau_array)`` that is constant near tau = 0 and decreasing for large tau
     (every normal model with tau integrated over: the meta-analysis and the meta-regression).
     ``centre`` is log of a typical within-study SD, around which the scan starts. With
     ``unbounded`` (a message), any posterior mass at the top of the scan is refused with it
-    (marginal likelihoods), instead of bounded and ignored below 1e-10."""
+    (marginal likelihoods), instead of bounded and ignored below 1e-10. ``scout_points``:
+    fewer for a log-likelihood that is costly to evaluate (the binomial-normal one)."""
     def log_dens(log_tau):
         tau = np.exp(log_tau)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
@@ -339,7 +340,7 @@ def tau_grid(log_lik, tau_prior, centre: float, cells: int = CELLS,
         return np.where(np.isfinite(value), value, -np.inf)
 
     # ---- scout: where does p(log tau | y) live? ----
-    scout = np.linspace(centre - LOG_TAU_BELOW, centre + LOG_TAU_ABOVE, SCOUT_POINTS)
+    scout = np.linspace(centre - LOG_TAU_BELOW, centre + LOG_TAU_ABOVE, scout_points)
     scout_logd = log_dens(scout)
     if not np.isfinite(scout_logd).any():
         raise InputError("the prior on tau gives zero density everywhere the data allow")

@@ -686,29 +686,35 @@ def null_random(tables: StudyTables, tau_prior) -> float:
 
     msg = ("the marginal likelihood does not converge within the quadrature range: the prior "
            "on tau is too vague for a Bayes factor")
+    # a smooth one-dimensional integrand whose every point costs k two-dimensional integrals:
+    # 401 scout points and 100 cells (within 5e-10 of 4001 and 400 on Crins 2014)
     grid = tau_grid(lambda tau: log_lik(tables, np.zeros(1), tau)[0][:, 0], tau_prior,
-                    math.log(float(np.median(tables.se))), cells=400, unbounded=msg)
+                    math.log(float(np.median(tables.se))), cells=100, unbounded=msg,
+                    scout_points=401)
     return grid.shift + math.log(grid.total)
 
 
 def binomial_evidence(e_t, n_t, e_c, n_c, link: str, mu_prior, tau_prior, baseline,
-                      random_effects: bool = True):
+                      random_effects: bool = True, nulls: dict | None = None):
     """Log marginal likelihoods of FE0 and FE (and RE0 and RE with ``random_effects``) with
     the binomial likelihood, and the posteriors of mu under the effect models: (log_ml,
-    {"FE": ..., "RE": ...})."""
+    {"FE": ..., "RE": ...}). ``nulls``: FE0 and RE0 already computed for the same data, tau
+    prior and baseline (they do not depend on the prior of mu), e.g. by a call that differs
+    only in ``mu_prior``."""
     if not getattr(mu_prior, "proper", True):
         raise InputError("Bayes factors need a proper prior on mu (a flat prior makes the "
                          "marginal likelihood arbitrary)")
     tables = study_tables(e_t, n_t, e_c, n_c, link, baseline)
+    nulls = nulls or {}
     fe = fixed_effect(tables, mu_prior)
-    logs = {"FE0": null_fixed(tables), "FE": fe.log_ml}
+    logs = {"FE0": nulls["FE0"] if "FE0" in nulls else null_fixed(tables), "FE": fe.log_ml}
     parts = {"FE": fe}
     if random_effects:
         if not getattr(tau_prior, "proper", True):
             raise InputError("Bayes factors need a proper prior on tau")
         re = BinomialExactPosterior(tables, posterior_grid(tables, mu_prior, tau_prior),
                                     mu_prior, tau_prior)
-        logs["RE0"] = null_random(tables, tau_prior)
+        logs["RE0"] = nulls["RE0"] if "RE0" in nulls else null_random(tables, tau_prior)
         logs["RE"] = re.log_marginal_likelihood
         parts["RE"] = re
     return logs, parts
