@@ -92,6 +92,7 @@ def test_fit_exact_json_has_the_documented_keys():
     assert len(s["studies"]) == 6
 
 
+@pytest.mark.slow  # two NUTS fits in new processes (in-process: test_pymc)
 def test_fit_pymc_same_seed_gives_byte_identical_json(tmp_path):
     args = ("fit", "acute_rejection", "--engine", "pymc", "--data", CRINS, "--json", "--seed",
             "123")

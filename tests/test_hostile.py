@@ -124,6 +124,7 @@ def peak_memory_run(*args: str):
     return r, int(peak[-1].split()[1]) / 1024 if peak else math.inf
 
 
+@pytest.mark.slow  # a resource bound: three processes up to k = 20,000
 def test_meta_regression_memory_is_linear_at_k_20000(tmp_path):
     """`dl --moderator` at k = 20,000 (a dense k x k hat matrix needed 3.2 GB and failed): under
     1 GB, the study list shortened, the fitted effects at five quantiles, the coefficients equal
@@ -188,6 +189,7 @@ def hostile_review(directory: Path, participants: int, constraints: str) -> Path
     return directory
 
 
+@pytest.mark.slow  # a resource bound measured in new processes
 def test_reconstruction_memory_and_time_are_bounded(tmp_path):
     """Every event count unknown in four arms of 40 (2.8 million candidates, the old search
     built them in one block; 12 to 21 million ended in MemoryError) and an arm-size search of
@@ -459,7 +461,9 @@ def test_binomial_engine_runs_without_a_writable_home(tmp_path):
 
 # ----- atomic and honest writes ---------------------------------------------------------------
 
-@pytest.mark.parametrize("signum,code,word", [(2, 130, "interrupted"), (15, 143, "terminated")])
+@pytest.mark.parametrize("signum,code,word", [
+    (2, 130, "interrupted"),
+    pytest.param(15, 143, "terminated", marks=pytest.mark.slow)])   # the same path, SIGTERM
 def test_a_signal_during_the_final_move_leaves_the_new_set_whole(tmp_path, monkeypatch, signum,
                                                                  code, word):
     """SIGTERM while `report --all` moved its files over an earlier set left 1 new and 39 old
@@ -555,6 +559,7 @@ def test_probabilities_and_tail_p_values_are_printed_as_what_they_are():
     assert r.stdout.count("k = 3") == 1
 
 
+@pytest.mark.slow  # two new processes with a fresh cache
 def test_arviz_daily_notice_does_not_reach_the_user(tmp_path):
     """ArviZ prints a FutureWarning about its 1.0 on the first import of each day (a stamp file
     in the user's cache); a command's error output stays one line on that first run too."""

@@ -216,6 +216,7 @@ def test_interrupting_report_all(tmp_path, signum, code):
 
 # ----- environment ----------------------------------------------------------------------------
 
+@pytest.mark.slow  # a NUTS fit in a new process with no home
 def test_mcmc_runs_without_a_writable_home(tmp_path):
     env = {**os.environ, "HOME": "/proc/no-such-home"}
     env.pop("XDG_CACHE_HOME", None)
