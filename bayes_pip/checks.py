@@ -76,7 +76,7 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
         if scale.link is None:
             raise InputError(f"--engine binomial-exact needs an RR or OR outcome; "
                              f"'{outcome.outcome}' is {outcome.measure}")
-        from bayes_pip.engines.exact_binomial import binomial_evidence
+        from bayes_pip.engines.binomial_evidence import binomial_evidence
 
         log_ml, parts = binomial_evidence(es.events_t, es.n_t, es.events_c, es.n_c,
                                           scale.link, prior.mu, prior.tau, prior.baseline,
@@ -103,7 +103,7 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
 
     def log_bf(mu_prior) -> float:
         if binomial:
-            from bayes_pip.engines.exact_binomial import binomial_evidence
+            from bayes_pip.engines.binomial_evidence import binomial_evidence
 
             nulls = {m: log_ml[m] for m in ("FE0", "RE0") if m in log_ml}  # free of mu's prior
             logs, _ = binomial_evidence(es.events_t, es.n_t, es.events_c, es.n_c, scale.link,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayes_pip.engines.exact_binomial import (binomial_posterior, log_marginal_likelihoods,
-                                              study_tables, log_lik)
+from bayes_pip.engines.binomial_evidence import log_marginal_likelihoods
+from bayes_pip.engines.exact_binomial import binomial_posterior, log_lik, study_tables
 from bayes_pip.prior_families import HalfCauchy, HalfNormal, Normal
 
 from conftest import run_main
@@ -181,7 +181,7 @@ def test_bayes_factors_by_prior_width_reuse_the_null_models(monkeypatch):
     recomputation."""
     import bayes_pip as bp
     from bayes_pip.checks import bma_outcome
-    from bayes_pip.engines import exact_binomial as eb
+    from bayes_pip.engines import binomial_evidence as eb
 
     calls = []
     original = eb.null_random

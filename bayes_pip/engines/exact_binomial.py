@@ -47,11 +47,12 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import interpolate, optimize, special
+from scipy import interpolate, special
 
 from bayes_pip.engines import idata as idata_groups
 from bayes_pip.engines import payload_for
 from bayes_pip.engines.base import EngineResult, Problem
+from bayes_pip.engines.marginals import GL_W, GL_X, CellMarginal, CurveMarginal
 from bayes_pip.errors import InputError
 from bayes_pip.payloads import ArmCounts
 
@@ -64,7 +65,6 @@ TAU_FLOOR = 1e-4         # below tau = 1e-4 x the smallest study SE, L(mu, tau) 
 CURVE_DU = 1 / 48        # step in u of the sinh grid of the curve densities (new study, studies)
 KEEP_ELEMENTS = 2 * 10**7  # each study's log L_i at every node is kept up to this many values
 NEGLIGIBLE = 1e-14       # node mass below which a node is left out of the mixture densities
-GL_X, GL_W = np.polynomial.legendre.leggauss(5)
 GH_MAIN = np.polynomial.hermite.hermgauss(24)
 GH_CHECK = np.polynomial.hermite.hermgauss(12)
 GH_CURVE = np.polynomial.hermite.hermgauss(20)
@@ -327,106 +327,8 @@ def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
 # step 4: marginals
 # ---------------------------------------------------------------------------------------------
 
-def invert(cdf, lo: float, hi: float, q: float) -> float:
-    """The x in [lo, hi] with cdf(x) = q (an end when q lies outside the cell)."""
-    f = lambda x: cdf(x) - q  # noqa: E731
-    if f(lo) > 0:
-        return float(lo)
-    if f(hi) < 0:
-        return float(hi)
-    return float(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-13))
-
-
-def lagrange_basis(t):
-    """Lagrange basis of the five Gauss-Legendre nodes at points t in [-1, 1]: (len t, 5)."""
-    t = np.atleast_1d(t)[:, None]
-    out = np.ones((t.shape[0], 5))
-    for a in range(5):
-        for b in range(5):
-            if a != b:
-                out[:, a] *= (t[:, 0] - GL_X[b]) / (GL_X[a] - GL_X[b])
-    return out
-
-
-class CellMarginal:
-    """A one-dimensional marginal known at the Gauss-Legendre nodes of its cells: the log density
-    is interpolated inside a cell, the CDF integrates the interpolant over the partial cell."""
-
-    def __init__(self, edges, node_mass, node_weight, below: float = 0.0):
-        self.edges = edges
-        self.mass = node_mass.reshape(-1, 5)
-        with np.errstate(divide="ignore"):
-            self.logd = np.log(np.maximum(node_mass / node_weight, 1e-300)).reshape(-1, 5)
-        self.below = below  # mass below the first edge
-        self.cum = below + np.concatenate([[0.0], np.cumsum(self.mass.sum(axis=1))])
-
-    def log_density(self, x):
-        x = np.atleast_1d(np.asarray(x, float))
-        c = np.clip(np.searchsorted(self.edges, x) - 1, 0, len(self.edges) - 2)
-        a, b = self.edges[c], self.edges[c + 1]
-        t = 2 * (x - a) / (b - a) - 1
-        basis = lagrange_basis(t)
-        out = np.sum(basis * self.logd[c], axis=1)
-        return np.where((x < self.edges[0]) | (x > self.edges[-1]), -np.inf, out)
-
-    def cdf(self, x: float) -> float:
-        if x <= self.edges[0]:
-            return self.below
-        if x >= self.edges[-1]:
-            return float(self.cum[-1])
-        c = int(np.clip(np.searchsorted(self.edges, x) - 1, 0, len(self.edges) - 2))
-        a = self.edges[c]
-        half = 0.5 * (x - a)
-        pts = a + half * (GL_X + 1)
-        partial = half * np.sum(GL_W * np.exp(self.log_density(pts)))
-        return float(min(self.cum[c] + partial, self.cum[-1]))
-
-    def quantile(self, q: float) -> float:
-        c = int(np.clip(np.searchsorted(self.cum, q) - 1, 0, len(self.edges) - 2))
-        return invert(self.cdf, self.edges[c], self.edges[c + 1], q)
-
-
-class CurveMarginal:
-    """A marginal given by its density on the grid x = c + a sinh(u), u uniform: steps of about
-    a du near c, growing in proportion to |x - c| in the tails (so a heavy-tailed prediction is
-    resolved at its centre and reaches its far tails with a few thousand points). The density in
-    u is integrated by a cubic spline."""
-
-    def __init__(self, centre: float, scale: float, u, density_x):
-        self.c, self.a, self.u = centre, scale, u
-        jac = scale * np.cosh(u)
-        total = interpolate.CubicSpline(u, density_x * jac).integrate(u[0], u[-1])
-        self.density_u = interpolate.CubicSpline(u, density_x * jac / total)
-        self.cdf_u = self.density_u.antiderivative()
-        self.cum = self.cdf_u(u)
-
-    def to_u(self, x):
-        return np.arcsinh((np.asarray(x, float) - self.c) / self.a)
-
-    def to_x(self, u):
-        return self.c + self.a * np.sinh(u)
-
-    def cdf(self, x: float) -> float:
-        u = float(np.clip(self.to_u(x), self.u[0], self.u[-1]))
-        return float(np.clip(self.cdf_u(u), 0.0, 1.0))
-
-    def quantile(self, q: float) -> float:
-        j = int(np.clip(np.searchsorted(self.cum, q) - 1, 0, len(self.u) - 2))
-        return float(self.to_x(invert(lambda u: float(self.cdf_u(u)), self.u[j], self.u[j + 1],
-                                      q)))
-
-    def density(self, x):
-        u = self.to_u(np.atleast_1d(np.asarray(x, float)))
-        inside = (u >= self.u[0]) & (u <= self.u[-1])
-        f = np.maximum(self.density_u(np.clip(u, self.u[0], self.u[-1])), 0.0)
-        return np.where(inside, f / (self.a * np.cosh(u)), 0.0)
-
-    def moments(self):
-        f = np.maximum(self.density_u(self.u), 0.0)
-        x = self.to_x(self.u)
-        m = interpolate.CubicSpline(self.u, x * f).integrate(self.u[0], self.u[-1])
-        m2 = interpolate.CubicSpline(self.u, x**2 * f).integrate(self.u[0], self.u[-1])
-        return float(m), float(math.sqrt(max(m2 - m * m, 0.0)))
+# CellMarginal (mu, tau) and CurveMarginal (a new study's effect, each study's) are in
+# engines/marginals.py
 
 
 @dataclass
@@ -623,101 +525,6 @@ def binomial_posterior(e_t, n_t, e_c, n_c, link: str, mu_prior, tau_prior, basel
     tables = study_tables(e_t, n_t, e_c, n_c, link, baseline)
     grid = posterior_grid(tables, mu_prior, tau_prior, cells)
     return BinomialExactPosterior(tables, grid, mu_prior, tau_prior)
-
-
-# ---------------------------------------------------------------------------------------------
-# marginal likelihoods of the four models (bma with the binomial likelihood)
-# ---------------------------------------------------------------------------------------------
-
-class FixedEffectPosterior:
-    """mu | arm counts under the fixed-effect binomial model (tau = 0): p(mu) prod_i g_i(mu) on
-    composite Gauss-Legendre cells, with the query grammar for mu."""
-
-    def __init__(self, edges, nodes, log_f, weights):
-        top = float(log_f.max())
-        mass = weights * np.exp(log_f - top)
-        total = float(mass.sum())
-        self.log_ml = top + math.log(total)
-        self.marginal = CellMarginal(edges, mass / total, weights)
-
-    def cdf(self, target, x: float) -> float:
-        return float(np.clip(self.marginal.cdf(x), 0.0, 1.0))
-
-    def sf(self, target, x: float) -> float:
-        return 1.0 - self.cdf(target, x)
-
-    def quantile(self, target, q: float) -> float:
-        return self.marginal.quantile(q)
-
-
-def fixed_effect(tables: StudyTables, mu_prior) -> FixedEffectPosterior:
-    """The fixed-effect model: int p(mu) prod g_i(mu) dmu on 400 Gauss-Legendre cells over the
-    region where the integrand is within ALIVE of its maximum (found on 4,001 points)."""
-    t = tables
-    lo, hi = float(np.min(t.centre - 12 * t.se)), float(np.max(t.centre + 12 * t.se))
-    if mu_prior.proper:
-        lo, hi = min(lo, mu_prior.mean), max(hi, mu_prior.mean)
-    span = np.linspace(lo, hi, 4001)
-    f0 = log_lik(t, span, np.zeros(1))[0][0] + mu_prior.logpdf(span)
-    edges = np.linspace(*widen(span, np.flatnonzero(f0 > f0.max() - ALIVE)), 401)
-    nodes, w = gl_nodes(edges)
-    f = log_lik(t, nodes, np.zeros(1))[0][0] + mu_prior.logpdf(nodes)
-    return FixedEffectPosterior(edges, nodes, f, w)
-
-
-def log_marginal_likelihoods(post: BinomialExactPosterior) -> dict:
-    """log p(data | model) for FE0 (mu = 0, tau = 0), FE (tau = 0), RE0 (mu = 0), RE."""
-    t = post.tables
-    logs = {"FE0": null_fixed(t), "FE": fixed_effect(t, post.mu_prior).log_ml}
-    logs["RE0"] = null_random(t, post.tau_prior)
-    logs["RE"] = post.log_marginal_likelihood
-    return logs
-
-
-def null_fixed(tables: StudyTables) -> float:
-    """log p(data | mu = 0, tau = 0) = sum_i log g_i(0)."""
-    return float(log_lik(tables, np.zeros(1), np.zeros(1))[0][0, 0])
-
-
-def null_random(tables: StudyTables, tau_prior) -> float:
-    """log p(data | mu = 0) = log int prod_i L_i(0, tau) p(tau) dtau (the exact engine's tau
-    quadrature)."""
-    from bayes_pip.engines.exact import tau_grid
-
-    msg = ("the marginal likelihood does not converge within the quadrature range: the prior "
-           "on tau is too vague for a Bayes factor")
-    # a smooth one-dimensional integrand whose every point costs k two-dimensional integrals:
-    # 401 scout points and 100 cells (within 5e-10 of 4001 and 400 on Crins 2014)
-    grid = tau_grid(lambda tau: log_lik(tables, np.zeros(1), tau)[0][:, 0], tau_prior,
-                    math.log(float(np.median(tables.se))), cells=100, unbounded=msg,
-                    scout_points=401)
-    return grid.shift + math.log(grid.total)
-
-
-def binomial_evidence(e_t, n_t, e_c, n_c, link: str, mu_prior, tau_prior, baseline,
-                      random_effects: bool = True, nulls: dict | None = None):
-    """Log marginal likelihoods of FE0 and FE (and RE0 and RE with ``random_effects``) with
-    the binomial likelihood, and the posteriors of mu under the effect models: (log_ml,
-    {"FE": ..., "RE": ...}). ``nulls``: FE0 and RE0 already computed for the same data, tau
-    prior and baseline (they do not depend on the prior of mu), e.g. by a call that differs
-    only in ``mu_prior``."""
-    if not getattr(mu_prior, "proper", True):
-        raise InputError("Bayes factors need a proper prior on mu (a flat prior makes the "
-                         "marginal likelihood arbitrary)")
-    tables = study_tables(e_t, n_t, e_c, n_c, link, baseline)
-    nulls = nulls or {}
-    fe = fixed_effect(tables, mu_prior)
-    logs = {"FE0": nulls["FE0"] if "FE0" in nulls else null_fixed(tables), "FE": fe.log_ml}
-    parts = {"FE": fe}
-    if random_effects:
-        if not getattr(tau_prior, "proper", True):
-            raise InputError("Bayes factors need a proper prior on tau")
-        re = BinomialExactPosterior(tables, posterior_grid(tables, mu_prior, tau_prior),
-                                    mu_prior, tau_prior)
-        logs["RE0"] = nulls["RE0"] if "RE0" in nulls else null_random(tables, tau_prior)
-        logs["RE"] = re.log_marginal_likelihood
-        parts["RE"] = re
-    return logs, parts
 
 
 # ---------------------------------------------------------------------------------------------
