@@ -65,14 +65,10 @@ def test_sensitivity_plot_clips_an_extreme_row_with_an_arrow(secure):
     assert ax.get_xlabel() == "RR: estimate (95% interval)"
 
 
-def test_reports_carry_characteristics_risk_of_bias_and_grouped_flags(tmp_path):
+def test_reports_carry_characteristics_risk_of_bias_and_grouped_flags(tmp_path, exact_report):
     from bayes_pip.data import bundled_data_dir
 
-    d = tmp_path / "pip"
-    shutil.copytree(bundled_data_dir(), d)
-    out = tmp_path / "r"
-    assert run_main("report", "--all", "--engine", "exact", "--data", str(d), "--out",
-                    str(out)).returncode == 0
+    out = exact_report[1]   # report --all --engine exact of the bundled data
     md = (out / "secure_attachment_post.md").read_text()
     assert "## Characteristics of included studies\n" in md
     section = md.split("## Characteristics of included studies", 1)[1].split("## Risk", 1)[0]
@@ -85,6 +81,8 @@ def test_reports_carry_characteristics_risk_of_bias_and_grouped_flags(tmp_path):
     assert "Classical [95% CI]" in sof and "DL [95% CI]" not in sof
     assert (out / "secure_attachment_post_posterior_mu.png").exists()
     # risk-of-bias judgements given as rob_<domain> columns become a table, domains as columns
+    d = tmp_path / "pip"
+    shutil.copytree(bundled_data_dir(), d)
     t = pd.read_csv(d / "trials.csv", dtype=str, keep_default_na=False)
     t["rob_random_sequence"] = ["low", "unclear", "low", "low", "unclear", "low", "high", "low"]
     t["rob_blinding_of_assessors"] = ["low"] * 8
