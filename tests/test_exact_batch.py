@@ -162,7 +162,7 @@ def test_batch_marginal_likelihoods_equal_the_one_at_a_time_evidence():
     """Column LOG_ML: log p(y | RE), and with mu_zero log p(y | RE0), equal to
     engines.evidence (the one-at-a-time bma) to 1e-9 on simulated rows of mixed k and priors."""
     from bayes_pip.engines import evidence as ev
-    from bayes_pip.engines.exact_batch import LOG_ML
+    from bayes_pip.engines.exact_batch_kernels import LOG_ML
 
     y, v, mask, priors, _ = simulated(150, seed=3)
     keep = [i for i in range(150) if priors[i].mu.proper and np.isfinite(priors[i].mu.sd)
