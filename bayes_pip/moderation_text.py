@@ -6,7 +6,7 @@ import math
 
 
 from bayes_pip import formats
-from bayes_pip.moderation import (EXPLORATORY_K)
+from bayes_pip.moderator_data import EXPLORATORY_K
 from bayes_pip.formats import (p_text, sig)
 
 

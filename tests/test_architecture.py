@@ -31,6 +31,7 @@ LAYERS = [
      "engines.exact_regression", "engines.exact_binomial", "engines.multinomial_nuts",
      "engines.binomial_evidence"},
     {"classical"},
+    {"moderator_data"},
     {"posterior_stats"},
     {"summarise", "listing"},
     {"evidence_text"},
