@@ -4,7 +4,7 @@
 
 The earlier revision is checked out into a temporary git worktree and run from there with
 PYTHONPATH (same interpreter, same installed packages); each command runs alternately for both,
-5 times (the multinomial fit and `report --all`: 2 times), after one warm-up run each (numba's
+5 times (the multinomial fit and the two `report --all`: 2 times), after one warm-up run each (numba's
 on-disk cache filled). Prints medians of wall and CPU time (user + system of the child) and
 their ratios, and `python -c "import pymc"` as the floor of any command that samples.
 """
@@ -40,13 +40,16 @@ def commands(tree: Path) -> dict[str, list[str]]:
                                              "--engine", "pymc"],
         "fit --engine exact": ["fit", "acute_rejection", "--data", crins, "--engine", "exact"],
         "sweep (Crins, pymc, every prior)": ["sweep", "--data", crins, "--engine", "pymc"],
+        "bma (Crins, binomial likelihood)": ["bma", "acute_rejection", "--data", crins],
         "list": ["list"],
         "fit (multinomial, attachment categories)": ["fit", "attachment_category_post"],
+        "report --all --engine exact": ["report", "--all", "--engine", "exact", "--out",
+                                        "REPORT_DIR"],
         "report --all": ["report", "--all", "--out", "REPORT_DIR"],
     }
 
 
-HEAVY = {"fit (multinomial, attachment categories)", "report --all"}
+HEAVY = {"fit (multinomial, attachment categories)", "report --all", "report --all --engine exact"}
 
 
 def timed(tree: Path, args: list[str]) -> tuple[float, float]:

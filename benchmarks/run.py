@@ -1,6 +1,7 @@
 """Benchmarks: bayes_pip against the obvious alternatives, measured in one run on one machine.
 
     python benchmarks/run.py            # needs the bench extra: pip install -e '.[bench]'
+    python benchmarks/run.py --sweep-only   # items 1 and 2 only (no extra needed)
 
 Prints, each as a ratio against its alternative:
 1. prior-sensitivity sweep (every study-level outcome of the bundled data sets and of the imported
@@ -157,6 +158,8 @@ def main():
           "converged: R-hat <= 1.01, ESS >= 400, no divergences)")
     print(f"   ratio: {t_obv / t_ours:.1f}x faster ({t_obv / len(jobs):.2f} s vs "
           f"{t_ours / len(jobs):.2f} s per fit, compilation included)")
+    if "--sweep-only" in sys.argv:
+        return
     per_fit = exact_per_fit()
     print(f"3. exact engine per fit (k = 6):        {per_fit * 1000:7.1f} ms")
     best, median = cold_cli()
