@@ -217,7 +217,10 @@ def cmd_database(args) -> int:
         sys.stderr.write(f"\nbayes_pip: {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'}"
                          f"; {done}; run the same command with --resume to continue\n")
         return 130 if isinstance(exc, KeyboardInterrupt) else 143
-    print(f"{record['meta_analyses']:,} meta-analyses ({record['studies']:,} studies) in "
+    from bayes_pip.formats import counted
+
+    print(f"{counted(record['meta_analyses'], 'meta-analysis', 'meta-analyses')} "
+          f"({counted(record['studies'], 'study', 'studies')}) in "
           f"{record['wall_seconds']:.1f} s; {record['without_posterior']:,} without a posterior "
           f"(the error column says why). Wrote {args.out}/{database.RESULTS} and "
           f"{args.out}/{database.RUN}.")

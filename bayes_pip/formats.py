@@ -7,6 +7,11 @@ from __future__ import annotations
 import math
 
 
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """'1 study', '2 studies', '10,000 meta-analyses' (``plural`` default: singular + 's')."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
 def num(x: float | None, digits: int = 2) -> str:
     """A number to fixed decimals (effects: 0.74, 8.93, -0.22); '-' when there is none."""
     if x is None:

@@ -241,6 +241,10 @@ def test_cli_names_what_it_needs_and_runs(tmp_path):
     assert "10 meta-analyses" in r.stdout and "halfnormal-0.5" in r.stdout
     out = pd.read_csv(tmp_path / "o" / "results.csv")
     assert "log_bf_effect" not in out.columns and len(out) == 10
+    one = written(long_table(n=10).query("meta_id == 'review-000'").head(1), tmp_path, "one.csv")
+    r = run_main("database", str(one), "--out", str(tmp_path / "one"), "--measure", "OR",
+                 "--benefit", "lower", "--no-evidence")
+    assert r.returncode == 0 and r.stdout.startswith("1 meta-analysis (1 study) in "), r.stdout
 
 
 @pytest.mark.slow
