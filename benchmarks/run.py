@@ -59,7 +59,7 @@ def study_level_jobs():
 
 def sweep_bayes_pip(jobs):
     t0 = time.perf_counter()
-    results = [fit_outcome(ds, o, p, engine="pymc").summary for ds, o, p in jobs]
+    results = [fit_outcome(ds, o, p, engine="pymc") for ds, o, p in jobs]
     return time.perf_counter() - t0, results
 
 
@@ -150,8 +150,8 @@ def main():
 
     t_ours, results = sweep_bayes_pip(jobs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    ok = sum(r["diagnostics"]["converged"] for r in results)
-    print(f"1. sweep, compile once (nutpie):       {t_ours:7.1f} s  ({ok}/{len(jobs)} converged)")
+    ok = sum(r.diagnostics.converged for r in results)
+    print(f"1. sweep, bayes_pip pymc engine:       {t_ours:7.1f} s  ({ok}/{len(jobs)} converged)")
     print(f"2. peak RSS after the sweep:            {peak:7.0f} MiB")
     t_obv, conv = sweep_obvious(jobs)
     print(f"   sweep, fresh pm.sample per fit:      {t_obv:7.1f} s  ({sum(conv)}/{len(jobs)} "
