@@ -41,6 +41,7 @@ MAX_STEPS = 100_000   # per side of one walk (a budget; reached only by a degene
 GH_TOLERANCE = 1e-7   # Gauss-Hermite rules that differ by more fall back to the trapezoidal walk
 KINK_REACH = 8.0      # a kink within this many scales of the mode sends the integral to the walk
 KINK_STEPS = 8.0      # steps per scale of that walk
+TRAPEZOID_TOLERANCE = 1e-10  # the wide-integrand trapezoidal rules of steps d and 2d agree to this
 
 
 @numba.njit(cache=True)
@@ -72,12 +73,12 @@ def arm_term(e, n, log_p, log_q):
 def log_integrand(b, theta, e0, n0, e1, n1, logit, mb, sb):
     """log of Bin(e0 | p0) Bin(e1 | p1) exp(-(b - m_b)^2 / (2 s_b^2)), without the binomial
     coefficients and the normal constant (added by the caller)."""
-    if logit:
+    if logit:  # softplus(x) = x + softplus(-x)
         lp0 = -softplus(-b)
-        lq0 = -softplus(b)
+        lq0 = lp0 - b
         x = b + theta
         lp1 = -softplus(-x)
-        lq1 = -softplus(x)
+        lq1 = lp1 - x
     else:
         s = -softplus(-b)
         lp0 = min(0.0, -theta) + s
@@ -151,12 +152,14 @@ def trapezoid_walk(b, h, theta, e0, n0, e1, n1, logit, mb, sb):
 @numba.njit(cache=True)
 def b_integral(theta, e0, n0, e1, n1, logit, mb, sb, start):
     """log of the integral over b of exp(log_integrand), its relative error estimate, and the
-    mode in b (the next theta's starting point). The step starts at sigma/2 (sigma from the
+    mode in b (the next theta's starting point). The step starts at sigma/4 (sigma from the
     curvature at the mode) and is halved until the rules with steps h and 2h agree to 1e-11
     (at most 10 halvings)."""
     b, d2 = b_mode(theta, e0, n0, e1, n1, logit, mb, sb, start)
     sigma = 1.0 / math.sqrt(-d2) if d2 < 0.0 else sb
-    h = 0.5 * min(sigma, sb)
+    # sigma / 2 would be accurate too, but its check (step sigma, error about e^(-2 pi^2)) fails
+    # the tolerance on a near-normal integrand: start where the check can pass
+    h = 0.25 * min(sigma, sb)
     err = 1.0
     fmax, fine = 0.0, 1.0
     for _ in range(11):
@@ -188,6 +191,18 @@ def study_table(theta, e0, n0, e1, n1, logit, mb, sb, start):
             if i == mid:
                 b_mid = b
             i += direction
+    return out, worst
+
+
+@numba.njit(cache=True, parallel=True)
+def study_tables(theta, e0, n0, e1, n1, logit, mb, sb, start):
+    """study_table for every study (rows of ``theta``; the counts and starts are arrays), the
+    studies in parallel: (k, len) values and the largest error estimate per study."""
+    out = np.empty(theta.shape)
+    worst = np.empty(theta.shape[0])
+    for i in numba.prange(theta.shape[0]):
+        out[i], worst[i] = study_table(theta[i], e0[i], n0[i], e1[i], n1[i], logit, mb, sb,
+                                       start[i])
     return out, worst
 
 
@@ -226,8 +241,8 @@ def spline_values(x, lo, h, coef):
 
 
 @numba.njit(cache=True)
-def log_convolution(mu, tau, lo, h, coef, mode, prec, x_main, w_main, x_check, w_check,
-                    kink=False):
+def log_convolution(mu, tau, lo, h, coef, mode, prec, sharp, x_main, w_main, x_check, w_check,
+                    kink=False, rough=False):
     """log int g(theta) N(theta; mu, tau^2) dtheta (g = exp(spline)) by adaptive Gauss-Hermite,
     and |log(main rule) - log(check rule)|. tau = 0 gives log g(mu).
 
@@ -261,16 +276,19 @@ def log_convolution(mu, tau, lo, h, coef, mode, prec, x_main, w_main, x_check, w
     s = math.sqrt(2.0) / math.sqrt(-g2)
     top = val - 0.5 * (c - mu) ** 2 * it2
     main = gauss_hermite_sum(c, s, mu, it2, top, lo, h, coef, x_main, w_main)
-    check = gauss_hermite_sum(c, s, mu, it2, top, lo, h, coef, x_check, w_check)
     log_norm = -0.5 * math.log(2 * math.pi) - math.log(tau)
+    if rough:  # scouting: the main rule as it is, no check and no fallback
+        return log_norm + math.log(s) + top + math.log(main), 0.0
+    check = gauss_hermite_sum(c, s, mu, it2, top, lo, h, coef, x_check, w_check)
     err = abs(math.log(main) - math.log(check))
     near_kink = kink and abs(c) < KINK_REACH * s
     if err < GH_TOLERANCE and not near_kink:
         return log_norm + math.log(s) + top + math.log(main), err
     # fallback (a sharp feature of g, e.g. the step of a zero-cell study, against a wide normal,
-    # or the kink of the log link): the trapezoidal rule with the spline's own step, walked
-    # outward from the mode (on whole multiples of the step when there is a kink, so that 0 is a
-    # node of both rules)
+    # or the kink of the log link): the trapezoidal rule walked outward from the mode (on whole
+    # multiples of the step when there is a kink, so that 0 is a node of both rules)
+    if not near_kink and s >= 8 * h:
+        return wide_trapezoid(mu, it2, c, s, top, log_norm, lo, h, coef, sharp)
     step = min(h, s / KINK_STEPS) if near_kink else min(h, s / 8)
     anchor = c
     if near_kink:  # a grid of whole multiples of the step, through the mode's neighbourhood
@@ -311,6 +329,53 @@ def log_convolution(mu, tau, lo, h, coef, mode, prec, x_main, w_main, x_check, w
 
 
 @numba.njit(cache=True)
+def wide_trapezoid(mu, it2, c, s, top, log_norm, lo, h, coef, sharp):
+    """log int g(theta) N(theta; mu, tau^2) dtheta where the integrand (width s) is wide against
+    the spline's step h: the trapezoidal rule on the spline's own knots (where it equals the
+    tabulated g exactly), every 2^p-th knot with 2^p h at most a quarter of the narrowest
+    feature (min(s, the narrowest feature of g)); the step is halved until the rule of twice
+    the step agrees to TRAPEZOID_TOLERANCE (the rules are spectrally accurate on this smooth
+    integrand, so their difference bounds the coarser one's error), down to h. Returns (log
+    value, relative error estimate)."""
+    width = min(s, sharp)
+    stride = 1
+    while 2 * stride * h <= 0.25 * width:
+        stride *= 2
+    anchor = lo + h * round((c - lo) / h)
+    fine = 0.0
+    err = 1.0
+    while True:
+        step = stride * h
+        fine = math.exp(spline_eval(anchor, lo, h, coef)[0] - 0.5 * (anchor - mu) ** 2 * it2
+                        - top)
+        coarse = fine
+        for side in (1.0, -1.0):
+            j = 1
+            while j < MAX_STEPS:
+                t = anchor + side * j * step
+                f = spline_eval(t, lo, h, coef)[0] - 0.5 * (t - mu) ** 2 * it2 - top
+                if f > 0.0:  # a higher point than the mode found: rescale the sums
+                    fine *= math.exp(-f)
+                    coarse *= math.exp(-f)
+                    top += f
+                    f = 0.0
+                term = math.exp(f)
+                fine += term
+                if j % 2 == 0:
+                    coarse += term
+                if f < -LOG_DROP and j > 4:
+                    break
+                j += 1
+        fine *= step
+        coarse *= 2 * step
+        err = abs(fine - coarse) / fine
+        if err < TRAPEZOID_TOLERANCE or stride == 1:
+            break
+        stride //= 2
+    return log_norm + top + math.log(fine), err
+
+
+@numba.njit(cache=True)
 def gauss_hermite_sum(c, s, mu, it2, top, lo, h, coef, x, w):
     """sum_q w_q exp(f(c + s x_q) - top + x_q^2), f = log g - (theta - mu)^2 / (2 tau^2)."""
     total = 0.0
@@ -335,17 +400,24 @@ def one_sided_slopes(lo, h, coef):
 
 
 @numba.njit(cache=True, parallel=True)
-def log_lik_grid(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w_check,
-                 kink):
-    """sum_i log L_i(mu_j, tau_m) for every tau (rows) and mu (columns), and the largest
-    Gauss-Hermite error estimate at each point."""
+def log_lik_grid(mu, tau, live, lo, h, coefs, modes, precs, sharps, x_main, w_main, x_check,
+                 w_check, kink, rough):
+    """sum_i log L_i(mu_j, tau_m) for every tau (rows) and mu (columns) where ``live[m, j]``
+    (-inf elsewhere), and the largest Gauss-Hermite error estimate at each point (``rough``:
+    the main rule alone, for scouting)."""
     out = np.zeros((tau.shape[0], mu.shape[0]))
     err = np.zeros((tau.shape[0], mu.shape[0]))
     for m in numba.prange(tau.shape[0]):  # rows in parallel; each row sums studies in order
+        for j in range(mu.shape[0]):
+            if not live[m, j]:
+                out[m, j] = -np.inf
         for i in range(coefs.shape[0]):
             for j in range(mu.shape[0]):
+                if not live[m, j]:
+                    continue
                 val, e = log_convolution(mu[j], tau[m], lo[i], h[i], coefs[i], modes[i],
-                                         precs[i], x_main, w_main, x_check, w_check, kink)
+                                         precs[i], sharps[i], x_main, w_main, x_check, w_check,
+                                         kink, rough)
                 out[m, j] += val
                 if e > err[m, j]:
                     err[m, j] = e
@@ -353,31 +425,36 @@ def log_lik_grid(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w
 
 
 @numba.njit(cache=True, parallel=True)
-def log_lik_each(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w_check, kink):
-    """log L_i(mu_j, tau_m) per study (studies x tau x mu), and the largest Gauss-Hermite error
-    estimate at each point (tau x mu)."""
-    out = np.empty((coefs.shape[0], tau.shape[0], mu.shape[0]))
+def log_lik_each(mu, tau, rows, cols, lo, h, coefs, modes, precs, sharps, x_main, w_main,
+                 x_check, w_check, kink):
+    """log L_i(mu_j, tau_m) per study (studies x tau x mu) at the nodes (rows[n], cols[n])
+    (-inf elsewhere), and the largest Gauss-Hermite error estimate at each node (tau x mu; 0
+    elsewhere). The nodes run in parallel in the order given (a shuffled order spreads the
+    costly ones, at large tau, over the threads); each node's values do not depend on it."""
+    out = np.full((coefs.shape[0], tau.shape[0], mu.shape[0]), -np.inf)
     err = np.zeros((tau.shape[0], mu.shape[0]))
-    for m in numba.prange(tau.shape[0]):  # rows in parallel
+    for n in numba.prange(rows.shape[0]):
+        m = rows[n]
+        j = cols[n]
         for i in range(coefs.shape[0]):
-            for j in range(mu.shape[0]):
-                val, e = log_convolution(mu[j], tau[m], lo[i], h[i], coefs[i], modes[i],
-                                         precs[i], x_main, w_main, x_check, w_check, kink)
-                out[i, m, j] = val
-                if e > err[m, j]:
-                    err[m, j] = e
+            val, e = log_convolution(mu[j], tau[m], lo[i], h[i], coefs[i], modes[i],
+                                     precs[i], sharps[i], x_main, w_main, x_check, w_check,
+                                     kink)
+            out[i, m, j] = val
+            if e > err[m, j]:
+                err[m, j] = e
     return out, err
 
 
 @numba.njit(cache=True, parallel=True)
-def log_lik_points(mu, tau, lo, h, coefs, modes, precs, x_main, w_main, x_check, w_check,
+def log_lik_points(mu, tau, lo, h, coefs, modes, precs, sharps, x_main, w_main, x_check, w_check,
                    kink):
     """log L_i(mu_n, tau_n) per study for paired points: shape (points, studies)."""
     out = np.empty((mu.shape[0], coefs.shape[0]))
     for n in numba.prange(mu.shape[0]):
         for i in range(coefs.shape[0]):
             out[n, i] = log_convolution(mu[n], tau[n], lo[i], h[i], coefs[i], modes[i],
-                                        precs[i], x_main, w_main, x_check, w_check, kink)[0]
+                                        precs[i], sharps[i], x_main, w_main, x_check, w_check, kink)[0]
     return out
 
 
@@ -387,16 +464,17 @@ def mixture_density(x, mu, tau, mass, lo, h, coef, shift, with_study):
     ``with_study``: then ``mass`` already holds mass_n exp(shift) / L(mu_n, tau_n), and g is
     exp(spline - shift))."""
     out = np.zeros(x.shape[0])
+    inv = 1.0 / tau
+    scale = mass * inv / math.sqrt(2 * math.pi)
+    reach = 12.0 * tau
     for p in numba.prange(x.shape[0]):  # points in parallel; each sums the nodes in order
         total = 0.0
         for n in range(mu.shape[0]):
             d = x[p] - mu[n]
-            reach = 12.0 * tau[n]
-            if d > reach or d < -reach:
+            if d > reach[n] or d < -reach[n]:
                 continue
-            inv = 1.0 / tau[n]
-            z = d * inv
-            total += mass[n] * inv / math.sqrt(2 * math.pi) * math.exp(-0.5 * z * z)
+            z = d * inv[n]
+            total += scale[n] * math.exp(-0.5 * z * z)
         out[p] = total
         if with_study:
             out[p] *= math.exp(spline_eval(x[p], lo, h, coef)[0] - shift)
@@ -405,29 +483,25 @@ def mixture_density(x, mu, tau, mass, lo, h, coef, shift, with_study):
 
 
 @numba.njit(cache=True, parallel=True)
-def row_convolution(x, edges, log_node, tau_rows, gl_x, gh_x, gh_w):
-    """sum_r sum_q w_q / sqrt(pi) f_r(x - sqrt(2) tau_r z_q) at points x, where f_r is row r's
-    function known at the Gauss-Legendre nodes ``gl_x`` (on [-1, 1]) of each cell of the uniform
-    ``edges`` (``log_node``: rows x (cells x nodes), log values), interpolated inside a cell as
-    the Lagrange polynomial of its log, and 0 outside the edges."""
-    m = gl_x.shape[0]
+def row_convolution(x, edges, poly, tau_rows, order, gh_x, gh_w, gh_n):
+    """sum_r sum_q w_q / sqrt(pi) f_r(x - sqrt(2) tau_r z_q) at points x, where log f_r inside
+    cell c of the uniform ``edges`` is the polynomial ``poly[r, c]`` (coefficients of t^0..t^4,
+    t in [-1, 1] across the cell; f_r = 0 outside the edges), and row r takes the Gauss-Hermite
+    rule ``order[r]`` (``gh_x[o, :gh_n[o]]``, ``gh_w[o, :gh_n[o]]``)."""
     cells = edges.shape[0] - 1
     first = edges[0]
     last = edges[cells]
     width = (last - first) / cells
-    denom = np.ones(m)
-    for i in range(m):
-        for j in range(m):
-            if i != j:
-                denom[i] /= gl_x[i] - gl_x[j]
+    degree = poly.shape[2] - 1
     out = np.zeros(x.shape[0])
     root2 = math.sqrt(2.0)
     inv_root_pi = 1.0 / math.sqrt(math.pi)
     for p in numba.prange(x.shape[0]):
         total = 0.0
         for r in range(tau_rows.shape[0]):
-            for q in range(gh_x.shape[0]):
-                y = x[p] - root2 * tau_rows[r] * gh_x[q]
+            o = order[r]
+            for q in range(gh_n[o]):
+                y = x[p] - root2 * tau_rows[r] * gh_x[o, q]
                 if y < first or y > last:
                     continue
                 c = int((y - first) / width)
@@ -435,13 +509,9 @@ def row_convolution(x, edges, log_node, tau_rows, gl_x, gh_x, gh_w):
                     c = cells - 1
                 a = edges[c]
                 t = 2.0 * (y - a) / (edges[c + 1] - a) - 1.0
-                value = 0.0
-                for i in range(m):
-                    b = denom[i]
-                    for j in range(m):
-                        if i != j:
-                            b *= t - gl_x[j]
-                    value += b * log_node[r, c * m + i]
-                total += gh_w[q] * math.exp(value)
+                value = poly[r, c, degree]
+                for d in range(degree - 1, -1, -1):
+                    value = value * t + poly[r, c, d]
+                total += gh_w[o, q] * math.exp(value)
         out[p] = total * inv_root_pi
     return out

@@ -61,13 +61,24 @@ THETA_STEP = 0.05        # largest step of that grid (analysis scale)
 CELLS = 40               # Gauss-Legendre cells per dimension of the (mu, log tau) grid
 SCOUT = 41               # points per dimension of each scouting pass
 ALIVE = 40.0             # log-density drop that bounds the region kept
+LIVE_MARGIN = 10.0       # nodes integrated: scouted within ALIVE + LIVE_MARGIN of the maximum
 TAU_FLOOR = 1e-4         # below tau = 1e-4 x the smallest study SE, L(mu, tau) = L(mu, 0)
 CURVE_DU = 1 / 48        # step in u of the sinh grid of the curve densities (new study, studies)
 KEEP_ELEMENTS = 2 * 10**7  # each study's log L_i at every node is kept up to this many values
 NEGLIGIBLE = 1e-14       # node mass below which a node is left out of the mixture densities
 GH_MAIN = np.polynomial.hermite.hermgauss(24)
 GH_CHECK = np.polynomial.hermite.hermgauss(12)
-GH_CURVE = np.polynomial.hermite.hermgauss(20)
+# Gauss-Hermite rules of the row convolutions (curve densities), by tau / (mu cell width): a
+# row's function varies on the scale of a cell or more, so an n-point rule errs by about
+# (tau / width)^(2n): each rule is used where that is below 1e-16 (20 points above 0.158)
+CURVE_RULES = (3, 6, 10, 20)
+CURVE_REACH = (0.002, 0.046, 0.158, math.inf)  # tau / width up to which each rule is used
+GH_CURVE_X = np.zeros((len(CURVE_RULES), max(CURVE_RULES)))
+GH_CURVE_W = np.zeros_like(GH_CURVE_X)
+for _o, _n in enumerate(CURVE_RULES):
+    GH_CURVE_X[_o, :_n], GH_CURVE_W[_o, :_n] = np.polynomial.hermite.hermgauss(_n)
+# log f at the five Gauss-Legendre nodes of a cell -> coefficients of t^0..t^4 (t in [-1, 1])
+GL_TO_POLY = np.linalg.inv(np.vander(GL_X, increasing=True))
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -120,7 +131,7 @@ class StudyTables:
     b_error: float           # largest relative error estimate of the b integrals
 
     def args(self):
-        return self.lo, self.h, self.coefs, self.modes, self.precs
+        return self.lo, self.h, self.coefs, self.modes, self.precs, self.sharpest
 
     @property
     def log_tau_floor(self) -> float:
@@ -144,19 +155,19 @@ def study_tables(e_t, n_t, e_c, n_c, link: str, baseline) -> StudyTables:
     lo, h = np.empty(k), np.empty(k)
     coefs = np.empty((k, 4, THETA_POINTS - 1))
     modes, precs, sharpest = np.zeros(k), np.zeros(k), np.empty(k)
-    worst = 0.0
+    h[:] = np.minimum(THETA_STEP, se / 4)
+    # grid points are whole multiples of the step, so theta = 0 (the log link's kink) is one
+    first = np.round(centre / h).astype(np.int64) - (THETA_POINTS - 1) // 2
+    lo[:] = first * h
+    grids = (first[:, None] + np.arange(THETA_POINTS)[None, :]) * h[:, None]
+    tables, errs = kernels().study_tables(grids, e_c, n_c, e_t, n_t, logit, mb, sb,
+                                          np.asarray(start, float))
+    worst = float(errs.max()) if k else 0.0
     for i in range(k):
-        h[i] = min(THETA_STEP, se[i] / 4)
-        # grid points are whole multiples of the step, so theta = 0 (the log link's kink) is one
-        first = int(round(centre[i] / h[i])) - (THETA_POINTS - 1) // 2
-        lo[i] = first * h[i]
-        grid = (first + np.arange(THETA_POINTS)) * h[i]
-        table, err = kernels().study_table(grid, e_c[i], n_c[i], e_t[i], n_t[i], logit, mb, sb,
-                                      float(start[i]))
-        worst = max(worst, err)
+        grid, table = grids[i], tables[i]
         const = (log_binom(n_c[i], e_c[i]) + log_binom(n_t[i], e_t[i]) - math.log(sb)
                  - 0.5 * LOG_2PI)
-        coefs[i] = piecewise_spline(grid, table + const, None if logit else -first)
+        coefs[i] = piecewise_spline(grid, table + const, None if logit else -int(first[i]))
         sharpest[i] = 1 / math.sqrt(max(float(np.max(-2.0 * coefs[i][1])), 1e-12))
         top = int(np.argmax(table))
         if 0 < top < THETA_POINTS - 1:
@@ -183,24 +194,37 @@ def log_binom(n, e) -> float:
 # steps 2-3: the (mu, log tau) grid
 # ---------------------------------------------------------------------------------------------
 
-def log_lik(tables: StudyTables, mu, tau):
-    """sum_i log L_i(mu_j, tau_m): (len(tau), len(mu)), and the Gauss-Hermite error estimate."""
-    return kernels().log_lik_grid(np.asarray(mu, float), np.asarray(tau, float), *tables.args(),
-                             *GH_MAIN, *GH_CHECK, tables.kink)
+def log_lik(tables: StudyTables, mu, tau, live=None, rough: bool = False):
+    """sum_i log L_i(mu_j, tau_m): (len(tau), len(mu)), and the Gauss-Hermite error estimate;
+    with ``live`` (a boolean (len(tau), len(mu)) mask), only there (-inf elsewhere); ``rough``:
+    the 24-point rule without its check and fallback, for scouting (where GH fails, e.g. a
+    zero-cell study against a wide normal, it errs by far less than the scouting margins)."""
+    mu, tau = np.asarray(mu, float), np.asarray(tau, float)
+    return kernels().log_lik_grid(mu, tau, all_live(tau, mu) if live is None else live,
+                                  *tables.args(), *GH_MAIN, *GH_CHECK, tables.kink, rough)
 
 
-def log_lik_each(tables: StudyTables, mu, tau):
+def log_lik_each(tables: StudyTables, mu, tau, live=None):
     """log L_i(mu_j, tau_m) per study: (k, len(tau), len(mu)), and the Gauss-Hermite error
-    estimate."""
-    return kernels().log_lik_each(np.asarray(mu, float), np.asarray(tau, float), *tables.args(),
-                                  *GH_MAIN, *GH_CHECK, tables.kink)
+    estimate; with ``live``, only there (-inf elsewhere)."""
+    mu, tau = np.asarray(mu, float), np.asarray(tau, float)
+    nodes = np.flatnonzero(all_live(tau, mu) if live is None else live)
+    nodes = nodes[np.random.default_rng(0).permutation(len(nodes))]  # balance the threads
+    rows, cols = np.divmod(nodes, len(mu))
+    return kernels().log_lik_each(mu, tau, rows, cols, *tables.args(), *GH_MAIN, *GH_CHECK,
+                                  tables.kink)
 
 
-def log_joint(tables, mu, log_tau, mu_prior, tau_prior, ll=None):
+def all_live(tau, mu) -> np.ndarray:
+    return np.ones((len(tau), len(mu)), dtype=np.bool_)
+
+
+def log_joint(tables, mu, log_tau, mu_prior, tau_prior, ll=None, live=None, rough=False):
     """log p(mu, log tau, data) on a grid (rows: log tau), and the Gauss-Hermite error (``ll``:
-    the log likelihood and its error when already computed)."""
+    the log likelihood and its error when already computed; ``live``: only there; ``rough``:
+    for scouting, see log_lik)."""
     tau = np.exp(log_tau)
-    ll, err = log_lik(tables, mu, tau) if ll is None else ll
+    ll, err = log_lik(tables, mu, tau, live, rough) if ll is None else ll
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = ll + mu_prior.logpdf(mu)[None, :] + (tau_prior.logpdf(tau) + log_tau)[:, None]
     return np.where(np.isfinite(value), value, -np.inf), err
@@ -211,15 +235,37 @@ def widen(x, index):
     return x[max(index.min() - 1, 0)], x[min(index.max() + 1, len(x) - 1)]
 
 
-def live_region(tables, mu, lt, mu_prior, tau_prior):
+def live_region(tables, mu, lt, mu_prior, tau_prior, values=False):
     """Where the log joint density on the grid (mu, log tau) is within ALIVE of its maximum:
-    the mask, and (mu_lo, mu_hi), (lt_lo, lt_hi) one grid step beyond it."""
-    lj, _ = log_joint(tables, mu, lt, mu_prior, tau_prior)
+    the mask, and (mu_lo, mu_hi), (lt_lo, lt_hi) one grid step beyond it (and with ``values``,
+    the log joint density on the grid)."""
+    lj, _ = log_joint(tables, mu, lt, mu_prior, tau_prior, rough=True)
     if not np.isfinite(lj).any():
         raise InputError("the priors give zero density everywhere the data allow")
     alive = lj > lj.max() - ALIVE
     rows, cols = np.nonzero(alive)
+    if values:
+        return alive, widen(mu, cols), widen(lt, rows), lj
     return alive, widen(mu, cols), widen(lt, rows)
+
+
+def live_nodes(lj, mu, lt, mu_nodes, lt_nodes) -> np.ndarray:
+    """The nodes (len(lt_nodes), len(mu_nodes)) of the final grid worth integrating: whole
+    Gauss-Legendre cells (so that the marginals' interpolation inside a cell sees the same
+    terms at each of its nodes) with a node in a scouting cell that has a corner whose log joint
+    density is within ALIVE + LIVE_MARGIN of the maximum. The rest carry less than e^-ALIVE of
+    the peak density (the log density would have to rise by LIVE_MARGIN inside one scouting
+    cell, where it is smooth and the scouting grid resolves the region's width by about 40
+    points); they are left at zero mass."""
+    near = lj > lj.max() - ALIVE - LIVE_MARGIN
+    # a scouting cell is live when any of its four corners is
+    cell = near[:-1, :-1] | near[1:, :-1] | near[:-1, 1:] | near[1:, 1:]
+    r = np.clip(np.searchsorted(lt, lt_nodes) - 1, 0, len(lt) - 2)
+    c = np.clip(np.searchsorted(mu, mu_nodes) - 1, 0, len(mu) - 2)
+    node = cell[r[:, None], c[None, :]]
+    m = len(GL_X)
+    block = node.reshape(len(lt_nodes) // m, m, len(mu_nodes) // m, m).any(axis=(1, 3))
+    return np.repeat(np.repeat(block, m, axis=0), m, axis=1)
 
 
 def scout_box(tables, mu_prior, tau_prior):
@@ -276,7 +322,7 @@ class Grid:
     tail_prior: float         # P_prior(tau < floor) (its row carries that prior mass)
     gh_error: float           # largest Gauss-Hermite estimate over nodes that carry mass
     edge_mass: float          # posterior mass in the outer cells of the grid
-    each: np.ndarray | None = None  # log L_i at every node (k, len tau, len mu), when kept
+    each: np.ndarray | None = None  # log L_i at every live node (k, len tau, len mu), when kept
 
 
 def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
@@ -284,8 +330,9 @@ def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
     box = scout_box(tables, mu_prior, tau_prior)
     # second pass inside the first box (sharper edges for a narrow posterior)
     lt = np.linspace(box[2], box[3], SCOUT)
-    alive, (mu_lo, mu_hi), (lt_lo, lt_hi) = live_region(
-        tables, np.linspace(box[0], box[1], SCOUT), lt, mu_prior, tau_prior)
+    mu = np.linspace(box[0], box[1], SCOUT)
+    alive, (mu_lo, mu_hi), (lt_lo, lt_hi), lj_scout = live_region(
+        tables, mu, lt, mu_prior, tau_prior, values=True)
     touches_floor = bool(alive[0].any()) and lt[0] <= floor + 1e-12
     mu_edges = np.linspace(mu_lo, mu_hi, cells + 1)
     lt_edges = np.linspace(lt_lo, lt_hi, cells + 1)
@@ -295,15 +342,18 @@ def posterior_grid(tables, mu_prior, tau_prior, cells: int = CELLS) -> Grid:
         lt_edges = np.union1d(lt_edges, jumps)
     mu_nodes, wmu = gl_nodes(mu_edges)
     lt_nodes, wlt = gl_nodes(lt_edges)
+    live = live_nodes(lj_scout, mu, lt, mu_nodes, lt_nodes)
     each = None
     if len(tables.lo) * (len(lt_nodes) + 1) * len(mu_nodes) <= KEEP_ELEMENTS:
-        # each study's log L_i at every node, kept for the study-effect densities
-        each, err = log_lik_each(tables, mu_nodes, np.concatenate([[0.0], np.exp(lt_nodes)]))
+        # each study's log L_i at every live node, kept for the study-effect densities (the
+        # tau = 0 row in full)
+        each, err = log_lik_each(tables, mu_nodes, np.concatenate([[0.0], np.exp(lt_nodes)]),
+                                 np.vstack([np.ones((1, len(mu_nodes)), np.bool_), live]))
         ll0 = each[:, :1].sum(axis=0)
         lj, err = log_joint(tables, mu_nodes, lt_nodes, mu_prior, tau_prior,
                             ll=(each[:, 1:].sum(axis=0), err[1:]))
     else:
-        lj, err = log_joint(tables, mu_nodes, lt_nodes, mu_prior, tau_prior)
+        lj, err = log_joint(tables, mu_nodes, lt_nodes, mu_prior, tau_prior, live=live)
         ll0, _ = log_lik(tables, mu_nodes, np.zeros(1))
     tail_prior = float(tau_prior.cdf(math.exp(lt_lo))) if touches_floor else 0.0
     with np.errstate(divide="ignore"):
@@ -373,7 +423,8 @@ class BinomialExactPosterior:
         wherever they sit). For the rows of narrower tau, the mu nodes are too far apart for a
         sum over them, so each row's node masses (divided by L_i for a study: the smooth
         leave-one-out part) are interpolated inside their cells and convolved with N(0, tau^2)
-        by 20-point Gauss-Hermite (then multiplied by g_i for a study)."""
+        by Gauss-Hermite (20 points, fewer for rows of tau far below the cell width: CURVE_RULES;
+        then multiplied by g_i for a study)."""
         g = self.grid
         k = kernels()
         t = self.tables
@@ -392,7 +443,8 @@ class BinomialExactPosterior:
             centre = float(np.sum(g.mass.sum(axis=0) * g.mu))
         else:
             one = slice(study, study + 1)
-            args = (t.lo[one], t.h[one], t.coefs[one], t.modes[one], t.precs[one], *GH_MAIN,
+            args = (t.lo[one], t.h[one], t.coefs[one], t.modes[one], t.precs[one],
+                    t.sharpest[one], *GH_MAIN,
                     *GH_CHECK, t.kink)
             if g.each is not None:
                 log_l_rows = g.each[study][rows].ravel()
@@ -401,7 +453,8 @@ class BinomialExactPosterior:
                 log_l_rows = k.log_lik_points(np.tile(g.mu, len(rows)),
                                               np.repeat(g.tau[rows], len(g.mu)), *args)[:, 0]
                 log_l = k.log_lik_points(mu_n, tau_n, *args)[:, 0]
-            log_node = log_node - log_l_rows.reshape(log_node.shape)
+            with np.errstate(invalid="ignore"):  # nodes left out: -inf - -inf, dropped below
+                log_node = log_node - log_l_rows.reshape(log_node.shape)
             # mass-weighted centres of g_i(theta) N(theta; mu, tau^2)
             it2 = np.divide(1.0, tau_rows**2, out=np.zeros_like(tau_rows), where=tau_rows > 0)
             prec = t.precs[study]
@@ -416,8 +469,11 @@ class BinomialExactPosterior:
         u = np.arange(math.asinh((reach.min() - centre) / scale),
                       math.asinh((reach.max() - centre) / scale) + CURVE_DU, CURVE_DU)
         x = centre + scale * np.sinh(u)
-        dens = k.row_convolution(x, g.mu_edges, np.ascontiguousarray(log_node), g.tau[rows],
-                                 GL_X, *GH_CURVE)
+        cells = len(g.mu_edges) - 1
+        poly = np.ascontiguousarray(log_node.reshape(len(rows), cells, len(GL_X)) @ GL_TO_POLY.T)
+        order = np.searchsorted(CURVE_REACH, g.tau[rows] / width).astype(np.int64)
+        dens = k.row_convolution(x, g.mu_edges, poly, g.tau[rows], order, GH_CURVE_X,
+                                 GH_CURVE_W, np.array(CURVE_RULES, np.int64))
         if study is None:
             dens *= math.exp(top)
             dens += k.mixture_density(x, mu_n, tau_n, mass_n, 0.0, 1.0, np.zeros((4, 1)), 0.0,
