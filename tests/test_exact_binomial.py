@@ -171,7 +171,7 @@ def test_study_likelihoods_equal_a_brute_force_integral_of_the_same_spline(case)
 
 
 def test_nodes_left_out_carry_no_posterior_mass(monkeypatch):
-    """The cells left out of the grid (scouted below e^-50 of the peak) change no summary:
+    """The cells left out of the grid (scouted below e^-45 of the peak) change no summary:
     integrating every node gives the same quantiles of mu, tau, a new study's effect and a
     study's effect, and the same log marginal likelihood, to 1e-12; and they are left out
     (a third or more of the nodes here)."""

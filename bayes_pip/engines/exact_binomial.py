@@ -15,7 +15,7 @@ The likelihood factorises over studies given (mu, tau):
 
 1. g_i on a uniform grid of 1,201 theta values per study (step min(0.05, s_i/4), s_i the study's
    approximate SE): each b integral by the trapezoidal rule around its mode (walked until the
-   integrand falls below e^-46 of its maximum; the step starts at sigma/4 and is halved until
+   integrand falls below e^-46 of its maximum; the step starts at sigma/3 and is halved until
    the rule of twice the step agrees to 1e-11; the studies in parallel); log g_i is then a
    cubic spline (in two pieces joined at theta = 0 for the log link, whose g_i has a kink
    there; linear beyond the grid, where log g_i is asymptotically linear in theta).
@@ -28,8 +28,8 @@ The likelihood factorises over studies given (mu, tau):
    cells) over the region a two-pass scout finds (log density within 40 of its maximum), with
    cell edges at prior discontinuities; below tau = 1e-4 s_min, L_i(mu, tau) = L_i(mu, 0) to
    within 1e-8 relative, so that tail is the tau = 0 row times the prior mass below it. Cells
-   whose scouting neighbourhood lies below e^-50 of the maximum are left at zero mass (not
-   integrated: 25-61% of the nodes are integrated on the benchmark data and prior sets).
+   whose scouting neighbourhood lies below e^-45 of the maximum are left at zero mass (not
+   integrated: 24-58% of the nodes are integrated on the benchmark data and prior sets).
 4. Marginals: mu and log tau by Lagrange interpolation of the log marginal density inside a cell
    (CDF: Gauss-Legendre over the partial cell); a new study's effect and each study's shrunken
    effect as normal mixtures over the grid, evaluated on a sinh grid (fine at the centre,
@@ -67,7 +67,7 @@ THETA_STEP = 0.05        # largest step of that grid (analysis scale)
 CELLS = 40               # Gauss-Legendre cells per dimension of the (mu, log tau) grid
 SCOUT = 41               # points per dimension of each scouting pass
 ALIVE = 40.0             # log-density drop that bounds the region kept
-LIVE_MARGIN = 10.0       # nodes integrated: scouted within ALIVE + LIVE_MARGIN of the maximum
+LIVE_MARGIN = 5.0        # nodes integrated: scouted within ALIVE + LIVE_MARGIN of the maximum
 TAU_FLOOR = 1e-4         # below tau = 1e-4 x the smallest study SE, L(mu, tau) = L(mu, 0)
 CURVE_DU = 1 / 48        # step in u of the sinh grid of the curve densities (new study, studies)
 KEEP_ELEMENTS = 2 * 10**7  # each study's log L_i at every node is kept up to this many values
