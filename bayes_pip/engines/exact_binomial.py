@@ -53,12 +53,13 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import interpolate, special
+from scipy import special
 
 from bayes_pip.engines import idata as idata_groups
 from bayes_pip.engines import payload_for
 from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.engines.marginals import GL_W, GL_X, CellMarginal, CurveMarginal
+from bayes_pip.engines.splines import not_a_knot
 from bayes_pip.errors import InputError
 from bayes_pip.payloads import ArmCounts
 
@@ -186,9 +187,9 @@ def piecewise_spline(grid, values, kink: int | None) -> np.ndarray:
     """PPoly coefficients of a cubic spline through the values, in two pieces joined at the
     node ``kink`` (the log link's kink at theta = 0) when it lies inside the grid."""
     if kink is None or not 2 <= kink <= len(grid) - 3:
-        return interpolate.CubicSpline(grid, values).c
-    left = interpolate.CubicSpline(grid[:kink + 1], values[:kink + 1]).c
-    right = interpolate.CubicSpline(grid[kink:], values[kink:]).c
+        return not_a_knot(grid, values)
+    left = not_a_knot(grid[:kink + 1], values[:kink + 1])
+    right = not_a_knot(grid[kink:], values[kink:])
     return np.concatenate([left, right], axis=1)
 
 
