@@ -17,6 +17,9 @@ rejection, k = 6; the first 10 and all 24 trials of dat.collins1985a deaths, wit
   time x (MCSE / 0.001)^2, since the MCSE falls as one over the square root of the draws; the
   exact engine's error is below 1e-6 there).
 
+``--exact-only``: the exact engine's warm times alone (no NUTS, no cold runs), e.g. to compare
+revisions: ``PYTHONPATH=OTHER_CHECKOUT python benchmarks/binomial.py --exact-only``.
+
 bayesmeta (R) is not installable here; its normal-normal fit is not timed.
 """
 
@@ -76,7 +79,19 @@ def cold(args) -> float:
     return time.perf_counter() - t0
 
 
+def exact_only():
+    print(f"exact binomial-normal engine, warm fit (best of 7), bayes_pip from "
+          f"{Path(bp.__file__).parents[1]}")
+    for title, load, outcome, k, _ in CASES:
+        ds = load()
+        bp.fit(ds, outcome, engine="binomial-exact")
+        warm, _ = best_of(lambda: bp.fit(ds, outcome, engine="binomial-exact"), n=7)
+        print(f"{title:48s} k = {k:2d} {warm:7.3f}s", flush=True)
+
+
 def main():
+    if "--exact-only" in sys.argv:
+        return exact_only()
     import arviz as az
 
     print(f"exact binomial-normal engine vs binomial-normal NUTS ({os.cpu_count()} cores)\n")

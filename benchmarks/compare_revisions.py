@@ -1,6 +1,8 @@
 """Cold-start timings of this checkout against an earlier revision, in one run.
 
-    python benchmarks/compare_revisions.py [REV] [--quick]   (default REV: 86b51e9, before the reshape)
+    python benchmarks/compare_revisions.py [REV] [--quick] [--select TEXT]
+    (default REV: 86b51e9, before the reshape; --select: only the commands whose name contains
+    TEXT)
 
 The earlier revision is checked out into a temporary git worktree and run from there with
 PYTHONPATH (same interpreter, same installed packages); each command runs alternately for both,
@@ -39,6 +41,10 @@ def commands(tree: Path) -> dict[str, list[str]]:
         "fit --engine pymc (Crins, k = 6)": ["fit", "acute_rejection", "--data", crins,
                                              "--engine", "pymc"],
         "fit --engine exact": ["fit", "acute_rejection", "--data", crins, "--engine", "exact"],
+        "fit --engine binomial-exact (PIP secure, k = 2)": ["fit", "secure_attachment_post",
+                                                            "--engine", "binomial-exact"],
+        "fit --engine binomial-exact (Crins, k = 6)": ["fit", "acute_rejection", "--data",
+                                                       crins, "--engine", "binomial-exact"],
         "sweep (Crins, pymc, every prior)": ["sweep", "--data", crins, "--engine", "pymc"],
         "bma (Crins, binomial likelihood)": ["bma", "acute_rejection", "--data", crins],
         "list": ["list"],
@@ -79,8 +85,14 @@ def import_pymc() -> tuple[float, float]:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    quick = "--quick" in sys.argv
+    argv = sys.argv[1:]
+    select = ""
+    if "--select" in argv:
+        i = argv.index("--select")
+        select = argv[i + 1]
+        del argv[i:i + 2]
+    args = [a for a in argv if not a.startswith("--")]
+    quick = "--quick" in argv
     rev = args[0] if args else "86b51e9"
     with tempfile.TemporaryDirectory(prefix="bayes_pip_rev_") as tmp:
         old = Path(tmp) / "old"
@@ -89,14 +101,14 @@ def main() -> None:
         try:
             new_cmds, old_cmds = commands(ROOT), commands(old)
             print(f"cold start, medians: this checkout vs {rev} ({os.cpu_count()} cores)")
-            print(f"{'command':42s} {'wall now':>9s} {rev:>9s} {'ratio':>6s}   "
+            print(f"{'command':48s} {'wall now':>9s} {rev:>9s} {'ratio':>6s}   "
                   f"{'CPU now':>8s} {rev:>9s} {'ratio':>6s}")
             floor = [import_pymc() for _ in range(3)]
             w, c = (statistics.median(x) for x in zip(*floor))
             label = 'python -c "import pymc" (reference)'
-            print(f"{label:42s} {w:8.2f}s {'':>9s} {'':>6s}   {c:7.2f}s")
+            print(f"{label:48s} {w:8.2f}s {'':>9s} {'':>6s}   {c:7.2f}s")
             for name in new_cmds:
-                if quick and name in HEAVY:
+                if (quick and name in HEAVY) or select not in name:
                     continue
                 timed(ROOT, new_cmds[name])
                 timed(old, old_cmds[name])
@@ -106,7 +118,7 @@ def main() -> None:
                     before.append(timed(old, old_cmds[name]))
                 (wa, ca), (wb, cb) = ([statistics.median(x) for x in zip(*runs)]
                                       for runs in (now, before))
-                print(f"{name:42s} {wa:8.2f}s {wb:8.2f}s {wa / wb:5.2f}x   "
+                print(f"{name:48s} {wa:8.2f}s {wb:8.2f}s {wa / wb:5.2f}x   "
                       f"{ca:7.2f}s {cb:8.2f}s {ca / cb:5.2f}x", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
