@@ -170,6 +170,35 @@ def test_study_likelihoods_equal_a_brute_force_integral_of_the_same_spline(case)
     assert worst < 3e-7
 
 
+@pytest.mark.parametrize("case", sorted(MODELS_DATA))
+def test_study_likelihoods_at_huge_tau_equal_adaptive_quadrature(case):
+    """Where a heavy-tailed tau prior reaches tau = 1e3 to 1e5, the integrand is far wider than
+    the spline grid: L_i(mu, tau) equals scipy's adaptive quadrature of the same spline (linear
+    beyond its grid) times the normal, over the whole line, within 3e-7 in log L (the budget of
+    the brute-force test above; measured 7e-8). A walk node by node was cut off by its step
+    budget there and missed by 3.2 (the double-zero study at tau = 1e5)."""
+    from scipy import integrate
+
+    from bayes_pip.engines.binomial_kernels import spline_eval
+    from bayes_pip.engines.exact_binomial import log_lik_each
+
+    d = MODELS_DATA[case]
+    tables = study_tables(d["e_t"], d["n_t"], d["e_c"], d["n_c"], d["link"], BASELINE)
+    mu, tau = np.array([-2.0, 1.5]), np.array([1e3, 1e5])
+    each, _ = log_lik_each(tables, mu, tau)
+    for i in range(len(d["e_t"])):
+        lo, h, coef = tables.lo[i], tables.h[i], tables.coefs[i]
+        for m, t in enumerate(tau):
+            for j, x in enumerate(mu):
+                def f(theta):
+                    return math.exp(spline_eval(theta, lo, h, coef)[0]
+                                    - 0.5 * ((theta - x) / t) ** 2) / (t * math.sqrt(2 * math.pi))
+                edges = [-np.inf, *sorted({lo, lo + coef.shape[1] * h, 0.0, x}), np.inf]
+                total = sum(integrate.quad(f, a, b, epsabs=0, epsrel=1e-13, limit=500)[0]
+                            for a, b in zip(edges[:-1], edges[1:]))
+                assert each[i, m, j] == pytest.approx(math.log(total), abs=3e-7), (i, t, x)
+
+
 def test_nodes_left_out_carry_no_posterior_mass(monkeypatch):
     """The cells left out of the grid (scouted below e^-45 of the peak) change no summary:
     integrating every node gives the same quantiles of mu, tau, a new study's effect and a
