@@ -37,13 +37,17 @@ DEFAULT_SEED = 20150603  # any fixed number; stored with every output
 
 def versions(engine) -> dict:
     """Versions of bayes_pip and of the packages an engine uses."""
-    found = {"bayes_pip": __version__}
-    for n in engine.packages:
-        try:
-            found[n] = metadata.version(n)
-        except metadata.PackageNotFoundError:
-            found[n] = None
-    return found
+    return {"bayes_pip": __version__, **{n: package_version(n) for n in engine.packages}}
+
+
+@functools.cache
+def package_version(name: str) -> str | None:
+    """An installed package's version (None if absent), read once per process (reading the
+    installed metadata took about 9 ms a fit)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def labelled(idata, outcome):

@@ -85,8 +85,8 @@ def test_two_and_three_studies_equal_independent_integration(case):
     """Every case of the k = 2, 3 reference (today k = 2: Cicchetti 2006b and 1999a secure
     attachment, reconstructed tables, RR, log link; the k = 3 double-zero case did not finish):
     quantiles of mu and tau within 1e-5 (|CDF error| <= 1e-5 x density at every reference
-    point; measured <= 1e-7 in CDF), log marginal likelihood within 1e-6 relative (measured
-    5e-9)."""
+    point; measured <= 1.4e-7 in CDF), log marginal likelihood within 1e-6 relative (measured
+    3e-10)."""
     ref = K23[case]
     post = k23_posterior(case)
     for target, key in (("mu", "mu_cdf"), ("tau", "tau_cdf")):
@@ -124,8 +124,8 @@ def test_model_comparison_equals_independent_integration(case):
 
 def test_heavy_tailed_tau_prior_within_the_error_budget():
     """Under half-Cauchy(0.5) the CDFs of mu and tau meet the stated budget, 1e-5 on quantiles:
-    |CDF error| <= 1e-5 x density (measured: mu 1.7e-6 at x = 2, tau 3e-7 at t = 1), and the
-    log marginal likelihood 1e-6 relative (measured 3e-9)."""
+    |CDF error| <= 1e-5 x density (measured: mu 3.1e-7, tau 2.9e-7), and the log marginal
+    likelihood 1e-6 relative (measured 1.2e-9)."""
     case = "secure_k1_rr_halfcauchy"
     post = k1_posterior(case)
     for target, key in (("mu", "mu_cdf"), ("tau", "tau_cdf")):
@@ -200,17 +200,17 @@ def test_study_likelihoods_at_huge_tau_equal_adaptive_quadrature(case):
 
 
 def test_nodes_left_out_carry_no_posterior_mass(monkeypatch):
-    """The cells left out of the grid (scouted below e^-45 of the peak) change no summary:
+    """The cells left out of the grid (scouted below e^-35 of the peak) change no summary:
     integrating every node gives the same quantiles of mu, tau, a new study's effect and a
     study's effect, and the same log marginal likelihood, to 1e-12; and they are left out
-    (a third or more of the nodes here)."""
+    (a quarter or more of the nodes here)."""
     from bayes_pip.engines import exact_binomial as ebin
 
     d = COLLINS10
     args = (d["e_t"], d["n_t"], d["e_c"], d["n_c"], "logit", Normal(0.0, 2.0), HalfNormal(0.5),
             BASELINE)
     lean = binomial_posterior(*args)
-    assert np.isfinite(lean.grid.each[0]).mean() < 0.67
+    assert np.isfinite(lean.grid.each[0]).mean() < 0.75
     monkeypatch.setattr(ebin, "LIVE_MARGIN", 1e9)
     full = binomial_posterior(*args)
     assert np.isfinite(full.grid.each[0]).all()

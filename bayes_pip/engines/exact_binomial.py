@@ -24,12 +24,12 @@ The likelihood factorises over studies given (mu, tau):
    features, else 24 checked by 12), or by a trapezoidal walk where the rules differ or the log
    link's kink is in reach (on the spline's knots, every 2^p-th where the integrand is wide);
    at tau = 0, L_i = g_i(mu).
-3. p(mu, log tau | data) on a tensor grid of composite 5-point Gauss-Legendre cells (40 x 40
-   cells) over the region a two-pass scout finds (log density within 40 of its maximum), with
+3. p(mu, log tau | data) on a tensor grid of composite 5-point Gauss-Legendre cells (32 x 32
+   cells) over the region a two-pass scout finds (log density within 30 of its maximum), with
    cell edges at prior discontinuities; below tau = 1e-4 s_min, L_i(mu, tau) = L_i(mu, 0) to
    within 1e-8 relative, so that tail is the tau = 0 row times the prior mass below it. Cells
-   whose scouting neighbourhood lies below e^-45 of the maximum are left at zero mass (not
-   integrated: 24-58% of the nodes are integrated on the benchmark data and prior sets).
+   whose scouting neighbourhood lies below e^-35 of the maximum are left at zero mass (not
+   integrated: 67% of the nodes are integrated on dat.collins1985a's first ten trials).
 4. Marginals: mu and log tau by Lagrange interpolation of the log marginal density inside a cell
    (CDF: Gauss-Legendre over the partial cell); a new study's effect and each study's shrunken
    effect as normal mixtures over the grid, evaluated on a sinh grid (fine at the centre,
@@ -65,9 +65,9 @@ from bayes_pip.payloads import ArmCounts
 
 THETA_POINTS = 1201      # grid of g_i(theta) per study
 THETA_STEP = 0.05        # largest step of that grid (analysis scale)
-CELLS = 40               # Gauss-Legendre cells per dimension of the (mu, log tau) grid
+CELLS = 32               # Gauss-Legendre cells per dimension of the (mu, log tau) grid
 SCOUT = 41               # points per dimension of each scouting pass
-ALIVE = 40.0             # log-density drop that bounds the region kept
+ALIVE = 30.0             # log-density drop that bounds the region kept
 LIVE_MARGIN = 5.0        # nodes integrated: scouted within ALIVE + LIVE_MARGIN of the maximum
 TAU_FLOOR = 1e-4         # below tau = 1e-4 x the smallest study SE, L(mu, tau) = L(mu, 0)
 CURVE_DU = 1 / 48        # step in u of the sinh grid of the curve densities (new study, studies)
