@@ -24,7 +24,7 @@ LAYERS = [
      "engines.exact_batch_kernels", "engines.splines"},
     {"engines.conjugate", "engines.exact", "engines.evidence", "engines.pymc_models", "engines.fast_normal",
      "engines.fast_multinomial",
-     "engines.binomial_kernels",
+     "engines.binomial_kernels", "engines.binomial_tables",
      "engines.mcmc", "engines"},
     {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch", "engines.batch",
      "engines.normal_exact",

@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from bayes_pip.engines.exact_binomial import (ALIVE, BinomialExactPosterior, StudyTables,
-                                              gl_nodes, log_lik, posterior_grid, study_tables,
-                                              widen)
+from bayes_pip.engines.binomial_tables import StudyTables, log_lik, study_tables
+from bayes_pip.engines.exact_binomial import (ALIVE, BinomialExactPosterior, gl_nodes,
+                                              posterior_grid, widen)
 from bayes_pip.engines.marginals import CellMarginal
 from bayes_pip.errors import InputError
 
