@@ -5,10 +5,12 @@ trials.csv, numeric or categorical, studies without a value left out and named).
 
 - :func:`classical_moderators` / :func:`classical_subgroups`: metafor-equivalent meta-regression and
   RevMan's test for subgroup differences (:mod:`bayes_pip.metareg`).
-- :func:`bayes_moderators`: the Bayesian meta-regression, exact (quadrature over tau, the method of
-  bayesmeta ``bmr``) or PyMC (NUTS with a design matrix), with the prior set's tau prior and its
-  coefficient priors (``[coefficients]`` in the prior file; default Normal(0, 1) per SD of a
-  numeric moderator, per contrast of a categorical one; intercept flat).
+- :func:`bayes_moderators`: the Bayesian meta-regression by any registered engine with the
+  "regression" capability (its ``regress``: today ``exact``, quadrature over tau, the method of
+  bayesmeta ``bmr``, also for auto; and ``pymc``, NUTS with a design matrix), with the prior
+  set's tau prior and its coefficient priors (``[coefficients]`` in the prior file; default
+  Normal(0, 1) per SD of a numeric moderator, per contrast of a categorical one; intercept
+  flat).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import numpy as np
 
 from bayes_pip import dl, metareg, posterior_stats
 from bayes_pip.data import Dataset
-from bayes_pip.engines.draws import DrawQueries
 from bayes_pip.errors import InputError
 from bayes_pip.moderator_data import (ModeratorData, analysis_name, analysis_scale,
                                       check_variation, moderator_data)
@@ -132,12 +133,28 @@ def coefficient_prior(md: ModeratorData, columns, prior):
     return CoefficientPrior(np.zeros(len(columns)), sd)
 
 
-ENGINES = ("exact", "pymc")
+# --engine auto fits a meta-regression by quadrature (the method of bayesmeta's bmr): no Monte
+# Carlo error, and well under a second where NUTS needs target_accept 0.99 and a compile
+AUTO_ENGINE = "exact"
+
+
+def regression_engine(name: str):
+    """The engine that fits a meta-regression for ``--engine name`` (auto: AUTO_ENGINE), asked
+    by its capability; one line naming those that can, for any other."""
+    from bayes_pip import engines
+
+    name = AUTO_ENGINE if name == engines.AUTO else name
+    engine = engines.get(name)
+    if not engines.can(engine, "regression"):
+        raise InputError(f"--moderator runs with --engine "
+                         f"{' or '.join(engines.regression_engines())} (auto: {AUTO_ENGINE}), "
+                         f"not {name}")
+    return engine
 
 
 def check_engine(engine: str) -> None:
-    if engine not in ENGINES:
-        raise InputError(f"--moderator runs with --engine {' or '.join(ENGINES)}, not {engine}")
+    """Refuse, before anything is fitted, an engine that cannot fit a meta-regression."""
+    regression_engine(engine)
 
 
 def benefit_probability(post, target, outcome):
@@ -251,11 +268,10 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
                      at: list[float] | None = None) -> dict:
     """Bayesian meta-regression of one outcome on the named moderators; ``at``: values of a
     single numeric moderator at which to predict the effect (besides those in the data)."""
-    from bayes_pip.engines.exact_regression import exact_regression
-    from bayes_pip.engines.mixture import MixturePosterior
+    from bayes_pip.payloads import NormalEffects
     from bayes_pip.priors import default_prior_name, load_prior_sets, resolve_prior
 
-    check_engine(engine)
+    fitter = regression_engine(engine)
     md = moderator_data(dataset, outcome_id, names, level=level)
     check_variation(md)
     outcome = md.outcome
@@ -268,15 +284,10 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
         raise InputError(f"outcome '{outcome_id}': the moderators {', '.join(names)} are "
                          "confounded with each other in these studies (the same split of the "
                          "trials); give one of them")
-    diagnostics = None
-    if engine == "exact":
-        parts = [exact_regression(y, v, X, columns, prior.tau, cprior) for y, v in md.tables]
-        post = parts[0] if len(parts) == 1 else MixturePosterior(parts)
-    else:
-        if len(md.tables) > 1:
-            raise InputError(f"outcome '{outcome_id}' is analysed on {len(md.tables)} "
-                             "reconstructed tables; use --engine exact (which averages over them)")
-        post, diagnostics = pymc_regression(md, X, columns, prior, cprior, seed, settings)
+    payloads = tuple(NormalEffects(md.study, y, v, X) for y, v in md.tables)
+    post, diagnostics = fitter.regress(
+        payloads, columns, prior, cprior, seed, settings,
+        f"outcome '{outcome_id}', meta-regression on {', '.join(m.name for m in md.moderators)}")
     coefficients = []
     for j, name in enumerate(columns):
         t = ("beta", j)
@@ -305,14 +316,14 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
     record = {"outcome": outcome_id, "label": outcome.label, "measure": outcome.measure,
               "benefit": outcome.benefit, "intervention": outcome.intervention,
               "analysis": "Bayesian meta-regression",
-              "engine": engine, "level": md.level, "k": md.k, "studies": list(md.study),
+              "engine": fitter.name, "level": md.level, "k": md.k, "studies": list(md.study),
               "moderators": md.moderator_dicts(), "prior": prior_dict,
               "scale": analysis_scale(outcome),
               "coefficients": coefficients,
               "tau": tau,
               "fitted": fitted, "study_effects": study_effects, "line": line,
               "diagnostics": diagnostics,
-              "seed": seed if engine == "pymc" else None,
+              "seed": seed if fitter.stochastic else None,
               "notes": md.notes() + fitted_note(md, X, columns)}
     return record
 
@@ -324,55 +335,6 @@ def design_label(m: metareg.Moderator, row, columns) -> str:
         if row[columns.index(f"{m.name}: {level} vs {m.levels[0]}")] == 1:
             return f"{m.name} = {level}"
     return f"{m.name} = {m.levels[0]}"
-
-
-def pymc_regression(md: ModeratorData, X, columns, prior, cprior, seed, settings):
-    """NUTS (nutpie) on the PyMC meta-regression; the same convergence gate as every fit."""
-    import nutpie
-
-    from bayes_pip.engines import mcmc
-    from bayes_pip.engines.base import SamplerSettings
-    from bayes_pip.engines.diagnostics import gate
-    from bayes_pip.engines.pymc_models import meta_regression_model, quiet_imports
-    from bayes_pip.errors import ConvergenceError
-
-    quiet_imports()
-    settings = settings or SamplerSettings()
-    target = settings.target_accept or 0.99   # 0.95 left 2 divergences in 8,000 draws on dat.bcg
-    y, v = md.tables[0]
-    model = meta_regression_model(y, v, X, columns, md.study, prior, cprior.mean, cprior.sd)
-    compiled = nutpie.compile_pymc_model(model)
-    with mcmc.interrupts_propagate():
-        idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
-                              chains=settings.chains, cores=settings.cores or 2, seed=seed,
-                              target_accept=target, progress_bar=False)
-    diagnostics, problems = gate(idata, settings.chains, settings.draws, ("beta", "tau"))
-    if problems:
-        raise ConvergenceError(f"outcome '{md.outcome.outcome}', meta-regression on "
-                               f"{', '.join(m.name for m in md.moderators)}: "
-                               f"{'; '.join(problems)}. Try more draws, a higher "
-                               "--target-accept, or --engine exact.")
-    return RegressionDraws(idata), diagnostics
-
-
-class RegressionDraws(DrawQueries):
-    """Posterior draws of a meta-regression answering the exact engine's questions: targets
-    "tau", ("beta", j) and ("fitted", x) (the mean effect at design row x)."""
-
-    def __init__(self, idata):
-        post = idata.posterior
-        self.beta = post["beta"].values.reshape(-1, post["beta"].shape[-1])
-        self.tau = post["tau"].values.ravel()
-        self.idata = idata
-
-    def values(self, target):
-        if target == "tau":
-            return self.tau
-        if target[0] == "beta":
-            return self.beta[:, target[1]]
-        if target[0] == "fitted":
-            return self.beta @ np.asarray(target[1], float)
-        raise ValueError(f"unknown target {target!r}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ LAYERS = [
      "engines.fast_multinomial",
      "engines.binomial_kernels", "engines.binomial_tables",
      "engines.mcmc", "engines"},
-    {"engines.normal_nuts", "engines.binomial_nuts", "engines.exact_batch", "engines.batch",
+    {"engines.normal_nuts", "engines.nuts_regression", "engines.binomial_nuts", "engines.exact_batch", "engines.batch",
      "engines.normal_exact",
      "engines.exact_regression", "engines.exact_binomial", "engines.multinomial_nuts",
      "engines.binomial_evidence"},

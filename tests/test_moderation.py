@@ -163,9 +163,13 @@ def test_pymc_meta_regression_matches_exact_within_4_mcse(bcg_dir):
     from bayes_pip.priors import resolve_prior
     prior = resolve_prior("halfnormal-0.5", ds.outcome)
     X, cols = ds.design()
-    post, diag = moderation.pymc_regression(ds, X, cols, prior,
-                                            moderation.coefficient_prior(ds, cols, prior), 7,
-                                            SamplerSettings())
+    from bayes_pip import engines
+    from bayes_pip.payloads import NormalEffects
+
+    (y, v), = ds.tables
+    post, diag = engines.get("pymc").regress((NormalEffects(ds.study, y, v, X),), cols, prior,
+                                             moderation.coefficient_prior(ds, cols, prior), 7,
+                                             SamplerSettings(), "tb on ablat")
     assert diag["converged"]
     beta = post.idata.posterior["beta"]
     idata = post.idata

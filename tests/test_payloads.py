@@ -118,10 +118,36 @@ def test_bad_contrasts_are_one_line_errors():
         payloads.Contrasts(("s",), (("a", "b"),), (np.zeros(3),), (np.eye(2),))
 
 
-def test_an_engine_without_regression_refuses_moderators():
+def test_an_engine_without_regression_refuses_moderators(toy):
     data = payloads.NormalEffects(("a", "b", "c"), [0.1, 0.2, 0.3], [0.1, 0.1, 0.1],
                                   X=np.ones((3, 2)))
     with pytest.raises(InputError, match="does not fit a meta-regression"):
+        toy.fit(Problem(None, "study", payload=data), None, 1, None)
+
+
+def test_meta_regression_runs_through_the_engine_registry(toy):
+    """`fit --moderator` asks the engine for its "regression" capability: auto fits with the
+    exact engine (the record says so), an engine without it (the toy, binomial-exact) is
+    refused in one line naming those that can, and a regression engine's fit() refuses a
+    design matrix instead of ignoring it."""
+    assert set(engines.regression_engines()) >= {"exact", "pymc"}
+    assert "toy" not in engines.regression_engines()
+    r = run_main("fit", "secure_attachment_post", "--moderator", "population_group", "--json")
+    assert r.returncode == 0, r.stderr
+    auto = json.loads(r.stdout)
+    exact = json.loads(run_main("fit", "secure_attachment_post", "--moderator",
+                                "population_group", "--engine", "exact", "--json").stdout)
+    assert auto["engine"] == "exact" and auto == exact
+    for name in ("toy", "binomial-exact"):
+        r = run_main("fit", "secure_attachment_post", "--moderator", "population_group",
+                     "--engine", name)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.strip().splitlines() == [
+            f"bayes_pip: error: --moderator runs with --engine pymc or exact (auto: exact), "
+            f"not {name}"]
+    data = payloads.NormalEffects(("a", "b", "c"), [0.1, 0.2, 0.3], [0.1, 0.1, 0.1],
+                                  X=np.ones((3, 2)))
+    with pytest.raises(InputError, match="through `fit --moderator`"):
         engines.get("exact").fit(Problem(None, "study", payload=data), None, 1, None)
 
 

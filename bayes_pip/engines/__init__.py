@@ -80,6 +80,10 @@ def payload_for(engine, problem):
                     raise InputError(f"--engine {engine.name} does not fit a meta-regression "
                                      f"({problem.name} has {payload.X.shape[1]} design "
                                      "columns)")
+                if payload.X is not None:  # fit() is the model without moderators
+                    raise InputError(f"{problem.name} has {payload.X.shape[1]} design columns: "
+                                     f"--engine {engine.name} fits them through `fit "
+                                     "--moderator` (its regress), not fit")
                 return payload
     has = " or ".join(describe(p) for p in given) or "no study data"
     takes = " or ".join(k.kind for k in engine.accepts)
@@ -89,6 +93,11 @@ def payload_for(engine, problem):
 AUTO_HELP = ("auto (default): binomial-exact for an RR or OR outcome with sparse arm counts (an "
              "arm with fewer than 5 events or 5 non-events), with the normal-normal result "
              "beside it; pymc otherwise")
+
+
+def regression_engines() -> tuple[str, ...]:
+    """The registered engines that fit a meta-regression (capability "regression")."""
+    return tuple(name for name in choices() if can(name, "regression"))
 
 
 def stochastic(name: str) -> bool:

@@ -99,7 +99,9 @@ CAPABILITIES = {
     "stochastic": "the result depends on the seed (MCMC); draws carry Monte Carlo error",
     "batch": "fits many meta-analyses at once: fit_batch(y, v, prior) with .row(r) posteriors",
     "marginal_likelihood": "its posterior has log_marginal_likelihood (Bayes factors)",
-    "regression": "fits a payload whose design matrix X has moderator columns",
+    "regression": "fits a meta-regression: regress(payloads, columns, prior, coefficients, seed, "
+                  "settings, name) on NormalEffects with their design matrix X gives a posterior "
+                  "of \"tau\", (\"beta\", j) and (\"fitted\", x), and its diagnostics",
 }
 
 

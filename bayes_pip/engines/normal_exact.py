@@ -24,7 +24,7 @@ class ExactEngine:
     help = "exact: normal-normal posterior by quadrature over tau, no Monte Carlo error"
     packages = ("numpy", "scipy", "pandas")
     accepts = (NormalEffects,)
-    capabilities = frozenset({"batch", "marginal_likelihood"})
+    capabilities = frozenset({"batch", "marginal_likelihood", "regression"})
     stochastic = "stochastic" in capabilities  # derived, never declared twice
 
     def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
@@ -37,6 +37,18 @@ class ExactEngine:
         draws = functools.partial(exact_idata, post, es, prior, seed)
         return EngineResult(post, draws, settings={"quadrature": {
             "nodes": int(len(post.tau)), "method": method}})
+
+    def regress(self, payloads, columns, prior, coefficients, seed=None, settings=None,
+                name=""):
+        """Meta-regression by quadrature over tau with the coefficients conjugate (the method of
+        bayesmeta ``bmr``; :mod:`bayes_pip.engines.exact_regression`), on each payload (one
+        per reconstructed table), their equal-weight mixture over several: (posterior, None)."""
+        from bayes_pip.engines.exact_regression import exact_regression
+        from bayes_pip.engines.mixture import MixturePosterior
+
+        parts = [exact_regression(p.y, p.v, p.X, columns, prior.tau, coefficients)
+                 for p in payloads]
+        return (parts[0] if len(parts) == 1 else MixturePosterior(parts)), None
 
     def fit_batch(self, y, v, prior, mask=None, store: bool = True):
         """Many meta-analyses at once: ``y``, ``v`` of shape (analyses, studies), NaN-padded;

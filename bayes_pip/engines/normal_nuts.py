@@ -57,7 +57,7 @@ class NormalNormalNUTS:
             "auto uses unless the arm counts are sparse")
     packages = mcmc.PYMC_PACKAGES
     accepts = (NormalEffects,)
-    capabilities = frozenset({"stochastic"})
+    capabilities = frozenset({"stochastic", "regression"})
     stochastic = "stochastic" in capabilities  # derived, never declared twice
     default_target_accept = 0.95  # the whitened model has no funnel...
     small_k = 3                   # ...but with k <= 3 an occasional divergence at 0.95
@@ -84,6 +84,13 @@ class NormalNormalNUTS:
         idata = sample_normal_normal(data.y, data.v, prior, seed, settings, data.study, progress)
         add_normal_groups(idata, data, prior, seed)
         return mcmc.finish(self, idata, problem, prior, seed, settings)
+
+    def regress(self, payloads, columns, prior, coefficients, seed, settings, name):
+        """Meta-regression by NUTS on one payload with its design matrix
+        (:mod:`bayes_pip.engines.nuts_regression`): (posterior draws, diagnostics)."""
+        from bayes_pip.engines.nuts_regression import sample_regression
+
+        return sample_regression(payloads, columns, prior, coefficients, seed, settings, name)
 
     def draws(self, problem: Problem, prior, seed: int, settings):
         """Draws without the convergence gate or the extra groups (calibration)."""
