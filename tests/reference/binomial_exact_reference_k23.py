@@ -26,7 +26,8 @@ half-normal(0.5), baseline ~ N(0, 10^2). (A k = 2 case under a half-Cauchy prior
 finish in an hour of CPU, the outer integral's infinite range being slow for nested QUADPACK;
 the half-Cauchy prior is checked at k = 1. The k = 3 double-zero case did not finish in 45
 minutes of CPU either, so the committed JSON holds the k = 2 case only; binomial_models_reference.py
-checks the k = 3 case's FE0, FE and RE0 marginal likelihoods.)
+checks the k = 3 case's FE0, FE and RE0 marginal likelihoods, and
+binomial_exact_reference_k3.py its posterior by another method.)
 """
 
 import json
