@@ -169,16 +169,18 @@ def bayes_meta_regression(data, outcome: str, moderators: list[str] | str,
                           draws: int = 2000, tune: int = 1000, chains: int = 4,
                           target_accept: float | None = None,
                           prior_dir: str | Path | None = None) -> dict:
-    """Bayesian meta-regression (exact quadrature or PyMC); the JSON of ``fit OUTCOME
+    """Bayesian meta-regression by any engine with the "regression" capability (exact
+    quadrature, also for auto, or PyMC); the JSON of ``fit OUTCOME
     --moderator NAME --json``. ``at``: moderator values to predict the effect at (one numeric
     moderator)."""
     from bayes_pip import moderation
 
     names = [moderators] if isinstance(moderators, str) else list(moderators)
+    fitter = moderation.regression_engine(engine).name   # refused in one line if it cannot
     return moderation.bayes_moderators(
         load(data), outcome, names, prior, engine, seed,
-        sampler(engine, draws, tune, chains, target_accept) if engine == "pymc" else None,
-        level, load_prior_sets(extra=prior_dir), at=at)
+        sampler(fitter, draws, tune, chains, target_accept), level,
+        load_prior_sets(extra=prior_dir), at=at)
 
 
 def outcomes(data=None) -> pd.DataFrame:
