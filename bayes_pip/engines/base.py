@@ -41,9 +41,10 @@ class SamplerSettings:
     cores: int | None = None            # None: the engine's default (threads for the chains)
     target_accept: float | None = None  # None: the engine's default for the number of studies
 
-    def to_dict(self) -> dict:
+    def to_dict(self, sampler: str = "nutpie NUTS") -> dict:
+        """The settings as stored with a fit; ``sampler``: the engine's (Engine.sampler)."""
         return {"draws": self.draws, "tune": self.tune, "chains": self.chains,
-                "cores": self.cores, "target_accept": self.target_accept, "sampler": "nutpie NUTS"}
+                "cores": self.cores, "target_accept": self.target_accept, "sampler": sampler}
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,12 @@ CAPABILITIES = {
 
 class Engine(Protocol):
     """An engine plug-in: one module in bayes_pip/engines (or anywhere, registered with
-    :func:`bayes_pip.engines.register`) defining ``ENGINE``."""
+    :func:`bayes_pip.engines.register`) defining ``ENGINE``.
+
+    Optional, by capability: ``fit_batch`` ("batch"), ``regress`` ("regression"); for an MCMC
+    engine, ``sampler`` (the name stored with its settings; default "nutpie NUTS"),
+    ``convergence_hint`` (what a failed convergence check suggests) and ``draws`` (draws
+    without the convergence gate, for calibration)."""
 
     name: str          # the --engine value and the "engine" field of the JSON
     model: str         # "normal-normal" or "binomial-normal"

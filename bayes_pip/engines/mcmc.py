@@ -66,6 +66,9 @@ def separate_internals(idata):
     return idata
 
 
+# the sampler an MCMC engine names in its stored settings, unless it says otherwise (sampler)
+SAMPLER = "nutpie NUTS"
+
 # what a convergence failure suggests, unless the engine says otherwise (convergence_hint)
 HINT = ("Try more draws or tuning (--draws, --tune), a higher --target-accept, or --engine exact "
         "for the normal-normal model.")
@@ -84,13 +87,15 @@ def finish(engine, idata, problem: Problem, prior, seed: int, settings,
         raise ConvergenceError(
             f"outcome '{problem.name}', prior '{prior.name}', engine {engine.name}: "
             f"{'; '.join(problems)}. {getattr(engine, 'convergence_hint', HINT)}")
-    return EngineResult(posterior(idata), idata, diagnostics, {"sampler": settings.to_dict()})
+    stored = settings.to_dict(getattr(engine, "sampler", SAMPLER))
+    return EngineResult(posterior(idata), idata, diagnostics, {"sampler": stored})
 
 
-def describe(model: str, fit) -> str:
-    """'PyMC normal-normal, NUTS 4 chains x 2000 draws, seed ...; R-hat ...: converged'."""
+def describe(model: str, fit, framework: str = "PyMC") -> str:
+    """'PyMC normal-normal, NUTS 4 chains x 2000 draws, seed ...; R-hat ...: converged'
+    (``framework``: what the engine's model is written in)."""
     d = fit.diagnostics
-    return (f"PyMC {model}, NUTS {d.chains} chains x {d.draws} draws, seed "
+    return (f"{framework} {model}, NUTS {d.chains} chains x {d.draws} draws, seed "
             f"{fit.settings.seed}; R-hat {d.rhat_max:.3f}, ESS bulk "
             f"{d.ess_bulk_min:.0f} / tail {d.ess_tail_min:.0f}, "
             f"{d.divergences} divergences: converged")
