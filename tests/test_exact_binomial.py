@@ -86,6 +86,18 @@ def k23_posterior(case):
 K3 = json.loads((REFERENCE / "binomial_exact_reference_k3.json").read_text())
 
 
+def assert_matches_reference(post, ref):
+    """CDFs of mu and tau within 1e-5 x density (the quantile budget) and CDF_TOL, and the log
+    marginal likelihood within LOG_ML_TOL relative, at every point of an independent reference."""
+    for target, key in (("mu", "mu_cdf"), ("tau", "tau_cdf")):
+        for x, value in ref[key].items():
+            dens = float(post.density(target, [float(x)])[0])
+            assert abs(post.cdf(target, float(x)) - value) <= 1e-5 * dens + 1e-12, (target, x)
+            assert post.cdf(target, float(x)) == pytest.approx(value, abs=CDF_TOL), (target, x)
+    assert post.log_marginal_likelihood == pytest.approx(ref["log_marginal_likelihood"],
+                                                         rel=LOG_ML_TOL)
+
+
 def test_three_studies_with_a_double_zero_equal_independent_integration():
     """k = 3, OR, one study with no events in either arm: quantiles of mu and tau within 1e-5
     (|CDF error| <= 1e-5 x density; measured <= 5e-8 in CDF) and the log marginal likelihood
@@ -95,13 +107,7 @@ def test_three_studies_with_a_double_zero_equal_independent_integration():
     d = ref["data"]
     post = binomial_posterior(d["e_t"], d["n_t"], d["e_c"], d["n_c"], d["link"],
                               Normal(0.0, 2.0), HalfNormal(0.5), BASELINE)
-    for target, key in (("mu", "mu_cdf"), ("tau", "tau_cdf")):
-        for x, value in ref[key].items():
-            dens = float(post.density(target, [float(x)])[0])
-            assert abs(post.cdf(target, float(x)) - value) <= 1e-5 * dens + 1e-12, (target, x)
-            assert post.cdf(target, float(x)) == pytest.approx(value, abs=CDF_TOL), (target, x)
-    assert post.log_marginal_likelihood == pytest.approx(ref["log_marginal_likelihood"],
-                                                         rel=LOG_ML_TOL)
+    assert_matches_reference(post, ref)
 
 
 @pytest.mark.parametrize("case", K23_CASES)
@@ -114,13 +120,7 @@ def test_two_and_three_studies_equal_independent_integration(case):
     3e-10)."""
     ref = K23[case]
     post = k23_posterior(case)
-    for target, key in (("mu", "mu_cdf"), ("tau", "tau_cdf")):
-        for x, value in ref[key].items():
-            dens = float(post.density(target, [float(x)])[0])
-            assert abs(post.cdf(target, float(x)) - value) <= 1e-5 * dens + 1e-12, (target, x)
-            assert post.cdf(target, float(x)) == pytest.approx(value, abs=CDF_TOL), (target, x)
-    assert post.log_marginal_likelihood == pytest.approx(ref["log_marginal_likelihood"],
-                                                         rel=LOG_ML_TOL)
+    assert_matches_reference(post, ref)
 
 
 # the data of binomial_models_reference.py's cases (binomial_exact_reference_k23.CASES)
