@@ -7,6 +7,7 @@ The public Python API (see :mod:`bayes_pip.api` and README, "Python API"):
     data = bp.load()                     # or bp.load("data/crins2014"), bp.load(outcomes=df, ...)
     fit = bp.fit(data, "secure_attachment_post", prior="sceptical", engine="exact")
     fits = bp.compare_priors(data, "secure_attachment_post")
+    bp.list_analyses(data)               # each analysis: id, model, outcomes, categories
     rep = bp.report(data, engine="exact")   # every outcome's page + the summary of findings
     rep.to_frame(); rep.write("reports")
     bf = bp.bma(data, "secure_attachment_post").bf_effect   # exact Bayes factor
@@ -23,7 +24,8 @@ from bayes_pip.version import __version__
 # API names never repeat a submodule's name (bayes_pip.dl, bayes_pip.priors are modules)
 __all__ = ["__version__", "load", "fit", "compare_priors", "report", "classical_fit", "outcomes",
            "prior_sets", "prior", "bma", "influence", "reconstruction", "exact_batch",
-           "meta_regression", "subgroups", "bayes_meta_regression", "figures", "run_database"]
+           "meta_regression", "subgroups", "bayes_meta_regression", "figures", "run_database",
+           "list_analyses"]
 
 
 def __getattr__(name):

@@ -63,21 +63,22 @@ def fit(data, outcome: str, prior: str | None = None, engine: str = engines.AUTO
     model and returns a :class:`bayes_pip.categorical.CategoricalFit` (`fit OUTCOME` on the
     command line).
     """
+    from bayes_pip.analyses import analysis_of, model_of
+
     dataset = load(data)
     sets = load_prior_sets(extra=prior_dir)
-    if outcome in dataset.categorical_ids():
-        from bayes_pip.categorical import ENGINE, fit_categorical
+    unit = analysis_of(dataset, outcome)
+    if unit.model == "multinomial":
+        from bayes_pip.categorical import ENGINE
 
         if engine not in (engines.AUTO, ENGINE) or level != "auto":
             raise InputError(f"the categorical outcome '{outcome}' is fitted by engine "
                              f"'{ENGINE}' (or auto) at its own level")
-        return fit_categorical(dataset, outcome, prior, seed,
-                               SamplerSettings(draws=draws, tune=tune, chains=chains,
-                                               target_accept=target_accept),
-                               prior_sets=sets)
-    return analysis.fit_outcome(dataset, outcome, prior, engine, level, seed,
-                                sampler(engine, draws, tune, chains, target_accept),
-                                prior_sets=sets)
+        settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
+                                   target_accept=target_accept)
+    else:
+        settings = sampler(engine, draws, tune, chains, target_accept)
+    return model_of(unit).fit(dataset, unit, prior, engine, level, seed, settings, False, sets)
 
 
 def compare_priors(data, outcome: str, priors: list[str] | None = None,
@@ -188,6 +189,15 @@ def outcomes(data=None) -> pd.DataFrame:
     from bayes_pip.listing import outcome_listing
 
     return pd.DataFrame(outcome_listing(load(data)))
+
+
+def list_analyses(data=None) -> list:
+    """The analyses a data set offers (:class:`bayes_pip.analyses.Analysis`: id, model, the
+    outcomes it draws on and the categories its effects are indexed by), in the order of
+    outcomes.csv; each id is what `fit` takes."""
+    from bayes_pip.analyses import analyses
+
+    return analyses(load(data))
 
 
 def prior_sets(prior_dir: str | Path | None = None) -> list[str]:

@@ -32,6 +32,7 @@ from bayes_pip.categorical_data import CategoricalOutcome, categorical_outcome
 from bayes_pip.engines.base import Problem, SamplerSettings
 from bayes_pip.errors import ConvergenceError, InputError
 from bayes_pip.formats import ci_text, equals, pct_text
+from bayes_pip.record import Analysis
 
 ENGINE = "multinomial"
 BASELINE = "the average of the trials' fitted comparator-arm distributions"
@@ -81,6 +82,7 @@ class CategoricalFit:
     diagnostics: dict
     draws: int
     notes: list = field(default_factory=list)
+    analysis: dict = field(default_factory=dict)   # the Analysis it answers (bayes_pip.analyses)
     idata: object = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -145,7 +147,9 @@ def fit_categorical(dataset, outcome_id: str, prior_name: str | None = None,
         levels=co.levels(), baseline=BASELINE, comparison=comparison, quote=quote,
         data_differences=differences,
         diagnostics=dict(result.diagnostics), draws=int(post.sizes["chain"] * post.sizes["draw"]),
-        idata=result.idata, notes=notes(co), **summary)
+        idata=result.idata, notes=notes(co),
+        analysis=Analysis(outcome_id, "multinomial", (outcome_id,), co.categories).to_dict(),
+        **summary)
 
 
 def bare(described: str) -> str:

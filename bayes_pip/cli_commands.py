@@ -4,9 +4,9 @@ fit (categorical outcomes included) and compare-priors. Each parses nothing (the
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
+from bayes_pip.analyses import analysis_of, model_of
 from bayes_pip.errors import InputError
 from bayes_pip.cli_common import (EXIT_OK, emit, moderator_engine, moderator_names, open_dataset,
                                   output_record, print_json, prior_list, prior_sets,
@@ -142,11 +142,8 @@ def cmd_reconstruct(args) -> int:
     from bayes_pip.summarise import reconstruction_text
 
     dataset = open_dataset(args)
-    dataset.outcome(args.outcome)
-    if args.outcome in dataset.categorical_ids():
-        raise InputError(f"outcome '{args.outcome}' is categorical: its category counts are "
-                         "given in categories.csv, not reconstructed (reconstruction works on "
-                         "the 2x2 tables of RR/OR outcomes)")
+    analysis = analysis_of(dataset, args.outcome)
+    model_of(analysis).refuse("reconstruct", analysis, {})
     rec = dataset.reconstruction(args.outcome)
     if rec is None:
         raise InputError(f"outcome '{args.outcome}' has no rows in constraints.csv (see README, "
@@ -168,10 +165,9 @@ def cmd_priors(args) -> int:
     from bayes_pip.priors import applicable_priors, default_prior_name, resolve_prior
 
     dataset = open_dataset(args)
-    outcome = dataset.outcome(args.outcome)
-    categorical = args.outcome in dataset.categorical_ids()
-    if categorical:   # every effect of the multinomial model is a log odds ratio
-        outcome = dataclasses.replace(outcome, measure="OR", mcid=None)
+    analysis = analysis_of(dataset, args.outcome)
+    outcome = model_of(analysis).prior_outcome(dataset.outcome(args.outcome))
+    categorical = analysis.model == "multinomial"
     sets = prior_sets(args)
     resolved = [resolve_prior(n, outcome, sets) for n in applicable_priors(outcome, sets)]
     default = default_prior_name(outcome.measure)
@@ -289,63 +285,32 @@ def cmd_fit(args) -> int:
 
     Example: python -m bayes_pip fit secure_attachment_post --prior sceptical
     """
-    from bayes_pip.analysis import fit_outcome
-    from bayes_pip.output import check_output_dir, write_fit
-    from bayes_pip.summarise import fit_text
+    from bayes_pip.output import check_output_dir
 
     if args.out:
         check_output_dir(args.out)
     dataset = open_dataset(args)
-    if args.outcome in dataset.categorical_ids():
-        return categorical_fit(args, dataset)
+    analysis = analysis_of(dataset, args.outcome)
+    model = model_of(analysis)
+    model.refuse("fit", analysis, {"--moderator": args.moderator, "--subgroup": args.subgroup,
+                                   "--level": args.level not in (None, "auto")})
+    model.check_engine(args.engine, analysis)
     if args.moderator or args.subgroup:
         return moderator_fit(args, dataset)
-    result = fit_outcome(dataset, args.outcome, prior_name=args.prior, engine=args.engine,
-                         level=args.level, seed=args.seed, settings=sampler_settings(args),
-                         progress=sys.stderr.isatty() and not args.json,
-                         prior_sets=prior_sets(args))
-    return output_record(args, result, fit_text, lambda: write_fit(args.out, result))
+    result = model.fit(dataset, analysis, args.prior, args.engine, args.level, args.seed,
+                       analysis_settings(args, analysis),
+                       sys.stderr.isatty() and not args.json, prior_sets(args))
+    return output_record(args, result, model.text, lambda: model.write(args.out, result))
 
 
-def categorical_fit(args, dataset) -> int:
-    """`fit` of a categorical outcome: the multinomial model of all its categories."""
-    from bayes_pip.categorical import (categorical_text, fit_categorical, require_engine,
-                                       write_categorical)
+def analysis_settings(args, analysis):
+    """The sampler settings of a fit: the engine's (None for a deterministic engine), or the
+    multinomial model's, which always samples."""
     from bayes_pip.engines.base import SamplerSettings
 
-    for option, given in (("--moderator", args.moderator), ("--subgroup", args.subgroup),
-                          ("--level", args.level not in (None, "auto"))):
-        if given:
-            raise InputError(f"{option} is not available for the categorical outcome "
-                             f"'{args.outcome}' (the multinomial model fits its category counts)")
-    require_engine(args.engine, args.outcome)
-    settings = SamplerSettings(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
-    result = fit_categorical(dataset, args.outcome, prior_name=args.prior, seed=args.seed,
-                             settings=settings, progress=sys.stderr.isatty() and not args.json,
-                             prior_sets=prior_sets(args))
-    return output_record(args, result, categorical_text,
-                         lambda: write_categorical(args.out, result))
-
-
-def categorical_compare(args, dataset) -> int:
-    """`compare-priors` of a categorical outcome: the multinomial model under each prior set
-    that applies to an odds-ratio outcome (or --priors)."""
-    from bayes_pip.categorical import (as_odds_ratio, categorical_comparison_text,
-                                       categorical_outcome, fit_categorical, require_engine)
-    from bayes_pip.engines.base import SamplerSettings
-    from bayes_pip.priors import applicable_priors
-
-    if args.moderator or args.subgroup or args.loo:
-        raise InputError("--moderator, --subgroup and --loo are not available for the "
-                         f"categorical outcome '{args.outcome}'")
-    require_engine(args.engine, args.outcome)
-    sets = prior_sets(args)
-    co = categorical_outcome(dataset, args.outcome)
-    names = prior_list(args) or applicable_priors(as_odds_ratio(co.outcome), sets)
-    settings = SamplerSettings(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
-    fits = [fit_categorical(dataset, args.outcome, prior_name=n, seed=args.seed,
-                            settings=settings, prior_sets=sets, separate=False) for n in names]
-    return emit(fits, args.json, categorical_comparison_text)
+    if analysis.model == "random-effects":
+        return sampler_settings(args)
+    return SamplerSettings(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
 
 
 def cmd_compare_priors(args) -> int:
@@ -356,12 +321,12 @@ def cmd_compare_priors(args) -> int:
 
     Example: python -m bayes_pip compare-priors secure_attachment_post
     """
-    from bayes_pip.analysis import compare_priors
-    from bayes_pip.summarise import comparison_text
-
     dataset = open_dataset(args)
-    if args.outcome in dataset.categorical_ids():
-        return categorical_compare(args, dataset)
+    analysis = analysis_of(dataset, args.outcome)
+    model = model_of(analysis)
+    model.refuse("compare-priors", analysis, {"--moderator": args.moderator,
+                                              "--subgroup": args.subgroup, "--loo": args.loo})
+    model.check_engine(args.engine, analysis)
     if args.moderator or args.subgroup:
         from bayes_pip import moderation, moderation_text
 
@@ -374,12 +339,14 @@ def cmd_compare_priors(args) -> int:
             dataset, args.outcome, names, prior_list(args), moderator_engine(args), args.seed,
             sampler_settings(args), args.level, prior_sets(args))
         return output_record(args, records, moderation_text.comparison_text)
-    fits = compare_priors(dataset, args.outcome, prior_list(args), args.engine, args.level,
-                          args.seed, sampler_settings(args),
-                          progress_printer(sys.stderr.isatty() and not args.json),
-                          prior_sets(args))
+    fits = model.compare(dataset, analysis, prior_list(args), args.engine, args.level,
+                         args.seed, analysis_settings(args, analysis),
+                         progress_printer(sys.stderr.isatty() and not args.json),
+                         prior_sets(args))
     if not args.loo:
-        return emit(fits, args.json, comparison_text)
+        return emit(fits, args.json, model.comparison_text)
+    from bayes_pip.summarise import comparison_text
+
     from bayes_pip.checks import loo_comparison
     from bayes_pip.evidence_text import loo_text
 

@@ -555,3 +555,19 @@ class LooRow(Record):
     pareto_k_max: float
     high_pareto_k: tuple[str, ...]   # studies with Pareto k > 0.7 (estimate unreliable)
     elpd_diff_se: float = 0.0        # SE of the paired difference from the best (az.compare dse)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What one fit answers: ``id`` names its records and files (an outcome id today), ``model``
+    the model (a key of :data:`MODELS`), ``outcomes`` the outcome rows it draws on and ``parts``
+    the coordinates its effects are indexed by (the categories; empty for one pooled effect)."""
+
+    id: str
+    model: str
+    outcomes: tuple[str, ...]
+    parts: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "model": self.model, "outcomes": list(self.outcomes),
+                "parts": list(self.parts)}

@@ -36,7 +36,7 @@ LAYERS = [
     {"summarise", "listing"},
     {"evidence_text"},
     {"analysis", "figures", "moderation", "categorical", "figures_categorical", "certainty"},
-    {"sweeps", "checks", "moderation_text", "database"},
+    {"sweeps", "checks", "moderation_text", "database", "analyses"},
     {"pages", "bundle", "revman", "api", "calibration", "categorical_page", "certainty_page"},
     {"cli_common"},
     {"cli_commands", "cli_batch"},

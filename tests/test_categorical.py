@@ -44,6 +44,8 @@ def bundled_fit(bundled_run):
 def test_fit_prints_the_joint_analysis_with_every_level_of_evidence(bundled_fit):
     f = bundled_fit
     assert f["categories"] == ["secure", "avoidant", "resistant", "disorganised"]
+    assert f["analysis"] == {"id": OUTCOME, "model": "multinomial", "outcomes": [OUTCOME],
+                             "parts": f["categories"]}
     assert f["k"] == 2 and f["participants"] == 54 + 46 + 54 + 28 + 22
     assert f["diagnostics"]["converged"] and f["diagnostics"]["divergences"] == 0
     # counts as given in data/pip/categories.csv, with their provenance per cell
