@@ -9,10 +9,12 @@ import numpy as np
 from bayes_pip import engines
 from bayes_pip.classical import classical_from
 from bayes_pip.data import Dataset, Resolved
+from bayes_pip.engines.base import Problem
 from bayes_pip.engines.conjugate import se_from_ci
 from bayes_pip.prior_families import Normal
 from bayes_pip.priors import default_prior_name, load_prior_sets, resolve_prior
 from bayes_pip.errors import InputError
+from bayes_pip.payloads import NormalEffects
 from bayes_pip.record import (BMARecord, WidthBayesFactor, EggerRecord, FitRecord,
                               InfluenceRecord, InfluenceRow, Interval, LeaveOneOutRow, LooRow, ModelEvidence, Settings)
 from bayes_pip.posterior_stats import (benefit_probability)
@@ -21,7 +23,23 @@ from bayes_pip.analysis import (SPARSE_RULE, data_status_label, require_directio
 from bayes_pip import direction
 
 
-BMA_ENGINES = (engines.AUTO, "exact", "binomial-exact")
+# --engine auto for `bma`: the binomial-normal evidence on sparse arm counts (as `fit`), the
+# normal-normal one otherwise; any engine with the "marginal_likelihood" capability can be named
+AUTO_EVIDENCE = {True: "binomial-exact", False: "exact"}
+
+
+def evidence_engine(name: str, sparse: bool, summary: bool):
+    """The engine whose ``evidence`` a `bma` uses: ``name``, or for auto the one the data call
+    for; the normal-normal one at summary level (one published estimate). One line for an
+    engine that gives no marginal likelihood."""
+    if summary:
+        name = AUTO_EVIDENCE[False]
+    engine = engines.get(AUTO_EVIDENCE[sparse] if name == engines.AUTO else name)
+    if not engines.can(engine, "marginal_likelihood"):
+        able = [n for n in engines.choices() if engines.can(n, "marginal_likelihood")]
+        raise InputError(f"--engine {engine.name} gives no marginal likelihood; `bma` runs with "
+                         f"auto or {', '.join(able)}")
+    return engine
 
 
 def bma_outcome(dataset: Dataset, outcome_id: str, prior_name: str | None = None,
@@ -42,7 +60,6 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
                  engine: str = engines.AUTO) -> BMARecord:
     """:func:`bma_outcome` of an outcome already resolved."""
     from bayes_pip.engines import evidence as ev
-    from bayes_pip.engines.exact import exact_posterior
 
     level_used, status = resolved.level, resolved.status.description
     outcome = resolved.outcome
@@ -70,30 +87,25 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
         if es.k == 1:
             notes.insert(0, "A single study: heterogeneity cannot be tested; only the "
                             "fixed-effect models are compared.")
-    binomial = resolved.level != "summary" and (
-        engine == "binomial-exact" or (engine == engines.AUTO and sparse_arms(table)))
+    summary = resolved.level == "summary"
+    used = evidence_engine(engine, not summary and bool(sparse_arms(table)), summary)
+    binomial = used.model == "binomial-normal"
+    if binomial and scale.link is None:
+        raise InputError(f"--engine {used.name} needs an RR or OR outcome; "
+                         f"'{outcome.outcome}' is {outcome.measure}")
+    if summary:
+        payload = NormalEffects(("published pooled estimate",), y, v)
+    else:
+        payload = engines.payload_for(used, Problem(outcome, "study", effects=es))
+    e, parts = used.evidence(payload, prior, random_effects)
     if binomial:
-        if scale.link is None:
-            raise InputError(f"--engine binomial-exact needs an RR or OR outcome; "
-                             f"'{outcome.outcome}' is {outcome.measure}")
-        from bayes_pip.engines.binomial_evidence import binomial_evidence
-
-        log_ml, parts = binomial_evidence(es.events_t, es.n_t, es.events_c, es.n_c,
-                                          scale.link, prior.mu, prior.tau, prior.baseline,
-                                          random_effects)
-        e = ev.weigh(log_ml)
         why = (f"--engine auto: {SPARSE_RULE}" if engine == engines.AUTO
-               else "--engine binomial-exact")
+               else f"--engine {used.name}")
         notes.insert(0, f"Likelihood: binomial-normal on the arm counts ({why}); each "
                         "study's control-arm baseline ~ "
                         f"Normal({prior.baseline.mean:g}, {prior.baseline.sd:g}^2). The "
                         "marginal likelihoods are not comparable with those of the "
                         "normal-normal model (a different likelihood), only with each other.")
-    else:
-        e = ev.evidence(y, v, prior.mu, prior.tau, random_effects=random_effects)
-        parts = {"FE": ev.fixed_effect_posterior(y, v, prior.mu)}
-        if random_effects:
-            parts["RE"] = exact_posterior(y, v, prior.mu, prior.tau)
     averaged = ev.AveragedMu(e, parts)
     mu = Interval(*(averaged.quantile(q) for q in (0.5, 0.025, 0.975)))
     natural = Interval(*(float(scale.to_natural(x)) for x in (mu.median, mu.ci_low, mu.ci_high)))
@@ -101,17 +113,11 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
     given_effect = Interval(*(float(scale.to_natural(given.quantile(q)))
                               for q in (0.5, 0.025, 0.975)))
 
-    def log_bf(mu_prior) -> float:
-        if binomial:
-            from bayes_pip.engines.binomial_evidence import binomial_evidence
+    nulls = {m: e.log_ml[m] for m in ("FE0", "RE0") if m in e.log_ml}  # free of mu's prior
 
-            nulls = {m: log_ml[m] for m in ("FE0", "RE0") if m in log_ml}  # free of mu's prior
-            logs, _ = binomial_evidence(es.events_t, es.n_t, es.events_c, es.n_c, scale.link,
-                                        mu_prior, prior.tau, prior.baseline, random_effects,
-                                        nulls)
-            other = ev.weigh(logs)
-        else:
-            other = ev.evidence(y, v, mu_prior, prior.tau, random_effects=random_effects)
+    def log_bf(mu_prior) -> float:
+        other, _ = used.evidence(payload, prior, random_effects, mu_prior, nulls,
+                                 with_posteriors=False)
         return other.log_bf_effect if random_effects else other.log_bf_effect_fixed
 
     by_width = []
@@ -136,9 +142,8 @@ def bma_resolved(resolved: Resolved, prior_name: str | None = None, prior_sets=N
         log_bf_effect=e.log_bf_effect if random_effects else None,
         log_bf_heterogeneity=e.log_bf_heterogeneity if random_effects else None,
         log_bf_effect_fixed=e.log_bf_effect_fixed,
-        likelihood="binomial-normal" if binomial else "normal-normal",
-        notes=tuple(notes), settings=Settings(None, versions=versions(
-            engines.get("binomial-exact" if binomial else "exact"))),
+        likelihood=used.model, notes=tuple(notes), settings=Settings(None, versions=versions(
+            used)),
         p_null=float(averaged.null), effect_given_effect=given_effect,
         bf_by_width=tuple(by_width))
 

@@ -32,7 +32,6 @@ from bayes_pip.cli_common import (EXIT_CONVERGENCE, EXIT_INPUT, EXIT_INTERNAL, E
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bayes_pip.checks import BMA_ENGINES
     from bayes_pip import engines
     from bayes_pip.classical import METHODS
     from bayes_pip.data import LEVELS
@@ -107,11 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_prior_options(p, "prior set from models/ (default: halfnormal-0.5; vague for MD)")
     p.add_argument("--level", choices=LEVELS, default="auto",
                    help="study, reconstructed or summary (default auto: the first the data allow)")
-    p.add_argument("--engine", choices=BMA_ENGINES, default="auto",
-                   help="likelihood of the marginal likelihoods: exact: normal-normal on each "
-                        "study's effect; binomial-exact: binomial-normal on arm counts (RR/OR); "
-                        "auto (default): binomial-normal on sparse arm counts (an arm with fewer "
-                        "than 5 events or 5 non-events), as `fit`")
+    p.add_argument("--engine", choices=engines.selectable(), default="auto",
+                   help="an engine that gives marginal likelihoods (the others are refused): "
+                        "exact: normal-normal on each study's effect; binomial-exact: "
+                        "binomial-normal on arm counts (RR/OR); auto (default): binomial-normal "
+                        "on sparse arm counts (an arm with fewer than 5 events or 5 "
+                        "non-events), as `fit`")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = add_command(sub, "influence", "leave each study out; influence diagnostics",

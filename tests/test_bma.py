@@ -208,3 +208,26 @@ def test_bayes_factor_by_prior_width_equals_the_closed_form_at_summary_level():
     for got, q in ((g.median, 0.5), (g.ci_low, 0.025), (g.ci_high, 0.975)):
         assert got == pytest.approx(math.exp(stats.norm.ppf(q, mean, sd)), rel=1e-6)
 
+
+
+def test_bma_reaches_engines_by_capability(capsys):
+    """`bma --engine NAME` runs any registered engine with the "marginal_likelihood"
+    capability (a test engine here: the same numbers as `--engine exact`, to the last bit) and
+    refuses an engine without it in one line (exit 2)."""
+    from bayes_pip import engines
+
+    engines.register("evidence-only", "evidence_engine")
+    try:
+        runs = {}
+        for name in ("exact", "evidence-only"):
+            assert main(["bma", "acute_rejection", "--data", "data/crins2014", "--engine", name,
+                         "--json"]) == 0
+            runs[name] = json.loads(capsys.readouterr().out)
+        assert engines.get("evidence-only").calls >= 2   # the main evidence and each width
+        assert runs["evidence-only"]["models"] == runs["exact"]["models"]
+        assert runs["evidence-only"]["bf_by_width"] == runs["exact"]["bf_by_width"]
+    finally:
+        engines.REGISTRY.pop("evidence-only")
+    assert main(["bma", "acute_rejection", "--data", "data/crins2014", "--engine", "pymc"]) == 2
+    err = capsys.readouterr().err
+    assert "--engine pymc gives no marginal likelihood" in err and err.count("\n") == 1

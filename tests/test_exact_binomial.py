@@ -328,7 +328,7 @@ def test_interrupt_inside_a_compiled_kernel_exits_130(monkeypatch):
     """Ctrl-C during a numba kernel comes back as a SystemError raised from KeyboardInterrupt
     (seen with `fit --engine binomial-exact`, which then ended in exit 1 and a traceback): the
     CLI treats it as the interrupt it is, exit 130 with one line."""
-    from bayes_pip.engines import exact_binomial
+    from bayes_pip.engines import binomial_engine
 
     def interrupted(*args, **kwargs):
         try:
@@ -336,7 +336,7 @@ def test_interrupt_inside_a_compiled_kernel_exits_130(monkeypatch):
         except KeyboardInterrupt as exc:
             raise SystemError("CPUDispatcher returned a result with an exception set") from exc
 
-    monkeypatch.setattr(exact_binomial, "binomial_posterior", interrupted)
+    monkeypatch.setattr(binomial_engine, "binomial_posterior", interrupted)
     r = run_main("fit", "secure_attachment_post", "--engine", "binomial-exact")
     assert r.returncode == 130
     assert r.stderr == "bayes_pip: interrupted; nothing was written\n"

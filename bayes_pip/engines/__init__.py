@@ -19,7 +19,7 @@ from bayes_pip.errors import InputError
 REGISTRY = {
     "pymc": "bayes_pip.engines.normal_nuts",
     "binomial": "bayes_pip.engines.binomial_nuts",
-    "binomial-exact": "bayes_pip.engines.exact_binomial",
+    "binomial-exact": "bayes_pip.engines.binomial_engine",
     "exact": "bayes_pip.engines.normal_exact",
     "multinomial": "bayes_pip.engines.multinomial_nuts",
     "conjugate": "bayes_pip.engines.conjugate",

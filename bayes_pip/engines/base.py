@@ -99,7 +99,9 @@ class EngineResult:
 CAPABILITIES = {
     "stochastic": "the result depends on the seed (MCMC); draws carry Monte Carlo error",
     "batch": "fits many meta-analyses at once: fit_batch(y, v, prior) with .row(r) posteriors",
-    "marginal_likelihood": "its posterior has log_marginal_likelihood (Bayes factors)",
+    "marginal_likelihood": "compares models (`bma`): evidence(payload, prior, random_effects, "
+                           "mu_prior, nulls) gives the Evidence of FE0, FE, RE0, RE and the "
+                           "posteriors of mu under FE and RE",
     "regression": "fits a meta-regression: regress(payloads, columns, prior, coefficients, seed, "
                   "settings, name) on NormalEffects with their design matrix X gives a posterior "
                   "of \"tau\", (\"beta\", j) and (\"fitted\", x), and its diagnostics",
@@ -110,7 +112,8 @@ class Engine(Protocol):
     """An engine plug-in: one module in bayes_pip/engines (or anywhere, registered with
     :func:`bayes_pip.engines.register`) defining ``ENGINE``.
 
-    Optional, by capability: ``fit_batch`` ("batch"), ``regress`` ("regression"); for an MCMC
+    Optional, by capability: ``fit_batch`` ("batch"), ``regress`` ("regression"), ``evidence``
+    ("marginal_likelihood"); for an MCMC
     engine, ``sampler`` (the name stored with its settings; default "nutpie NUTS"),
     ``convergence_hint`` (what a failed convergence check suggests) and ``draws`` (draws
     without the convergence gate, for calibration)."""

@@ -115,6 +115,14 @@ class ConjugateEngine:
         payload_for(self, problem)  # refuses data it cannot fit
         return EngineResult(summary_posterior(problem.estimate, problem.se, prior.mu))
 
+    def evidence(self, payload, prior, random_effects, mu_prior=None, nulls=None,
+                 with_posteriors=True):
+        """Log marginal likelihoods of FE0, FE (RE0, RE) and the posteriors of mu given an
+        effect (capability "marginal_likelihood"): :func:`evidence.normal_evidence`."""
+        from bayes_pip.engines.evidence import normal_evidence
+
+        return normal_evidence(payload, prior, random_effects, mu_prior, nulls, with_posteriors)
+
     def describe(self, fit) -> str:
         return "closed-form normal-normal (conjugate) posterior"
 

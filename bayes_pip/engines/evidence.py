@@ -214,3 +214,21 @@ def fixed_effect_posterior(y, v, mu_prior) -> NormalPosterior:
     big_w = w0 + w.sum()
     return NormalPosterior(float((w0 * mu_prior.mean + (w * y).sum()) / big_w),
                            math.sqrt(1.0 / big_w))
+
+
+def normal_evidence(payload, prior, random_effects: bool, mu_prior=None, nulls=None,
+                    with_posteriors: bool = True):
+    """The "marginal_likelihood" capability of the normal-normal engines: (Evidence, {"FE":
+    posterior of mu, "RE": ...}) for NormalEffects under ``prior`` (its mu prior replaced by
+    ``mu_prior`` when given). ``nulls`` (FE0, RE0 already computed) is accepted for the common
+    signature; the normal-normal nulls cost little and are recomputed."""
+    from bayes_pip.engines.exact import exact_posterior
+
+    mu = prior.mu if mu_prior is None else mu_prior
+    e = evidence(payload.y, payload.v, mu, prior.tau, random_effects=random_effects)
+    if not with_posteriors:
+        return e, {}
+    parts = {"FE": fixed_effect_posterior(payload.y, payload.v, mu)}
+    if random_effects:
+        parts["RE"] = exact_posterior(payload.y, payload.v, mu, prior.tau)
+    return e, parts

@@ -48,20 +48,16 @@ stored with every fit (``settings["quadrature"]``).
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bayes_pip.engines import idata as idata_groups
-from bayes_pip.engines import payload_for
-from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.engines.binomial_tables import (GH_CHECK, GH_MAIN, StudyTables, kernels,
                                               log_lik, log_lik_each, study_tables)
 from bayes_pip.engines.marginals import GL_W, GL_X, CellMarginal, CurveMarginal
 from bayes_pip.errors import InputError
-from bayes_pip.payloads import ArmCounts
 
 CELLS = 32               # Gauss-Legendre cells per dimension of the (mu, log tau) grid
 SCOUT = 41               # points per dimension of each scouting pass
@@ -490,39 +486,3 @@ def binomial_idata(post: BinomialExactPosterior, effects, prior, seed: int,
         coords=idata_groups.study_coords(effects), dims={"theta": ["study"]},
         attrs={"engine": "binomial-exact", "draws": "independent (not MCMC)", "seed": seed})
     return idata
-
-
-class ExactBinomialEngine:
-    """Binomial-normal model by nested quadrature: no Monte Carlo error, no seed."""
-
-    name = "binomial-exact"
-    model = "binomial-normal"
-    help = ("binomial-exact: binomial-normal model on arm counts (RR/OR) by nested quadrature, "
-            "no Monte Carlo error")
-    packages = ("numpy", "scipy", "numba")
-    accepts = (ArmCounts,)
-    capabilities = frozenset({"marginal_likelihood"})
-    stochastic = "stochastic" in capabilities  # derived, never declared twice
-
-    def fit(self, problem: Problem, prior, seed, settings=None, progress=False) -> EngineResult:
-        outcome = problem.outcome
-        if outcome is not None and outcome.scale.link is None:
-            raise InputError(f"--engine {self.name} needs an RR or OR outcome; "
-                             f"'{outcome.outcome}' is {outcome.measure}")
-        arms = payload_for(self, problem)
-        post = binomial_posterior(arms.events[:, 0], arms.n[:, 0], arms.events[:, 1],
-                                  arms.n[:, 1], arms.link, prior.mu, prior.tau, prior.baseline)
-        draws = functools.partial(binomial_idata, post, arms, prior, seed)
-        g = post.grid
-        return EngineResult(post, draws, settings={"quadrature": {
-            "method": "nested: trapezoid in the baseline, adaptive Gauss-Hermite in theta, "
-                      "Gauss-Legendre in (mu, log tau)",
-            "nodes": int(g.mass.size), "b_error": post.tables.b_error,
-            "gh_error": g.gh_error, "edge_mass": g.edge_mass}})
-
-    def describe(self, fit) -> str:
-        return ("exact binomial-normal posterior (arm counts; nested quadrature, no Monte Carlo "
-                "error)")
-
-
-ENGINE = ExactBinomialEngine()

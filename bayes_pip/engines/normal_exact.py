@@ -50,6 +50,14 @@ class ExactEngine:
                  for p in payloads]
         return (parts[0] if len(parts) == 1 else MixturePosterior(parts)), None
 
+    def evidence(self, payload, prior, random_effects, mu_prior=None, nulls=None,
+                 with_posteriors=True):
+        """Log marginal likelihoods of FE0, FE (RE0, RE) and the posteriors of mu given an
+        effect (capability "marginal_likelihood"): :func:`evidence.normal_evidence`."""
+        from bayes_pip.engines.evidence import normal_evidence
+
+        return normal_evidence(payload, prior, random_effects, mu_prior, nulls, with_posteriors)
+
     def fit_batch(self, y, v, prior, mask=None, store: bool = True):
         """Many meta-analyses at once: ``y``, ``v`` of shape (analyses, studies), NaN-padded;
         ``prior`` one prior set or one per analysis. Returns a BatchPosterior whose
