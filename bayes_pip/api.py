@@ -146,9 +146,10 @@ def classical_fit(data, outcome: str, method: str = "DL") -> DLRecord:
     return classical_from(load(data).resolve(outcome, level=None), method).record()
 
 
-def meta_regression(data, outcome: str, moderators: list[str] | str, method: str = "DL") -> dict:
-    """Classical meta-regression on moderator columns (metafor ``rma(mods=)``); the JSON of
-    ``dl OUTCOME --moderator NAME --json``."""
+def meta_regression(data, outcome: str, moderators: list[str] | str, method: str = "DL"):
+    """Classical meta-regression on moderator columns (metafor ``rma(mods=)``): a
+    :class:`bayes_pip.moderation_record.MetaRegressionRecord` (``to_dict()``: the JSON of
+    ``dl OUTCOME --moderator NAME --json``; ``rec["tau2"]`` reads a field by its JSON key)."""
     from bayes_pip import moderation
 
     names = [moderators] if isinstance(moderators, str) else list(moderators)
@@ -156,9 +157,10 @@ def meta_regression(data, outcome: str, moderators: list[str] | str, method: str
 
 
 def subgroups(data, outcome: str, moderator: str, method: str = "DL",
-              tau: str = "separate") -> dict:
-    """Subgroup analysis with RevMan's test for subgroup differences; the JSON of
-    ``dl OUTCOME --subgroup NAME --json``."""
+              tau: str = "separate"):
+    """Subgroup analysis with RevMan's test for subgroup differences: a
+    :class:`bayes_pip.moderation_record.SubgroupRecord` (``to_dict()``: the JSON of
+    ``dl OUTCOME --subgroup NAME --json``)."""
     from bayes_pip import moderation
 
     return moderation.classical_subgroups(load(data), outcome, moderator, method, tau)
@@ -169,10 +171,11 @@ def bayes_meta_regression(data, outcome: str, moderators: list[str] | str,
                           seed: int = DEFAULT_SEED, at: list[float] | None = None,
                           draws: int = 2000, tune: int = 1000, chains: int = 4,
                           target_accept: float | None = None,
-                          prior_dir: str | Path | None = None) -> dict:
+                          prior_dir: str | Path | None = None):
     """Bayesian meta-regression by any engine with the "regression" capability (exact
-    quadrature, also for auto, or PyMC); the JSON of ``fit OUTCOME
-    --moderator NAME --json``. ``at``: moderator values to predict the effect at (one numeric
+    quadrature, also for auto, or PyMC): a
+    :class:`bayes_pip.moderation_record.BayesMetaRegressionRecord` (``to_dict()``: the JSON of
+    ``fit OUTCOME --moderator NAME --json``). ``at``: moderator values to predict the effect at (one numeric
     moderator)."""
     from bayes_pip import moderation
 

@@ -94,7 +94,7 @@ def moderator_dl(args, dataset) -> int:
         name = args.subgroup or "__".join(args.moderator)
         kind = "subgroups" if args.subgroup else "metareg"
         stem = f"{args.outcome}__{name}__{args.method}__{kind}"
-        files = {f"{stem}.json": json_text(rec)}
+        files = {f"{stem}.json": json_text(rec.to_dict())}
         if args.subgroup:
             files[f"{stem}.png"] = figures.png_bytes(figures.subgroup_forest_plot(rec))
         elif len(args.moderator) == 1:
@@ -118,8 +118,8 @@ def moderator_fit(args, dataset) -> int:
         from bayes_pip import figures
         from bayes_pip.output import json_text, write_report_files
 
-        stem = f"{args.outcome}__{'__'.join(names)}__{rec['prior']['name']}"
-        files = {f"{stem}.json": json_text(rec)}
+        stem = f"{args.outcome}__{'__'.join(names)}__{rec.prior_name}"
+        files = {f"{stem}.json": json_text(rec.to_dict())}
         if len(names) == 1:
             files[f"{stem}__bubble.png"] = figures.png_bytes(figures.bubble_plot(rec))
     return output_record(args, rec, moderation_text.bayes_text,

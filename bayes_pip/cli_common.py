@@ -71,8 +71,9 @@ def output_record(args, record, as_text, write=None) -> int:
     if getattr(args, "out", None) and write is not None:
         for path in write():
             sys.stderr.write(f"wrote {path}\n")
-    if args.json:   # a typed record, or a plain dict / list (moderator analyses)
-        print_json(record.to_dict() if hasattr(record, "to_dict") else record)
+    if args.json:   # a typed record or a list of them (a moderator analysis under each prior)
+        print_json([r.to_dict() for r in record] if isinstance(record, list)
+                   else record.to_dict())
     else:
         print(as_text(record))
     return EXIT_OK

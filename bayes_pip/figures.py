@@ -16,6 +16,7 @@ from bayes_pip.design import rob_columns, rob_domain, trial_names
 from bayes_pip.formats import equals, prob_text
 from bayes_pip.formats import (interval_label)
 from bayes_pip import direction
+from bayes_pip.moderation_record import BayesMetaRegressionRecord
 
 
 def new_figure(figsize):
@@ -427,73 +428,71 @@ def funnel_plot(e):
     return fig
 
 
-def bubble_plot(rec: dict):
+def bubble_plot(rec):
     """Meta-regression on one moderator: each study's observed effect (area by its weight,
     1/(v_i + tau^2) at the posterior median of tau) against the moderator, with the posterior
     median regression line and its 95% credible band (numeric moderator) or each level's fitted
     effect with its 95% interval (categorical moderator). Natural scale; log axis for ratios."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    studies = rec["study_effects"]
-    mod = rec["moderators"][0]
+    studies = rec.study_effects
+    mod = rec.moderators[0]
+    bayes = isinstance(rec, BayesMetaRegressionRecord)
     fig, ax = new_figure((6.4, 4.2))
-    categorical = mod["kind"] == "categorical"
-    levels = mod["levels"] or []
-    xs = [levels.index(s["value"]) if categorical else s["value"] for s in studies]
-    w = np.array([s["weight"] for s in studies])
+    categorical = mod.kind == "categorical"
+    levels = mod.levels or []
+    xs = [levels.index(s.value) if categorical else s.value for s in studies]
+    w = np.array([s.weight for s in studies])
     sizes = 40 + 400 * w / w.max()
-    if rec.get("line"):
-        line = rec["line"]
-        bayes = "prior" in rec
-        ax.fill_between(line["x"], line["ci_low"], line["ci_high"], color="tab:blue", alpha=0.18,
+    if rec.line:
+        line = rec.line
+        ax.fill_between(line.x, line.ci_low, line.ci_high, color="tab:blue", alpha=0.18,
                         lw=0, label="95% credible band" if bayes else "95% confidence band")
-        ax.plot(line["x"], line["median" if bayes else "estimate"], color="tab:blue", lw=1.6,
+        ax.plot(line.x, line.centre, color="tab:blue", lw=1.6,
                 label="posterior median" if bayes else "fitted line")
     if categorical:
-        for f in rec["fitted"]:
-            i = levels.index(f["at"].split(" = ", 1)[1])
-            ax.errorbar([i + 0.12], [f["estimate"]], yerr=[[f["estimate"] - f["ci_low"]],
-                        [f["ci_high"] - f["estimate"]]], fmt="D", color="tab:blue", ms=7,
-                        capsize=4, label=("fitted effect (95% CrI)" if "prior" in rec else
+        for f in rec.fitted:
+            i = levels.index(f.at.split(" = ", 1)[1])
+            ax.errorbar([i + 0.12], [f.estimate], yerr=[[f.estimate - f.ci_low],
+                        [f.ci_high - f.estimate]], fmt="D", color="tab:blue", ms=7,
+                        capsize=4, label=("fitted effect (95% CrI)" if bayes else
                                           "fitted effect (95% CI)") if i == 0 else None)
         ax.set_xticks(range(len(levels)), [plain(v) for v in levels])
         ax.set_xlim(-0.6, len(levels) - 0.4)
-    ax.scatter(xs, [s["estimate"] for s in studies], s=sizes, facecolor="none",
+    ax.scatter(xs, [s.estimate for s in studies], s=sizes, facecolor="none",
                edgecolor="black", lw=1.2, label="study (area: weight)", zorder=3)
     if len(studies) <= 8:  # more labels than that overlap; the JSON lists every study
         for x, s in zip(xs, studies):
-            ax.annotate(plain(s["study"]), (x, s["estimate"]), textcoords="offset points",
+            ax.annotate(plain(s.study), (x, s.estimate), textcoords="offset points",
                         xytext=(-8, 6), ha="right", fontsize=8, annotation_clip=True)
-    null = measures.get(rec["measure"]).null
+    null = measures.get(rec.measure).null
     ax.axhline(null, color="grey", lw=0.8, ls="--")
-    if measures.get(rec["measure"]).is_ratio:
+    if measures.get(rec.measure).is_ratio:
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(plain(mod["name"]))
-    ax.set_ylabel(plain(f"{rec['measure']} ({rec['label']})"))
-    how = (f"prior {rec['prior']['name']}" if "prior" in rec
-           else f"{rec['method']} meta-regression")
-    ax.set_title(plain(f"{rec['label']}: {rec['k']} studies ({rec['level']} level), {how}"),
+    ax.set_xlabel(plain(mod.name))
+    ax.set_ylabel(plain(f"{rec.measure} ({rec.label})"))
+    how = f"prior {rec.prior_name}" if bayes else f"{rec.method} meta-regression"
+    ax.set_title(plain(f"{rec.label}: {rec.k} studies ({rec.level} level), {how}"),
                  fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="best")
     return fig
 
 
-def subgroup_forest_plot(rec: dict):
+def subgroup_forest_plot(rec):
     """Forest plot grouped by subgroup: each study's estimate and 95% CI, each subgroup's pooled
     estimate (diamond), and the test for subgroup differences beneath (as RevMan prints it)."""
-    m = rec["measure"]
+    m = rec.measure
     rows = []  # (label, estimate, low, high, kind)
-    for s, n in zip(rec["subgroups"], rec["subgroups_natural"]):
-        rows.append((f"{s['level']}", None, None, None, "header"))
-        for st in rec["study_effects"]:
-            if st["level"] == s["level"]:
-                rows.append((f"  {st['study']}", st["estimate"], st["ci_low"], st["ci_high"],
-                             "study"))
-        rows.append((f"  Subtotal (k = {s['k']}, tau^2 = {s['tau2']:.3g})", n["estimate"],
-                     n["ci_low"], n["ci_high"], "pooled"))
+    for s, n in zip(rec.subgroups, rec.subgroups_natural):
+        rows.append((f"{s.level}", None, None, None, "header"))
+        for st in rec.study_effects:
+            if st.level == s.level:
+                rows.append((f"  {st.study}", st.estimate, st.ci_low, st.ci_high, "study"))
+        rows.append((f"  Subtotal (k = {s.k}, tau^2 = {s.tau2:.3g})", n.estimate,
+                     n.ci_low, n.ci_high, "pooled"))
     fig, ax = new_figure((8, 0.36 * len(rows) + 1.6))
     labels = []
     for i, (label, est, lo, hi, kind) in enumerate(rows):
@@ -513,9 +512,9 @@ def subgroup_forest_plot(rec: dict):
     ax.axvline(measures.get(m).null, color="grey", ls="--", lw=1)
     if measures.get(m).log_scale:
         log_axis(ax)
-    ax.set_xlabel(f"{m} (95% CI); {rec['method']} random effects within subgroups ({rec['tau']} "
-                  f"tau^2)\nTest for subgroup differences: Chi^2 = {rec['q_between']:.2f}, "
-                  f"df = {rec['df_between']}, p = {rec['p_between']:.2g}")
-    ax.set_title(plain(f"{rec['label']}: subgroups by {rec['subgroup']}"), fontsize=11)
+    ax.set_xlabel(f"{m} (95% CI); {rec.method} random effects within subgroups ({rec.tau} "
+                  f"tau^2)\nTest for subgroup differences: Chi^2 = {rec.q_between:.2f}, "
+                  f"df = {rec.df_between}, p = {rec.p_between:.2g}")
+    ax.set_title(plain(f"{rec.label}: subgroups by {rec.subgroup}"), fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return fig

@@ -22,8 +22,18 @@ import numpy as np
 from bayes_pip import dl, metareg, posterior_stats
 from bayes_pip.data import Dataset
 from bayes_pip.errors import InputError
+from bayes_pip.moderation_record import (BayesCoefficient, BayesMetaRegressionRecord,
+                                        Coefficient, CoefficientPrior, FittedBenefit,
+                                        FittedEffect, MetaRegressionRecord, ModeratorColumn,
+                                        NaturalSubgroup, RegressionLine, StudyPoint,
+                                        SubgroupRecord, SubgroupRow, SubgroupStudy)
 from bayes_pip.moderator_data import (ModeratorData, analysis_name, analysis_scale,
                                       check_variation, moderator_data)
+from bayes_pip.record import Interval, record_dict
+
+
+def columns_of(md: ModeratorData) -> tuple[ModeratorColumn, ...]:
+    return tuple(ModeratorColumn(**m) for m in md.moderator_dicts())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -32,7 +42,7 @@ from bayes_pip.moderator_data import (ModeratorData, analysis_name, analysis_sca
 
 
 def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
-                         method: str = "DL", test: str = "z") -> dict:
+                         method: str = "DL", test: str = "z") -> MetaRegressionRecord:
     """Meta-regression of one outcome's study rows on the named moderators (metafor ``rma``);
     ``test="knha"`` for the Knapp-Hartung adjustment (``dl --ci hksj``)."""
     if method not in metareg.METHODS:
@@ -54,24 +64,22 @@ def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
     fitted = fitted_effects(md, design_rows(md, X, columns), interval)
     study_effects = study_points(md, fit.tau2)
     line = regression_line(md, interval, "estimate")
-    return {"outcome": outcome_id, "label": md.outcome.label, "measure": md.outcome.measure,
-            "benefit": md.outcome.benefit, "fitted": fitted, "study_effects": study_effects,
-            "line": line,
-            "analysis": "meta-regression", "method": method, "test": test,
-            "level": md.level, "k": md.k,
-            "studies": list(md.study), "moderators": md.moderator_dicts(),
-            "scale": analysis_scale(md.outcome),
-            "coefficients": [{k: c[k] for k in ("name", "estimate", "se", "ci_low", "ci_high", "p")}
-                             for c in fit.coefficients()],
-            "tau2": fit.tau2, "tau2_without_moderators": fit.tau2_without,
-            "qm": fit.qm, "qm_df": fit.qm_df, "qm_df2": fit.qm_df2, "qm_p": fit.qm_p,
-            "qe": fit.qe,
-            "qe_df": fit.qe_df, "qe_p": fit.qe_p, "r2": fit.r2, "i2": fit.i2,
-            "notes": md.notes() + fitted_note(md, X, columns)}
+    return MetaRegressionRecord(
+        outcome=outcome_id, label=md.outcome.label, measure=md.outcome.measure,
+        benefit=md.outcome.benefit, fitted=tuple(FittedEffect(**f) for f in fitted),
+        study_effects=study_effects, line=line, analysis="meta-regression", method=method,
+        test=test, level=md.level, k=md.k, studies=tuple(md.study), moderators=columns_of(md),
+        scale=analysis_scale(md.outcome),
+        coefficients=tuple(Coefficient(**{k: c[k] for k in ("name", "estimate", "se", "ci_low",
+                                                             "ci_high", "p")})
+                           for c in fit.coefficients()),
+        tau2=fit.tau2, tau2_without_moderators=fit.tau2_without, qm=fit.qm, qm_df=fit.qm_df,
+        qm_df2=fit.qm_df2, qm_p=fit.qm_p, qe=fit.qe, qe_df=fit.qe_df, qe_p=fit.qe_p, r2=fit.r2,
+        i2=fit.i2, notes=tuple(md.notes() + fitted_note(md, X, columns)))
 
 
 def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: str = "DL",
-                        tau: str = "separate") -> dict:
+                        tau: str = "separate") -> SubgroupRecord:
     """Subgroup analysis with the test for subgroup differences (RevMan 5)."""
     if method not in metareg.METHODS:
         raise InputError(f"--method {method} does not apply to a subgroup analysis (allowed: "
@@ -88,22 +96,24 @@ def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: st
         raise InputError(f"outcome '{outcome_id}', subgroups by {name}: {exc}{hint}") from None
     scale = md.outcome.scale
     z = dl.Z_975
-    study_effects = [{"study": s, "level": str(md.moderators[0].values[i]),
-                      "estimate": float(scale.to_natural(y[i])),
-                      "ci_low": float(scale.to_natural(y[i] - z * math.sqrt(v[i]))),
-                      "ci_high": float(scale.to_natural(y[i] + z * math.sqrt(v[i])))}
-                     for i, s in enumerate(md.study)]
-    natural = [{"level": g.level, "estimate": float(scale.to_natural(g.estimate)),
-                "ci_low": float(scale.to_natural(g.ci_low)),
-                "ci_high": float(scale.to_natural(g.ci_high))} for g in result.subgroups]
-    return {"outcome": outcome_id, "label": md.outcome.label, "measure": md.outcome.measure,
-            "benefit": md.outcome.benefit, "analysis": "subgroups", "subgroup": name,
-            "level": md.level, "k": md.k, "studies": list(md.study),
-            "moderators": md.moderator_dicts(),
-            "scale": f"subgroup estimates on the {analysis_name(md.outcome)} scale; "
-                     f"natural-scale copies in subgroups_natural",
-            **result.to_dict(), "subgroups_natural": natural, "study_effects": study_effects,
-            "notes": md.notes()}
+    study_effects = tuple(SubgroupStudy(
+        s, str(md.moderators[0].values[i]), float(scale.to_natural(y[i])),
+        float(scale.to_natural(y[i] - z * math.sqrt(v[i]))),
+        float(scale.to_natural(y[i] + z * math.sqrt(v[i])))) for i, s in enumerate(md.study))
+    natural = tuple(NaturalSubgroup(g.level, float(scale.to_natural(g.estimate)),
+                                    float(scale.to_natural(g.ci_low)),
+                                    float(scale.to_natural(g.ci_high)))
+                    for g in result.subgroups)
+    return SubgroupRecord(
+        outcome=outcome_id, label=md.outcome.label, measure=md.outcome.measure,
+        benefit=md.outcome.benefit, analysis="subgroups", subgroup=name, level=md.level,
+        k=md.k, studies=tuple(md.study), moderators=columns_of(md),
+        scale=f"subgroup estimates on the {analysis_name(md.outcome)} scale; natural-scale "
+              "copies in subgroups_natural",
+        subgroups=tuple(SubgroupRow(**vars(g)) for g in result.subgroups),
+        q_between=result.q_between, df_between=result.df_between, p_between=result.p_between,
+        method=result.method, tau=result.tau, subgroups_natural=natural,
+        study_effects=study_effects, notes=tuple(md.notes()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,14 +174,13 @@ def benefit_probability(post, target, outcome):
     return posterior_stats.benefit_probability(post, outcome, 0.0, target)
 
 
-def study_points(md: ModeratorData, tau2: float) -> list[dict]:
+def study_points(md: ModeratorData, tau2: float) -> tuple[StudyPoint, ...]:
     """Each study's observed effect (natural scale), its weight 1/(v + tau^2) and its value of
     the first moderator: the points of a bubble plot."""
     y, v = md.tables[0]
     scale = md.outcome.scale
-    return [{"study": s, "estimate": float(scale.to_natural(y[i])),
-             "weight": float(1.0 / (v[i] + tau2)), "value": md.moderators[0].values[i]}
-            for i, s in enumerate(md.study)]
+    return tuple(StudyPoint(s, float(scale.to_natural(y[i])), float(1.0 / (v[i] + tau2)),
+                            md.moderators[0].values[i]) for i, s in enumerate(md.study))
 
 
 # at most this many distinct moderator values are shown as fitted effects; beyond it each numeric
@@ -258,14 +267,15 @@ def regression_line(md: ModeratorData, interval, centre: str):
     grid = np.linspace(x.min(), x.max(), 41)
     scale = md.outcome.scale
     parts = interval(np.column_stack([np.ones_like(grid), grid]))
-    return {"x": grid.tolist(), **{key: [float(scale.to_natural(t)) for t in part]
-                                   for key, part in zip((centre, "ci_low", "ci_high"), parts)}}
+    return RegressionLine(grid.tolist(), **{key: [float(scale.to_natural(t)) for t in part]
+                                            for key, part in zip((centre, "ci_low", "ci_high"),
+                                                                 parts)})
 
 
 def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
                      prior_name: str | None = None, engine: str = "exact", seed: int = 1,
                      settings=None, level: str | None = "auto", prior_sets=None,
-                     at: list[float] | None = None) -> dict:
+                     at: list[float] | None = None) -> BayesMetaRegressionRecord:
     """Bayesian meta-regression of one outcome on the named moderators; ``at``: values of a
     single numeric moderator at which to predict the effect (besides those in the data)."""
     from bayes_pip.payloads import NormalEffects
@@ -291,41 +301,37 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
     coefficients = []
     for j, name in enumerate(columns):
         t = ("beta", j)
-        coefficients.append({
-            "name": name, "mean": post.mean(t), "sd": post.sd(t), "median": post.quantile(t, 0.5),
-            "ci_low": post.quantile(t, 0.025), "ci_high": post.quantile(t, 0.975),
-            "p_benefit": None if j == 0 else benefit_probability(post, t, outcome),
-            "prior": {"family": "flat"} if not np.isfinite(cprior.sd[j])
-            else {"family": "normal", "mean": 0.0, "sd": float(cprior.sd[j])}})
+        coefficients.append(BayesCoefficient(
+            name=name, mean=post.mean(t), sd=post.sd(t), median=post.quantile(t, 0.5),
+            ci_low=post.quantile(t, 0.025), ci_high=post.quantile(t, 0.975),
+            p_benefit=None if j == 0 else benefit_probability(post, t, outcome),
+            prior=CoefficientPrior("flat") if not np.isfinite(cprior.sd[j])
+            else CoefficientPrior("normal", 0.0, float(cprior.sd[j]))))
 
     def interval(rows):
         return tuple(np.array([post.quantile(("fitted", r), q) for r in rows])
                      for q in (0.5, 0.025, 0.975))
 
     labelled = design_rows(md, X, columns, at)
-    fitted = fitted_effects(md, labelled, interval)
-    for f, (row, _) in zip(fitted, labelled):
-        f["p_benefit"] = benefit_probability(post, ("fitted", row), outcome)
-    tau = {"median": post.quantile("tau", 0.5), "ci_low": post.quantile("tau", 0.025),
-           "ci_high": post.quantile("tau", 0.975)}
-    study_effects = study_points(md, tau["median"] ** 2)
+    fitted = tuple(FittedBenefit(**f, p_benefit=benefit_probability(post, ("fitted", row),
+                                                                    outcome))
+                   for f, (row, _) in zip(fitted_effects(md, labelled, interval), labelled))
+    tau = Interval(post.quantile("tau", 0.5), post.quantile("tau", 0.025),
+                   post.quantile("tau", 0.975))
+    study_effects = study_points(md, tau.median ** 2)
     line = regression_line(md, interval, "median")
     prior_dict = prior.to_dict()
     prior_dict["coefficients"] = {**prior.coefficients, "per_unit": [
-        c["prior"] for c in coefficients]}
-    record = {"outcome": outcome_id, "label": outcome.label, "measure": outcome.measure,
-              "benefit": outcome.benefit, "intervention": outcome.intervention,
-              "analysis": "Bayesian meta-regression",
-              "engine": fitter.name, "level": md.level, "k": md.k, "studies": list(md.study),
-              "moderators": md.moderator_dicts(), "prior": prior_dict,
-              "scale": analysis_scale(outcome),
-              "coefficients": coefficients,
-              "tau": tau,
-              "fitted": fitted, "study_effects": study_effects, "line": line,
-              "diagnostics": diagnostics,
-              "seed": seed if fitter.stochastic else None,
-              "notes": md.notes() + fitted_note(md, X, columns)}
-    return record
+        record_dict(c.prior) for c in coefficients]}
+    return BayesMetaRegressionRecord(
+        outcome=outcome_id, label=outcome.label, measure=outcome.measure,
+        benefit=outcome.benefit, intervention=outcome.intervention,
+        analysis="Bayesian meta-regression", engine=fitter.name, level=md.level, k=md.k,
+        studies=tuple(md.study), moderators=columns_of(md), prior=prior_dict,
+        scale=analysis_scale(outcome), coefficients=tuple(coefficients), tau=tau,
+        fitted=fitted, study_effects=study_effects, line=line, diagnostics=diagnostics,
+        seed=seed if fitter.stochastic else None,
+        notes=tuple(md.notes() + fitted_note(md, X, columns)))
 
 
 def design_label(m: metareg.Moderator, row, columns) -> str:
@@ -345,7 +351,7 @@ def design_label(m: metareg.Moderator, row, columns) -> str:
 def compare_moderator_priors(dataset: Dataset, outcome_id: str, names: list[str],
                              prior_names: list[str] | None = None, engine: str = "exact",
                              seed: int = 1, settings=None, level: str | None = "auto",
-                             prior_sets=None) -> list[dict]:
+                             prior_sets=None) -> list[BayesMetaRegressionRecord]:
     """The meta-regression under every prior set that applies (or the named ones)."""
     from bayes_pip.analysis import priors_for
     from bayes_pip.priors import load_prior_sets

@@ -14,6 +14,7 @@ from bayes_pip.design import rob_columns, rob_domain, trial_names
 from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, Link, Paragraph,
                                 Quote, Strong, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
+from bayes_pip.record import record_dict
 from bayes_pip.evidence_text import bma_sentence
 from bayes_pip.summarise import (conflict_lines, discussion_sentences, engine_text, level_text,
                                  mcse_words, not_independent_text, p_benefit_extremes,
@@ -165,11 +166,11 @@ def moderator_section(moderator) -> list:
     from bayes_pip.moderation_text import analysis_line, coefficient_table, sentence, value_lines
 
     rec = moderator
-    blocks = [Heading(f"Moderators: {', '.join(m['name'] for m in rec['moderators'])}"),
+    blocks = [Heading(f"Moderators: {', '.join(m.name for m in rec.moderators)}"),
               Quote(sentence(rec)), Table(*coefficient_table(rec)), Paragraph(analysis_line(rec)),
-              Items(tuple(rec["notes"]), note=True), Items(tuple(value_lines(rec)))]
-    if len(rec["moderators"]) == 1:
-        name = f"{rec['outcome']}_moderator_{rec['moderators'][0]['name']}.png"
+              Items(tuple(rec.notes), note=True), Items(tuple(value_lines(rec)))]
+    if len(rec.moderators) == 1:
+        name = f"{rec.outcome}_moderator_{rec.moderators[0].name}.png"
         blocks.append(Figures(((name, figures.png_bytes(figures.bubble_plot(rec))),)))
     return blocks
 
@@ -320,7 +321,7 @@ def outcome_files(page: Document, fits: list, bma=None, moderator=None) -> dict[
         extra["bma"] = {"not_computed": bma} if isinstance(bma, str) else bma.to_dict()
     if moderator is not None:
         extra["moderators"] = ({"not_analysed": moderator} if isinstance(moderator, str)
-                               else moderator)
+                               else record_dict(moderator))
     files[f"{o}.json"] = json_text({"main": fits[0].to_dict(),
                                     "priors": [r.to_dict() for r in fits], **extra})
     return files

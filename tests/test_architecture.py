@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_pip"
 # lowest first; a module may import modules of its own layer or of lower layers only
 LAYERS = [
     {"version", "errors", "formats", "direction", "payloads", "tables", "document", "output", "bundled", "environment", "effects", "record", "dl_fused", "dl",
-     "metareg"},
+     "metareg", "moderation_record"},
     {"measures", "reconstruct", "robustness", "cluster", "design"},
     {"data", "validate", "categorical_data"},
     {"prior_families"},
@@ -30,6 +30,7 @@ LAYERS = [
      "engines.normal_exact",
      "engines.exact_regression", "engines.exact_binomial", "engines.multinomial_nuts",
      "engines.binomial_evidence"},
+    {"engines.binomial_engine"},
     {"classical"},
     {"moderator_data"},
     {"posterior_stats"},
@@ -171,6 +172,7 @@ def test_commands_that_fit_nothing_import_no_engine(args):
     SciPy's signal, interpolate and optimize modules load only where used: together 1.3 s of a
     cold `list` before."""
     assert modules_loaded(args, ("bayes_pip.engines.exact_binomial",
+                                 "bayes_pip.engines.binomial_engine",
                                  "bayes_pip.engines.normal_exact",
                                  "bayes_pip.engines.multinomial", "scipy.signal",
                                  "scipy.interpolate", "scipy.optimize")) == []
