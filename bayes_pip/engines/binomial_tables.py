@@ -75,7 +75,37 @@ class StudyTables:
         return math.log(TAU_FLOOR * float(self.se.min()))
 
 
+# the last few outcomes' tables, kept in this process: they depend on the counts, the link and
+# the baseline prior only, so the fits of one outcome under several mu / tau priors
+# (compare-priors, a report) build them once. Bounded: TABLES_KEPT entries of at most
+# TABLES_MAX_STUDIES studies (about 40 kB per study).
+TABLES_KEPT = 16
+TABLES_MAX_STUDIES = 100
+_TABLES: dict = {}
+_TABLES_LOCK = threading.Lock()
+
+
 def study_tables(e_t, n_t, e_c, n_c, link: str, baseline) -> StudyTables:
+    """log g_i(theta) of every study (see :class:`StudyTables`), from the cache of this process
+    when the same counts, link and baseline prior were tabulated before (callers never write
+    to them)."""
+    counts = tuple(np.ascontiguousarray(a, float) for a in (e_t, n_t, e_c, n_c))
+    key = (*(a.tobytes() for a in counts), link, float(baseline.mean), float(baseline.sd))
+    with _TABLES_LOCK:
+        found = _TABLES.pop(key, None)
+        if found is not None:
+            _TABLES[key] = found            # most recently used last
+            return found
+    tables = build_tables(*counts, link, baseline)
+    if len(counts[0]) <= TABLES_MAX_STUDIES:   # (not flagged read-only: numba would compile
+        with _TABLES_LOCK:                      # every kernel again for read-only arrays)
+            _TABLES[key] = tables
+            while len(_TABLES) > TABLES_KEPT:
+                _TABLES.pop(next(iter(_TABLES)))
+    return tables
+
+
+def build_tables(e_t, n_t, e_c, n_c, link: str, baseline) -> StudyTables:
     e_t, n_t, e_c, n_c = (np.asarray(a, float) for a in (e_t, n_t, e_c, n_c))
     logit = link == "logit"
     a, b, c, d = e_t + 0.5, n_t - e_t + 0.5, e_c + 0.5, n_c - e_c + 0.5
