@@ -17,6 +17,42 @@ settings.load_profile("bayes_pip")
 HERE = Path(__file__).parent
 REFERENCE = HERE / "reference"
 
+# Code that runs every numba kernel with the types the tests use, so that numba's on-disk cache
+# holds them: the binomial-exact kernels (both links, and the Bayes factors), and the batched
+# exact engine with its model comparison plus the fused DerSimonian-Laird pass.
+WARM_UP = (
+    "from bayes_pip.cli import main\n"
+    "crins = {crins!r}\n"
+    "main(['fit', 'acute_rejection', '--data', crins, '--engine', 'binomial-exact'])\n"
+    "main(['fit', 'secure_attachment_post', '--engine', 'binomial-exact'])\n"
+    "main(['bma', 'acute_rejection', '--data', crins])\n",
+    "import numpy as np\n"
+    "import bayes_pip as bp\n"
+    "from bayes_pip.dl_fused import fused_rows\n"
+    "y = np.array([[0.1, 0.3, np.nan], [0.2, -0.1, 0.4]])\n"
+    "bp.exact_batch(y, np.full((2, 3), 0.04), prior='halfnormal-0.5', evidence=True)\n"
+    "fused_rows(np.zeros((2, 3)), np.ones((2, 3)), None, 1.96)\n",
+)
+
+
+def pytest_configure(config):
+    """With xdist (-n), the controller compiles the numba kernels into numba's on-disk cache
+    before the workers start, in two processes at once (about 17 s in a fresh clone), so that
+    the workers load them instead of each compiling them again (about 30 s of CPU per process;
+    a warm cache makes this about 2 s). The tests do not depend on it: a worker compiles what it
+    does not find."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    crins = str(HERE.parent / "data" / "crins2014")
+    procs = [subprocess.Popen([sys.executable, "-c", code.format(crins=crins)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              cwd=HERE.parent) for code in WARM_UP]
+    for proc in procs:
+        try:
+            proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
 # One table of tolerances, named by what they compare (metafor's habit).
 TOL = {
     "metafor": 1e-10,       # our NumPy vs metafor 3.8-1 printed with 15 significant digits
