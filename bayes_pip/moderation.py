@@ -331,7 +331,17 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
         scale=analysis_scale(outcome), coefficients=tuple(coefficients), tau=tau,
         fitted=fitted, study_effects=study_effects, line=line, diagnostics=diagnostics,
         seed=seed if fitter.stochastic else None,
-        notes=tuple(md.notes() + fitted_note(md, X, columns)))
+        notes=tuple(md.notes() + fitted_note(md, X, columns) + residual_note(md.k, X, prior)))
+
+
+def residual_note(k: int, X, prior) -> list[str]:
+    """Says so when no study is left beyond the coefficients: the residual tau is then the
+    prior's (the data cannot estimate it)."""
+    if k > X.shape[1]:
+        return []
+    return [f"No residual degrees of freedom: {k} {'study' if k == 1 else 'studies'} and "
+            f"{X.shape[1]} coefficients, so the residual tau shown is essentially its prior "
+            f"({prior.tau.describe()}), not an estimate from these studies."]
 
 
 def design_label(m: metareg.Moderator, row, columns) -> str:

@@ -112,6 +112,9 @@ def sentence(rec) -> str:
     k = rec.k
     if k < EXPLORATORY_K:
         parts.append(f"With {k} {'study' if k == 1 else 'studies'}, this is exploratory.")
+    if k <= len(rec.coefficients):
+        parts.append("With as many coefficients as studies, these studies cannot estimate the "
+                     "residual heterogeneity; its interval is the prior's.")
     return " ".join(parts)
 
 

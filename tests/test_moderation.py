@@ -394,3 +394,32 @@ def test_moderator_records_are_typed_and_read_back_from_their_json(bcg_dir):
         "estimate": sub.subgroups[0].estimate, "se": sub.subgroups[0].se,
         "ci_low": sub.subgroups[0].ci_low, "ci_high": sub.subgroups[0].ci_high,
         "tau2": sub.subgroups[0].tau2}
+
+
+def test_no_residual_degrees_of_freedom_is_said_and_tau_is_the_prior():
+    """Secure attachment on population_group: 2 studies, 2 coefficients. The record and the
+    discussion sentence say that the residual tau is the prior's, and it is: its median and 95%
+    limits are within 0.05 of the half-normal(0.5) prior's (0.0157, 0.337, 1.12). With 13
+    studies (dat.bcg) neither appears."""
+    from scipy import stats
+
+    from bayes_pip.moderation_text import sentence
+
+    r = run_main("fit", "secure_attachment_post", "--moderator", "population_group", "--json")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert any(n.startswith("No residual degrees of freedom: 2 studies and 2 coefficients")
+               for n in rec["notes"])
+    assert "cannot estimate the residual heterogeneity" in sentence(rec)
+    prior = stats.halfnorm(scale=0.5)
+    for key, q in (("ci_low", 0.025), ("median", 0.5), ("ci_high", 0.975)):
+        assert rec["tau"][key] == pytest.approx(prior.ppf(q), abs=0.05)
+
+
+def test_enough_studies_leave_no_residual_note(bcg_dir):
+    import bayes_pip as bp
+    from bayes_pip.moderation_text import sentence
+
+    rec = bp.bayes_meta_regression(bcg_dir, "tb", "ablat", engine="exact")
+    assert not any(n.startswith("No residual") for n in rec.notes)
+    assert "cannot estimate the residual" not in sentence(rec)
