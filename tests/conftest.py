@@ -87,12 +87,24 @@ def run_main(*args: str):
 
 @pytest.fixture(scope="session")
 def exact_report(tmp_path_factory):
-    """`report --all --engine exact` on the bundled data, run once per test process and shared
+    """`report --all --engine exact` on the bundled data, run once per test session (the first
+    xdist worker to ask runs it, under a file lock; the others read its files) and shared
     (read-only) by the tests that read its files or console output: (result, output dir)."""
-    out = tmp_path_factory.mktemp("exact_report") / "r"
-    r = run_main("report", "--all", "--engine", "exact", "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    return r, out
+    import fcntl
+    from types import SimpleNamespace
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if base.name.startswith("popen-gw") else base   # one per session
+    root = shared / "exact_report"
+    root.mkdir(exist_ok=True)
+    with open(shared / "exact_report.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "result.json").exists():
+            r = run_main("report", "--all", "--engine", "exact", "--out", str(root / "r"))
+            assert r.returncode == 0, r.stderr
+            (root / "result.json").write_text(json.dumps(vars(r)))
+    r = SimpleNamespace(**json.loads((root / "result.json").read_text()))
+    return r, root / "r"
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600):
