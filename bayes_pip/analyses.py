@@ -158,12 +158,14 @@ class Multinomial:
     def compare(self, dataset, analysis, prior_names, engine, level, seed, settings, progress,
                 prior_sets):
         from bayes_pip.categorical import fit_categorical
-        from bayes_pip.priors import applicable_priors, load_prior_sets
+        from bayes_pip.priors import applicable_priors, load_prior_sets, resolve_prior
 
         self.check_engine(engine, analysis)
         sets = load_prior_sets() if prior_sets is None else prior_sets
-        names = prior_names or applicable_priors(
-            self.prior_outcome(dataset.outcome(analysis.id)), sets)
+        outcome = self.prior_outcome(dataset.outcome(analysis.id))
+        names = prior_names or applicable_priors(outcome, sets)
+        for name in names:          # a prior that cannot apply is refused before any fit
+            resolve_prior(name, outcome, sets)
         fits = []
         for i, name in enumerate(names):
             if progress:

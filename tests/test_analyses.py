@@ -121,3 +121,19 @@ def test_a_model_registered_from_outside_runs_fit_and_compare(pair, tmp_path):
     assert "--moderator is not available for the toy pair" in r.stderr
     r = run_main("fit", PAIR, "--engine", "pymc")
     assert r.returncode == 2 and "runs the exact engine" in r.stderr
+
+
+def test_a_categorical_comparison_refuses_a_prior_before_fitting(monkeypatch):
+    """`compare-priors` of the multinomial model with a prior that cannot apply (sceptical needs
+    an MCID) is refused in one line before any fit runs (it used to fit the first prior, about
+    6 s, and then stop)."""
+    from bayes_pip import categorical
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the priors were checked")
+
+    monkeypatch.setattr(categorical, "fit_categorical", no_fit)
+    r = run_main("compare-priors", "attachment_category_post", "--priors",
+                 "halfnormal-0.5,sceptical")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "has no mcid" in r.stderr
