@@ -25,6 +25,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from . import dl
+from .record import Keyed
 
 METHODS = ("DL", "REML", "PM")
 TESTS = ("z", "knha")
@@ -218,7 +219,8 @@ def meta_regression(y, v, X, names, method: str = "DL", test: str = "z") -> Meta
 
 
 @dataclasses.dataclass(frozen=True)
-class Subgroup:
+class Subgroup(Keyed):
+    """One subgroup pooled on the analysis scale (RevMan 5)."""
     level: str
     k: int
     estimate: float

@@ -26,7 +26,7 @@ from bayes_pip.moderation_record import (BayesCoefficient, BayesMetaRegressionRe
                                         Coefficient, CoefficientPrior, FittedBenefit,
                                         FittedEffect, MetaRegressionRecord, ModeratorColumn,
                                         NaturalSubgroup, RegressionLine, StudyPoint,
-                                        SubgroupRecord, SubgroupRow, SubgroupStudy)
+                                        SubgroupRecord, SubgroupStudy)
 from bayes_pip.moderator_data import (ModeratorData, analysis_name, analysis_scale,
                                       check_variation, moderator_data)
 from bayes_pip.record import Interval, record_dict
@@ -110,7 +110,7 @@ def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: st
         k=md.k, studies=tuple(md.study), moderators=columns_of(md),
         scale=f"subgroup estimates on the {analysis_name(md.outcome)} scale; natural-scale "
               "copies in subgroups_natural",
-        subgroups=tuple(SubgroupRow(**vars(g)) for g in result.subgroups),
+        subgroups=tuple(result.subgroups),
         q_between=result.q_between, df_between=result.df_between, p_between=result.p_between,
         method=result.method, tau=result.tau, subgroups_natural=natural,
         study_effects=study_effects, notes=tuple(md.notes()))

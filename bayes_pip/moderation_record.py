@@ -11,17 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bayes_pip.record import OMIT_NONE, Interval, Record
-
-
-class Keyed(Record):
-    """A record that also answers ``rec["key"]`` (the field of that JSON key)."""
-
-    def __getitem__(self, key: str):
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
+from bayes_pip.metareg import Subgroup
+from bayes_pip.record import OMIT_NONE, Interval, Keyed
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -119,19 +110,6 @@ class BayesCoefficient(Keyed):
 
 
 @dataclass(frozen=True)
-class SubgroupRow(Keyed):
-    """One subgroup pooled on the analysis scale (RevMan 5)."""
-
-    level: str
-    k: int
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    tau2: float
-
-
-@dataclass(frozen=True)
 class NaturalSubgroup(Keyed):
     """A subgroup's pooled estimate on the natural scale."""
 
@@ -203,7 +181,7 @@ class SubgroupRecord(Keyed):
     studies: tuple[str, ...]
     moderators: tuple[ModeratorColumn, ...]
     scale: str
-    subgroups: tuple[SubgroupRow, ...]
+    subgroups: tuple[Subgroup, ...]    # pooled per level, analysis scale (metareg)
     q_between: float
     df_between: int
     p_between: float

@@ -68,6 +68,17 @@ class Record:
         return versioned(record_dict(self))
 
 
+class Keyed(Record):
+    """A record that also answers ``rec["key"]`` (the field of that JSON key), for readers of
+    the dicts these records replaced (the moderator analyses)."""
+
+    def __getitem__(self, key: str):
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+
 # ---------------------------------------------------------------------------------------------
 # pieces
 # ---------------------------------------------------------------------------------------------
