@@ -19,7 +19,7 @@ from bayes_pip.analysis import (DEFAULT_SEED, compare_resolved, default_priors, 
                                 require_direction)
 from bayes_pip.checks import bma_resolved
 from bayes_pip.data import Dataset
-from bayes_pip.document import Document, Paragraph, html_page, markdown
+from bayes_pip.document import Document, LazyPNG, Paragraph, html_page, markdown
 from bayes_pip.errors import InputError
 from bayes_pip.output import write_report_files
 from bayes_pip.pages import (outcome_files, outcome_page, provenance_text, shared_trials_text,
@@ -343,5 +343,5 @@ def categorical_report(dataset, outcome_id, prior, seed, settings, sets, provena
 
     fit = fit_categorical(dataset, outcome_id, prior_name=prior, seed=seed, settings=settings,
                           prior_sets=sets, known=known)
-    page = categorical_page(fit, provenance, category_figure(fit))
+    page = categorical_page(fit, provenance, LazyPNG(lambda: category_figure(fit)))
     return CategoricalReport(outcome_id, fit, page)

@@ -75,7 +75,7 @@ def arms_table(fit) -> Table:
     return Table(("Study", "Arm", "Role", "n", "Counts", "Level of evidence"), body)
 
 
-def categorical_page(fit, provenance: str, figure: bytes | None = None) -> Document:
+def categorical_page(fit, provenance: str, figure=None) -> Document:
     prob = lambda p: prob_text(p, fit.draws)  # noqa: E731
     d = fit.diagnostics
     blocks = [Heading(fit.label, 1),

@@ -77,9 +77,34 @@ class Table:
 
 @dataclass(frozen=True)
 class Figures:
-    """PNG figures: (file name, bytes) pairs. Markdown links the files written beside the page;
-    HTML embeds them, so the page is self-contained."""
+    """PNG figures: (file name, PNG) pairs, the PNG as bytes or a :class:`LazyPNG`. Markdown
+    links the files written beside the page; HTML embeds them, so the page is self-contained."""
     items: tuple
+
+
+class LazyPNG:
+    """A figure drawn when first asked for: ``make()`` gives its PNG bytes, kept from then on.
+    A page holds these, so a report used as a library (its Markdown, its records) draws no
+    figure until the files are written or the HTML is made. Pickled (a report's worker
+    processes), it is drawn first and travels as plain bytes."""
+
+    __slots__ = ("_make", "_png")
+
+    def __init__(self, make):
+        self._make, self._png = make, None
+
+    def png(self) -> bytes:
+        if self._png is None:
+            self._png, self._make = self._make(), None
+        return self._png
+
+    def __reduce__(self):
+        return bytes, (self.png(),)
+
+
+def png_of(png) -> bytes:
+    """The bytes of a figure held as bytes or as a LazyPNG."""
+    return png.png() if isinstance(png, LazyPNG) else png
 
 
 @dataclass
@@ -90,7 +115,8 @@ class Document:
 
     def figures(self) -> dict[str, bytes]:
         """Every figure of the page, by file name."""
-        return {name: png for b in self.blocks if isinstance(b, Figures) for name, png in b.items}
+        return {name: png_of(png) for b in self.blocks if isinstance(b, Figures)
+                for name, png in b.items}
 
 
 def local_href(name: str) -> str:
@@ -228,7 +254,7 @@ def _html_block(b) -> str:
     if isinstance(b, Table):
         return html_table(b.header, b.body)
     if isinstance(b, Figures):
-        return "\n".join(img_tag(png, name) for name, png in b.items)
+        return "\n".join(img_tag(png_of(png), name) for name, png in b.items)
     raise TypeError(f"not a block: {b!r}")
 
 

@@ -11,8 +11,8 @@ import io
 
 from bayes_pip import figures, measures
 from bayes_pip.design import rob_columns, rob_domain, trial_names
-from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, Link, Paragraph,
-                                Quote, Strong, Table, html_page, local_href, markdown)
+from bayes_pip.document import (Code, Document, Facts, Figures, Heading, Items, LazyPNG, Link,
+                                Paragraph, Quote, Strong, Table, html_page, local_href, markdown)
 from bayes_pip.output import json_text
 from bayes_pip.record import record_dict
 from bayes_pip.evidence_text import bma_sentence
@@ -171,7 +171,7 @@ def moderator_section(moderator) -> list:
               Items(tuple(rec.notes), note=True), Items(tuple(value_lines(rec)))]
     if len(rec.moderators) == 1:
         name = f"{rec.outcome}_moderator_{rec.moderators[0].name}.png"
-        blocks.append(Figures(((name, figures.png_bytes(figures.bubble_plot(rec))),)))
+        blocks.append(Figures(((name, drawn(figures.bubble_plot, rec)),)))
     return blocks
 
 
@@ -223,15 +223,19 @@ def reconstruction_section(main) -> list:
     return blocks
 
 
+def drawn(plot, *args) -> LazyPNG:
+    """The PNG of ``plot(*args)``, drawn when first needed (see LazyPNG)."""
+    return LazyPNG(lambda: figures.png_bytes(plot(*args)))
+
+
 def figure_section(main, rows, trials=None) -> list:
     o = main.outcome
-    figs = {f"{o}_forest.png": figures.forest_plot(main, trials),
-            f"{o}_posterior_mu.png": figures.posterior_density_plot(main),
-            f"{o}_sensitivity.png": figures.sensitivity_plot(rows)}
+    figs = {f"{o}_forest.png": drawn(figures.forest_plot, main, trials),
+            f"{o}_posterior_mu.png": drawn(figures.posterior_density_plot, main),
+            f"{o}_sensitivity.png": drawn(figures.sensitivity_plot, rows)}
     if main.tau:
-        figs[f"{o}_prior_posterior_tau.png"] = figures.prior_posterior_plot(main, "tau")
-    return [Heading("Figures"),
-            Figures(tuple((name, figures.png_bytes(fig)) for name, fig in figs.items()))]
+        figs[f"{o}_prior_posterior_tau.png"] = drawn(figures.prior_posterior_plot, main, "tau")
+    return [Heading("Figures"), Figures(tuple(figs.items()))]
 
 
 def provenance_section(provenance: str, rows=()) -> list:

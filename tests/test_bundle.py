@@ -281,3 +281,37 @@ def test_report_all_with_jobs_equals_serial_with_the_default_engines(tmp_path):
     assert names == sorted(p.name for p in (tmp_path / "b").iterdir()) and len(names) > 20
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_figures_are_drawn_only_when_needed_and_pickle_as_bytes():
+    """A library report draws no figure for its Markdown or records; its files draw each figure
+    once (the same bytes on a second call); a pickled page carries plain PNG bytes (what the
+    worker processes of `report --jobs` send back)."""
+    import pickle
+
+    from bayes_pip import figures
+    from bayes_pip.document import Figures, LazyPNG
+
+    drawn = []
+    real = figures.png_bytes
+
+    def counting(fig):
+        drawn.append(fig)
+        return real(fig)
+
+    figures.png_bytes = counting
+    try:
+        rep = bp.report(bp.load(), "avoidant_attachment_post", engine="exact")
+        out = rep.outcomes["avoidant_attachment_post"]
+        md = out.markdown()
+        assert "avoidant_attachment_post_forest.png" in md and drawn == []
+        items = [png for b in out.page.blocks if isinstance(b, Figures) for _, png in b.items]
+        assert items and all(isinstance(p, LazyPNG) for p in items)
+        files = out.files()
+        assert len(drawn) == len(items)
+        assert out.files() == files and len(drawn) == len(items)
+        copy = pickle.loads(pickle.dumps(out.page))
+        assert [png for b in copy.blocks if isinstance(b, Figures) for _, png in b.items] == [
+            files[name] for b in out.page.blocks if isinstance(b, Figures) for name, _ in b.items]
+    finally:
+        figures.png_bytes = real
