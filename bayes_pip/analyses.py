@@ -37,6 +37,9 @@ class Model(Protocol):
 
     def check_engine(self, engine: str, analysis: Analysis) -> None: ...
 
+    def settings(self, engine: str, draws: int, tune: int, target_accept, chains=None):
+        """The sampler settings of a fit with ``engine`` (None where nothing samples)."""
+
     def prior_outcome(self, outcome): ...
 
     def fit(self, dataset, analysis: Analysis, prior, engine, level, seed, settings, progress,
@@ -67,6 +70,12 @@ class OneOutcome:
 
     def check_engine(self, engine, analysis) -> None:
         return None                       # the registry refuses unknown or unfit engines
+
+    def settings(self, engine, draws, tune, target_accept, chains=None):
+        from bayes_pip import engines
+
+        return (sampler_settings(draws, tune, target_accept, chains)
+                if engines.stochastic(engine) else None)
 
     def prior_outcome(self, outcome):
         return outcome
@@ -140,11 +149,8 @@ class Multinomial:
 
         return as_odds_ratio(outcome)
 
-    @staticmethod
-    def settings(settings):
-        from bayes_pip.engines.base import SamplerSettings
-
-        return settings or SamplerSettings()
+    def settings(self, engine, draws, tune, target_accept, chains=None):
+        return sampler_settings(draws, tune, target_accept, chains)   # always samples
 
     def fit(self, dataset, analysis, prior, engine, level, seed, settings, progress,
             prior_sets):
@@ -152,8 +158,7 @@ class Multinomial:
 
         self.check_engine(engine, analysis)
         return fit_categorical(dataset, analysis.id, prior_name=prior, seed=seed,
-                               settings=self.settings(settings), progress=progress,
-                               prior_sets=prior_sets)
+                               settings=settings, progress=progress, prior_sets=prior_sets)
 
     def compare(self, dataset, analysis, prior_names, engine, level, seed, settings, progress,
                 prior_sets):
@@ -171,7 +176,7 @@ class Multinomial:
             if progress:
                 progress(i, len(names), f"{analysis.id}: {name}")
             fits.append(fit_categorical(dataset, analysis.id, prior_name=name, seed=seed,
-                                        settings=self.settings(settings), prior_sets=sets,
+                                        settings=settings, prior_sets=sets,
                                         separate=False))
         return fits
 
@@ -191,6 +196,13 @@ class Multinomial:
         return write_categorical(out_dir, record)
 
 
+def sampler_settings(draws, tune, target_accept, chains=None):
+    from bayes_pip.engines.base import SamplerSettings
+
+    more = {} if chains is None else {"chains": chains}
+    return SamplerSettings(draws=draws, tune=tune, target_accept=target_accept, **more)
+
+
 MODELS: dict[str, Model] = {m.name: m for m in (OneOutcome(), Multinomial())}
 
 
@@ -199,7 +211,8 @@ def analyses(dataset) -> list[Analysis]:
     outcomes.csv, then any that a model composes of several outcomes."""
     found = {a.id: a for m in MODELS.values() for a in m.analyses(dataset)}
     rows = [o for o in dataset.outcomes["outcome"] if o in found]
-    return [found[o] for o in rows] + [a for o, a in found.items() if o not in set(rows)]
+    named = set(rows)
+    return [found[o] for o in rows] + [a for o, a in found.items() if o not in named]
 
 
 def analysis_of(dataset, analysis_id: str) -> Analysis:

@@ -74,11 +74,9 @@ def fit(data, outcome: str, prior: str | None = None, engine: str = engines.AUTO
         if engine not in (engines.AUTO, ENGINE) or level != "auto":
             raise InputError(f"the categorical outcome '{outcome}' is fitted by engine "
                              f"'{ENGINE}' (or auto) at its own level")
-        settings = SamplerSettings(draws=draws, tune=tune, chains=chains,
-                                   target_accept=target_accept)
-    else:
-        settings = sampler(engine, draws, tune, chains, target_accept)
-    return model_of(unit).fit(dataset, unit, prior, engine, level, seed, settings, False, sets)
+    model = model_of(unit)
+    settings = model.settings(engine, draws, tune, target_accept, chains)
+    return model.fit(dataset, unit, prior, engine, level, seed, settings, False, sets)
 
 
 def compare_priors(data, outcome: str, priors: list[str] | None = None,

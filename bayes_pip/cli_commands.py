@@ -298,19 +298,9 @@ def cmd_fit(args) -> int:
     if args.moderator or args.subgroup:
         return moderator_fit(args, dataset)
     result = model.fit(dataset, analysis, args.prior, args.engine, args.level, args.seed,
-                       analysis_settings(args, analysis),
+                       model.settings(args.engine, args.draws, args.tune, args.target_accept),
                        sys.stderr.isatty() and not args.json, prior_sets(args))
     return output_record(args, result, model.text, lambda: model.write(args.out, result))
-
-
-def analysis_settings(args, analysis):
-    """The sampler settings of a fit: the engine's (None for a deterministic engine), or the
-    multinomial model's, which always samples."""
-    from bayes_pip.engines.base import SamplerSettings
-
-    if analysis.model == "random-effects":
-        return sampler_settings(args)
-    return SamplerSettings(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
 
 
 def cmd_compare_priors(args) -> int:
@@ -340,13 +330,12 @@ def cmd_compare_priors(args) -> int:
             sampler_settings(args), args.level, prior_sets(args))
         return output_record(args, records, moderation_text.comparison_text)
     fits = model.compare(dataset, analysis, prior_list(args), args.engine, args.level,
-                         args.seed, analysis_settings(args, analysis),
+                         args.seed,
+                         model.settings(args.engine, args.draws, args.tune, args.target_accept),
                          progress_printer(sys.stderr.isatty() and not args.json),
                          prior_sets(args))
     if not args.loo:
         return emit(fits, args.json, model.comparison_text)
-    from bayes_pip.summarise import comparison_text
-
     from bayes_pip.checks import loo_comparison
     from bayes_pip.evidence_text import loo_text
 
@@ -354,5 +343,5 @@ def cmd_compare_priors(args) -> int:
     if args.json:
         print_json({"fits": [f.to_dict() for f in fits], "loo": [r.to_dict() for r in loo]})
     else:
-        print(comparison_text(fits) + "\n" + loo_text(loo, fits[0].k))
+        print(model.comparison_text(fits) + "\n" + loo_text(loo, fits[0].k))
     return EXIT_OK

@@ -24,16 +24,12 @@ from bayes_pip.data import Dataset
 from bayes_pip.errors import InputError
 from bayes_pip.moderation_record import (BayesCoefficient, BayesMetaRegressionRecord,
                                         Coefficient, CoefficientPrior, FittedBenefit,
-                                        FittedEffect, MetaRegressionRecord, ModeratorColumn,
+                                        FittedEffect, MetaRegressionRecord,
                                         NaturalSubgroup, RegressionLine, StudyPoint,
                                         SubgroupRecord, SubgroupStudy)
 from bayes_pip.moderator_data import (ModeratorData, analysis_name, analysis_scale,
                                       check_variation, moderator_data)
 from bayes_pip.record import Interval, record_dict
-
-
-def columns_of(md: ModeratorData) -> tuple[ModeratorColumn, ...]:
-    return tuple(ModeratorColumn(**m) for m in md.moderator_dicts())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,9 +62,9 @@ def classical_moderators(dataset: Dataset, outcome_id: str, names: list[str],
     line = regression_line(md, interval, "estimate")
     return MetaRegressionRecord(
         outcome=outcome_id, label=md.outcome.label, measure=md.outcome.measure,
-        benefit=md.outcome.benefit, fitted=tuple(FittedEffect(**f) for f in fitted),
+        benefit=md.outcome.benefit, fitted=fitted,
         study_effects=study_effects, line=line, analysis="meta-regression", method=method,
-        test=test, level=md.level, k=md.k, studies=tuple(md.study), moderators=columns_of(md),
+        test=test, level=md.level, k=md.k, studies=tuple(md.study), moderators=md.columns(),
         scale=analysis_scale(md.outcome),
         coefficients=tuple(Coefficient(**{k: c[k] for k in ("name", "estimate", "se", "ci_low",
                                                              "ci_high", "p")})
@@ -107,7 +103,7 @@ def classical_subgroups(dataset: Dataset, outcome_id: str, name: str, method: st
     return SubgroupRecord(
         outcome=outcome_id, label=md.outcome.label, measure=md.outcome.measure,
         benefit=md.outcome.benefit, analysis="subgroups", subgroup=name, level=md.level,
-        k=md.k, studies=tuple(md.study), moderators=columns_of(md),
+        k=md.k, studies=tuple(md.study), moderators=md.columns(),
         scale=f"subgroup estimates on the {analysis_name(md.outcome)} scale; natural-scale "
               "copies in subgroups_natural",
         subgroups=tuple(result.subgroups),
@@ -221,7 +217,7 @@ def design_rows(md: ModeratorData, X, columns, at=None) -> list[tuple[np.ndarray
             for row in rows]
 
 
-def fitted_effects(md: ModeratorData, labelled_rows, interval) -> list[dict]:
+def fitted_effects(md: ModeratorData, labelled_rows, interval) -> tuple[FittedEffect, ...]:
     """The fitted effect at each labelled design row, natural scale; ``interval(rows)`` gives
     the estimate and the 95% limits on the analysis scale for an array of design rows. A value
     that the measure's scale cannot represent (an --at far outside the data) is refused."""
@@ -244,8 +240,8 @@ def fitted_effects(md: ModeratorData, labelled_rows, interval) -> list[dict]:
                              "floating-point number can hold: give --at values nearer the data "
                              f"({ranges})")
         est, low, high = natural
-        out.append({"at": label, "estimate": est, "ci_low": low, "ci_high": high})
-    return out
+        out.append(FittedEffect(label, est, low, high))
+    return tuple(out)
 
 
 def fitted_note(md: ModeratorData, X, columns) -> list[str]:
@@ -313,8 +309,8 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
                      for q in (0.5, 0.025, 0.975))
 
     labelled = design_rows(md, X, columns, at)
-    fitted = tuple(FittedBenefit(**f, p_benefit=benefit_probability(post, ("fitted", row),
-                                                                    outcome))
+    fitted = tuple(FittedBenefit(**vars(f), p_benefit=benefit_probability(
+                       post, ("fitted", row), outcome))
                    for f, (row, _) in zip(fitted_effects(md, labelled, interval), labelled))
     tau = Interval(post.quantile("tau", 0.5), post.quantile("tau", 0.025),
                    post.quantile("tau", 0.975))
@@ -327,7 +323,7 @@ def bayes_moderators(dataset: Dataset, outcome_id: str, names: list[str],
         outcome=outcome_id, label=outcome.label, measure=outcome.measure,
         benefit=outcome.benefit, intervention=outcome.intervention,
         analysis="Bayesian meta-regression", engine=fitter.name, level=md.level, k=md.k,
-        studies=tuple(md.study), moderators=columns_of(md), prior=prior_dict,
+        studies=tuple(md.study), moderators=md.columns(), prior=prior_dict,
         scale=analysis_scale(outcome), coefficients=tuple(coefficients), tau=tau,
         fitted=fitted, study_effects=study_effects, line=line, diagnostics=diagnostics,
         seed=seed if fitter.stochastic else None,

@@ -21,6 +21,7 @@ from bayes_pip.data import Dataset, Resolved
 from bayes_pip.tables import identifier_problem
 from bayes_pip.validate import COUNT_COLUMNS, CONTINUOUS_COLUMNS, OUTCOME_COLUMNS, STUDY_COLUMNS
 from bayes_pip.errors import InputError
+from bayes_pip.moderation_record import ModeratorColumn
 
 
 MISSING = ("", "nan")   # a moderator cell that gives no value
@@ -88,11 +89,12 @@ class ModeratorData:
                        "pooled.")
         return out
 
-    def moderator_dicts(self) -> list[dict]:
-        return [{"name": m.name, "kind": m.kind,
-                 "levels": m.levels if m.kind == "categorical" else None,
-                 "values": {s: v for s, v in zip(self.study, m.values)},
-                 "sources": self.sources.get(m.name, {})} for m in self.moderators]
+    def columns(self) -> tuple[ModeratorColumn, ...]:
+        """Each moderator as recorded: kind, levels, each study's value and its source."""
+        return tuple(ModeratorColumn(m.name, m.kind,
+                                     m.levels if m.kind == "categorical" else None,
+                                     {s: v for s, v in zip(self.study, m.values)},
+                                     self.sources.get(m.name, {})) for m in self.moderators)
 
 
 def available(dataset: Dataset) -> list[str]:

@@ -68,6 +68,9 @@ class Pair:
         if engine not in ("auto", "exact"):
             raise InputError("the toy pair runs the exact engine")
 
+    def settings(self, engine, draws, tune, target_accept, chains=None):
+        return None                       # the exact engine does not sample
+
     def prior_outcome(self, outcome):
         return outcome
 
