@@ -21,7 +21,7 @@ LAYERS = [
     {"priors"},
     {"engines.base", "engines.diagnostics", "engines.draws", "engines.idata",
      "engines.mixture", "engines.exact_kernels", "engines.tau_kernels", "engines.marginals",
-     "engines.exact_batch_kernels", "engines.splines"},
+     "engines.exact_batch_kernels", "engines.splines", "engines.thread_state"},
     {"engines.conjugate", "engines.exact", "engines.evidence", "engines.pymc_models", "engines.fast_normal",
      "engines.fast_multinomial",
      "engines.binomial_kernels", "engines.binomial_tables",

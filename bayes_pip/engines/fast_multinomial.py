@@ -130,10 +130,14 @@ def data_block(counts, reported, reference: int, prior_data: dict, chol_a, chol_
     return np.ascontiguousarray(np.concatenate(parts))
 
 
-def compiled_model(data: dict, reference: int, chol_a, chol_r):
+def compiled_model(data: dict, reference: int, chol_a, chol_r, draws_per_chain: int | None = None):
     """A nutpie model (public ``from_pyfunc`` interface) over the cached numba functions, holding
-    this fit's data block; the draws are named b (k, C-1), d (T-1, C-1) and tau."""
+    this fit's data block; the draws are named b (k, C-1), d (T-1, C-1) and tau.
+    ``draws_per_chain`` (tune + draws): each chain keeps its thread's Python state from its first
+    draw to its last (:mod:`bayes_pip.engines.thread_state`)."""
     from nutpie.compiled_pyfunc import from_pyfunc
+
+    from bayes_pip.engines.thread_state import kept_per_chain
 
     counts = np.asarray(data["counts"], float)
     k, n_t, n_c = counts.shape
@@ -164,6 +168,7 @@ def compiled_model(data: dict, reference: int, chol_a, chol_r):
             x[0] = math.log(0.3) + rng.uniform(-1, 1)
         return x
 
-    return from_pyfunc(size, make_logp, make_expand, [np.dtype("float64")] * 3,
+    return from_pyfunc(size, make_logp, kept_per_chain(make_expand, draws_per_chain),
+                       [np.dtype("float64")] * 3,
                        [(k, j), (n_a, j), ()], ["b", "d", "tau"], shared_data={"block": block},
                        make_initial_point_fn=initial_point)

@@ -92,10 +92,13 @@ def data_block(y, v, prior_data: dict) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([np.asarray(head, float), y, v]))
 
 
-def compiled_model(y, v, prior_data: dict):
+def compiled_model(y, v, prior_data: dict, draws_per_chain: int | None = None):
     """A nutpie model (public ``from_pyfunc`` interface) over the cached numba functions, holding
-    this fit's data block."""
+    this fit's data block. ``draws_per_chain`` (tune + draws): each chain keeps its thread's
+    Python state from its first draw to its last (:mod:`bayes_pip.engines.thread_state`)."""
     from nutpie.compiled_pyfunc import from_pyfunc
+
+    from bayes_pip.engines.thread_state import kept_per_chain
 
     logp_grad, expand, _ = callbacks()
     block = data_block(y, v, prior_data)
@@ -115,7 +118,8 @@ def compiled_model(y, v, prior_data: dict):
         rng = np.random.default_rng(seed)
         return np.array([scale + rng.uniform(-2, 2), rng.uniform(-2, 2)])
 
-    return from_pyfunc(2, make_logp, make_expand, [np.dtype("float64")] * len(VAR_NAMES),
+    return from_pyfunc(2, make_logp, kept_per_chain(make_expand, draws_per_chain),
+                       [np.dtype("float64")] * len(VAR_NAMES),
                        [()] * len(VAR_NAMES), list(VAR_NAMES), shared_data={"block": block},
                        make_initial_point_fn=initial_point)
 

@@ -141,7 +141,8 @@ def sample(cc: CategoryCounts, prior, seed: int, settings, progress: bool = Fals
         model = compiled(cc.counts.shape, reference).with_data(**model_data(cc, prior))
     else:
         model = compiled_model(model_data(cc, prior), reference,
-                               exchangeable_cholesky(n_t - 1), exchangeable_cholesky(n_c - 1))
+                               exchangeable_cholesky(n_t - 1), exchangeable_cholesky(n_c - 1),
+                               settings.tune + settings.draws)
     with mcmc.interrupts_propagate():
         idata = nutpie.sample(model, draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, cores=settings.cores, seed=seed,

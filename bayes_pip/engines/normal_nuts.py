@@ -33,7 +33,7 @@ def sample_normal_normal(y, v, prior, seed: int, settings, study_names, progress
     y = np.asarray(y, float)
     v = np.asarray(v, float)
     settings = ENGINE.settings_for(settings, len(y))
-    model = compiled_model(y, v, prior_data(prior))
+    model = compiled_model(y, v, prior_data(prior), settings.tune + settings.draws)
     with mcmc.interrupts_propagate():
         idata = nutpie.sample(model, draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, cores=settings.cores, seed=seed,
