@@ -275,3 +275,28 @@ def test_api_batch_forwards_evidence_and_cells():
     b = exact_batch(y, v, prior=obj, evidence=True, cells=60)
     assert float(a.log_bf_effect[0]) == float(b.log_bf_effect[0])
     assert abs(float(a.log_bf_effect[0]) - 2.49879494) < 1e-7
+
+
+def test_mixture_quantiles_solve_their_equation():
+    """The mixture quantiles of mu and of a new study (Halley iterations that stop once a step
+    moves the CDF by at most 1e-5: error of order 1e-13 in probability) put the posterior CDF,
+    summed here with scipy over every stored node, at q to 1e-12 (measured 1.4e-13)."""
+    from scipy.special import ndtr
+
+    y, v, mask, priors, _ = simulated(300, seed=5)
+    groups = {}
+    for i, p in enumerate(priors):
+        groups.setdefault(id(p), []).append(i)
+    worst = 0.0
+    for rows in groups.values():
+        if not np.isfinite(priors[rows[0]].mu.sd):
+            continue
+        post = batch_posterior(y[rows], v[rows], mask[rows], priors[rows[0]], store=True)
+        nodes = post.nodes
+        for r in range(len(rows)):
+            w, m = nodes["weight"][r], nodes["mu_mean"][r]
+            var, tau = nodes["mu_var"][r], nodes["tau"][r]
+            for name, sd in (("mu", np.sqrt(var)), ("predict", np.sqrt(var + tau**2))):
+                for q, x in zip(post.quantiles, post.column(name)[r]):
+                    worst = max(worst, abs(float(np.sum(w * ndtr((x - m) / sd))) - q))
+    assert worst <= 1e-12
