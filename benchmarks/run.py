@@ -32,6 +32,8 @@ import numpy as np
 from bayes_pip.analysis import applicable_priors, fit_outcome, outcomes_with_data
 from bayes_pip.classical import classical_analysis
 from bayes_pip.data import bundled_data_dir, load_dataset
+from bayes_pip.engines.base import SamplerSettings
+from bayes_pip.engines.normal_nuts import ENGINE as NUTS_ENGINE
 from bayes_pip.priors import resolve_prior
 
 DATASETS = [bundled_data_dir(), bundled_data_dir().parent / "crins2014"]
@@ -65,22 +67,27 @@ def sweep_bayes_pip(jobs):
     return time.perf_counter() - t0, results
 
 
-def obvious_fit(ds, outcome_id, prior_name, seed, **sample_kwargs):
-    """A fresh PyMC fit of the usual non-centred random-effects model (default ``pm.sample``
-    unless ``sample_kwargs`` say otherwise)."""
+def obvious_fit(ds, outcome_id, prior_name, seed, settings=None):
+    """A fresh PyMC fit of the usual non-centred random-effects model: default ``pm.sample``,
+    or with ``settings`` (SamplerSettings) its draws, tuning, chains and the pymc engine's
+    target_accept for this number of studies."""
     import arviz as az
     import pymc as pm
 
     outcome = ds.outcome(outcome_id)
     prior = resolve_prior(prior_name, outcome)
     es = classical_analysis(ds, outcome_id).effects
+    extra = {}
+    if settings is not None:
+        extra = {"draws": settings.draws, "tune": settings.tune, "chains": settings.chains,
+                 "target_accept": NUTS_ENGINE.target_accept_for(es.k)}
     with pm.Model():
         mu = pm.Normal("mu", prior.mu.mean, prior.mu.sd)
         tau = prior.tau.pymc("tau")
         z = pm.Normal("z", 0, 1, shape=es.k)
         pm.Normal("y", mu + tau * z, np.sqrt(es.v), observed=es.y)
         idata = pm.sample(random_seed=seed, progressbar=False, compute_convergence_checks=False,
-                          **sample_kwargs)
+                          **extra)
     sub = idata.posterior[["mu", "tau"]]
     ok = (float(az.rhat(sub).to_array().max()) <= 1.01
           and float(az.ess(sub).to_array().min()) >= 400
@@ -88,20 +95,10 @@ def obvious_fit(ds, outcome_id, prior_name, seed, **sample_kwargs):
     return ok
 
 
-# bayes_pip's sampler settings (4 chains x 2,000 draws after 1,000 tuning steps, target_accept
-# 0.95, 0.99 with three studies or fewer), for the comparison at equal draws
-SAME_DRAWS = {"draws": 2000, "tune": 1000, "chains": 4}
-
-
-def sweep_obvious(jobs, **sample_kwargs):
+def sweep_obvious(jobs, settings=None):
     t0 = time.perf_counter()
-    converged = []
-    for i, (ds, o, p) in enumerate(jobs):
-        extra = dict(sample_kwargs)
-        if extra:
-            k = classical_analysis(ds, o).effects.k
-            extra["target_accept"] = 0.99 if k <= 3 else 0.95
-        converged.append(obvious_fit(ds, o, p, seed=i, **extra))
+    converged = [obvious_fit(ds, o, p, seed=i, settings=settings)
+                 for i, (ds, o, p) in enumerate(jobs)]
     return time.perf_counter() - t0, converged
 
 
@@ -173,9 +170,11 @@ def main():
           "converged: R-hat <= 1.01, ESS >= 400, no divergences)")
     print(f"   ratio: {t_obv / t_ours:.1f}x faster ({t_obv / len(jobs):.2f} s vs "
           f"{t_ours / len(jobs):.2f} s per fit, compilation included)")
-    t_same, conv = sweep_obvious(jobs, **SAME_DRAWS)
-    print(f"   sweep, fresh pm.sample per fit at bayes_pip's draws (4 x 2,000, tune 1,000, same "
-          f"target_accept): {t_same:7.1f} s  ({sum(conv)}/{len(jobs)} converged)")
+    same = SamplerSettings()   # the pymc engine's defaults
+    t_same, conv = sweep_obvious(jobs, same)
+    print(f"   sweep, fresh pm.sample per fit at bayes_pip's draws ({same.chains} x "
+          f"{same.draws:,}, tune {same.tune:,}, same target_accept): {t_same:7.1f} s  "
+          f"({sum(conv)}/{len(jobs)} converged)")
     print(f"   ratio: {t_same / t_ours:.1f}x faster ({t_same / len(jobs):.2f} s vs "
           f"{t_ours / len(jobs):.2f} s per fit)")
     if "--sweep-only" in sys.argv:
