@@ -228,7 +228,7 @@ def reconstruction(data, outcome: str):
 
 def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=(0.025, 0.5, 0.975),
                 measure: str = "OR", prior_dir: str | Path | None = None,
-                evidence: bool = False, cells: int = 200):
+                evidence: bool = False, tol: float = 1e-10):
     """Exact normal-normal posteriors of many meta-analyses at once, as an xarray.Dataset
     (see :func:`bayes_pip.engines.batch.exact_batch`).
 
@@ -237,7 +237,8 @@ def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=(0.025, 
     MCID or outcome type: e.g. "halfnormal-0.5"; sets that need them are refused with the
     reason), or a sequence of these, one per meta-analysis. ``evidence=True``: also the four
     models' log marginal likelihoods, Bayes factors and model-averaged P(benefit), as ``bma``
-    gives them; ``cells``: quadrature cells per row (60 is about 3x faster; see the engine).
+    gives them; ``tol``: the quadrature's error estimate allowed per row, relative to the
+    integral (see the engine).
     """
     from bayes_pip.engines.batch import exact_batch as run
 
@@ -248,12 +249,12 @@ def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=(0.025, 
         prior = [applied(p) for p in prior]
     else:
         prior = applied(prior)
-    return run(y, v, mask, prior, benefit, quantiles, evidence=evidence, cells=cells)
+    return run(y, v, mask, prior, benefit, quantiles, evidence=evidence, tol=tol)
 
 
 def run_database(input: str | Path, out: str | Path, prior: str | None = None,
                  measure: str | None = None, benefit: str | None = None, evidence: bool = True,
-                 cells: int = 60, resume: bool = False, restart: bool = False,
+                 tol: float = 1e-10, resume: bool = False, restart: bool = False,
                  scheduler: str | None = None, prior_dir: str | Path | None = None) -> dict:
     """A whole database of meta-analyses (what ``python -m bayes_pip database`` runs): the CSV
     ``input`` (meta_id, y, v or se, optional measure and benefit; one row per study) streamed
@@ -264,7 +265,7 @@ def run_database(input: str | Path, out: str | Path, prior: str | None = None,
     from bayes_pip import database
 
     settings = database.Settings(prior=prior, measure=measure, benefit=benefit,
-                                 evidence=evidence, cells=cells,
+                                 evidence=evidence, tol=tol,
                                  prior_dir=None if prior_dir is None else str(prior_dir))
     return database.run(input, out, settings, resume, restart, scheduler)
 

@@ -180,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="direction of benefit where the file has no benefit column or value")
     p.add_argument("--no-evidence", action="store_true",
                    help="leave out the model comparison (marginal likelihoods, Bayes factors)")
-    p.add_argument("--cells", type=int, default=60,
-                   help="quadrature cells in log tau per meta-analysis (default 60: within "
-                        "1e-9 of 200 cells on log marginal likelihoods, 2e-8 on quantiles)")
+    p.add_argument("--tol", type=float, default=1e-10,
+                   help="the quadrature's error estimate allowed per meta-analysis, relative to "
+                        "the integral (default 1e-10; adaptive cells are halved until it is met)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out (same input and settings)")
     p.add_argument("--restart", action="store_true",

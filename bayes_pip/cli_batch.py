@@ -200,14 +200,17 @@ def cmd_database(args) -> int:
     from bayes_pip import database
     from bayes_pip.errors import Terminated
 
-    if not 4 <= args.cells <= 10_000:
-        raise InputError(f"--cells {args.cells}: give a whole number from 4 to 10000")
+    from bayes_pip.engines.batch import TOL_RANGE
+
+    if not TOL_RANGE[0] <= args.tol <= TOL_RANGE[1]:
+        raise InputError(f"--tol {args.tol:g}: give a number from {TOL_RANGE[0]:g} to "
+                         f"{TOL_RANGE[1]:g}")
     if args.resume and args.restart:
         raise InputError("give --resume or --restart, not both")
     if args.prior_dir and args.prior_file:
         raise InputError("give --prior-dir or --prior-file, not both")
     settings = database.Settings(prior=args.prior, measure=args.measure, benefit=args.benefit,
-                                 evidence=not args.no_evidence, cells=args.cells,
+                                 evidence=not args.no_evidence, tol=args.tol,
                                  prior_dir=args.prior_dir or args.prior_file)
     try:
         record = database.run(args.input, args.out, settings, args.resume, args.restart,

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_pip import measures
+from bayes_pip.engines.exact_batch import TOL
 from bayes_pip.errors import InputError
 from bayes_pip.tables import NUMBER, csv_row
 
@@ -58,7 +59,7 @@ class Settings:
     measure: str | None = None    # for rows without a measure column
     benefit: str | None = None    # for rows without a benefit column
     evidence: bool = True
-    cells: int = 60
+    tol: float = TOL              # the quadrature's error estimate allowed, per meta-analysis
     prior_dir: str | None = None
 
     def columns(self) -> tuple[str, ...]:
@@ -285,7 +286,7 @@ def analyse(block: Block, settings: Settings) -> pd.DataFrame:
         v[row, col] = block.v[study]
         try:
             ds = exact_batch(y, v, None, prior, benefit, tuple(QUANTILE_NAMES),
-                             evidence=settings.evidence, cells=settings.cells)
+                             evidence=settings.evidence, tol=settings.tol)
         except InputError as exc:     # e.g. an improper prior and evidence asked for
             error[sel] = str(exc)
             continue
@@ -415,15 +416,14 @@ def run(path, out, settings: Settings = Settings(), resume: bool = False, restar
                     rate = metas / max(time.perf_counter() - began[0], 1e-9)
                     progress(metas, total, f"meta-analyses ({rate:,.0f} per second)")
         errors, priors_used = _summary(out / PARTIAL, settings)
-        from bayes_pip.engines.exact import NODES_PER_CELL
+        from bayes_pip.engines.batch import quadrature_label
         record = {
             "command": "database", "input": str(path), "meta_analyses": total,
             "studies": studies, "without_posterior": errors,
             "settings": asdict(settings),
             "priors_used": priors_used,
             "engine": "exact (batched), normal-normal",
-            "quadrature": f"{settings.cells} cells x {NODES_PER_CELL}-point Gauss-Legendre in "
-                          "log tau per meta-analysis",
+            "quadrature": quadrature_label(settings.tol),
             "scale": "effects on the analysis scale of y (log OR / log RR for ratios)",
             "model_prior_probability": "equal (1/4 each; 1/2 for FE0 and FE with one study)"
             if settings.evidence else None,

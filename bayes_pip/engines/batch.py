@@ -19,13 +19,14 @@ import numpy as np
 from scipy import special
 
 from bayes_pip.engines.evidence import LOG_2PI, MODELS
-from bayes_pip.engines.exact import NODES_PER_CELL
-from bayes_pip.engines.exact_batch import CELLS, QUANTILES, BatchPosterior, batch_posterior
-from bayes_pip.engines.exact_batch_kernels import (LOG_ML, MU_MEAN, MU_SD, P_MU_ABOVE, P_MU_BELOW,
-                                                   P_NEW_ABOVE, P_NEW_BELOW, TAU_MEAN)
+from bayes_pip.engines.exact_batch import (MAX_CELLS, QUANTILES, TOL, BatchPosterior,
+                                           batch_posterior)
+from bayes_pip.engines.exact_batch_kernels import (LOG_ML, MU_MEAN, MU_SD, N_CELLS, P_MU_ABOVE,
+                                                   P_MU_BELOW, P_NEW_ABOVE, P_NEW_BELOW,
+                                                   QUAD_ERROR, TAU_MEAN)
 from bayes_pip.errors import InputError
 
-FAST_CELLS = 60   # against 200 cells: log marginal likelihoods within 4e-11, quantiles 1.3e-8 (measured)
+TOL_RANGE = (1e-13, 1e-4)   # tolerances a caller may ask for
 
 
 def _row_sum(a: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ def _require_proper(post: BatchPosterior):
             raise InputError(f"meta-analysis {i}: Bayes factors need a proper prior on tau")
 
 
-def batch_evidence(post: BatchPosterior, lower: np.ndarray, cells: int = CELLS) -> dict:
+def batch_evidence(post: BatchPosterior, lower: np.ndarray, tol: float = TOL) -> dict:
     """The model comparison of every row of ``post`` (rows with an error stay NaN): arrays
     log_ml and posterior_probability (n, 4; models in ``evidence.MODELS`` order), the three log
     Bayes factors, the model-averaged P(benefit) (``lower``: benefit is mu < 0) and p_null."""
@@ -79,7 +80,7 @@ def batch_evidence(post: BatchPosterior, lower: np.ndarray, cells: int = CELLS) 
     if len(re):
         null = batch_posterior(post.y[re], post.v[re], np.arange(post.y.shape[1])[None, :]
                                < post.k[re, None],
-                               [_pair(post, i) for i in re], quantiles=(), cells=cells,
+                               [_pair(post, i) for i in re], quantiles=(), tol=tol,
                                mu_zero=True)
         log_ml[re, 2] = null.summary[:, LOG_ML]
         failed = null.error != ""
@@ -112,21 +113,35 @@ def _pair(post, i):
     return SimpleNamespace(mu=post.mu_prior[i], tau=post.tau_prior[i])
 
 
+def check_tol(tol) -> None:
+    """Refuse a quadrature tolerance outside TOL_RANGE (one line, for the command line too)."""
+    ok = isinstance(tol, (float, int, np.floating, np.integer)) and not isinstance(tol, bool)
+    if not (ok and TOL_RANGE[0] <= float(tol) <= TOL_RANGE[1]):
+        raise InputError(f"tol={tol!r}: give the quadrature's relative error tolerance as a "
+                         f"number from {TOL_RANGE[0]:g} to {TOL_RANGE[1]:g}")
+
+
+def quadrature_label(tol: float) -> str:
+    return (f"adaptive 15-point Gauss-Kronrod cells in log tau per meta-analysis, halved until "
+            f"the error estimate is at most {float(tol):g} of the integral (at most {MAX_CELLS} "
+            "cells)")
+
+
 def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=QUANTILES,
-                evidence: bool = False, cells: int = CELLS):
+                evidence: bool = False, tol: float = TOL):
     """Exact normal-normal posteriors of many meta-analyses at once, as an ``xarray.Dataset``.
 
     ``y``, ``v``: (n_meta, k_max) effects and within-study variances on the analysis scale (log for
     ratios), padded; ``mask`` marks real studies (default: the finite cells). ``prior``: a prior
     set (anything with ``.mu`` and ``.tau``, e.g. ``bp.prior_sets`` resolved for an outcome) or a
     sequence of them, one per row. ``benefit``: "lower" or "higher" (one, or one per row): the
-    direction of benefit for P(benefit). ``cells``: Gauss-Legendre cells in log tau per row
-    (default 200; ``FAST_CELLS`` = 60 is about 3x faster with log marginal likelihoods within
-    1e-9 and quantiles within about 2e-8 of the default, measured).
+    direction of benefit for P(benefit). ``tol``: the quadrature's error estimate allowed per
+    row, relative to the integral (default 1e-10; the adaptive cells are halved until it is met).
 
     Returns variables over ``meta`` (and ``quantile``): k, mu_mean, mu_sd, mu, tau, theta_new
     (a new study's effect), tau_mean, p_benefit, p_benefit_new, and error ("" where the row has
-    a posterior; otherwise why not, and NaN values). With ``evidence=True`` (proper priors
+    a posterior; otherwise why not, and NaN values), quadrature_cells and quadrature_error
+    (the cells a row took and its error estimate). With ``evidence=True`` (proper priors
     only), also log_ml and posterior_probability over ``model`` (FE0, FE, RE0, RE; equal prior
     probabilities; a row with one study compares FE0 and FE only), log_bf_effect (RE against
     RE0), log_bf_heterogeneity (RE against FE), log_bf_effect_fixed (FE against FE0),
@@ -146,10 +161,8 @@ def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=QUANTILE
     """
     import xarray as xr
 
-    if not (isinstance(cells, (int, np.integer)) and 4 <= cells <= 10_000):
-        raise InputError(f"cells={cells!r}: give a whole number of quadrature cells from 4 to "
-                         "10000")
-    post = batch_posterior(y, v, mask, prior, quantiles, cells=int(cells))
+    check_tol(tol)
+    post = batch_posterior(y, v, mask, prior, quantiles, tol=float(tol))
     n = post.n
     direction = np.broadcast_to(np.asarray(benefit, dtype=object), (n,))
     bad = [d for d in set(direction.tolist()) if d not in ("lower", "higher")]
@@ -165,10 +178,12 @@ def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=QUANTILE
             "tau": (("meta", "quantile"), post.column("tau")),
             "tau_mean": ("meta", s[:, TAU_MEAN]),
             "p_benefit": ("meta", np.where(lower, s[:, P_MU_BELOW], s[:, P_MU_ABOVE])),
-            "p_benefit_new": ("meta", np.where(lower, s[:, P_NEW_BELOW], s[:, P_NEW_ABOVE]))}
+            "p_benefit_new": ("meta", np.where(lower, s[:, P_NEW_BELOW], s[:, P_NEW_ABOVE])),
+            "quadrature_cells": ("meta", s[:, N_CELLS]),
+            "quadrature_error": ("meta", s[:, QUAD_ERROR])}
     error = post.error
     if evidence:
-        e = batch_evidence(post, lower, int(cells))
+        e = batch_evidence(post, lower, float(tol))
         error = e.pop("error")
         coords["model"] = list(MODELS)
         for name, arr in e.items():
@@ -180,7 +195,6 @@ def exact_batch(y, v, mask=None, prior=None, benefit="lower", quantiles=QUANTILE
     return xr.Dataset(
         data, coords=coords,
         attrs={"engine": "exact (batched)", "model": "normal-normal",
-               "quadrature": f"{cells} cells x {NODES_PER_CELL}-point Gauss-Legendre in log tau "
-                             "per meta-analysis",
+               "quadrature": quadrature_label(tol),
                "model_prior_probability": "equal (1/4 each; 1/2 for FE0 and FE with one study)"
                if evidence else ""})

@@ -32,13 +32,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from bayes_pip.engines.exact import GL_W, GL_X, NODES_PER_CELL, ExactPosterior, check_proper
-from bayes_pip.engines.exact_batch_kernels import (CUM0, LOG_ML, N_FIXED, TOTAL, integrate_rows,
-                                                   scout_rows)
+from bayes_pip.engines.exact import (GAUSS_W, KRONROD_W, KRONROD_X, ExactPosterior,
+                                     check_proper)
+from bayes_pip.engines.exact_batch_kernels import (CUM0, LOG_ML, N_CELLS, N_FIXED, NK, QUAD_ERROR,
+                                                   TOTAL, integrate_rows, scout_rows)
 from bayes_pip.engines.tau_kernels import tau_prior_code
 from bayes_pip.errors import InputError
 
-CELLS = 200            # Gauss-Legendre cells per row (5 nodes each)
+TOL = 1e-10            # the quadrature's error estimate allowed, relative to the integral
+MAX_CELLS = 64         # Gauss-Kronrod cells per row at most (15 nodes each)
+# a cell's Legendre coefficients from its 15 Kronrod nodes' masses, n = 0 ... 11 (the rule is
+# exact to degree 23, so to 2n): (2n + 1)/2 P_n(node); tau quantiles start from the expansion
+LEGENDRE = np.array([(2 * n + 1) / 2 * special.eval_legendre(n, KRONROD_X) for n in range(12)])
 UPPER_TAIL_MAX = 1e-10
 BLOCK_ROWS = 20_000    # rows per block (memory: the outputs plus per-thread scratch)
 QUANTILES = (0.025, 0.5, 0.975)
@@ -83,13 +88,15 @@ class BatchPosterior:
             raise ValueError("batch_posterior(..., store=True) keeps the nodes rows need")
         kr = int(self.k[i])
         nd = self.nodes
+        nc = int(self.summary[i, N_CELLS])
+        cells, nodes = slice(0, nc + 1), slice(0, nc * NK + 1)
         return ExactPosterior(y=self.y[i, :kr].copy(), v=self.v[i, :kr].copy(),
                               mu_prior=self.mu_prior[i], tau_prior=self.tau_prior[i],
-                              edges=nd["edges"][i], cum_edges=nd["cum_edges"][i],
+                              edges=nd["edges"][i, cells], cum_edges=nd["cum_edges"][i, cells],
                               log_shift=float(nd["shift"][i]),
-                              total=float(self.summary[i, TOTAL]), tau=nd["tau"][i],
-                              weight=nd["weight"][i], mu_mean=nd["mu_mean"][i],
-                              mu_var=nd["mu_var"][i])
+                              total=float(self.summary[i, TOTAL]), tau=nd["tau"][i, nodes],
+                              weight=nd["weight"][i, nodes], mu_mean=nd["mu_mean"][i, nodes],
+                              mu_var=nd["mu_var"][i, nodes])
 
 
 def _key(obj):
@@ -122,10 +129,13 @@ def _left_aligned(y, v, mask):
 
 
 def batch_posterior(y, v, mask=None, prior=None, quantiles=QUANTILES, store: bool = False,
-                    cells: int = CELLS, mu_zero: bool = False) -> BatchPosterior:
+                    tol: float = TOL, mu_zero: bool = False) -> BatchPosterior:
     """Exact posteriors of the meta-analyses in the rows of ``y``, ``v`` (padded, ``mask`` marks
     real studies; without it every finite cell is a study). Every row also gets its log marginal
-    likelihood (column LOG_ML; NaN under an improper prior on mu).
+    likelihood (column LOG_ML; NaN under an improper prior on mu), the number of quadrature cells
+    it took (N_CELLS) and the quadrature's error estimate relative to the integral (QUAD_ERROR).
+    ``tol``: the error estimate allowed (cells are halved until it is met, at most MAX_CELLS;
+    a row that does not meet it gets an error).
 
     ``mu_zero``: the model with mu = 0 (no average effect) instead; only TOTAL and LOG_ML are
     computed (its marginal likelihood, for Bayes factors)."""
@@ -151,10 +161,11 @@ def batch_posterior(y, v, mask=None, prior=None, quantiles=QUANTILES, store: boo
     zqs = special.ndtri(qs)
     nq = len(qs)
     summary = np.full((n, N_FIXED + 3 * nq), np.nan)
-    nn = cells * NODES_PER_CELL + 1
+    nn = MAX_CELLS * NK + 1
     nodes = None
     if store:
-        nodes = {"edges": np.full((n, cells + 1), np.nan), "cum_edges": np.full((n, cells + 1), np.nan),
+        nodes = {"edges": np.full((n, MAX_CELLS + 1), np.nan),
+                 "cum_edges": np.full((n, MAX_CELLS + 1), np.nan),
                  "tau": np.full((n, nn), np.nan), "weight": np.full((n, nn), np.nan),
                  "mu_mean": np.full((n, nn), np.nan), "mu_var": np.full((n, nn), np.nan),
                  "shift": np.full(n, np.nan)}
@@ -172,7 +183,7 @@ def batch_posterior(y, v, mask=None, prior=None, quantiles=QUANTILES, store: boo
                 error[sel] = str(exc)
         rows = members[error[members] == ""]
         for start in range(0, len(rows), BLOCK_ROWS):
-            _run_block(rows[start:start + BLOCK_ROWS], y, v, k, mu_p, tau_p, cells, qs, zqs,
+            _run_block(rows[start:start + BLOCK_ROWS], y, v, k, mu_p, tau_p, tol, qs, zqs,
                        summary, nodes, error, mu_zero)
     # every row without a posterior says why (an extreme row can pass the scouting and still
     # give no finite summary, e.g. within-study variances of 1e300)
@@ -196,7 +207,7 @@ def _prior_cdf(tau_p, tau):
     return np.asarray(tau_p.cdf(tau), float)
 
 
-def _run_block(rows, y, v, k, mu_p, tau_p, cells, qs, zqs, summary, nodes, error, mu_zero):
+def _run_block(rows, y, v, k, mu_p, tau_p, tol, qs, zqs, summary, nodes, error, mu_zero):
     if mu_zero:
         w0, m0 = math.inf, 0.0
         log_w0 = 0.0
@@ -231,14 +242,18 @@ def _run_block(rows, y, v, k, mu_p, tau_p, cells, qs, zqs, summary, nodes, error
         return
     nq = len(qs)
     out = np.full((len(r), N_FIXED + 3 * nq), np.nan)
-    nn = cells * NODES_PER_CELL + 1
+    nn = MAX_CELLS * NK + 1
     if nodes is not None:
-        store = [np.empty((len(r), cells + 1)), np.empty((len(r), cells + 1))] + \
-            [np.empty((len(r), nn)) for _ in range(4)]
+        store = [np.full((len(r), MAX_CELLS + 1), np.nan) for _ in range(2)] + \
+            [np.full((len(r), nn), np.nan) for _ in range(4)]
     else:
         store = [np.empty((1, 1))] * 6
     integrate_rows(y[r], v[r], k[r], w0, m0, family, a, b, c, lo[good], hi[good], shift[good],
-                   tail[good], cells, GL_X, GL_W, qs, zqs, out, nodes is not None, *store)
+                   tail[good], tol, MAX_CELLS, KRONROD_X, KRONROD_W, GAUSS_W, LEGENDRE, qs, zqs,
+                   out, nodes is not None, *store)
+    rough = ~(out[:, QUAD_ERROR] <= tol)
+    error[r[rough]] = [f"the quadrature's error estimate ({e:.2g} of the integral) is above the "
+                       f"tolerance {tol:g} after {MAX_CELLS} cells" for e in out[rough, QUAD_ERROR]]
     # log p(y): the kernel's log densities omit -k/2 log(2 pi) + log(w0)/2 (see exact_batch_kernels._moments)
     with np.errstate(divide="ignore", invalid="ignore"):
         out[:, LOG_ML] = (shift[good] + np.log(out[:, TOTAL]) - 0.5 * k[r] * math.log(2 * math.pi)

@@ -3,7 +3,7 @@
 The posterior of (mu, tau) is computed by :func:`bayes_pip.engines.exact.exact_posterior`
 (composite Gauss-Legendre in log tau, mu | tau in closed form); many meta-analyses at once by
 :func:`bayes_pip.engines.exact_batch.batch_posterior` (``fit_batch``, used by sweeps and
-calibration).
+calibration: adaptive Gauss-Kronrod cells in log tau).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from bayes_pip.engines import payload_for
 from bayes_pip.engines.base import EngineResult, Problem
 from bayes_pip.engines.exact import exact_idata, exact_posterior
 from bayes_pip.payloads import NormalEffects
+
+TOL = 1e-10   # the batched engine's quadrature tolerance for sweeps (engines.exact_batch.TOL)
 
 
 class ExactEngine:
@@ -31,7 +33,10 @@ class ExactEngine:
         es = payload_for(self, problem)
         method = "composite 5-point Gauss-Legendre in log tau"
         if problem.posterior is not None:  # computed with the other fits of a sweep
-            post, method = problem.posterior, method + " (batched engine)"
+            from bayes_pip.engines.batch import quadrature_label
+
+            post = problem.posterior
+            method = quadrature_label(TOL) + " (batched engine)"
         else:
             post = exact_posterior(es.y, es.v, prior.mu, prior.tau)
         draws = functools.partial(exact_idata, post, es, prior, seed)
@@ -64,7 +69,7 @@ class ExactEngine:
         ``row(r)`` answers the Posterior grammar (with ``store``)."""
         from bayes_pip.engines.exact_batch import batch_posterior  # numba: loaded on use
 
-        return batch_posterior(y, v, mask, prior=prior, store=store)
+        return batch_posterior(y, v, mask, prior=prior, store=store, tol=TOL)
 
     def describe(self, fit) -> str:
         return "exact normal-normal posterior (quadrature over tau, no Monte Carlo error)"
