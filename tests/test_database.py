@@ -235,6 +235,12 @@ def test_cli_names_what_it_needs_and_runs(tmp_path):
     r = run_main("database", str(path), "--out", str(tmp_path / "o"), "--measure", "OR",
                  "--benefit", "lower", "--prior", "nope")
     assert r.returncode == 2 and "no such prior set" in r.stderr
+    for tol in ("0", "1e-3", "nan"):
+        r = run_main("database", str(path), "--out", str(tmp_path / "o"), "--measure", "OR",
+                     "--benefit", "lower", "--tol", tol)
+        assert r.returncode == 2 and f"--tol {float(tol):g}: give a number from 1e-13 to " \
+            "0.0001" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / "o").exists()
     r = run_main("database", str(path), "--out", str(tmp_path / "o"), "--measure", "OR",
                  "--benefit", "lower", "--no-evidence")
     assert r.returncode == 0, r.stderr

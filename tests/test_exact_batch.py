@@ -303,3 +303,86 @@ def test_mixture_quantiles_solve_their_equation():
                 for q, x in zip(post.quantiles, post.column(name)[r]):
                     worst = max(worst, abs(float(np.sum(w * ndtr((x - m) / sd))) - q))
     assert worst <= 1e-12
+
+
+def test_gauss_kronrod_rule_is_exact_to_its_degrees():
+    """The 15-point Kronrod rule integrates x^d on [-1, 1] exactly up to d = 23 and its
+    embedded 7-point Gauss rule up to d = 13, and neither beyond (so the constants are right:
+    a wrong digit in a node or weight breaks exactness)."""
+    from bayes_pip.engines.exact import GAUSS_W, KRONROD_W, KRONROD_X
+
+    def error(w, d):
+        return abs(float(w @ KRONROD_X**d) - (2 / (d + 1) if d % 2 == 0 else 0.0))
+
+    assert max(error(KRONROD_W, d) for d in range(24)) < 1e-15
+    assert max(error(GAUSS_W, d) for d in range(14)) < 1e-15
+    assert error(KRONROD_W, 24) > 1e-10 and error(GAUSS_W, 14) > 1e-6
+    assert np.allclose(KRONROD_X[GAUSS_W > 0], np.polynomial.legendre.leggauss(7)[0],
+                       rtol=0, atol=1e-15)
+
+
+def test_adaptive_cells_on_variances_spanning_decades():
+    """Within-study variances from 1e-4 to 10 and up to 100 studies (the posterior of log tau
+    turns where tau^2 passes each v_i): equal to the one-at-a-time engine to 1e-8, every row's
+    error estimate at most the tolerance, in fewer cells than the 200 of the uniform design."""
+    rng = np.random.default_rng(11)
+    n, k_max = 24, 100
+    k = rng.integers(2, k_max + 1, n)
+    mask = np.arange(k_max)[None, :] < k[:, None]
+    v = 10.0 ** rng.uniform(-4, 1, (n, k_max))
+    y = rng.normal(0.3, np.sqrt(v + 0.05))
+    out = exact_batch(y, v, mask, PRIORS[1])
+    assert (out.error.values == "").all()
+    assert float(out.quadrature_error.max()) <= 1e-10
+    assert float(out.quadrature_cells.max()) < 40
+    for i in range(n):
+        p = exact_posterior(y[i, mask[i]], v[i, mask[i]], PRIORS[1].mu, PRIORS[1].tau)
+        for j, q in enumerate(out["quantile"].values):
+            assert close(out.mu.values[i, j], p.quantile("mu", q)), (i, q)
+            assert close(out.tau.values[i, j], p.quantile("tau", q)), (i, q)
+
+
+def test_a_row_that_misses_the_tolerance_says_so(monkeypatch):
+    """A row whose error estimate is still above the tolerance at the cell limit gets an error
+    and NaN values instead of numbers that are not as accurate as asked."""
+    from bayes_pip.engines import exact_batch as eb
+
+    monkeypatch.setattr(eb, "MAX_CELLS", 4)
+    y, v, mask, _, _ = simulated(6, seed=4, k_max=6)
+    out = exact_batch(y, v, mask, PRIORS[0], tol=1e-13)
+    rough = out.error.values != ""
+    assert rough.any()
+    for message in out.error.values[rough]:
+        assert message.startswith("the quadrature's error estimate (") and \
+            message.endswith("of the integral) is above the tolerance 1e-13 after 4 cells")
+    assert np.isnan(out.mu.values[rough]).all() and np.isnan(out.quadrature_error.values[rough]).all()
+
+
+def test_halley_returns_a_root_it_cannot_improve():
+    """Started at the root to within rounding (the step falls below half an ulp of x, so it
+    does not move x), the search returns x; it used to bisect towards the bracket's far end and
+    then accept a point where the density, and so |step| x density, was tiny."""
+    from bayes_pip.engines.exact_batch_kernels import _halley_quantile, _ndtr
+
+    x = 100.3
+    q = float(np.nextafter(_ndtr(0.3), 1.0))       # F(x) - q = -1e-16: the root is x + 3e-16
+    one = np.ones(1)
+    got = _halley_quantile(one, np.array([100.0]), one, 1, q, x, 60.0, 140.0, 1e-9, 1e-5)
+    assert abs(got - x) < 1e-12
+
+
+def test_sweep_and_cli_defaults_are_the_engine_tolerance():
+    """The tolerance is stated in four places that must not drift apart."""
+    import inspect
+
+    import bayes_pip as bp
+    from bayes_pip import database
+    from bayes_pip.engines import exact_batch as eb, normal_exact
+
+    assert eb.TOL == 1e-10
+    assert inspect.signature(bp.exact_batch).parameters["tol"].default == eb.TOL
+    assert inspect.signature(bp.run_database).parameters["tol"].default == eb.TOL
+    assert database.Settings().tol == eb.TOL and normal_exact.TOL == eb.TOL
+    from bayes_pip.cli import build_parser
+    args = build_parser().parse_args(["database", "x.csv", "--out", "o"])
+    assert args.tol == eb.TOL
