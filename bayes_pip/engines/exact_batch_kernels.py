@@ -11,7 +11,7 @@ import math
 import numba
 import numpy as np
 
-from bayes_pip.engines.tau_kernels import UNIFORM, log_prior_u
+from bayes_pip.engines.tau_kernels import LOG_SQRT_2PI, UNIFORM, log_prior_u
 
 SCOUT_COARSE = 57      # the scan: log(s) - 40 ... log(s) + 30 in steps of 1.25
 LOG_TAU_BELOW, LOG_TAU_ABOVE = 40.0, 30.0
@@ -33,7 +33,7 @@ NK = 15                # nodes per cell (the Gauss-Kronrod rule: engines/exact.p
 
 # summary columns of the kernel's output
 (MU_MEAN, MU_SD, TAU_MEAN, P_MU_BELOW, P_MU_ABOVE, P_NEW_BELOW, P_NEW_ABOVE, CUM0, TOTAL,
- LOG_ML, N_CELLS, QUAD_ERROR, N_FIXED) = range(13)
+ LOG_ML, N_CELLS, QUAD_ERROR, LOG_DENSITY0, DENSITY0_ERROR, N_FIXED) = range(15)
 
 
 @numba.njit(cache=True)
@@ -509,6 +509,18 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, tol, m
             out[r, P_NEW_BELOW] = min(max(nb, 0.0), 1.0)
             out[r, P_NEW_ABOVE] = min(max(na, 0.0), 1.0)
             out[r, CUM0] = cum[0]
+            # the posterior density of mu at 0 (Savage-Dickey: p(y | mu = 0) is p(y) times it
+            # over the prior's), with the Kronrod and the embedded Gauss mixtures' difference
+            dens = 0.0
+            for j in range(ncomp):
+                z = cm[j] / sd_mu[j]
+                dens += cw[j] * math.exp(-0.5 * z * z) / sd_mu[j]
+            dens_gauss = 0.0
+            for j in range(ng):
+                z = gm[j] / gs_mu[j]
+                dens_gauss += gw_c[j] * math.exp(-0.5 * z * z) / gs_mu[j]
+            out[r, LOG_DENSITY0] = math.log(dens) - LOG_SQRT_2PI if dens > 0 else -math.inf
+            out[r, DENSITY0_ERROR] = abs(dens - dens_gauss) / dens if dens > 0 else math.inf
             for iq in range(nq):
                 out[r, N_FIXED + iq] = _mixture_quantile(cw, cm, sd_mu, ncomp, qs[iq], zqs[iq],
                                                          gw_c, gm, gs_mu, ng)
