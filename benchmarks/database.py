@@ -8,7 +8,7 @@ rounded, clipped to 2..100: most have 2 to 6 studies, a few dozens; mu ~ N(0, 0.
 tau ~ |N(0, 0.2^2)|, v ~ U(0.01, 0.3); SMD, benefit higher, default prior set), writes them as
 one long CSV and prints, each in this run:
 1. `python -m bayes_pip database` over the file (a fresh process, as a user runs it): wall and
-   CPU time, peak memory, throughput per core (with model comparison, 60 cells);
+   CPU time, peak memory, throughput per core (with model comparison, default tolerance);
 2. the same file through the one-at-a-time exact engine (`exact_posterior` plus `evidence`, the
    same summaries) timed on a sample of 300 of its meta-analyses and scaled to N: time and ratio;
 3. R bayesmeta per fit on the same sample, when R and bayesmeta are installed (skipped with the
@@ -104,8 +104,8 @@ def main():
         size = os.path.getsize(path) / 2 ** 20
         wall, cpu, peak, run = database_command(path, __import__("pathlib").Path(tmp) / "out")
     per_ma = wall / n
-    print(f"1. database command ({size:.1f} MB CSV, model comparison, {run['settings']['cells']} "
-          f"cells): {wall:.1f} s wall, {cpu:.1f} s CPU, peak memory {peak:.0f} MiB, "
+    print(f"1. database command ({size:.1f} MB CSV, model comparison, tol "
+          f"{run['settings']['tol']:g}): {wall:.1f} s wall, {cpu:.1f} s CPU, peak memory {peak:.0f} MiB, "
           f"{run['without_posterior']} without a posterior")
     print(f"   throughput {n / cpu:,.0f} meta-analyses per CPU second "
           f"({cpu / n * 1e3:.2f} ms CPU each, start-up included)")
