@@ -259,12 +259,15 @@ def _coarse(w, m, s, nc, size, gw, gm, gs):
 def _kronrod(y, v, k, lo_c, hi_c, w0, m0, family, a, b, c, shift, kx, kw, gw, tau, dens, mm, var,
              base):
     """The 15-point Kronrod and 7-point Gauss rules on [lo_c, hi_c] for the shifted posterior
-    density of log tau: (Kronrod's integral, |Kronrod - Gauss|). With ``base`` >= 0 the nodes'
-    tau, density and conditional moments of mu are written from position base on."""
+    density of log tau: (Kronrod's integral, |Kronrod - Gauss|, and the same two for tau times
+    the density, the integrand of tau's mean, whose upper tail is heavier). With ``base`` >= 0
+    the nodes' tau, density and conditional moments of mu are written from position base on."""
     half = 0.5 * (hi_c - lo_c)
     mid = lo_c + half
     big = 0.0
     small = 0.0
+    big_t = 0.0
+    small_t = 0.0
     for g in range(NK):
         u = mid + half * kx[g]
         t = math.exp(u)
@@ -273,12 +276,14 @@ def _kronrod(y, v, k, lo_c, hi_c, w0, m0, family, a, b, c, shift, kx, kw, gw, ta
         d = math.exp(value - shift) if math.isfinite(value) else 0.0
         big += kw[g] * d
         small += gw[g] * d
+        big_t += kw[g] * d * t
+        small_t += gw[g] * d * t
         if base >= 0:
             tau[base + g] = t
             dens[base + g] = d
             mm[base + g] = mj
             var[base + g] = vj
-    return half * big, half * abs(big - small)
+    return half * big, half * abs(big - small), half * big_t, half * abs(big_t - small_t)
 
 
 @numba.njit(cache=True)
@@ -301,7 +306,7 @@ def _partial(y, v, k, lo_c, hi_c, w0, m0, family, a, b, c, shift, kx, kw, gw, ep
         used += 1
         left = stack_lo[top]
         right = stack_hi[top]
-        part, err = _kronrod(y, v, k, left, right, w0, m0, family, a, b, c, shift, kx, kw, gw,
+        part, err, _, _ = _kronrod(y, v, k, left, right, w0, m0, family, a, b, c, shift, kx, kw, gw,
                              stack_lo, stack_lo, stack_lo, stack_lo, -1)
         if not (err > eps * (right - left) / span) or top >= stack_lo.shape[0] - 2 \
                 or used >= PARTIAL_BUDGET:
@@ -343,6 +348,8 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, tol, m
         right = np.empty(max_cells)
         value = np.empty(max_cells)
         error = np.empty(max_cells)
+        value_t = np.empty(max_cells)
+        error_t = np.empty(max_cells)
         tau = np.empty(cap + 1)
         mass = np.empty(cap + 1)
         mm = np.empty(cap + 1)
@@ -371,34 +378,46 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, tol, m
             for ci in range(start_cells):
                 left[ci] = lo[r] + ci * width
                 right[ci] = hi[r] if ci == start_cells - 1 else lo[r] + (ci + 1) * width
-                value[ci], error[ci] = _kronrod(yr, vr, kr, left[ci], right[ci], w0, m0, family,
-                                                a, b, c, sh, kx, kw, gw, raw_tau, raw_dens,
-                                                raw_m, raw_var, ci * NK)
+                value[ci], error[ci], value_t[ci], error_t[ci] = _kronrod(
+                    yr, vr, kr, left[ci], right[ci], w0, m0, family, a, b, c, sh, kx, kw, gw,
+                    raw_tau, raw_dens, raw_m, raw_var, ci * NK)
             nc = start_cells
             while True:
+                # both integrals (the density's and tau's mean's) to tol; the cell that adds most
+                # to the two relative error estimates is halved
                 total = tail[r]
                 err_sum = 0.0
-                worst = 0
+                total_t = 0.0
+                err_sum_t = 0.0
                 for ci in range(nc):
                     total += value[ci]
                     err_sum += error[ci]
-                    if error[ci] > error[worst]:
-                        worst = ci
-                if err_sum <= tol * total or nc >= max_cells:
+                    total_t += value_t[ci]
+                    err_sum_t += error_t[ci]
+                rel = err_sum / total
+                rel_t = err_sum_t / total_t if total_t > 0 else 0.0
+                if not (rel > tol or rel_t > tol) or nc >= max_cells:
                     break
+                worst = 0
+                score_worst = -1.0
+                for ci in range(nc):
+                    score = error[ci] / total + (error_t[ci] / total_t if total_t > 0 else 0.0)
+                    if score > score_worst:
+                        worst = ci
+                        score_worst = score
                 middle = 0.5 * (left[worst] + right[worst])
                 left[nc] = middle
                 right[nc] = right[worst]
                 right[worst] = middle
-                value[worst], error[worst] = _kronrod(yr, vr, kr, left[worst], middle, w0, m0,
-                                                      family, a, b, c, sh, kx, kw, gw, raw_tau,
-                                                      raw_dens, raw_m, raw_var, worst * NK)
-                value[nc], error[nc] = _kronrod(yr, vr, kr, middle, right[nc], w0, m0, family,
-                                                a, b, c, sh, kx, kw, gw, raw_tau, raw_dens,
-                                                raw_m, raw_var, nc * NK)
+                value[worst], error[worst], value_t[worst], error_t[worst] = _kronrod(
+                    yr, vr, kr, left[worst], middle, w0, m0, family, a, b, c, sh, kx, kw, gw,
+                    raw_tau, raw_dens, raw_m, raw_var, worst * NK)
+                value[nc], error[nc], value_t[nc], error_t[nc] = _kronrod(
+                    yr, vr, kr, middle, right[nc], w0, m0, family, a, b, c, sh, kx, kw, gw,
+                    raw_tau, raw_dens, raw_m, raw_var, nc * NK)
                 nc += 1
             out[r, N_CELLS] = nc
-            out[r, QUAD_ERROR] = err_sum / total
+            out[r, QUAD_ERROR] = max(rel, rel_t)   # NaN if either is
             # the cells in order of log tau, the node at tau = 0 (the lower tail) first
             order = np.argsort(left[:nc])
             nn = nc * NK + 1
