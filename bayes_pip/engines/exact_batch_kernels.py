@@ -21,7 +21,6 @@ MERGE_TAU2 = 1e-13     # tau^2 / min(v) below which a node's conditional normals
 DROP_WEIGHT = 1e-300     # mixture components lighter than this are left out of the summaries
 HALLEY_STEP = 1e-9      # mixture quantiles: Halley iterations stop at a step this small
 HALLEY_ACCEPT = 1e-5    # ... or at a Halley step that moves the CDF by at most this
-COARSE = 5             # adjacent mixture components merged for the first quantile iterations
 INITIAL_CELLS = 4      # equal cells the adaptive quadrature starts from
 TAU_Q_EPS = 1e-11      # tau quantiles: error estimate allowed in the partial integral (x total)
 TAU_Q_STEP = 1e-9      # ... and Newton iterations stop at a step this small
@@ -170,8 +169,9 @@ def scout_rows(y, v, k, w0, m0, family, a, b, c, out):
 
 
 @numba.njit(cache=True)
-def _halley_quantile(w, m, s, nc, q, x, lo, hi, tol, accept):
-    """Safeguarded Halley iterations on F(x) = sum_j w_j Phi((x - m_j)/s_j) = q, j < nc, until
+def _halley_quantile(w, m, inv_s, nc, q, x, lo, hi, tol, accept):
+    """Safeguarded Halley iterations on F(x) = sum_j w_j Phi((x - m_j)/s_j) = q, j < nc (given
+    the reciprocals ``inv_s`` of the s_j), until
     a step is below ``tol`` (relative to max(1, |x|)) or a Halley step moves F by at most
     ``accept`` (|step| F'(x) <= accept). Halley's error after a step e is C e^3 with
     C = (F''/2F')^2 - F^(3)/6F'; in probability that is (C / F'^2) (e F')^3, and C / F'^2 is 144
@@ -183,11 +183,11 @@ def _halley_quantile(w, m, s, nc, q, x, lo, hi, tol, accept):
         d1 = 0.0
         d2 = 0.0
         for j in range(nc):
-            z = (x - m[j]) / s[j]
-            phi = w[j] * math.exp(-0.5 * z * z) / s[j]
+            z = (x - m[j]) * inv_s[j]
+            phi = w[j] * math.exp(-0.5 * z * z) * inv_s[j]
             f += w[j] * _ndtr(z)
             d1 += phi
-            d2 -= phi * z / s[j]
+            d2 -= phi * z * inv_s[j]
         d1 /= math.sqrt(2 * math.pi)
         d2 /= math.sqrt(2 * math.pi)
         if f < 0:
@@ -214,45 +214,16 @@ def _halley_quantile(w, m, s, nc, q, x, lo, hi, tol, accept):
 
 
 @numba.njit(cache=True)
-def _mixture_quantile(w, m, s, nc, q, zq, gw, gm, gs, ng):
-    """q-quantile of the normal mixture (w, m, s)[:nc]: Halley iterations on a coarse mixture
-    (groups of adjacent components merged by their first two moments: (gw, gm, gs)[:ng]) find
-    the neighbourhood, then on the full mixture until a step is below HALLEY_STEP or a Halley
-    step moves its CDF by at most HALLEY_ACCEPT (the first step, usually)."""
-    lo = math.inf
-    hi = -math.inf
-    mean = 0.0
-    second = 0.0
-    for j in range(nc):
-        lo = min(lo, m[j] - 40 * s[j])
-        hi = max(hi, m[j] + 40 * s[j])
-        mean += w[j] * m[j]
-        second += w[j] * (s[j] * s[j] + m[j] * m[j])
-    x = mean + math.sqrt(max(second - mean * mean, 0.0)) * zq
+def _mixture_quantile(w, m, inv_s, nc, q, x, gw, gm, g_inv_s, ng, lo, hi):
+    """q-quantile of the normal mixture (w, m, 1 / inv_s)[:nc], searched in [lo, hi] from x:
+    Halley iterations on a smaller mixture ((gw, gm, 1 / g_inv_s)[:ng], the embedded Gauss
+    rule's nodes) find the neighbourhood, then on the full mixture until a step is below
+    HALLEY_STEP or a Halley step moves its CDF by at most HALLEY_ACCEPT (the first step,
+    usually)."""
     x = min(max(x, lo), hi)
-    x = _halley_quantile(gw, gm, gs, ng, q, x, lo, hi, 1e-4, 0.0)
+    x = _halley_quantile(gw, gm, g_inv_s, ng, q, x, lo, hi, 1e-4, 0.0)
     x = min(max(x, lo), hi)
-    return _halley_quantile(w, m, s, nc, q, x, lo, hi, HALLEY_STEP, HALLEY_ACCEPT)
-
-
-@numba.njit(cache=True)
-def _coarse(w, m, s, nc, size, gw, gm, gs):
-    """Merge runs of ``size`` adjacent components, matching their weight, mean and variance."""
-    ng = 0
-    for start in range(0, nc, size):
-        tw = 0.0
-        tm = 0.0
-        t2 = 0.0
-        for j in range(start, min(start + size, nc)):
-            tw += w[j]
-            tm += w[j] * m[j]
-            t2 += w[j] * (s[j] * s[j] + m[j] * m[j])
-        if tw > 0:
-            gw[ng] = tw
-            gm[ng] = tm / tw
-            gs[ng] = math.sqrt(max(t2 / tw - gm[ng] * gm[ng], 1e-300))
-            ng += 1
-    return ng
+    return _halley_quantile(w, m, inv_s, nc, q, x, lo, hi, HALLEY_STEP, HALLEY_ACCEPT)
 
 
 @numba.njit(cache=True)
@@ -540,11 +511,32 @@ def integrate_rows(y, v, k, w0, m0, family, a, b, c, lo, hi, shift, tail, tol, m
                 dens_gauss += gw_c[j] * math.exp(-0.5 * z * z) / gs_mu[j]
             out[r, LOG_DENSITY0] = math.log(dens) - LOG_SQRT_2PI if dens > 0 else -math.inf
             out[r, DENSITY0_ERROR] = abs(dens - dens_gauss) / dens if dens > 0 else math.inf
+            # the quantile searches: brackets m -/+ 40 sd over the components, starts from the
+            # normal with the mixture's mean and sd, reciprocals of the sds
+            lo_mu = math.inf
+            hi_mu = -math.inf
+            lo_new = math.inf
+            hi_new = -math.inf
+            second_new = 0.0
+            for j in range(ncomp):
+                lo_mu = min(lo_mu, cm[j] - 40 * sd_mu[j])
+                hi_mu = max(hi_mu, cm[j] + 40 * sd_mu[j])
+                lo_new = min(lo_new, cm[j] - 40 * sd_new[j])
+                hi_new = max(hi_new, cm[j] + 40 * sd_new[j])
+                second_new += cw[j] * (sd_new[j] * sd_new[j] + cm[j] * cm[j])
+                sd_mu[j] = 1.0 / sd_mu[j]
+                sd_new[j] = 1.0 / sd_new[j]
+            for j in range(ng):
+                gs_mu[j] = 1.0 / gs_mu[j]
+                gs_new[j] = 1.0 / gs_new[j]
+            spread_new = math.sqrt(max(second_new - mean * mean, 0.0))
             for iq in range(nq):
-                out[r, N_FIXED + iq] = _mixture_quantile(cw, cm, sd_mu, ncomp, qs[iq], zqs[iq],
-                                                         gw_c, gm, gs_mu, ng)
-                out[r, N_FIXED + nq + iq] = _mixture_quantile(cw, cm, sd_new, ncomp, qs[iq],
-                                                              zqs[iq], gw_c, gm, gs_new, ng)
+                out[r, N_FIXED + iq] = _mixture_quantile(
+                    cw, cm, sd_mu, ncomp, qs[iq], mean + out[r, MU_SD] * zqs[iq], gw_c, gm,
+                    gs_mu, ng, lo_mu, hi_mu)
+                out[r, N_FIXED + nq + iq] = _mixture_quantile(
+                    cw, cm, sd_new, ncomp, qs[iq], mean + spread_new * zqs[iq], gw_c, gm,
+                    gs_new, ng, lo_new, hi_new)
                 out[r, N_FIXED + 2 * nq + iq] = _tau_quantile(
                     yr, vr, kr, w0, m0, family, a, b, c, sh, total, edges, cum, mass, nc, qs[iq],
                     kx, kw, gw, legendre, stack_lo, stack_hi)
