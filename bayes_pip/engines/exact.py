@@ -107,6 +107,8 @@ class ExactPosterior:
     weight: np.ndarray       # posterior probability carried by each node, sums to 1
     mu_mean: np.ndarray      # m(tau) at each node
     mu_var: np.ndarray       # V(tau) at each node
+    adaptive: bool = False   # wide adaptive cells (batched rows): tau's CDF inside a cell is
+                             # integrated adaptively, else by the cell's 5-point rule
 
     # ----- one grammar for every target: "mu", "tau", "predict", ("study", i) -----
 
@@ -220,7 +222,12 @@ class ExactPosterior:
         if lt >= self.edges[-1]:
             return 1.0
         j = int(np.searchsorted(self.edges, lt) - 1)
-        partial = adaptive_integral(self.unnormalised, self.edges[j], lt, PARTIAL_EPS * self.total)
+        a = self.edges[j]
+        if self.adaptive:
+            partial = adaptive_integral(self.unnormalised, a, lt, PARTIAL_EPS * self.total)
+        else:
+            half = 0.5 * (lt - a)
+            partial = half * np.sum(GL_W * self.unnormalised(a + half * (GL_X + 1)))
         return float(min(max(self.cum_edges[j] + partial / self.total, 0.0), 1.0))
 
     def tau_quantile(self, q: float) -> float:

@@ -104,7 +104,7 @@ class BatchPosterior:
                               log_shift=float(nd["shift"][i]),
                               total=float(self.summary[i, TOTAL]), tau=nd["tau"][i, nodes],
                               weight=nd["weight"][i, nodes], mu_mean=nd["mu_mean"][i, nodes],
-                              mu_var=nd["mu_var"][i, nodes])
+                              mu_var=nd["mu_var"][i, nodes], adaptive=True)
 
 
 def _key(obj):
