@@ -388,7 +388,11 @@ def run(path, out, settings: Settings = Settings(), resume: bool = False, restar
     total, studies = count(path, settings, chunk_rows)   # every row checked before any output
     if not total:
         raise InputError("has no meta-analyses (only a header)", file=str(path))
-    # an unknown --prior fails here, before any output
+    # a tolerance out of range (bp.run_database; the command line checks its own --tol) and an
+    # unknown --prior fail here, before any output
+    from bayes_pip.engines.batch import check_tol
+
+    check_tol(settings.tol)
     resolved_prior(settings.prior, settings.measure or BAYESIAN[0], settings.benefit or "lower",
                    settings.prior_dir)
     # an unreachable scheduler fails here, before any output

@@ -241,6 +241,9 @@ def test_cli_names_what_it_needs_and_runs(tmp_path):
         assert r.returncode == 2 and f"--tol {float(tol):g}: give a number from 1e-13 to " \
             "0.0001" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not (tmp_path / "o").exists()
+    with pytest.raises(InputError, match="tol=0: give the quadrature's relative error tolerance"):
+        database.run(path, tmp_path / "o", database.Settings(measure="OR", benefit="lower", tol=0))
+    assert not (tmp_path / "o").exists()
     r = run_main("database", str(path), "--out", str(tmp_path / "o"), "--measure", "OR",
                  "--benefit", "lower", "--no-evidence")
     assert r.returncode == 0, r.stderr
